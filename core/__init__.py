@@ -1,0 +1,26 @@
+"""Core: the app's foundations, people, organisations, roles, auth, audit log, outbox and jobs."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+
+def init_app(app: Flask) -> None:
+    """core registers itself the way every domain package does."""
+    from core import api, cli, templating, views
+    from core.auth import is_api_request
+    from core.errors import KequipError
+    from core.jobs import JOBS
+    from core.scheduler import register_jobs
+
+    app.register_blueprint(views.bp)
+    api.register(app)
+    templating.register(app)
+    cli.register(app)
+    register_jobs(app, JOBS)
+
+    def handle_error(error: Exception):
+        return api.error_response(error) if is_api_request() else views.error_page(error)
+
+    for exception in (HTTPException, KequipError, Exception):
+        app.register_error_handler(exception, handle_error)

@@ -1,0 +1,121 @@
+"""Database foundations: the declarative base, column types, and the unit of work (STYLE 2.3, 2.6)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Annotated
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Stores aware instants as UTC; refuses naive values; returns aware UTC values (SQLite drops tzinfo)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: times are stored as aware UTC instants")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UTCTime = Annotated[datetime, mapped_column(UTCDateTime())]
+Fen = Annotated[int, mapped_column(sa.BigInteger)]
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def str_enum(enum_class: type[StrEnum], *, name: str | None = None) -> sa.Enum:
+    """An enum column storing the lowercase values, with a named CHECK of the allowed ones."""
+    return sa.Enum(
+        enum_class,
+        name=name or enum_class.__name__.lower(),
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@sa.event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
+    """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest, and enforce foreign keys."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+@sa.event.listens_for(Engine, "begin")
+def _sqlite_on_begin(connection: sa.Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # IMMEDIATE takes the write lock at once: concurrent writers queue instead of failing mid-way.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("immediate") else "BEGIN")
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One request or job run: commit once at the end, roll back on any error and re-raise."""
+    from core.extensions import db
+
+    session = db.session
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def make_append_only(op, table: str) -> None:
+    """In a migration: refuse UPDATE and DELETE (and TRUNCATE) on a table, on SQLite and PostgreSQL."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("""CREATE OR REPLACE FUNCTION kequip_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$""")
+        op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                   "FOR EACH ROW EXECUTE FUNCTION kequip_refuse_change()")
+        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION kequip_refuse_change()")
+    else:
+        for event in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} "
+                       f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
+
+
+def drop_append_only(op, table: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+    else:
+        for event in ("update", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{event}")

@@ -1,0 +1,39 @@
+"""Errors a service raises: a code, a translated message and an HTTP status (STYLE 2.8)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class KequipError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, details: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.details = details
+
+
+class RuleBroken(KequipError):
+    status = 422
+
+
+class Conflict(KequipError):
+    status = 409
+
+
+class Forbidden(KequipError):
+    status = 403
+
+
+class NotFound(KequipError):
+    status = 404
+
+
+class IllegalTransition(RuleBroken):
+    pass
+
+
+class Unauthorized(KequipError):
+    status = 401

@@ -1,0 +1,127 @@
+"""Page forms of core: shape only; the rules live in services (STYLE 2.9)."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from stdnum.cn import uscc
+from wtforms import (BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField,
+                     SubmitField, TextAreaField)
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+
+from core.errors import KequipError
+from core.models import (INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS,
+                         VERIFICATION_STATE_LABELS)
+from core.services import MIN_PASSWORD_LENGTH
+
+LANGUAGE_CHOICES = [("zh_CN", "简体中文"), ("en", "English")]
+
+
+def _choices(labels: dict) -> list[tuple[str, object]]:
+    return [(member.value, label) for member, label in labels.items()]
+
+
+def _check_credit_code(form: FlaskForm, field: StringField) -> None:
+    if field.data and not uscc.is_valid(field.data.strip()):
+        raise ValidationError(_("The check digit of this credit code is wrong."))
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    remember = BooleanField(_l("Keep me logged in"))
+    submit = SubmitField(_l("Log in"))
+
+
+class RegistrationForm(FlaskForm):
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
+    password_again = PasswordField(_l("Password again"),
+                                   validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
+    enterprise_name = StringField(_l("Enterprise name"), validators=[DataRequired(), Length(max=200)])
+    credit_code = StringField(_l("Unified social credit code"),
+                              validators=[DataRequired(), Length(18, 18), _check_credit_code])
+    legal_representative = StringField(_l("Legal representative"), validators=[DataRequired(), Length(max=100)])
+    address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+    is_tech_sme = BooleanField(_l("Registered technology-based SME"))
+    submit = SubmitField(_l("Register"))
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField(_l("Send me a link"))
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
+    password_again = PasswordField(_l("Password again"),
+                                   validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
+    submit = SubmitField(_l("Set the password"))
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
+    locale = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
+    submit = SubmitField(_l("Save"))
+
+
+class OrganisationForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+    submit = SubmitField(_l("Save"))
+
+
+class EnterpriseForm(OrganisationForm):
+    legal_representative = StringField(_l("Legal representative"), validators=[DataRequired(), Length(max=100)])
+    is_tech_sme = BooleanField(_l("Registered technology-based SME"))
+
+
+class BureauEnterpriseForm(EnterpriseForm):
+    credit_code = StringField(_l("Unified social credit code"),
+                              validators=[DataRequired(), Length(18, 18), _check_credit_code])
+
+
+class PlatformForm(OrganisationForm):
+    platform_type = SelectField(_l("Type"), choices=_choices(PLATFORM_TYPE_LABELS))
+    legal_form = SelectField(_l("Legal form"), choices=_choices(LEGAL_FORM_LABELS))
+    industries = SelectMultipleField(_l("Industries"), choices=_choices(INDUSTRY_LABELS),
+                                     validators=[DataRequired()])
+    description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=5000)])
+
+
+class VerificationForm(FlaskForm):
+    decision = SelectField(_l("Decision"), choices=[
+        (state.value, label) for state, label in VERIFICATION_STATE_LABELS.items()])
+    note = StringField(_l("Note or reason"), validators=[Optional(), Length(max=500)])
+    submit = SubmitField(_l("Record the decision"))
+
+
+class RoleGrantForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=_choices(ROLE_LABELS))
+    organisation_id = SelectField(_l("Organisation"), coerce=int, validators=[Optional()])
+    submit = SubmitField(_l("Grant"))
+
+    def fill_organisations(self, organisations: list) -> None:
+        self.organisation_id.choices = [(0, _("— none —"))] + [(o.id, o.name) for o in organisations]
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    action = StringField(_l("Action"), validators=[Optional(), Length(max=80)])
+    subject_type = StringField(_l("Object type"), validators=[Optional(), Length(max=50)])
+    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=100)])
+
+
+
+def show_rule_error(form: FlaskForm, error: KequipError) -> bool:
+    """Put a service's error beside its field; False when the form has no such field (flash it then)."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is None:
+        return False
+    field.errors = [*field.errors, error.message]
+    return True

@@ -1,0 +1,29 @@
+"""Core's jobs: mail delivery and housekeeping; each safe to run twice (STYLE 2.11)."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from core.db import unit_of_work, utcnow
+from core.models import RateLimitCounter
+from core.outbox import send_pending
+from core.scheduler import Job
+
+
+def send_outbox(now: datetime | None = None) -> int:
+    """Send the mail that waits; a sent message is never selected again."""
+    with unit_of_work() as session:
+        return send_pending(session, now=now or utcnow())
+
+
+def purge_rate_limit_counters() -> int:
+    with unit_of_work() as session:
+        return session.execute(sa.delete(RateLimitCounter).where(RateLimitCounter.expires_at <= time.time())).rowcount
+
+
+JOBS = [
+    Job("send_outbox", send_outbox, "interval", {"seconds": 15}),
+    Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1}),
+]

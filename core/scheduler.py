@@ -1,0 +1,152 @@
+"""APScheduler, once across every worker and machine: whoever holds the lock runs the jobs (STYLE 2.11).
+
+The lock is a PostgreSQL advisory lock held on a dedicated connection, or a file lock beside the
+SQLite database. Processes without the lock stand by and try again, so one takes over when the
+holder stops."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from filelock import FileLock, Timeout
+from flask import Flask
+
+from core.extensions import db
+
+log = logging.getLogger(__name__)
+ADVISORY_LOCK_KEY = 0x6B657175  # "kequ"
+JOBS_EXTENSION = "kequip.jobs"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    func: Callable[[], Any]
+    trigger: str = "interval"
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+
+
+def register_jobs(app: Flask, jobs: list[Job]) -> None:
+    registry: dict[str, Job] = app.extensions.setdefault(JOBS_EXTENSION, {})
+    for job in jobs:
+        if job.id in registry:
+            raise ValueError(f"job {job.id!r} registered twice")
+        registry[job.id] = job
+
+
+def registered_jobs(app: Flask) -> dict[str, Job]:
+    return dict(app.extensions.get(JOBS_EXTENSION, {}))
+
+
+def run_job(app: Flask, job: Job, *, reraise: bool = True) -> Any:
+    """Run one job in an app context. A failure is logged; the scheduler (reraise=False) goes on."""
+    with app.app_context():
+        try:
+            result = job.func()
+        except Exception:
+            log.exception("job %s failed", job.id)
+            if reraise:
+                raise
+            return None
+        finally:
+            db.session.remove()
+        log.info("job %s done: %s", job.id, result)
+        return result
+
+
+class SchedulerLock:
+    def __init__(self, app: Flask):
+        self.app = app
+        self._connection: sa.Connection | None = None
+        self._file_lock: FileLock | None = None
+
+    def acquire(self) -> bool:
+        with self.app.app_context():
+            engine = db.engine
+            if engine.dialect.name == "postgresql":
+                connection = engine.connect()
+                if connection.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}):
+                    connection.commit()
+                    self._connection = connection
+                    return True
+                connection.close()
+                return False
+        lock = FileLock(self.app.config["SCHEDULER_LOCK_FILE"], thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        self._file_lock = lock
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # closing the session frees the advisory lock
+            self._connection = None
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
+
+
+class KequipScheduler:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.lock = SchedulerLock(app)
+        self.scheduler: BackgroundScheduler | None = None
+        self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler is not None
+
+    def _start_jobs(self) -> None:
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        for job in registered_jobs(self.app).values():
+            scheduler.add_job(run_job, job.trigger, args=[self.app, job], kwargs={"reraise": False},
+                              id=job.id, **job.trigger_args)
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info("scheduler lock held: running %d jobs", len(scheduler.get_jobs()))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self.lock.acquire():
+                self._start_jobs()
+                return
+            log.info("scheduler lock held elsewhere: standing by")
+            self._stop.wait(self.app.config["SCHEDULER_RETRY_SECONDS"])
+
+    def start(self) -> KequipScheduler:
+        self.thread = threading.Thread(target=self._loop, name="kequip-scheduler", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        self.lock.release()
+
+
+def start_scheduler(app: Flask) -> KequipScheduler | None:
+    if not app.config["SCHEDULER_ENABLED"]:
+        return None
+    return KequipScheduler(app).start()
+
+
+def serve_forever(app: Flask) -> None:
+    """`flask jobs scheduler`: a process that only runs jobs."""
+    scheduler = KequipScheduler(app).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        scheduler.stop()

@@ -1,0 +1,355 @@
+"""The rules about people, organisations, roles and tokens: plain functions over a session (STYLE 2.6)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+from core.audit import Actor, record_audit
+from core.auth import hash_password, hash_secret, new_secret, verify_password
+from core.errors import Forbidden, RuleBroken
+from core.models import (SCOPED_ROLES, ApiToken, AuditEntry, Enterprise, Organisation, OrganisationKind,
+                         PasswordResetToken, Platform, Role, RoleGrant, User, VerificationState,
+                         VERIFICATION_TRANSITIONS)
+from core.outbox import enqueue_mail
+from core.states import move
+
+MIN_PASSWORD_LENGTH = 8
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+def normalise_credit_code(value: str) -> str:
+    """The 18-character unified social credit code, checked by its GB 32100-2015 check digit."""
+    try:
+        return uscc.validate(value)
+    except StdnumError:
+        raise RuleBroken("invalid_credit_code", _("The check digit of this credit code is wrong."),
+                         field="credit_code") from None
+
+
+def can_manage_organisation(user: User | None, organisation: Organisation) -> bool:
+    if user is None:
+        return False
+    if user.has_role(Role.BUREAU_ADMIN):
+        return True
+    managers = {OrganisationKind.PLATFORM: (Role.PLATFORM_ADMIN,),
+                OrganisationKind.ENTERPRISE: (Role.ENTERPRISE_MEMBER,)}.get(organisation.kind, ())
+    return organisation.id in user.organisation_ids(*managers)
+
+
+def can_view_organisation(user: User | None, organisation: Organisation) -> bool:
+    if user is not None and user.has_role(Role.AUDITOR, Role.FINANCE_OFFICER):
+        return True
+    if user is not None and organisation.id in user.organisation_ids(*SCOPED_ROLES):
+        return True
+    return can_manage_organisation(user, organisation)
+
+
+def ensure_may_manage_organisation(user: User, organisation: Organisation) -> None:
+    if not can_manage_organisation(user, organisation):
+        raise Forbidden("forbidden", _("You may not change this organisation."))
+
+
+def ensure_may_view_organisation(user: User, organisation: Organisation) -> None:
+    if not can_view_organisation(user, organisation):
+        raise Forbidden("forbidden", _("You may not see this organisation."))
+
+
+def _ensure_password(password: str, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise RuleBroken("password_too_short",
+                         _("The password needs at least %(n)d characters.", n=MIN_PASSWORD_LENGTH), field=field)
+
+
+def _ensure_email_free(session: Session, email: str) -> None:
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise RuleBroken("email_taken", _("An account with this e-mail address exists already."), field="email")
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    email: str
+    name: str
+    phone: str | None
+    password: str
+    locale: str
+    enterprise_name: str
+    credit_code: str
+    legal_representative: str
+    address: str | None
+    is_tech_sme: bool
+
+
+def register_enterprise(session: Session, data: Registration, *, actor: Actor) -> User:
+    """A person registers with their enterprise; the enterprise waits for the bureau's verification."""
+    email = data.email.strip().lower()
+    credit_code = normalise_credit_code(data.credit_code)
+    _ensure_password(data.password)
+    _ensure_email_free(session, email)
+    if session.scalar(select(Enterprise.id).where(Enterprise.credit_code == credit_code)) is not None:
+        raise RuleBroken("enterprise_exists",
+                         _("This enterprise is registered already: ask its members to add you."), field="credit_code")
+    if session.scalar(select(Organisation.id).where(Organisation.name == data.enterprise_name.strip())):
+        raise RuleBroken("name_taken", _("An organisation with this name exists already."), field="enterprise_name")
+    enterprise = Enterprise(name=data.enterprise_name.strip(), credit_code=credit_code,
+                            legal_representative=data.legal_representative.strip(),
+                            address=data.address, is_tech_sme=data.is_tech_sme)
+    user = User(email=email, name=data.name.strip(), phone=data.phone, locale=data.locale,
+                password_hash=hash_password(data.password))
+    user.grants.append(RoleGrant(role=Role.ENTERPRISE_MEMBER, organisation=enterprise))
+    session.add_all([enterprise, user])
+    session.flush()
+    actor = Actor.of(user, actor.ip)
+    record_audit(session, actor, "enterprise.registered", enterprise, after=enterprise.audit_view())
+    record_audit(session, actor, "role.granted", user.grants[0],
+                 after={"user_id": user.id, "role": str(Role.ENTERPRISE_MEMBER), "organisation_id": enterprise.id})
+    return user
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User | None:
+    """The user, or None; the same work and answer for a wrong password and an unknown address."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if not verify_password(user, password) or not user.is_active:
+        return None
+    return user
+
+
+def request_password_reset(session: Session, *, email: str, now: datetime, ttl: timedelta) -> str | None:
+    """E-mail a one-time link if the address has an account; the caller says the same either way."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower(), User.is_active.is_(True)))
+    if user is None:
+        return None
+    token, token_hash = new_secret()
+    session.add(PasswordResetToken(user_id=user.id, token_hash=token_hash, created_at=now, expires_at=now + ttl))
+    enqueue_mail(session, to=user.email, locale=user.locale, template="password_reset",
+                 context={"name": user.name, "path": f"/password/reset/{token}",
+                          "minutes": int(ttl.total_seconds() // 60)})
+    return token
+
+
+def find_reset_token(session: Session, token: str, *, now: datetime) -> PasswordResetToken | None:
+    row = session.scalar(select(PasswordResetToken).where(PasswordResetToken.token_hash == hash_secret(token)))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
+def reset_password(session: Session, *, token: str, password: str, now: datetime, actor: Actor) -> User:
+    row = find_reset_token(session, token, now=now)
+    if row is None:
+        raise RuleBroken("token_invalid", _("This link has expired or was used already. Ask for a new one."))
+    _ensure_password(password)
+    user = row.user
+    user.password_hash = hash_password(password)
+    session.execute(sa.update(PasswordResetToken)
+                    .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+                    .values(used_at=now))
+    session.flush()
+    record_audit(session, Actor.of(user, actor.ip), "user.password_reset", user)
+    return user
+
+
+def update_profile(session: Session, user: User, *, actor: Actor, name: str, phone: str | None,
+                   locale: str) -> User:
+    before = {"name": user.name, "phone": user.phone, "locale": user.locale}
+    user.name, user.phone, user.locale = name.strip(), phone, locale
+    session.flush()
+    record_audit(session, actor, "user.updated", user, before=before,
+                 after={"name": user.name, "phone": user.phone, "locale": user.locale})
+    return user
+
+
+def issue_api_token(session: Session, user: User, *, actor: Actor, now: datetime,
+                    ttl: timedelta) -> tuple[str, ApiToken]:
+    token, token_hash = new_secret()
+    row = ApiToken(user_id=user.id, token_hash=token_hash, hint=token[:6], created_at=now, expires_at=now + ttl)
+    session.add(row)
+    session.flush()
+    record_audit(session, actor, "api_token.issued", row,
+                 after={"user_id": user.id, "hint": row.hint, "expires_at": row.expires_at.isoformat()})
+    return token, row
+
+
+def revoke_api_token(session: Session, row: ApiToken, *, actor: Actor, now: datetime) -> ApiToken:
+    if row.user_id != actor.user_id:
+        raise Forbidden("forbidden", _("You may revoke only your own tokens."))
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.flush()
+        record_audit(session, actor, "api_token.revoked", row, after={"hint": row.hint})
+    return row
+
+
+def list_api_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.created_at.desc())))
+
+
+# --- organisations ----------------------------------------------------------------------------
+
+def verify_enterprise(session: Session, enterprise: Enterprise, *, actor: Actor, to: VerificationState,
+                      note: str | None, now: datetime) -> Enterprise:
+    if to == VerificationState.REJECTED and not (note or "").strip():
+        raise RuleBroken("reason_required", _("Give the reason for the rejection."), field="note")
+    before = str(enterprise.verification_state)
+    move(enterprise, to, VERIFICATION_TRANSITIONS)
+    enterprise.verification_note = (note or "").strip() or None
+    enterprise.verified_at = now if to == VerificationState.VERIFIED else None
+    session.flush()
+    record_audit(session, actor, f"enterprise.{to.value}", enterprise,
+                 before={"verification_state": before},
+                 after={"verification_state": str(to), "note": enterprise.verification_note})
+    return enterprise
+
+
+EDITABLE_FIELDS = {
+    OrganisationKind.ENTERPRISE: ("name", "address", "legal_representative", "is_tech_sme"),
+    OrganisationKind.PLATFORM: ("name", "address", "platform_type", "legal_form", "industries", "description"),
+    OrganisationKind.BUREAU: ("name", "address"),
+}
+BUREAU_ONLY_FIELDS = {"credit_code"}
+
+
+def update_organisation(session: Session, organisation: Organisation, user: User, *, actor: Actor,
+                        changes: dict[str, Any]) -> Organisation:
+    """Change what the organisation's managers may change; the credit code only the bureau."""
+    ensure_may_manage_organisation(user, organisation)
+    allowed = set(EDITABLE_FIELDS[organisation.kind])
+    if isinstance(organisation, Enterprise) and user.has_role(Role.BUREAU_ADMIN):
+        allowed |= BUREAU_ONLY_FIELDS
+    unknown = set(changes) - allowed
+    if unknown:
+        raise Forbidden("forbidden", _("You may not change these fields: %(f)s", f=", ".join(sorted(unknown))))
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+        taken = session.scalar(select(Organisation.id).where(Organisation.name == changes["name"],
+                                                             Organisation.id != organisation.id))
+        if taken is not None:
+            raise RuleBroken("name_taken", _("An organisation with this name exists already."), field="name")
+    if "credit_code" in changes:
+        changes["credit_code"] = normalise_credit_code(changes["credit_code"])
+        taken = session.scalar(select(Enterprise.id).where(Enterprise.credit_code == changes["credit_code"],
+                                                           Enterprise.id != organisation.id))
+        if taken is not None:
+            raise RuleBroken("enterprise_exists", _("Another enterprise has this credit code."), field="credit_code")
+    before = organisation.audit_view()
+    for name, value in changes.items():
+        setattr(organisation, name, value)
+    session.flush()
+    after = organisation.audit_view()
+    if after != before:
+        record_audit(session, actor, f"{organisation.kind.value}.updated", organisation,
+                     before={k: v for k, v in before.items() if after.get(k) != v},
+                     after={k: v for k, v in after.items() if before.get(k) != v})
+    return organisation
+
+
+def list_organisations(session: Session, *, kind: OrganisationKind | None = None,
+                       state: VerificationState | None = None, q: str | None = None) -> sa.Select:
+    stmt = select(Organisation).order_by(Organisation.kind, Organisation.name)
+    if kind is not None:
+        stmt = stmt.where(Organisation.kind == kind)
+    if state is not None:
+        stmt = stmt.where(Organisation.id.in_(select(Enterprise.id).where(Enterprise.verification_state == state)))
+    if q:
+        stmt = stmt.where(Organisation.name.contains(q.strip()))
+    return stmt
+
+
+def list_platforms(session: Session) -> list[Platform]:
+    return list(session.scalars(select(Platform).order_by(Platform.name)))
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+def grant_role(session: Session, user: User, *, actor: Actor, role: Role,
+               organisation: Organisation | None) -> RoleGrant:
+    needed_kind = SCOPED_ROLES.get(role)
+    if needed_kind is None and organisation is not None:
+        raise RuleBroken("role_not_scoped", _("This role is not tied to an organisation."), field="organisation_id")
+    if needed_kind is not None and (organisation is None or organisation.kind != needed_kind):
+        raise RuleBroken("organisation_required",
+                         _("This role needs an organisation of the right kind."), field="organisation_id")
+    organisation_id = organisation.id if organisation is not None else None
+    if any(g.role == role and g.organisation_id == organisation_id for g in user.grants):
+        raise RuleBroken("role_held", _("The person holds this role already."), field="role")
+    grant = RoleGrant(role=role, organisation=organisation)
+    user.grants.append(grant)
+    session.flush()
+    record_audit(session, actor, "role.granted", grant,
+                 after={"user_id": user.id, "role": str(role), "organisation_id": organisation_id})
+    return grant
+
+
+def revoke_role(session: Session, grant: RoleGrant, *, actor: Actor) -> None:
+    if grant.user_id == actor.user_id and grant.role == Role.BUREAU_ADMIN:
+        raise RuleBroken("own_admin_role", _("You cannot revoke your own bureau admin role."))
+    record_audit(session, actor, "role.revoked", grant,
+                 before={"user_id": grant.user_id, "role": str(grant.role), "organisation_id": grant.organisation_id})
+    grant.user.grants.remove(grant)
+    session.flush()
+
+
+def list_users(session: Session, *, q: str | None = None) -> sa.Select:
+    stmt = select(User).order_by(User.email)
+    if q:
+        pattern = f"%{q.strip().lower()}%"
+        stmt = stmt.where(sa.or_(User.email.like(pattern), User.name.contains(q.strip())))
+    return stmt
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+def list_audit_entries(session: Session, *, action: str | None = None, subject_type: str | None = None,
+                       subject_id: int | None = None, actor: str | None = None,
+                       since: datetime | None = None, until: datetime | None = None) -> sa.Select:
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if action:
+        stmt = stmt.where(AuditEntry.action.startswith(action.strip()))
+    if subject_type:
+        stmt = stmt.where(AuditEntry.subject_type == subject_type)
+    if subject_id is not None:
+        stmt = stmt.where(AuditEntry.subject_id == subject_id)
+    if actor:
+        stmt = stmt.where(AuditEntry.actor_label.contains(actor.strip().lower()))
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.at < until)
+    return stmt
+
+
+def list_members(session: Session, organisation: Organisation) -> list[RoleGrant]:
+    return list(session.scalars(select(RoleGrant).where(RoleGrant.organisation_id == organisation.id)
+                                .join(User).order_by(User.email)))
+
+
+def list_scoped_organisations(session: Session) -> list[Organisation]:
+    """Organisations a scoped role can be tied to: platforms and enterprises."""
+    return list(session.scalars(select(Organisation).where(Organisation.kind != OrganisationKind.BUREAU)
+                                .order_by(Organisation.kind, Organisation.name)))
+
+
+def dashboard_summary(session: Session, user: User) -> dict[str, Any]:
+    """What each of the person's roles needs to see first."""
+    summary: dict[str, Any] = {"organisations": [g.organisation for g in user.grants if g.organisation]}
+    if user.has_role(Role.BUREAU_ADMIN):
+        counts = dict(session.execute(select(Organisation.kind, sa.func.count()).group_by(Organisation.kind)).all())
+        summary["counts"] = {str(kind): counts.get(kind, 0) for kind in OrganisationKind}
+        summary["pending_enterprises"] = session.scalar(
+            select(sa.func.count()).select_from(Enterprise)
+            .where(Enterprise.verification_state == VerificationState.PENDING))
+        summary["users"] = session.scalar(select(sa.func.count()).select_from(User))
+    if user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR):
+        summary["recent_audit"] = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(5)))
+    return summary

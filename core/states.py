@@ -1,0 +1,25 @@
+"""The one way to change a lifecycle state (STYLE 2.4)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Protocol
+
+from flask_babel import gettext as _
+
+from core.errors import IllegalTransition
+
+
+class HasState(Protocol):
+    state: StrEnum
+
+
+def can_move(obj: HasState, to: StrEnum, allowed: Mapping[StrEnum, set[StrEnum]]) -> bool:
+    return to in allowed.get(obj.state, set())
+
+
+def move(obj: HasState, to: StrEnum, allowed: Mapping[StrEnum, set[StrEnum]]) -> None:
+    if not can_move(obj, to, allowed):
+        raise IllegalTransition("illegal_transition",
+                                _("Cannot go from %(a)s to %(b)s.", a=str(obj.state), b=str(to)))
+    obj.state = to

@@ -1,0 +1,59 @@
+"""What every template may use: the navigation by role, labels, and local-time formatting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Flask, current_app, request
+from flask_babel import format_datetime
+from flask_babel import lazy_gettext as _l
+
+from core.auth import AccessRule, current_principal
+from core.models import (BUREAU_KIND_LABELS, INDUSTRY_LABELS, LEGAL_FORM_LABELS, ORGANISATION_KIND_LABELS,
+                         PLATFORM_TYPE_LABELS, ROLE_LABELS, VERIFICATION_STATE_LABELS, Role, User)
+
+NAV_EXTENSION = "kequip.nav"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: object
+    rule: AccessRule
+
+
+def register_nav(app: Flask, items: list[NavItem]) -> None:
+    app.extensions.setdefault(NAV_EXTENSION, []).extend(items)
+
+
+def nav_for(user: User | None) -> list[NavItem]:
+    return [item for item in current_app.extensions.get(NAV_EXTENSION, [])
+            if user is not None and item.rule.allows(user)]
+
+
+CORE_NAV = [
+    NavItem("core.dashboard", _l("Dashboard"), AccessRule(frozenset())),
+    NavItem("core.organisations", _l("Organisations"),
+            AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER}))),
+    NavItem("core.users", _l("People and roles"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
+    NavItem("core.audit_log", _l("Audit log"), AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR}))),
+]
+
+
+def local_datetime(value: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") -> str:
+    """An aware UTC instant shown in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE)."""
+    return "" if value is None else format_datetime(value, pattern)
+
+
+def register(app: Flask) -> None:
+    register_nav(app, CORE_NAV)
+    app.add_template_filter(local_datetime, "local_dt")
+
+    @app.context_processor
+    def inject() -> dict:
+        user = current_principal() if request else None
+        return {"principal": user, "nav_items": nav_for(user),
+                "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
+                "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
+                "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,
+                "VERIFICATION_STATE_LABELS": VERIFICATION_STATE_LABELS}

@@ -1,0 +1,348 @@
+"""Pages of core: home, accounts, profile, and the bureau's organisations, roles and audit log."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import session as http_session
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import login_user, logout_user
+from werkzeug.exceptions import HTTPException
+
+from core import forms, services
+from core.auth import current_actor, current_principal, public, requires
+from core.db import unit_of_work, utcnow
+from core.errors import KequipError, RuleBroken
+from core.extensions import db
+from core.models import (ApiToken, Enterprise, Organisation, OrganisationKind, Platform, Role, RoleGrant, User,
+                         VerificationState)
+from core.ratelimit import limit_login_failures
+
+log = logging.getLogger(__name__)
+bp = Blueprint("core", __name__)
+PER_PAGE = 50
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site, never another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("core.dashboard")
+
+
+def _page() -> int:
+    return request.args.get("page", 1, type=int) or 1
+
+
+def _fail(form: forms.FlaskForm, error: KequipError) -> None:
+    if not forms.show_rule_error(form, error):
+        flash(error.message, "danger")
+
+
+def error_page(error: Exception) -> ResponseReturnValue:
+    if isinstance(error, KequipError):
+        status, message = error.status, error.message
+    elif isinstance(error, HTTPException) and error.code and error.code < 500:
+        status, message = error.code, None
+    else:
+        if not isinstance(error, HTTPException):
+            log.exception("unhandled error on a page", exc_info=error)
+        status, message = 500, None
+    if status == 401:
+        form = forms.LoginForm()
+        return render_template("core/login.html", form=form, next=request.full_path.rstrip("?"),
+                               must_log_in=True), 401
+    template = f"errors/{status}.html" if status in (403, 404, 429, 500) else "errors/other.html"
+    headers = getattr(error, "headers", None) if status == 429 else None
+    return render_template(template, status=status, message=message), status, headers or {}
+
+
+# --- public pages -----------------------------------------------------------------------------
+
+@bp.route("/")
+@public
+def home():
+    return render_template("core/home.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limit_login_failures
+def login():
+    form = forms.LoginForm()
+    if form.validate_on_submit():
+        with unit_of_work() as session:
+            user = services.authenticate(session, email=form.email.data, password=form.password.data)
+        if user is not None:
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(request.args.get("next")))
+        g.login_failed = True
+        flash(_("Wrong e-mail or password."), "danger")
+    return render_template("core/login.html", form=form, next=request.args.get("next"))
+
+
+@bp.route("/logout", methods=["POST"])
+@requires()
+def logout():
+    logout_user()
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("core.home"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@public
+def register():
+    form = forms.RegistrationForm()
+    if form.validate_on_submit():
+        data = services.Registration(
+            email=form.email.data, name=form.name.data, phone=form.phone.data or None,
+            password=form.password.data, locale=str(get_locale()),
+            enterprise_name=form.enterprise_name.data, credit_code=form.credit_code.data,
+            legal_representative=form.legal_representative.data, address=form.address.data or None,
+            is_tech_sme=form.is_tech_sme.data)
+        try:
+            with unit_of_work() as session:
+                user = services.register_enterprise(session, data, actor=current_actor())
+        except RuleBroken as error:
+            _fail(form, error)
+        else:
+            login_user(user)
+            flash(_("Welcome! The bureau verifies your enterprise before you may book."), "success")
+            return redirect(url_for("core.dashboard"))
+    return render_template("core/register.html", form=form)
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+@public
+def request_password_reset():
+    form = forms.ResetRequestForm()
+    if form.validate_on_submit():
+        ttl = timedelta(minutes=current_app.config["PASSWORD_RESET_TTL_MINUTES"])
+        with unit_of_work() as session:
+            services.request_password_reset(session, email=form.email.data, now=utcnow(), ttl=ttl)
+        flash(_("If an account has this address, a link to set a new password is on its way."), "info")
+        return redirect(url_for("core.login"))
+    return render_template("core/reset_request.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str):
+    if services.find_reset_token(db.session, token, now=utcnow()) is None:
+        flash(_("This link has expired or was used already. Ask for a new one."), "danger")
+        return redirect(url_for("core.request_password_reset"))
+    form = forms.ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.reset_password(session, token=token, password=form.password.data, now=utcnow(),
+                                        actor=current_actor())
+        except RuleBroken as error:
+            _fail(form, error)
+        else:
+            flash(_("Your password is set. Log in with it."), "success")
+            return redirect(url_for("core.login"))
+    return render_template("core/reset_password.html", form=form)
+
+
+# --- for everyone logged in -------------------------------------------------------------------
+
+@bp.route("/dashboard")
+@requires()
+def dashboard():
+    user = current_principal()
+    return render_template("core/dashboard.html", summary=services.dashboard_summary(db.session, user))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@requires()
+def profile():
+    user = current_principal()
+    form = forms.ProfileForm(obj=user)
+    new_token = None
+    if form.validate_on_submit():
+        with unit_of_work() as session:
+            services.update_profile(session, user, actor=current_actor(), name=form.name.data,
+                                    phone=form.phone.data or None, locale=form.locale.data)
+        http_session.pop("lang", None)  # the saved preference now decides
+        flash(_("Your profile is saved."), "success")
+        return redirect(url_for("core.profile"))
+    return render_template("core/profile.html", form=form, new_token=new_token,
+                           tokens=services.list_api_tokens(db.session, user), now=utcnow())
+
+
+@bp.route("/profile/tokens", methods=["POST"])
+@requires()
+def create_api_token():
+    user = current_principal()
+    ttl = timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
+    with unit_of_work() as session:
+        token, _row = services.issue_api_token(session, user, actor=current_actor(), now=utcnow(), ttl=ttl)
+    return render_template("core/profile.html", form=forms.ProfileForm(obj=user),
+                           new_token=token, tokens=services.list_api_tokens(db.session, user), now=utcnow())
+
+
+@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@requires()
+def revoke_api_token(token_id: int):
+    row = db.get_or_404(ApiToken, token_id)
+    with unit_of_work() as session:
+        services.revoke_api_token(session, row, actor=current_actor(), now=utcnow())
+    flash(_("The token is revoked."), "success")
+    return redirect(url_for("core.profile"))
+
+
+# --- organisations ----------------------------------------------------------------------------
+
+@bp.route("/organisations")
+@requires(Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER)
+def organisations():
+    kind = request.args.get("kind")
+    state = request.args.get("state")
+    stmt = services.list_organisations(
+        db.session, kind=OrganisationKind(kind) if kind in set(OrganisationKind) else None,
+        state=VerificationState(state) if state in set(VerificationState) else None, q=request.args.get("q"))
+    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    return render_template("core/organisations.html", page=page, kind=kind, state=state,
+                           q=request.args.get("q", ""))
+
+
+@bp.route("/organisations/<int:org_id>")
+@requires()
+def organisation(org_id: int):
+    org = db.get_or_404(Organisation, org_id)
+    user = current_principal()
+    services.ensure_may_view_organisation(user, org)
+    members = services.list_members(db.session, org)
+    return render_template("core/organisation.html", org=org, members=members,
+                           may_edit=services.can_manage_organisation(user, org),
+                           may_verify=isinstance(org, Enterprise) and user.has_role(Role.BUREAU_ADMIN),
+                           verification_form=forms.VerificationForm())
+
+
+def _organisation_form(org: Organisation, user: User) -> forms.OrganisationForm:
+    if isinstance(org, Platform):
+        form = forms.PlatformForm(obj=org)
+        if not form.is_submitted():
+            form.industries.data = [i.value for i in org.industries]
+        return form
+    if isinstance(org, Enterprise):
+        form_class = forms.BureauEnterpriseForm if user.has_role(Role.BUREAU_ADMIN) else forms.EnterpriseForm
+        return form_class(obj=org)
+    return forms.OrganisationForm(obj=org)
+
+
+@bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
+@requires(Role.BUREAU_ADMIN, Role.PLATFORM_ADMIN, Role.ENTERPRISE_MEMBER)
+def edit_organisation(org_id: int):
+    org = db.get_or_404(Organisation, org_id)
+    user = current_principal()
+    services.ensure_may_manage_organisation(user, org)
+    form = _organisation_form(org, user)
+    if form.validate_on_submit():
+        changes = {name: field.data for name, field in form._fields.items()
+                   if name not in ("submit", "csrf_token")}
+        if "address" in changes:
+            changes["address"] = changes["address"] or None
+        try:
+            with unit_of_work() as session:
+                services.update_organisation(session, org, user, actor=current_actor(), changes=changes)
+        except RuleBroken as error:
+            _fail(form, error)
+        else:
+            flash(_("Saved."), "success")
+            return redirect(url_for("core.organisation", org_id=org.id))
+    return render_template("core/organisation_edit.html", org=org, form=form)
+
+
+@bp.route("/organisations/<int:org_id>/verify", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def verify_organisation(org_id: int):
+    enterprise = db.get_or_404(Enterprise, org_id)
+    form = forms.VerificationForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.verify_enterprise(session, enterprise, actor=current_actor(),
+                                           to=VerificationState(form.decision.data), note=form.note.data,
+                                           now=utcnow())
+        except RuleBroken as error:
+            flash(error.message, "danger")
+        else:
+            flash(_("The decision is recorded."), "success")
+    else:
+        flash(_("Choose a decision."), "danger")
+    return redirect(url_for("core.organisation", org_id=enterprise.id))
+
+
+# --- people and roles -------------------------------------------------------------------------
+
+@bp.route("/users")
+@requires(Role.BUREAU_ADMIN)
+def users():
+    stmt = services.list_users(db.session, q=request.args.get("q"))
+    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    return render_template("core/users.html", page=page, q=request.args.get("q", ""))
+
+
+def _grant_form() -> forms.RoleGrantForm:
+    form = forms.RoleGrantForm()
+    form.fill_organisations(services.list_scoped_organisations(db.session))
+    return form
+
+
+@bp.route("/users/<int:user_id>")
+@requires(Role.BUREAU_ADMIN)
+def user_detail(user_id: int):
+    person = db.get_or_404(User, user_id)
+    return render_template("core/user.html", person=person, form=_grant_form())
+
+
+@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def grant_role(user_id: int):
+    person = db.get_or_404(User, user_id)
+    form = _grant_form()
+    if form.validate_on_submit():
+        organisation = db.session.get(Organisation, form.organisation_id.data) if form.organisation_id.data else None
+        try:
+            with unit_of_work() as session:
+                services.grant_role(session, person, actor=current_actor(), role=Role(form.role.data),
+                                    organisation=organisation)
+        except RuleBroken as error:
+            _fail(form, error)
+        else:
+            flash(_("The role is granted."), "success")
+            return redirect(url_for("core.user_detail", user_id=person.id))
+    return render_template("core/user.html", person=person, form=form), 422
+
+
+@bp.route("/roles/<int:grant_id>/revoke", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def revoke_role(grant_id: int):
+    grant = db.get_or_404(RoleGrant, grant_id)
+    user_id = grant.user_id
+    try:
+        with unit_of_work() as session:
+            services.revoke_role(session, grant, actor=current_actor())
+    except RuleBroken as error:
+        flash(error.message, "danger")
+    else:
+        flash(_("The role is revoked."), "success")
+    return redirect(url_for("core.user_detail", user_id=user_id))
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+@bp.route("/audit")
+@requires(Role.BUREAU_ADMIN, Role.AUDITOR)
+def audit_log():
+    form = forms.AuditFilterForm(request.args)
+    form.validate()
+    stmt = services.list_audit_entries(db.session, action=form.action.data, subject_type=form.subject_type.data,
+                                       actor=form.actor.data)
+    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    return render_template("core/audit.html", form=form, page=page)

@@ -1,0 +1,15 @@
+"""gunicorn, as `make run` starts it: several workers; one of them runs the scheduler (the lock decides)."""
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count() * 2)))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
+accesslog = "-"
+timeout = 60
+
+
+def post_worker_init(worker):
+    from core.scheduler import start_scheduler
+
+    start_scheduler(worker.wsgi)
