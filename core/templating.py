@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask, current_app, request
-from flask_babel import format_datetime
+from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_principal
@@ -52,7 +52,7 @@ def register(app: Flask) -> None:
     @app.context_processor
     def inject() -> dict:
         user = current_principal() if request else None
-        return {"principal": user, "nav_items": nav_for(user),
+        return {"principal": user, "nav_items": nav_for(user), "current_locale": str(get_locale()),
                 "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
                 "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
                 "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,
