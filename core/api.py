@@ -64,7 +64,7 @@ def error_response(error: Exception) -> ResponseReturnValue:
         status = error.code
         code = HTTP_ERROR_CODES.get(status, "bad_request")
         message = _http_message(status)
-        exc = (getattr(error, "data", None) or {}).get("exc")
+        exc = getattr(error, "exc", None)  # webargs keeps the parse error here
         if status == 400 and isinstance(exc, ValueError):  # webargs: the body is not JSON
             code, message = "invalid_json", _("The body is not valid JSON.")
         fields = _field_errors(error) if status == 422 else None

@@ -1,7 +1,7 @@
 """Every Flask extension, created unbound and bound by init_extensions (STYLE 2.2)."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
@@ -48,7 +48,22 @@ api = KequipApi(spec_kwargs={"components": {"securitySchemes": {
 
 
 def select_locale() -> str:
+    """?lang= (kept in the session), else the person's preference, else Chinese."""
+    g.language = _choose_language()
+    return g.language
+
+
+def current_language() -> str:
+    """The chosen code as configured ("zh_CN" or "en"); Babel itself would say "zh_Hans_CN"."""
+    if "language" not in g:
+        g.language = _choose_language()
+    return g.language
+
+
+def _choose_language() -> str:
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     asked = request.args.get("lang")
     if asked in languages:
         if request.blueprint is None or not request.blueprint.startswith("api"):

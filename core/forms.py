@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from stdnum.cn import uscc
 from wtforms import (BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField,
                      SubmitField, TextAreaField)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from core.errors import KequipError
@@ -14,11 +15,11 @@ from core.models import (INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABEL
                          VERIFICATION_STATE_LABELS)
 from core.services import MIN_PASSWORD_LENGTH
 
-LANGUAGE_CHOICES = [("zh_CN", "简体中文"), ("en", "English")]
+LANGUAGE_CHOICES = [SelectChoice("zh_CN", "简体中文"), SelectChoice("en", "English")]
 
 
-def _choices(labels: dict) -> list[tuple[str, object]]:
-    return [(member.value, label) for member, label in labels.items()]
+def _choices(labels: dict) -> list[SelectChoice]:
+    return [SelectChoice(member.value, label) for member, label in labels.items()]
 
 
 def _check_credit_code(form: FlaskForm, field: StringField) -> None:
@@ -93,8 +94,7 @@ class PlatformForm(OrganisationForm):
 
 
 class VerificationForm(FlaskForm):
-    decision = SelectField(_l("Decision"), choices=[
-        (state.value, label) for state, label in VERIFICATION_STATE_LABELS.items()])
+    decision = SelectField(_l("Decision"), choices=_choices(VERIFICATION_STATE_LABELS))
     note = StringField(_l("Note or reason"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Record the decision"))
 
@@ -105,7 +105,8 @@ class RoleGrantForm(FlaskForm):
     submit = SubmitField(_l("Grant"))
 
     def fill_organisations(self, organisations: list) -> None:
-        self.organisation_id.choices = [(0, _("— none —"))] + [(o.id, o.name) for o in organisations]
+        self.organisation_id.choices = [SelectChoice(0, _("— none —"))] + [
+            SelectChoice(o.id, o.name) for o in organisations]
 
 
 class AuditFilterForm(FlaskForm):

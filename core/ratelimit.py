@@ -78,7 +78,8 @@ def _login_limit() -> str:
 
 
 def _login_email() -> str:
-    email = request.form.get("email") or (request.get_json(silent=True) or {}).get("email") or ""
+    body = request.get_json(silent=True) if request.is_json else None
+    email = request.form.get("email") or (body.get("email") if isinstance(body, dict) else None) or ""
     return str(email).strip().lower()[:254]
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, current_app, request
-from flask_babel import format_datetime, get_locale
+from flask import Flask, current_app, has_request_context
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_principal
+from core.extensions import current_language
 from core.models import (BUREAU_KIND_LABELS, INDUSTRY_LABELS, LEGAL_FORM_LABELS, ORGANISATION_KIND_LABELS,
                          PLATFORM_TYPE_LABELS, ROLE_LABELS, VERIFICATION_STATE_LABELS, Role, User)
 
@@ -51,8 +52,8 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def inject() -> dict:
-        user = current_principal() if request else None
-        return {"principal": user, "nav_items": nav_for(user), "current_locale": str(get_locale()),
+        user = current_principal() if has_request_context() else None
+        return {"principal": user, "nav_items": nav_for(user), "current_locale": current_language(),
                 "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
                 "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
                 "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,

@@ -7,7 +7,6 @@ from datetime import timedelta
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask import session as http_session
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 from werkzeug.exceptions import HTTPException
@@ -16,7 +15,7 @@ from core import forms, services
 from core.auth import current_actor, current_principal, public, requires
 from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
-from core.extensions import db
+from core.extensions import current_language, db
 from core.models import (ApiToken, Enterprise, Organisation, OrganisationKind, Platform, Role, RoleGrant, User,
                          VerificationState)
 from core.ratelimit import limit_login_failures
@@ -99,7 +98,7 @@ def register():
     if form.validate_on_submit():
         data = services.Registration(
             email=form.email.data, name=form.name.data, phone=form.phone.data or None,
-            password=form.password.data, locale=str(get_locale()),
+            password=form.password.data, locale=current_language(),
             enterprise_name=form.enterprise_name.data, credit_code=form.credit_code.data,
             legal_representative=form.legal_representative.data, address=form.address.data or None,
             is_tech_sme=form.is_tech_sme.data)

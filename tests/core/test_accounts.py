@@ -1,0 +1,155 @@
+"""Accounts as a person meets them: registration, log-in, rate limit, password reset by mail, profile."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core import services
+from core.db import utcnow
+from core.demo import demo_credit_code
+from core.jobs import send_outbox
+from core.models import AuditEntry, Enterprise, OutboxMessage, PasswordResetToken, Role, User, VerificationState
+
+VALID_CODE = demo_credit_code(900)
+
+
+def registration(**changes) -> dict:
+    return {"name": "李雷", "email": "lilei@example.com", "phone": "13800000000", "password": "s3cret-pass",
+            "password_again": "s3cret-pass", "enterprise_name": "绍兴测试纺织有限公司", "credit_code": VALID_CODE,
+            "legal_representative": "韩梅梅", "address": "柯桥区测试路 1 号"} | changes
+
+
+def test_registration_creates_person_and_enterprise_awaiting_verification(client, session):
+    response = client.post("/register", data=registration(is_tech_sme="y"))
+    assert response.status_code == 302 and response.location.endswith("/dashboard")
+    user = session.scalar(select(User).where(User.email == "lilei@example.com"))
+    enterprise = session.scalar(select(Enterprise).where(Enterprise.credit_code == VALID_CODE))
+    assert enterprise.verification_state == VerificationState.PENDING and enterprise.is_tech_sme
+    assert [(g.role, g.organisation_id) for g in user.grants] == [(Role.ENTERPRISE_MEMBER, enterprise.id)]
+    assert user.password_hash.startswith("$argon2")
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert 'data-testid="verification"' in dashboard
+    actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == user.id)).all()
+    assert {"enterprise.registered", "role.granted"} <= set(actions)
+
+
+@pytest.mark.parametrize("code", ["91330621MA20000010", "12345", "91330621MA2000001!", ""])
+def test_registration_with_bad_credit_code_shows_error_beside_field_and_creates_nothing(client, session, code):
+    before = session.scalar(select(func.count()).select_from(User))
+    response = client.post("/register", data=registration(credit_code=code))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert re.search(r'id="credit_code"[^>]*is-invalid|is-invalid[^>]*id="credit_code"', html)
+    assert session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_registration_refuses_taken_email_and_registered_enterprise(client, session):
+    html = client.post("/register", data=registration(email="enterprise@kequip.test")).get_data(as_text=True)
+    assert re.search(r'id="email"[^>]*is-invalid|is-invalid[^>]*id="email"', html)
+    html = client.post("/register", data=registration(credit_code=demo_credit_code(1))).get_data(as_text=True)
+    assert re.search(r'id="credit_code"[^>]*is-invalid|is-invalid[^>]*id="credit_code"', html)
+
+
+def test_login_succeeds_and_redirects_only_to_local_next(client):
+    response = client.post("/login?next=https://evil.example/x",
+                           data={"email": "Bureau@Kequip.test", "password": "kequip-demo"})
+    assert response.status_code == 302 and response.location == "/dashboard"
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_wrong_password_and_unknown_email_give_the_same_message(client):
+    wrong = client.post("/login", data={"email": "bureau@kequip.test", "password": "nope"}).get_data(as_text=True)
+    unknown = client.post("/login", data={"email": "nobody@kequip.test", "password": "nope"}).get_data(as_text=True)
+    alert = re.compile(r'<div class="alert alert-danger"[^>]*>(.*?)</div>', re.S)
+    assert alert.findall(wrong) and alert.findall(wrong) == alert.findall(unknown)
+
+
+def test_sixth_failed_login_for_one_account_is_refused_with_429(client):
+    for _ in range(5):
+        assert client.post("/login", data={"email": "finance@kequip.test", "password": "x"}).status_code == 200
+    refused = client.post("/login", data={"email": "finance@kequip.test", "password": "kequip-demo"})
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
+    # another account from elsewhere is not affected
+    other = client.post("/login", data={"email": "auditor@kequip.test", "password": "kequip-demo"},
+                        environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert other.status_code == 302
+
+
+def test_failures_from_one_address_across_accounts_are_limited(client):
+    for n in range(5):
+        client.post("/login", data={"email": f"nobody{n}@kequip.test", "password": "x"},
+                    environ_base={"REMOTE_ADDR": "10.1.1.1"})
+    response = client.post("/login", data={"email": "bureau@kequip.test", "password": "kequip-demo"},
+                           environ_base={"REMOTE_ADDR": "10.1.1.1"})
+    assert response.status_code == 429
+
+
+def test_successful_logins_do_not_count_against_the_limit(client):
+    for _ in range(8):
+        response = client.post("/login", data={"email": "expert@kequip.test", "password": "kequip-demo"})
+        assert response.status_code == 302
+
+
+def test_password_reset_mail_arrives_in_chinese_with_a_working_single_use_link(app, client, session, smtp_server):
+    response = client.post("/password/reset", data={"email": "enterprise@kequip.test"})
+    assert response.status_code == 302
+    assert send_outbox() == 1
+    assert send_outbox() == 0  # a second run sends nothing twice
+    mail = smtp_server.wait_for("enterprise@kequip.test")
+    assert "密码" in mail["Subject"]
+    body = mail.get_body(("plain",)).get_content()
+    link = re.search(r"http://kequip\.test(/password/reset/\S+)", body).group(1)
+    assert client.get(link).status_code == 200
+    done = client.post(link, data={"password": "a-new-password", "password_again": "a-new-password"})
+    assert done.status_code == 302 and done.location.endswith("/login")
+    assert client.post("/login", data={"email": "enterprise@kequip.test", "password": "a-new-password"}
+                       ).status_code == 302
+    again = client.post(link, data={"password": "another-one!", "password_again": "another-one!"})
+    assert again.status_code == 302 and again.location.endswith("/password/reset")
+    assert services.authenticate(session, email="enterprise@kequip.test", password="another-one!") is None
+
+
+def test_reset_request_for_unknown_address_says_the_same_and_sends_nothing(client, session):
+    response = client.post("/password/reset", data={"email": "nobody@kequip.test"}, follow_redirects=True)
+    assert response.status_code == 200
+    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_expired_reset_token_is_refused(session, demo_user):
+    now = utcnow()
+    token = services.request_password_reset(session, email="auditor@kequip.test", now=now - timedelta(hours=2),
+                                            ttl=timedelta(hours=1))
+    assert services.find_reset_token(session, token, now=now) is None
+    row = session.scalar(select(PasswordResetToken))
+    assert row.token_hash != token  # only the hash is stored
+
+
+def test_profile_saves_name_phone_and_language(login_as, session, demo_user):
+    client = login_as("operator")
+    response = client.post("/profile", data={"name": "王操作", "phone": "0575-1234", "locale": "en"})
+    assert response.status_code == 302
+    user = demo_user("operator")
+    session.refresh(user)
+    assert (user.name, user.phone, user.locale) == ("王操作", "0575-1234", "en")
+    assert 'lang="en"' in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_profile_refuses_unknown_language(login_as):
+    response = login_as("operator").post("/profile", data={"name": "x", "locale": "fr"})
+    assert response.status_code == 200 and "is-invalid" in response.get_data(as_text=True)
+
+
+def test_logout_ends_the_session(login_as):
+    client = login_as("expert")
+    assert client.post("/logout").status_code == 302
+    assert client.get("/dashboard").status_code == 401
+
+
+def test_pages_are_chinese_by_default_and_english_on_request(client):
+    assert 'lang="zh-CN"' in client.get("/login").get_data(as_text=True)
+    assert 'lang="en"' in client.get("/login?lang=en").get_data(as_text=True)
+    assert 'lang="en"' in client.get("/login").get_data(as_text=True)  # the choice sticks
