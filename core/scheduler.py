@@ -113,14 +113,14 @@ class KequipScheduler:
                               id=job.id, **job.trigger_args)
         scheduler.start()
         self.scheduler = scheduler
-        log.info("scheduler lock held: running %d jobs", len(scheduler.get_jobs()))
+        log.info("scheduler started: this process holds the lock and runs %d jobs", len(scheduler.get_jobs()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self.lock.acquire():
                 self._start_jobs()
                 return
-            log.info("scheduler lock held elsewhere: standing by")
+            log.info("scheduler standing by: another process holds the lock")
             self._stop.wait(self.app.config["SCHEDULER_RETRY_SECONDS"])
 
     def start(self) -> KequipScheduler:

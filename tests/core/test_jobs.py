@@ -1,0 +1,82 @@
+"""Jobs: listed and run by name from the CLI, idempotent, and scheduled by exactly one process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from core.jobs import send_outbox
+from core.models import OutboxMessage
+from core.outbox import enqueue_mail
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_jobs_list_and_run_by_name(app, session):
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["jobs", "list"])
+    assert "send_outbox" in listed.output and "purge_rate_limit_counters" in listed.output
+    ran = runner.invoke(args=["jobs", "run", "send_outbox"])
+    assert ran.exit_code == 0 and "send_outbox: 0" in ran.output
+    unknown = runner.invoke(args=["jobs", "run", "no_such_job"])
+    assert unknown.exit_code != 0 and "no job" in unknown.output
+
+
+def test_outbox_keeps_mail_when_smtp_is_down_and_sends_it_later(app, session, smtp_server):
+    enqueue_mail(session, to="later@example.com", locale="en", template="password_reset",
+                 context={"name": "L", "path": "/password/reset/x", "minutes": 60})
+    session.flush()
+    app.config["MAIL_PORT"] = 1  # nothing listens there
+    try:
+        assert send_outbox() == 0
+    finally:
+        app.config["MAIL_PORT"] = smtp_server.port
+    message = session.scalar(select(OutboxMessage).where(OutboxMessage.to == "later@example.com"))
+    assert message.sent_at is None and message.attempts == 1 and message.last_error
+    assert send_outbox() == 1
+    assert smtp_server.wait_for("later@example.com")["Subject"]
+    assert session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))) == 0
+
+
+def _scheduler(app, tmp_path: Path, name: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "SCHEDULER_LOCK_FILE": str(tmp_path / "scheduler.lock"), "SCHEDULER_RETRY_SECONDS": "1",
+           "KEQUIP_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "x", "FLASK_APP": "core.app:create_app",
+           "MAIL_PORT": "1", "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / f"{name}.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "flask", "jobs", "scheduler"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for(path: Path, text: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_one_scheduler_runs_however_many_processes_start(app, tmp_path):
+    first = _scheduler(app, tmp_path, "first")
+    try:
+        assert _wait_for(tmp_path / "first.log", "scheduler started"), (tmp_path / "first.log").read_text()
+        second = _scheduler(app, tmp_path, "second")
+        try:
+            assert _wait_for(tmp_path / "second.log", "standing by"), (tmp_path / "second.log").read_text()
+            assert "scheduler started" not in (tmp_path / "second.log").read_text()
+            first.terminate()
+            first.wait(10)
+            # the stand-by process takes over once the holder is gone
+            assert _wait_for(tmp_path / "second.log", "scheduler started"), (tmp_path / "second.log").read_text()
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
