@@ -67,20 +67,24 @@ def utcnow() -> datetime:
 
 @sa.event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
-    """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest, and enforce foreign keys."""
+    """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign keys; let
+    readers go on while one writer writes (WAL); wait for the write lock rather than fail."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
 
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_on_begin(connection: sa.Connection) -> None:
+    """On SQLite every transaction takes the write lock when it begins (BEGIN IMMEDIATE): a check and
+    the write that depends on it can never interleave with another writer's, and a transaction never
+    fails half-way because a reader became a writer. Transactions are short (one request, one job)."""
     if connection.dialect.name == "sqlite":
-        # IMMEDIATE takes the write lock at once: concurrent writers queue instead of failing mid-way.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("immediate") else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

@@ -108,7 +108,11 @@ def register_enterprise(session: Session, data: Registration, *, actor: Actor) -
                 password_hash=hash_password(data.password))
     user.grants.append(RoleGrant(role=Role.ENTERPRISE_MEMBER, organisation=enterprise))
     session.add_all([enterprise, user])
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # a concurrent registration won the race for the same keys
+        raise RuleBroken("enterprise_exists", _("This enterprise or e-mail address was registered a moment ago."),
+                         field="credit_code") from None
     actor = Actor.of(user, actor.ip)
     record_audit(session, actor, "enterprise.registered", enterprise, after=enterprise.audit_view())
     record_audit(session, actor, "role.granted", user.grants[0],

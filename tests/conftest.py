@@ -48,6 +48,13 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
+@pytest.fixture
+def mailbox(smtp_server) -> SmtpServer:
+    """The SMTP server, emptied for this test."""
+    smtp_server.messages.clear()
+    return smtp_server
+
+
 @pytest.fixture(scope="session")
 def new_database(request, tmp_path_factory):
     """A factory of empty databases of the session's kind: new_database(kind, name) → URL."""

@@ -94,12 +94,12 @@ def test_successful_logins_do_not_count_against_the_limit(client):
         assert response.status_code == 302
 
 
-def test_password_reset_mail_arrives_in_chinese_with_a_working_single_use_link(app, client, session, smtp_server):
+def test_password_reset_mail_arrives_in_chinese_with_a_working_single_use_link(app, client, session, mailbox):
     response = client.post("/password/reset", data={"email": "enterprise@kequip.test"})
     assert response.status_code == 302
     assert send_outbox() == 1
     assert send_outbox() == 0  # a second run sends nothing twice
-    mail = smtp_server.wait_for("enterprise@kequip.test")
+    mail = mailbox.wait_for("enterprise@kequip.test")
     assert "密码" in mail["Subject"]
     body = mail.get_body(("plain",)).get_content()
     link = re.search(r"http://kequip\.test(/password/reset/\S+)", body).group(1)

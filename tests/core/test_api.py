@@ -89,7 +89,7 @@ def test_sixth_failed_token_request_is_429_rate_limited(api_as):
     assert error_of(response) == (429, "rate_limited")
 
 
-def test_unexpected_failure_is_500_internal_error_without_traceback(smtp_server, tmp_path):
+def test_unexpected_failure_is_500_internal_error_without_traceback(tmp_path):
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'x.sqlite'}")
 
     @app.get("/api/v1/boom")

@@ -26,7 +26,7 @@ def test_jobs_list_and_run_by_name(app, session):
     assert unknown.exit_code != 0 and "no job" in unknown.output
 
 
-def test_outbox_keeps_mail_when_smtp_is_down_and_sends_it_later(app, session, smtp_server):
+def test_outbox_keeps_mail_when_smtp_is_down_and_sends_it_later(app, session, mailbox):
     enqueue_mail(session, to="later@example.com", locale="en", template="password_reset",
                  context={"name": "L", "path": "/password/reset/x", "minutes": 60})
     session.flush()
@@ -34,11 +34,11 @@ def test_outbox_keeps_mail_when_smtp_is_down_and_sends_it_later(app, session, sm
     try:
         assert send_outbox() == 0
     finally:
-        app.config["MAIL_PORT"] = smtp_server.port
+        app.config["MAIL_PORT"] = mailbox.port
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.to == "later@example.com"))
     assert message.sent_at is None and message.attempts == 1 and message.last_error
     assert send_outbox() == 1
-    assert smtp_server.wait_for("later@example.com")["Subject"]
+    assert mailbox.wait_for("later@example.com")["Subject"]
     assert session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))) == 0
 
 
