@@ -31,7 +31,8 @@ def create_app(config_class: type[Config] = Config, **overrides) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + \
             app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("postgresql://")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     import core
     from core.extensions import init_extensions

@@ -22,6 +22,7 @@ from core.extensions import db
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x6B657175  # "kequ"
 JOBS_EXTENSION = "kequip.jobs"
+SCHEDULER_EXTENSION = "kequip.scheduler"
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def run_job(app: Flask, job: Job, *, reraise: bool = True) -> Any:
             return None
         finally:
             db.session.remove()
-        log.info("job %s done: %s", job.id, result)
+        log.log(logging.INFO if result else logging.DEBUG, "job %s done: %s", job.id, result)
         return result
 
 
@@ -116,11 +117,14 @@ class KequipScheduler:
         log.info("scheduler started: this process holds the lock and runs %d jobs", len(scheduler.get_jobs()))
 
     def _loop(self) -> None:
+        announced = False
         while not self._stop.is_set():
             if self.lock.acquire():
                 self._start_jobs()
                 return
-            log.info("scheduler standing by: another process holds the lock")
+            if not announced:
+                log.info("scheduler standing by: another process holds the lock")
+                announced = True
             self._stop.wait(self.app.config["SCHEDULER_RETRY_SECONDS"])
 
     def start(self) -> KequipScheduler:
@@ -136,17 +140,23 @@ class KequipScheduler:
         self.lock.release()
 
 
-def start_scheduler(app: Flask) -> KequipScheduler | None:
-    if not app.config["SCHEDULER_ENABLED"]:
+def start_scheduler(app: Flask, *, force: bool = False) -> KequipScheduler | None:
+    """Start (or stand by to start) the scheduler in this process. The app keeps it: were it garbage
+    collected, its lock (a file handle or a connection) would go with it and another process would
+    start a second scheduler."""
+    if not (force or app.config["SCHEDULER_ENABLED"]):
         return None
-    return KequipScheduler(app).start()
+    scheduler = app.extensions.get(SCHEDULER_EXTENSION)
+    if scheduler is None:
+        scheduler = app.extensions[SCHEDULER_EXTENSION] = KequipScheduler(app).start()
+    return scheduler
 
 
 def serve_forever(app: Flask) -> None:
     """`flask jobs scheduler`: a process that only runs jobs."""
-    scheduler = KequipScheduler(app).start()
+    start_scheduler(app, force=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        scheduler.stop()
+        app.extensions[SCHEDULER_EXTENSION].stop()

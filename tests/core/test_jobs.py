@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from core.jobs import send_outbox
 from core.models import OutboxMessage
 from core.outbox import enqueue_mail
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,3 +81,28 @@ def test_one_scheduler_runs_however_many_processes_start(app, tmp_path):
         if first.poll() is None:
             first.kill()
             first.wait(10)
+
+
+def test_gunicorn_workers_run_exactly_one_scheduler(app, tmp_path):
+    """As `make run` serves: several workers, each tries to start the scheduler, one holds the lock."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "PORT": str(port),
+           "WEB_CONCURRENCY": "3", "SCHEDULER_ENABLED": "1", "SCHEDULER_RETRY_SECONDS": "1", "SCHEDULER_LOCK_FILE": str(tmp_path / "s.lock"),
+           "KEQUIP_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "x", "MAIL_PORT": "1", "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+                                   "core.app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert _wait_for(log_path, "scheduler started"), log_path.read_text()
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count("scheduler standing by") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        gc_and_wait = time.monotonic() + 3  # a lost reference would free the lock within this time
+        while time.monotonic() < gc_and_wait:
+            time.sleep(0.2)
+        text = log_path.read_text()
+        assert text.count("scheduler started") == 1 and text.count("scheduler standing by") == 2, text
+    finally:
+        server.terminate()
+        server.wait(20)
