@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, V
 
 from core.errors import KequipError
 from core.models import (INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS,
-                         VERIFICATION_STATE_LABELS)
+                         VerificationState)
 from core.services import MIN_PASSWORD_LENGTH
 
 LANGUAGE_CHOICES = [SelectChoice("zh_CN", "简体中文"), SelectChoice("en", "English")]
@@ -94,7 +94,9 @@ class PlatformForm(OrganisationForm):
 
 
 class VerificationForm(FlaskForm):
-    decision = SelectField(_l("Decision"), choices=_choices(VERIFICATION_STATE_LABELS))
+    decision = SelectField(_l("Decision"), choices=[
+        SelectChoice(VerificationState.VERIFIED.value, _l("Verify")),
+        SelectChoice(VerificationState.REJECTED.value, _l("Reject (give the reason)"))])
     note = StringField(_l("Note or reason"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Record the decision"))
 

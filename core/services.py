@@ -17,7 +17,7 @@ from core.auth import hash_password, hash_secret, new_secret, verify_password
 from core.errors import Forbidden, RuleBroken
 from core.models import (SCOPED_ROLES, ApiToken, AuditEntry, Enterprise, Organisation, OrganisationKind,
                          PasswordResetToken, Platform, Role, RoleGrant, User, VerificationState,
-                         VERIFICATION_TRANSITIONS)
+                         VERIFICATION_STATE_LABELS, VERIFICATION_TRANSITIONS)
 from core.outbox import enqueue_mail
 from core.states import move
 
@@ -206,7 +206,7 @@ def verify_enterprise(session: Session, enterprise: Enterprise, *, actor: Actor,
     if to == VerificationState.REJECTED and not (note or "").strip():
         raise RuleBroken("reason_required", _("Give the reason for the rejection."), field="note")
     before = str(enterprise.verification_state)
-    move(enterprise, to, VERIFICATION_TRANSITIONS)
+    move(enterprise, to, VERIFICATION_TRANSITIONS, VERIFICATION_STATE_LABELS)
     enterprise.verification_note = (note or "").strip() or None
     enterprise.verified_at = now if to == VerificationState.VERIFIED else None
     session.flush()

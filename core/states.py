@@ -18,8 +18,11 @@ def can_move(obj: HasState, to: StrEnum, allowed: Mapping[StrEnum, set[StrEnum]]
     return to in allowed.get(obj.state, set())
 
 
-def move(obj: HasState, to: StrEnum, allowed: Mapping[StrEnum, set[StrEnum]]) -> None:
+def move(obj: HasState, to: StrEnum, allowed: Mapping[StrEnum, set[StrEnum]],
+         labels: Mapping[StrEnum, object] | None = None) -> None:
+    """Change obj.state if the table allows it; else refuse in words the user reads (labels)."""
     if not can_move(obj, to, allowed):
-        raise IllegalTransition("illegal_transition",
-                                _("Cannot go from %(a)s to %(b)s.", a=str(obj.state), b=str(to)))
+        label = (labels or {}).get
+        raise IllegalTransition("illegal_transition", _("Cannot go from %(a)s to %(b)s.",
+                                                        a=str(label(obj.state, obj.state)), b=str(label(to, to))))
     obj.state = to

@@ -46,9 +46,16 @@ def local_datetime(value: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") ->
     return "" if value is None else format_datetime(value, pattern)
 
 
+def join_labels(values, labels: dict) -> str:
+    """Labels of enum values as a list, with the separator of the page's language."""
+    separator = "、" if current_language() == "zh_CN" else ", "
+    return separator.join(str(labels[value]) for value in values)
+
+
 def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
     app.add_template_filter(local_datetime, "local_dt")
+    app.add_template_filter(join_labels)
 
     @app.context_processor
     def inject() -> dict:
