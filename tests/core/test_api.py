@@ -119,3 +119,9 @@ def test_openapi_document_is_valid(client):
     assert {"/api/v1/tokens", "/api/v1/tokens/current", "/api/v1/me"} <= set(spec["paths"])
     error_schema = spec["components"]["schemas"]["ErrorBody"]
     assert error_schema["required"] == ["error"]
+
+
+def test_nul_characters_are_refused_on_both_databases(api_as, login_as):
+    response = api_as(None).post("/api/v1/tokens", json={"email": "a\u0000@b.c", "password": "x"})
+    assert error_of(response) == (400, "bad_request")
+    assert login_as("bureau").get("/organisations?q=%00").status_code == 400
