@@ -107,7 +107,7 @@ def session(app, monkeypatch):
     monkeypatch.setitem(db.engines, None, connection)
     db.session.remove()
     db.session.configure(join_transaction_mode="create_savepoint")
-    limiter.reset()
+    limiter.reset()  # one Limiter serves every app of the session: keep them all on memory://
     yield db.session
     db.session.remove()
     outer.rollback()
@@ -194,7 +194,7 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_app(db_kind, new_database, smtp_server, tmp_path_factory) -> Iterator[Flask]:
     app = make_app(new_database(db_kind, "kequip_live"), smtp_server, tmp_path_factory.mktemp("live"),
-                   WTF_CSRF_ENABLED=True, RATELIMIT_STORAGE_URI="kequipdb://")
+                   WTF_CSRF_ENABLED=True)
     with app.app_context():
         flask_migrate.upgrade()
         load_demo()

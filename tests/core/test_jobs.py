@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from sqlalchemy import func, select
 
 from core.jobs import send_outbox
@@ -83,8 +85,9 @@ def test_one_scheduler_runs_however_many_processes_start(app, tmp_path):
             first.wait(10)
 
 
-def test_gunicorn_workers_run_exactly_one_scheduler(app, tmp_path):
-    """As `make run` serves: several workers, each tries to start the scheduler, one holds the lock."""
+def test_gunicorn_workers_run_one_scheduler_and_share_login_limits(app, tmp_path):
+    """As `make run` serves: several workers, each tries to start the scheduler, one holds the lock;
+    and the login-failure counters live in the database, so the limit holds whichever worker answers."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "PORT": str(port),
            "WEB_CONCURRENCY": "3", "SCHEDULER_ENABLED": "1", "SCHEDULER_RETRY_SECONDS": "1", "SCHEDULER_LOCK_FILE": str(tmp_path / "s.lock"),
@@ -103,6 +106,12 @@ def test_gunicorn_workers_run_exactly_one_scheduler(app, tmp_path):
             time.sleep(0.2)
         text = log_path.read_text()
         assert text.count("scheduler started") == 1 and text.count("scheduler standing by") == 2, text
+        url = f"http://127.0.0.1:{port}/api/v1/tokens"
+        statuses = [requests.post(url, json={"email": "introducer@kequip.test", "password": "wrong"}, timeout=10)
+                    .status_code for _ in range(5)]
+        assert statuses == [401] * 5
+        sixth = requests.post(url, json={"email": "introducer@kequip.test", "password": "kequip-demo"}, timeout=10)
+        assert sixth.status_code == 429 and sixth.json()["error"]["code"] == "rate_limited"
     finally:
         server.terminate()
         server.wait(20)
