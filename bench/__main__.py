@@ -1,0 +1,154 @@
+"""`python -m bench [--databases sqlite postgresql] [--samples N]`: build district-L on each database,
+serve it with gunicorn, measure every figure, write docs/benchmarks.md, print a summary."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK_DIR = ROOT / ".bench"
+REPORT = ROOT / "docs" / "benchmarks.md"
+DATABASES = ("sqlite", "postgresql")
+
+if TYPE_CHECKING:
+    from bench.report import DatabaseRun
+
+log = logging.getLogger("bench")
+
+
+@contextmanager
+def sqlite_database() -> Iterator[tuple[str, str]]:
+    path = WORK_DIR / "kequip-bench.sqlite"
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                     path.with_name(path.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    yield f"sqlite:///{path}", f"SQLite {sqlite3.sqlite_version}"
+
+
+@contextmanager
+def postgresql_database() -> Iterator[tuple[str, str]]:
+    import psycopg
+
+    from tests.servers import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.create_database("kequip_bench")
+        with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=kequip_bench") as connection:
+            version = connection.execute("SHOW server_version").fetchone()[0]
+        yield url, f"PostgreSQL {version.split()[0]}"
+    finally:
+        server.stop()
+
+
+def argon2_note() -> str:
+    """How long one verification of the app's password hash takes here, in-process: the floor
+    under every figure that checks a password."""
+    from argon2 import PasswordHasher, extract_parameters
+
+    from core.auth import hash_password
+
+    hashed = hash_password("kequip-bench")
+    parameters = extract_parameters(hashed)
+    hasher = PasswordHasher()
+    timings = []
+    for _ in range(10):
+        started = time.perf_counter()
+        hasher.verify(hashed, "kequip-bench")
+        timings.append((time.perf_counter() - started) * 1000)
+    return (f"One argon2id verification with the app's parameters (time_cost={parameters.time_cost}, "
+            f"memory_cost={parameters.memory_cost} KiB, parallelism={parameters.parallelism}) takes "
+            f"{statistics.median(timings):.0f} ms (median of 10, in-process) on this machine: every "
+            "figure that checks a password includes one.")
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    from bench.runner import Settings
+
+    defaults = Settings()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--databases", nargs="+", choices=DATABASES, default=list(DATABASES))
+    parser.add_argument("--samples", type=int, default=defaults.samples, help="samples per figure")
+    parser.add_argument("--warmups", type=int, default=defaults.warmups, help="warm-up requests per figure")
+    parser.add_argument("--time-budget", type=float, default=defaults.time_budget,
+                        help="seconds per figure at most, warm-ups included")
+    parser.add_argument("--output", type=Path, default=REPORT, help="the Markdown report to write")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    WORK_DIR.mkdir(exist_ok=True)
+    # Before config is imported: the harness's own app keeps its files out of instance/.
+    os.environ.setdefault("KEQUIP_INSTANCE_DIR", str(WORK_DIR / "instance"))
+
+    from bench import dataset as datasets
+    from bench.figures import BENCHMARKS
+    from bench.report import DatabaseRun, load_average, render
+    from bench.runner import Settings, Target, run
+    from bench.server import AppServer
+
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    settings = Settings(samples=arguments.samples, warmups=arguments.warmups, time_budget=arguments.time_budget)
+    started, load_at_start = datetime.now(timezone.utc), load_average()
+    sources = {"sqlite": sqlite_database, "postgresql": postgresql_database}
+    runs: list[DatabaseRun] = []
+    for name in arguments.databases:
+        with sources[name]() as (url, label):
+            log.info("%s: building %s", label, datasets.DatasetSize().name)
+            built = datasets.build(url)
+            log.info("%s: generated in %.1f s (schema and demo %.1f s, bulk %.1f s): %s", label,
+                     built.total_seconds, built.schema_seconds, built.bulk_seconds, built.counts)
+            results = []
+            with AppServer(url, WORK_DIR / f"gunicorn-{name}.log") as server:
+                target = Target(server.base_url, built)
+                for benchmark in BENCHMARKS:
+                    result = run(benchmark, target, settings)
+                    if result.error and (ended := server.exit_status()):
+                        result = replace(result, error=f"{result.error} ({ended})")
+                    results.append(result)
+                    log.info("%s: %s: n=%d p50=%s p95=%s%s", label, benchmark.name, result.count,
+                             _ms(result.p50), _ms(result.p95), f" ERROR {result.error}" if result.error else "")
+            runs.append(DatabaseRun(label, built, results))
+
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    notes = [argon2_note(), "Requests are sequential, but the machine may run other work: a load average above "
+             f"the CPU count ({os.cpu_count()}) means other processes shared the CPUs and inflated the figures, "
+             "the p95 most."]
+    report = render(runs, settings, started=started, load_at_start=load_at_start, load_at_end=load_average(),
+                    notes=notes)
+    arguments.output.write_text(report, encoding="utf-8")
+    print(summary(runs, arguments.output))
+    return 0 if all(r.error is None for each in runs for r in each.results) else 1
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}ms"
+
+
+def summary(runs: list[DatabaseRun], output: Path) -> str:
+    lines = []
+    for each in runs:
+        lines.append(f"{each.label}: district-L generated in {each.dataset.total_seconds:.1f} s")
+        for result in each.results:
+            verdict = "met" if result.met else "MISSED"
+            lines.append(f"  {result.benchmark.name:<28} p50 {_ms(result.p50):>9}  p95 {_ms(result.p95):>9}  "
+                         f"target {result.benchmark.target_ms:g}ms  {verdict}")
+    lines.append(f"written: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

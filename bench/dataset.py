@@ -1,0 +1,159 @@
+"""The "district-L" data set: an empty database, the Alembic migrations, the demo district, then
+200 platforms, 5,000 enterprises and their people written with bulk Core inserts (executemany)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from core.db import utcnow
+
+BENCH_PASSWORD = "kequip-bench"
+
+_PLATFORM_TYPES = ("research_institute", "laboratory", "innovation_centre", "technology_centre")
+_LEGAL_FORMS = ("public_institution", "private_non_enterprise", "enterprise")
+_INDUSTRIES = ("modern_textiles", "new_materials", "biomedicine", "semiconductor_optoelectronics")
+_CREDIT_CODE_OFFSET = 100_000  # the demo district uses indexes 1…10 of the same scheme
+
+
+@dataclass(frozen=True)
+class DatasetSize:
+    name: str = "district-L"
+    platforms: int = 200
+    enterprises: int = 5_000
+    members_per_enterprise: int = 1
+    admins_per_platform: int = 1
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    name: str
+
+
+@dataclass
+class Dataset:
+    """What was built, how long it took, and the accounts the benchmarks log in with."""
+
+    size: DatasetSize
+    url: str
+    schema_seconds: float = 0.0  # migrations + demo district
+    bulk_seconds: float = 0.0  # the bulk inserts + ANALYZE
+    counts: dict[str, int] = field(default_factory=dict)
+    members: list[Account] = field(default_factory=list)
+    admins: list[Account] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.schema_seconds + self.bulk_seconds
+
+
+def credit_code(index: int) -> str:
+    """A valid 18-character unified social credit code, computed as core.demo.demo_credit_code does."""
+    from core.demo import demo_credit_code
+
+    return demo_credit_code(_CREDIT_CODE_OFFSET + index)
+
+
+def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
+    """Migrate an empty database at `url`, load the demo district, then bulk-insert the data set."""
+    import flask_migrate
+
+    from config import Config
+    from core import demo
+    from core.app import create_app
+    from core.extensions import db
+
+    app = create_app(Config, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False, SECRET_KEY="bench",
+                     RATELIMIT_STORAGE_URI="memory://")
+    dataset = Dataset(size=size, url=url)
+    with app.app_context():
+        try:
+            started = time.perf_counter()
+            flask_migrate.upgrade()
+            demo.load()
+            dataset.schema_seconds = time.perf_counter() - started
+
+            started = time.perf_counter()
+            with db.engine.begin() as connection:
+                _bulk_insert(connection, size, dataset)
+            with db.engine.connect() as connection:  # statistics, as after any bulk load
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+            dataset.bulk_seconds = time.perf_counter() - started
+
+            dataset.counts = _counts(db.engine)
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    return dataset
+
+
+def _insert_returning_ids(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> list[int]:
+    """One executemany that hands back the new ids in the order of `rows` (SQLAlchemy's insertmanyvalues),
+    so the database's own sequence assigns them and stays right for later inserts."""
+    statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(connection.execute(statement, rows).scalars())
+
+
+def _bulk_insert(connection: sa.Connection, size: DatasetSize, dataset: Dataset) -> None:
+    from core.auth import hash_password
+    from core.models import Enterprise, Organisation, Platform, PlatformIndustry, RoleGrant, User
+
+    organisations, platforms, enterprises = (Organisation.__table__, Platform.__table__, Enterprise.__table__)
+    users, grants, industries = User.__table__, RoleGrant.__table__, PlatformIndustry.__table__
+    now = utcnow()
+    password_hash = hash_password(BENCH_PASSWORD)  # once: every generated account shares it
+
+    platform_ids = _insert_returning_ids(connection, organisations, [
+        {"kind": "platform", "name": f"基准平台 {i:04d}", "address": f"柯桥区基准路 {i} 号", "created_at": now}
+        for i in range(1, size.platforms + 1)])
+    connection.execute(sa.insert(platforms), [
+        {"id": pid, "platform_type": _PLATFORM_TYPES[i % 4], "legal_form": _LEGAL_FORMS[i % 3],
+         "description": f"基准数据集的第 {i + 1} 个平台"}
+        for i, pid in enumerate(platform_ids)])
+    connection.execute(sa.insert(industries), [
+        {"platform_id": pid, "industry": industry}
+        for i, pid in enumerate(platform_ids)
+        for industry in sorted({_INDUSTRIES[i % 4], _INDUSTRIES[(i * 7 + 1) % 4]})])
+
+    enterprise_ids = _insert_returning_ids(connection, organisations, [
+        {"kind": "enterprise", "name": f"基准企业 {i:05d} 有限公司", "address": f"柯桥区企业路 {i} 号",
+         "created_at": now}
+        for i in range(1, size.enterprises + 1)])
+    connection.execute(sa.insert(enterprises), [
+        {"id": eid, "credit_code": credit_code(i), "legal_representative": f"法定代表人 {i:05d}",
+         "is_tech_sme": i % 3 == 0,
+         # nine in ten verified, the rest waiting for the bureau, as in a running district
+         "verification_state": "pending" if i % 10 == 0 else "verified",
+         "verified_at": None if i % 10 == 0 else now - timedelta(days=i % 365)}
+        for i, eid in enumerate(enterprise_ids, start=1)])
+
+    members = [Account(f"member{i:05d}-{k}@enterprise.bench.test", f"企业用户 {i:05d}-{k}")
+               for i in range(1, size.enterprises + 1) for k in range(1, size.members_per_enterprise + 1)]
+    admins = [Account(f"admin{i:04d}-{k}@platform.bench.test", f"平台管理员 {i:04d}-{k}")
+              for i in range(1, size.platforms + 1) for k in range(1, size.admins_per_platform + 1)]
+    user_ids = _insert_returning_ids(connection, users, [
+        {"email": account.email, "name": account.name, "password_hash": password_hash, "locale": "zh_CN",
+         "is_active": True, "created_at": now}
+        for account in members + admins])
+    member_orgs = [eid for eid in enterprise_ids for _ in range(size.members_per_enterprise)]
+    admin_orgs = [pid for pid in platform_ids for _ in range(size.admins_per_platform)]
+    roles = ["enterprise_member"] * len(members) + ["platform_admin"] * len(admins)
+    connection.execute(sa.insert(grants), [
+        {"user_id": uid, "role": role, "organisation_id": org_id, "granted_at": now}
+        for uid, role, org_id in zip(user_ids, roles, member_orgs + admin_orgs, strict=True)])
+
+    dataset.members, dataset.admins = members, admins
+
+
+def _counts(engine: sa.Engine) -> dict[str, int]:
+    from core.models import Enterprise, Platform, PlatformIndustry, RoleGrant, User
+
+    tables = {"platforms": Platform.__table__, "enterprises": Enterprise.__table__,
+              "platform industries": PlatformIndustry.__table__, "users": User.__table__,
+              "role grants": RoleGrant.__table__}
+    with engine.connect() as connection:
+        return {label: connection.scalar(sa.select(sa.func.count()).select_from(table))
+                for label, table in tables.items()}

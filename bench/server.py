@@ -1,0 +1,105 @@
+"""A real Kequip server for the benchmarks: gunicorn with gunicorn.conf.py, as `make run` starts it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerFailed(RuntimeError):
+    pass
+
+
+class AppServer:
+    """`with AppServer(url, log) as server:` serves the database at `url` on a free loopback port,
+    and always terminates the gunicorn process (and its workers) on the way out."""
+
+    def __init__(self, database_url: str, log_path: Path, *, workers: int = 2, startup_timeout: float = 60.0) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.workers = workers
+        self.startup_timeout = startup_timeout
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen | None = None
+
+    def environment(self) -> dict[str, str]:
+        instance = ROOT / ".bench" / "instance"
+        instance.mkdir(parents=True, exist_ok=True)
+        return os.environ | {
+            "DATABASE_URL": self.database_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "SCHEDULER_ENABLED": "0",
+            "SECRET_KEY": "bench",
+            "KEQUIP_INSTANCE_DIR": str(instance),
+            "RATELIMIT_STORAGE_URI": "memory://",  # the login failure limit must not interfere
+            "WEB_CONCURRENCY": str(self.workers),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def start(self) -> AppServer:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                # no control socket: it lives at one path per user and would clash with another gunicorn
+                [str(gunicorn), "-c", "gunicorn.conf.py", "--no-control-socket", "core.app:create_app()"],
+                cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)  # its own process group: the workers go with it
+        self._wait_until_ready()
+        return self
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise ServerFailed(f"gunicorn exited with {self._process.returncode}; see {self.log_path}")
+            try:
+                if requests.get(f"{self.base_url}/login", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:  # not listening yet, or a worker still booting
+                pass
+            time.sleep(0.2)
+        raise ServerFailed(f"gunicorn did not answer within {self.startup_timeout:.0f} s; see {self.log_path}")
+
+    def exit_status(self) -> str | None:
+        """None while gunicorn runs; else how it ended (a negative code is the signal that stopped it)."""
+        if self._process is None or self._process.poll() is None:
+            return None
+        code = self._process.returncode
+        if code < 0:
+            return f"gunicorn was stopped by signal {signal.Signals(-code).name}, not by the harness"
+        return f"gunicorn exited with {code}; see {self.log_path}"
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()  # SIGTERM: gunicorn stops its workers gracefully
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the group we created for this process alone
+            process.wait(timeout=10)
+
+    def __enter__(self) -> AppServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
