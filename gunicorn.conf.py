@@ -7,6 +7,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count
 threads = int(os.environ.get("GUNICORN_THREADS", 2))
 accesslog = "-"
 timeout = 60
+# gunicorn 27's control socket lives at one path per user: two servers on a machine (tests, bench) would clash
+control_socket_disable = True
 
 
 def post_worker_init(worker):

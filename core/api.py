@@ -8,6 +8,7 @@ import marshmallow as ma
 from flask import Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
@@ -84,9 +85,17 @@ def error_response(error: Exception) -> ResponseReturnValue:
     return jsonify(error=body), status, headers
 
 
+def text(*, min_length: int = 0, max_length: int, **kwargs) -> ma.fields.String:
+    """A string field of an API schema: bounded, and without NUL (PostgreSQL cannot store it); both
+    rules appear in the OpenAPI document, so clients and schemathesis know them."""
+    return ma.fields.String(validate=[ma.validate.Length(min=min_length, max=max_length),
+                                      ma.validate.Regexp(r"^[^\x00]*$", error=_l("NUL characters are not allowed."))],
+                            **kwargs)
+
+
 class TokenIn(ma.Schema):
-    email = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=254))
-    password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    email = text(required=True, min_length=1, max_length=254)
+    password = text(required=True, min_length=1, max_length=200)
 
 
 class TokenOut(ma.Schema):

@@ -13,7 +13,7 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
 from core.audit import Actor, record_audit
-from core.auth import hash_password, hash_secret, new_secret, verify_password
+from core.auth import hash_password, hash_secret, needs_rehash, new_secret, verify_password
 from core.errors import Forbidden, RuleBroken
 from core.models import (SCOPED_ROLES, ApiToken, AuditEntry, Enterprise, Organisation, OrganisationKind,
                          PasswordResetToken, Platform, Role, RoleGrant, User, VerificationState,
@@ -125,6 +125,8 @@ def authenticate(session: Session, *, email: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if not verify_password(user, password) or not user.is_active:
         return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
     return user
 
 

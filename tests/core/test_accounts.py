@@ -153,3 +153,14 @@ def test_pages_are_chinese_by_default_and_english_on_request(client):
     assert 'lang="zh-CN"' in client.get("/login").get_data(as_text=True)
     assert 'lang="en"' in client.get("/login?lang=en").get_data(as_text=True)
     assert 'lang="en"' in client.get("/login").get_data(as_text=True)  # the choice sticks
+
+
+def test_password_hashed_with_old_parameters_is_upgraded_at_login(client, session, demo_user):
+    from argon2 import PasswordHasher
+
+    user = demo_user("introducer")
+    user.password_hash = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("kequip-demo")
+    session.flush()
+    assert client.post("/login", data={"email": "introducer@kequip.test", "password": "kequip-demo"}).status_code == 302
+    session.refresh(user)
+    assert "m=19456,t=2,p=1" in user.password_hash
