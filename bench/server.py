@@ -53,7 +53,6 @@ class AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                # no control socket: it lives at one path per user and would clash with another gunicorn
                 [str(gunicorn), "-c", "gunicorn.conf.py", "core.app:create_app()"],
                 cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)  # its own process group: the workers go with it
