@@ -16,7 +16,7 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")  # None: generated once and kept in instance/
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'kequip.sqlite'}")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
-    DOMAINS: tuple[str, ...] = ()  # domain packages, each with init_app(app); added as they land
+    DOMAINS: tuple[str, ...] = ("marketplace",)  # domain packages, each with init_app(app)
     DEBUG = _flag("FLASK_DEBUG")
 
     # Sessions and forms
@@ -56,6 +56,10 @@ class Config:
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", 5))
     # Links in mail are built from this, since jobs have no request
     PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '5000')}")
+
+    # The instrument registry
+    LARGE_INSTRUMENT_LINE_FEN = int(os.environ.get("LARGE_INSTRUMENT_LINE_FEN", 300_000_00))  # 300,000 yuan
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))  # may be a shared volume
 
     # Jobs
     SCHEDULER_ENABLED = _flag("SCHEDULER_ENABLED", True)

@@ -84,7 +84,10 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
     the write that depends on it can never interleave with another writer's, and a transaction never
     fails half-way because a reader became a writer. Transactions are short (one request, one job)."""
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read beside the request's own transaction (the rate-limit counters) must not wait for the
+        # write lock that transaction holds in this very thread: it reads a WAL snapshot instead.
+        deferred = connection.get_execution_options().get("sqlite_deferred", False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -123,3 +126,14 @@ def drop_append_only(op, table: str) -> None:
     else:
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{event}")
+
+
+def not_modelled(*prefixes: str) -> None:
+    """Declare objects made by hand in migrations (an FTS table, an expression index) that the models
+    do not describe, so that comparing models with the database leaves them out."""
+    Base.metadata.info.setdefault("not_modelled", set()).update(prefixes)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's filter: everything but what not_modelled() declared."""
+    return not (name or "").startswith(tuple(Base.metadata.info.get("not_modelled", ())))

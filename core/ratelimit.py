@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.extensions import limiter
+from core.extensions import db, limiter
 from core.models import RateLimitCounter
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -46,7 +46,7 @@ class DatabaseStorage(Storage):
 
     def _row(self, key: str) -> tuple[int, float] | None:
         table = RateLimitCounter.__table__
-        with self._engine().connect() as connection:
+        with self._engine().connect().execution_options(sqlite_deferred=True) as connection:
             row = connection.execute(sa.select(table.c.count, table.c.expires_at)
                                      .where(table.c.key == key)).first()
         return None if row is None or row.expires_at <= time.time() else (row.count, row.expires_at)
@@ -60,7 +60,7 @@ class DatabaseStorage(Storage):
         return row[1] if row else time.time()
 
     def check(self) -> bool:
-        with self._engine().connect() as connection:
+        with self._engine().connect().execution_options(sqlite_deferred=True) as connection:
             connection.execute(sa.select(1))
         return True
 
@@ -83,12 +83,20 @@ def _login_email() -> str:
     return str(email).strip().lower()[:254]
 
 
+def _login_failed(response) -> bool:
+    """Whether the view set g.login_failed. If so, the page's own transaction ends before the failure
+    is counted: on SQLite it holds the write lock (BEGIN IMMEDIATE) that counting needs, in this thread."""
+    if not g.get("login_failed", False):
+        return False
+    db.session.rollback()
+    return True
+
+
 def limit_login_failures(view: Callable) -> Callable:
     """More than LOGIN_FAILURE_LIMIT failures for one account or one address → 429. Only failures
     count: the view sets g.login_failed."""
-    failed = lambda response: g.get("login_failed", False)  # noqa: E731
     by_account = limiter.limit(_login_limit, key_func=lambda: f"login-account:{_login_email()}",
-                               methods=["POST"], deduct_when=failed)
+                               methods=["POST"], deduct_when=_login_failed)
     by_address = limiter.limit(_login_limit, key_func=lambda: f"login-address:{get_remote_address()}",
-                               methods=["POST"], deduct_when=failed)
+                               methods=["POST"], deduct_when=_login_failed)
     return by_address(by_account(view))

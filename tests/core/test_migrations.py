@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 
 from config import TestingConfig
 from core.app import create_app
+from core.db import include_object
 from core.extensions import db
 
 
@@ -17,7 +18,8 @@ def test_migrations_upgrade_match_models_and_downgrade(db_kind, new_database, tm
     with app.app_context():
         flask_migrate.upgrade()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                                   "include_object": include_object})
             diff = compare_metadata(context, db.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         tables = set(sa.inspect(db.engine).get_table_names())

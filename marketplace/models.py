@@ -1,0 +1,236 @@
+"""The instrument registry and the catalogue releases (DESIGN §2.1)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import Fen, UTCDateTime, UTCTime, not_modelled, str_enum, utcnow
+from core.extensions import db
+from core.models import Platform
+
+
+# search.py's index, made by hand in the migration: SQLite's FTS5 table and PostgreSQL's GIN index
+not_modelled("instrument_search", "ix_instruments_search_text")
+
+
+class InstrumentState(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    PUBLISHED = "published"
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"
+    REJECTED = "rejected"
+
+
+INSTRUMENT_STATE_LABELS = {
+    InstrumentState.DRAFT: _l("Draft"),
+    InstrumentState.SUBMITTED: _l("Submitted for review"),
+    InstrumentState.PUBLISHED: _l("Published"),
+    InstrumentState.MAINTENANCE: _l("Under maintenance"),
+    InstrumentState.RETIRED: _l("Retired"),
+    InstrumentState.REJECTED: _l("Rejected"),
+}
+
+# The one table of allowed moves (STYLE 2.4); states absent here are final.
+INSTRUMENT_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
+    InstrumentState.DRAFT: {InstrumentState.SUBMITTED, InstrumentState.RETIRED},
+    InstrumentState.SUBMITTED: {InstrumentState.PUBLISHED, InstrumentState.REJECTED},
+    InstrumentState.REJECTED: {InstrumentState.DRAFT},
+    InstrumentState.PUBLISHED: {InstrumentState.MAINTENANCE, InstrumentState.RETIRED},
+    InstrumentState.MAINTENANCE: {InstrumentState.PUBLISHED, InstrumentState.RETIRED},
+}
+
+# States in which an instrument is in the public catalogue.
+CATALOGUE_STATES = (InstrumentState.PUBLISHED, InstrumentState.MAINTENANCE)
+
+
+class SharingMode(StrEnum):
+    OPEN = "open"
+    APPOINTMENT = "appointment"
+    INTERNAL = "internal"
+
+
+SHARING_MODE_LABELS = {
+    SharingMode.OPEN: _l("Open to all"),
+    SharingMode.APPOINTMENT: _l("By appointment with the platform"),
+    SharingMode.INTERNAL: _l("Internal use only"),
+}
+
+
+class UserType(StrEnum):
+    """Who pays which rate (DESIGN §2.2)."""
+
+    OWN_STAFF = "own_staff"
+    DISTRICT_ENTERPRISE = "district_enterprise"
+    OTHER = "other"
+
+
+USER_TYPE_LABELS = {
+    UserType.OWN_STAFF: _l("The platform's own staff"),
+    UserType.DISTRICT_ENTERPRISE: _l("District enterprises"),
+    UserType.OTHER: _l("Others"),
+}
+
+
+class InstrumentCategory(db.Model):
+    __tablename__ = "instrument_categories"
+    __table_args__ = (sa.CheckConstraint("length(code) IN (2, 4)", name="code_two_levels"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(4), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("instrument_categories.id"), index=True)
+    name_zh: Mapped[str] = mapped_column(sa.String(100))
+    name_en: Mapped[str] = mapped_column(sa.String(100))
+
+    parent: Mapped[InstrumentCategory | None] = relationship(remote_side="InstrumentCategory.id", lazy="joined")
+
+    def name(self, language: str) -> str:
+        return self.name_en if language == "en" else self.name_zh
+
+
+# The fields a platform fills in; those marked public are shown in the catalogue and reviewed by the
+# bureau when they change on a published instrument.
+PUBLIC_FIELDS = ("name_zh", "name_en", "model", "manufacturer", "country_of_origin", "category_id",
+                 "original_value_fen", "purchased_on", "is_publicly_funded", "building", "room", "description",
+                 "capabilities", "sample_requirements", "contact_name", "contact_phone", "contact_email",
+                 "sharing_mode", "setup_fee_own_staff_fen", "hourly_rate_own_staff_fen",
+                 "setup_fee_district_enterprise_fen", "hourly_rate_district_enterprise_fen",
+                 "setup_fee_other_fen", "hourly_rate_other_fen")
+EDITABLE_FIELDS = ("asset_number", *PUBLIC_FIELDS)
+
+
+class Instrument(db.Model):
+    __tablename__ = "instruments"
+    __table_args__ = (
+        sa.UniqueConstraint("platform_id", "model", "asset_number"),
+        sa.CheckConstraint("original_value_fen > 0", name="value_positive"),
+        sa.CheckConstraint(
+            "setup_fee_own_staff_fen >= 0 AND hourly_rate_own_staff_fen >= 0 AND "
+            "setup_fee_district_enterprise_fen >= 0 AND hourly_rate_district_enterprise_fen >= 0 AND "
+            "setup_fee_other_fen >= 0 AND hourly_rate_other_fen >= 0", name="fees_not_negative"),
+        sa.CheckConstraint("state <> 'rejected' OR review_note IS NOT NULL", name="rejection_has_reason"),
+        sa.Index("ix_instruments_catalogue", "state", "category_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id"), index=True)
+    asset_number: Mapped[str] = mapped_column(sa.String(50))
+    name_zh: Mapped[str] = mapped_column(sa.String(200))
+    name_en: Mapped[str] = mapped_column(sa.String(200), default="")
+    model: Mapped[str] = mapped_column(sa.String(100))
+    manufacturer: Mapped[str] = mapped_column(sa.String(200))
+    country_of_origin: Mapped[str] = mapped_column(sa.String(50), default="")
+    category_id: Mapped[int] = mapped_column(sa.ForeignKey("instrument_categories.id"), index=True)
+    original_value_fen: Mapped[Fen]
+    purchased_on: Mapped[date | None] = mapped_column()
+    is_publicly_funded: Mapped[bool] = mapped_column(default=False)
+    building: Mapped[str] = mapped_column(sa.String(100), default="")
+    room: Mapped[str] = mapped_column(sa.String(50), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    capabilities: Mapped[list] = mapped_column(sa.JSON, default=list)
+    sample_requirements: Mapped[str] = mapped_column(sa.Text, default="")
+    contact_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    contact_phone: Mapped[str] = mapped_column(sa.String(30), default="")
+    contact_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    sharing_mode: Mapped[SharingMode] = mapped_column(str_enum(SharingMode), default=SharingMode.OPEN)
+    setup_fee_own_staff_fen: Mapped[Fen] = mapped_column(default=0)
+    hourly_rate_own_staff_fen: Mapped[Fen] = mapped_column(default=0)
+    setup_fee_district_enterprise_fen: Mapped[Fen] = mapped_column(default=0)
+    hourly_rate_district_enterprise_fen: Mapped[Fen] = mapped_column(default=0, index=True)
+    setup_fee_other_fen: Mapped[Fen] = mapped_column(default=0)
+    hourly_rate_other_fen: Mapped[Fen] = mapped_column(default=0)
+
+    state: Mapped[InstrumentState] = mapped_column(str_enum(InstrumentState), default=InstrumentState.DRAFT)
+    review_note: Mapped[str | None] = mapped_column(sa.String(1000))  # the bureau's reason when rejecting
+    pending_changes: Mapped[dict | None] = mapped_column(sa.JSON)  # an edit of a published instrument, in review
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+    updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    search_text: Mapped[str] = mapped_column(sa.Text, default="")  # tokens for full-text search (search.py)
+
+    platform: Mapped[Platform] = relationship(lazy="joined")
+    category: Mapped[InstrumentCategory] = relationship(lazy="joined")
+    photos: Mapped[list[InstrumentPhoto]] = relationship(
+        back_populates="instrument", cascade="all, delete-orphan", order_by="InstrumentPhoto.position",
+        lazy="selectin")
+
+    @property
+    def is_in_catalogue(self) -> bool:
+        return self.state in CATALOGUE_STATES
+
+    def fee(self, user_type: UserType) -> tuple[int, int]:
+        """(setup fee, hourly rate) in fen for a user type."""
+        return (getattr(self, f"setup_fee_{user_type.value}_fen"), getattr(self, f"hourly_rate_{user_type.value}_fen"))
+
+    def public_values(self) -> dict[str, Any]:
+        return {name: to_json_value(getattr(self, name)) for name in PUBLIC_FIELDS}
+
+    def __repr__(self) -> str:
+        return f"<Instrument {self.id} {self.name_zh} {self.state}>"
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+class InstrumentPhoto(db.Model):
+    __tablename__ = "instrument_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id", ondelete="CASCADE"), index=True)
+    stored_name: Mapped[str] = mapped_column(sa.String(100), unique=True)  # under UPLOAD_DIR/instruments/
+    width: Mapped[int]
+    height: Mapped[int]
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+
+    instrument: Mapped[Instrument] = relationship(back_populates="photos")
+
+
+class ReleaseChange(StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    WITHDRAWN = "withdrawn"
+
+
+class CatalogueRelease(db.Model):
+    """A numbered, frozen release of the catalogue (定期面向全区发布). Append-only once written."""
+
+    __tablename__ = "catalogue_releases"
+    __table_args__ = (sa.UniqueConstraint("year", "issue"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)  # 1, 2, 3 … across years
+    year: Mapped[int]
+    issue: Mapped[int]  # 第 N 期 within the year
+    period: Mapped[str | None] = mapped_column(sa.String(10), unique=True)  # "2026Q4" when made by the schedule
+    published_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    instrument_count: Mapped[int]
+    added_count: Mapped[int]
+    changed_count: Mapped[int]
+    withdrawn_count: Mapped[int]
+
+
+class CatalogueReleaseItem(db.Model):
+    __tablename__ = "catalogue_release_items"
+    __table_args__ = (sa.UniqueConstraint("release_id", "instrument_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("catalogue_releases.id"), index=True)
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"), index=True)
+    change: Mapped[ReleaseChange] = mapped_column(str_enum(ReleaseChange))
+    changed_fields: Mapped[list] = mapped_column(sa.JSON, default=list)
+    data: Mapped[dict] = mapped_column(sa.JSON)  # the instrument's public record as released

@@ -1,0 +1,54 @@
+"""Factories for the marketplace's tests."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from core.audit import Actor
+from core.db import utcnow
+from core.models import Platform
+from marketplace import services
+from marketplace.models import Instrument, InstrumentState
+
+_serial = itertools.count(1)
+
+
+def instrument_values(session, **changes) -> dict:
+    n = next(_serial)
+    return {"asset_number": f"KQ-T-{n:05d}", "name_zh": "液相色谱-质谱联用仪", "name_en": "LC-MS/MS",
+            "model": "TSQ Altis Plus", "manufacturer": "Thermo Fisher Scientific", "country_of_origin": "美国",
+            "category_id": services.category_by_code(session, "0101").id, "original_value_fen": 320_000_000,
+            "is_publicly_funded": True, "building": "A 楼", "room": "301", "description": "三重四极杆质谱",
+            "capabilities": ["农药残留检测", "药物代谢物定量"], "sample_requirements": "液体样品 1 mL",
+            "contact_name": "陈老师", "contact_phone": "0575-88880000", "contact_email": "lab@example.com",
+            "sharing_mode": "open", "setup_fee_own_staff_fen": 0, "hourly_rate_own_staff_fen": 20_000,
+            "setup_fee_district_enterprise_fen": 10_000, "hourly_rate_district_enterprise_fen": 40_000,
+            "setup_fee_other_fen": 20_000, "hourly_rate_other_fen": 60_000} | changes
+
+
+@pytest.fixture
+def create_instrument(session, demo_user):
+    """create_instrument(state=…, **values): an instrument of the demo platform, moved to that state
+    through the real services."""
+
+    def make(state: InstrumentState = InstrumentState.DRAFT, platform: Platform | None = None, **changes) -> Instrument:
+        admin, bureau = demo_user("platform"), demo_user("bureau")
+        platform = platform or session.get(Platform, admin.grants[0].organisation_id)
+        actor = Actor.of(admin, "127.0.0.1")
+        instrument = services.create_instrument(session, platform, admin, actor=actor,
+                                                values=instrument_values(session, **changes), now=utcnow())
+        if state == InstrumentState.DRAFT:
+            return instrument
+        services.submit_instrument(session, instrument, admin, actor=actor, now=utcnow())
+        if state == InstrumentState.REJECTED:
+            services.reject_instrument(session, instrument, bureau, actor=Actor.of(bureau, None), reason="资料不全")
+        elif state != InstrumentState.SUBMITTED:
+            services.publish_instrument(session, instrument, bureau, actor=Actor.of(bureau, None), now=utcnow())
+            if state == InstrumentState.MAINTENANCE:
+                services.set_maintenance(session, instrument, admin, actor=actor, on=True)
+            elif state == InstrumentState.RETIRED:
+                services.retire_instrument(session, instrument, admin, actor=actor)
+        return instrument
+
+    return make
