@@ -5,7 +5,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from marketplace import models, views  # noqa: F401  models: the tables must be known to Alembic
+    from marketplace import api, models, views  # noqa: F401  models: the tables must be known to Alembic
+    from marketplace.jobs import JOBS
+    from core.scheduler import register_jobs
 
-    app.register_blueprint(views.bp)
-    views.register_nav(app)
+    views.register(app)
+    api.register(app)
+    register_jobs(app, JOBS)
