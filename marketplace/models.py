@@ -102,6 +102,21 @@ PUBLIC_FIELDS = ("name_zh", "name_en", "model", "manufacturer", "country_of_orig
                  "setup_fee_district_enterprise_fen", "hourly_rate_district_enterprise_fen",
                  "setup_fee_other_fen", "hourly_rate_other_fen")
 EDITABLE_FIELDS = ("asset_number", *PUBLIC_FIELDS)
+FIELD_LABELS = {
+    "asset_number": _l("Asset number"), "name_zh": _l("Name (Chinese)"), "name_en": _l("Name (English)"),
+    "model": _l("Model"), "manufacturer": _l("Manufacturer"), "country_of_origin": _l("Country of origin"),
+    "category_id": _l("Category"), "original_value_fen": _l("Original value (yuan)"),
+    "purchased_on": _l("Purchase date"), "is_publicly_funded": _l("Bought with public money"),
+    "building": _l("Building"), "room": _l("Room"), "description": _l("Description"),
+    "capabilities": _l("Test capabilities"), "sample_requirements": _l("Sample requirements"),
+    "contact_name": _l("Contact person"), "contact_phone": _l("Contact phone"), "contact_email": _l("Contact e-mail"),
+    "sharing_mode": _l("Sharing mode"),
+    "setup_fee_own_staff_fen": _l("Setup fee, own staff (yuan)"),
+    "hourly_rate_own_staff_fen": _l("Hourly rate, own staff (yuan)"),
+    "setup_fee_district_enterprise_fen": _l("Setup fee, district enterprises (yuan)"),
+    "hourly_rate_district_enterprise_fen": _l("Hourly rate, district enterprises (yuan)"),
+    "setup_fee_other_fen": _l("Setup fee, others (yuan)"), "hourly_rate_other_fen": _l("Hourly rate, others (yuan)"),
+}
 
 
 class Instrument(db.Model):

@@ -83,7 +83,8 @@ class FreshContextClient(FlaskClient):
 
 def make_app(database_url: str, smtp_server: SmtpServer, tmp_dir, **overrides) -> Flask:
     return create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url, MAIL_PORT=smtp_server.port,
-                      SCHEDULER_LOCK_FILE=str(tmp_dir / "scheduler.lock"), **overrides)
+                      SCHEDULER_LOCK_FILE=str(tmp_dir / "scheduler.lock"), UPLOAD_DIR=str(tmp_dir / "uploads"),
+                      **overrides)
 
 
 @pytest.fixture(scope="session")

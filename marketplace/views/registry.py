@@ -1,8 +1,266 @@
-"""Marketplace pages: registry."""
+"""Marketplace pages: the registry — a platform's instruments, and the bureau's review queue."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from core.auth import AccessRule, current_actor, current_principal, requires
+from core.db import unit_of_work, utcnow
+from core.errors import Forbidden, KequipError, RuleBroken
+from core.extensions import current_language, db
+from core.forms import show_rule_error
+from core.models import Platform, Role
 from core.templating import NavItem
+from marketplace import services
+from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
+from marketplace.models import Instrument, InstrumentPhoto, InstrumentState
+from marketplace.views import bp
 
-from marketplace.views import bp  # noqa: F401
+NAV = [
+    NavItem("marketplace.my_instruments", _l("Our instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN}))),
+    NavItem("marketplace.review_queue", _l("Instrument review"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
+]
+PER_PAGE = 50
 
-NAV: list[NavItem] = []
+
+def _my_platform() -> Platform:
+    """The platform the admin works for (?platform_id= picks one when they admin several)."""
+    user = current_principal()
+    platform_ids = sorted(user.organisation_ids(Role.PLATFORM_ADMIN))
+    wanted = request.values.get("platform_id", type=int) or platform_ids[0]
+    if wanted not in platform_ids:
+        raise Forbidden("forbidden", _("You are not an admin of this platform."))
+    return db.session.get(Platform, wanted)
+
+
+def _instrument_form(instrument: Instrument | None = None) -> InstrumentForm:
+    form = InstrumentForm()
+    form.fill_categories(services.list_categories(db.session), current_language())
+    if instrument is not None and not form.is_submitted():
+        form.load(instrument)
+    return form
+
+
+def _show(form: InstrumentForm, error: KequipError) -> None:
+    if isinstance(error.details, dict):  # every field the record rules refused
+        for field, message in error.details.items():
+            show_rule_error(form, RuleBroken(error.code, message, field=field))
+    elif not show_rule_error(form, error):
+        flash(error.message, "danger")
+
+
+def _render_form(form: InstrumentForm, instrument: Instrument | None, platform: Platform, status: int = 200):
+    return render_template("marketplace/instrument_form.html", form=form, instrument=instrument, platform=platform,
+                           fee_fields=FEE_FIELDS), status
+
+
+# --- the platform's pages ---------------------------------------------------------------------
+
+@bp.route("/instruments/mine")
+@requires(Role.PLATFORM_ADMIN)
+def my_instruments():
+    platform = _my_platform()
+    state = request.args.get("state")
+    stmt = services.list_platform_instruments(
+        db.session, platform.id, state=InstrumentState(state) if state in set(InstrumentState) else None)
+    page = db.paginate(stmt, page=request.args.get("page", 1, type=int) or 1, per_page=PER_PAGE, error_out=False)
+    return render_template("marketplace/my_instruments.html", platform=platform, page=page, state=state)
+
+
+@bp.route("/instruments/new", methods=["GET", "POST"])
+@requires(Role.PLATFORM_ADMIN)
+def new_instrument():
+    platform = _my_platform()
+    form = _instrument_form()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                instrument = services.create_instrument(session, platform, current_principal(), actor=current_actor(),
+                                                        values=form.values(), submit=form.save_and_submit.data,
+                                                        now=utcnow())
+        except RuleBroken as error:
+            _show(form, error)
+            return _render_form(form, None, platform, 422)
+        flash(_("Submitted for review.") if form.save_and_submit.data else _("Saved as a draft."), "success")
+        return redirect(url_for("marketplace.my_instruments", platform_id=instrument.platform_id))
+    return _render_form(form, None, platform, 422 if form.is_submitted() else 200)
+
+
+@bp.route("/instruments/<int:instrument_id>/edit", methods=["GET", "POST"])
+@requires(Role.PLATFORM_ADMIN)
+def edit_instrument(instrument_id: int):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    user = current_principal()
+    services.ensure_may_manage(user, instrument)
+    form = _instrument_form(instrument)
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.update_instrument(session, instrument, user, actor=current_actor(), values=form.values(),
+                                           now=utcnow())
+                if form.save_and_submit.data and instrument.state == InstrumentState.DRAFT:
+                    services.submit_instrument(session, instrument, user, actor=current_actor(), now=utcnow())
+        except RuleBroken as error:
+            _show(form, error)
+            return _render_form(form, instrument, instrument.platform, 422)
+        if instrument.pending_changes:
+            flash(_("The change waits for the bureau's review; the published record stays as it is until then."),
+                  "info")
+        else:
+            flash(_("Saved."), "success")
+        return redirect(url_for("marketplace.my_instruments", platform_id=instrument.platform_id))
+    return _render_form(form, instrument, instrument.platform, 422 if form.is_submitted() else 200)
+
+
+def _act(instrument_id: int, action, done: str):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    try:
+        with unit_of_work() as session:
+            action(session, instrument, current_principal(), actor=current_actor())
+    except RuleBroken as error:
+        flash(error.message, "danger")
+    else:
+        flash(done, "success")
+    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
+                    else url_for("marketplace.my_instruments", platform_id=instrument.platform_id))
+
+
+@bp.route("/instruments/<int:instrument_id>/submit", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def submit_instrument(instrument_id: int):
+    return _act(instrument_id, lambda s, i, u, actor: services.submit_instrument(s, i, u, actor=actor, now=utcnow()),
+                _("Submitted for review."))
+
+
+@bp.route("/instruments/<int:instrument_id>/maintenance", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def start_maintenance(instrument_id: int):
+    return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=True),
+                _("The instrument is under maintenance."))
+
+
+@bp.route("/instruments/<int:instrument_id>/resume", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def end_maintenance(instrument_id: int):
+    return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=False),
+                _("The instrument is back in service."))
+
+
+@bp.route("/instruments/<int:instrument_id>/retire", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def retire_instrument(instrument_id: int):
+    return _act(instrument_id, services.retire_instrument, _("The instrument is retired."))
+
+
+@bp.route("/instruments/<int:instrument_id>/photos", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def upload_photo(instrument_id: int):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    upload = request.files.get("photo")
+    if upload is None or not upload.filename:
+        flash(_("Choose a photo first."), "danger")
+    else:
+        try:
+            with unit_of_work() as session:
+                services.add_photo(session, instrument, current_principal(), actor=current_actor(),
+                                   data=upload.read(services.MAX_PHOTO_BYTES + 1),
+                                   upload_dir=Path(current_app.config["UPLOAD_DIR"]))
+        except RuleBroken as error:
+            flash(error.message, "danger")
+        else:
+            flash(_("The photo is added."), "success")
+    return redirect(url_for("marketplace.edit_instrument", instrument_id=instrument.id))
+
+
+@bp.route("/instruments/photos/<int:photo_id>/delete", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def delete_photo(photo_id: int):
+    photo = db.get_or_404(InstrumentPhoto, photo_id)
+    instrument_id = photo.instrument_id
+    with unit_of_work() as session:
+        services.remove_photo(session, photo, current_principal(), actor=current_actor())
+    flash(_("The photo is removed."), "success")
+    return redirect(url_for("marketplace.edit_instrument", instrument_id=instrument_id))
+
+
+# --- the bureau's review ----------------------------------------------------------------------
+
+@bp.route("/review")
+@requires(Role.BUREAU_ADMIN)
+def review_queue():
+    form = ReviewFilterForm(request.args)
+    categories = services.list_categories(db.session)
+    language = current_language()
+    form.platform_id.choices = [(0, _("Every platform"))] + [(p.id, p.name) for p in db.session.scalars(
+        db.select(Platform).order_by(Platform.name))]
+    form.category.choices = [("", _("Every category"))] + [(c.code, f"{c.code} {c.name(language)}") for c in categories]
+    form.validate()
+    stmt = services.review_queue(db.session, platform_id=form.platform_id.data or None,
+                                 category_code=form.category.data or None,
+                                 older_than_days=form.older_than_days.data or None, now=utcnow())
+    page = db.paginate(stmt, page=request.args.get("page", 1, type=int) or 1, per_page=PER_PAGE, error_out=False)
+    return render_template("marketplace/review_queue.html", form=form, page=page)
+
+
+@bp.route("/review/<int:instrument_id>")
+@requires(Role.BUREAU_ADMIN)
+def review_instrument(instrument_id: int):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    return render_template("marketplace/review_instrument.html", instrument=instrument,
+                           diff=services.review_diff(instrument), in_review=services.is_in_review(instrument),
+                           reject_form=RejectForm())
+
+
+@bp.route("/review/<int:instrument_id>/publish", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def publish_instrument(instrument_id: int):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    try:
+        with unit_of_work() as session:
+            services.publish_instrument(session, instrument, current_principal(), actor=current_actor(), now=utcnow())
+    except RuleBroken as error:
+        flash(error.message, "danger")
+        return redirect(url_for("marketplace.review_instrument", instrument_id=instrument.id))
+    flash(_("Published: %(name)s", name=instrument.name_zh), "success")
+    return redirect(url_for("marketplace.review_queue"))
+
+
+@bp.route("/review/<int:instrument_id>/reject", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def reject_instrument(instrument_id: int):
+    instrument = db.get_or_404(Instrument, instrument_id)
+    form = RejectForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.reject_instrument(session, instrument, current_principal(), actor=current_actor(),
+                                           reason=form.reason.data)
+        except RuleBroken as error:
+            if not show_rule_error(form, error):
+                flash(error.message, "danger")
+        else:
+            flash(_("Returned to the platform with your reason."), "success")
+            return redirect(url_for("marketplace.review_queue"))
+    return render_template("marketplace/review_instrument.html", instrument=instrument,
+                           diff=services.review_diff(instrument), in_review=services.is_in_review(instrument),
+                           reject_form=form), 422
+
+
+@bp.route("/review/bulk-publish", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def bulk_publish():
+    ids = [int(value) for value in request.form.getlist("instrument_id") if value.isdigit()]
+    if not ids:
+        flash(_("Choose the instruments to publish."), "danger")
+        return redirect(url_for("marketplace.review_queue"))
+    try:
+        with unit_of_work() as session:
+            published = services.bulk_publish(session, ids, current_principal(), actor=current_actor(), now=utcnow())
+    except RuleBroken as error:
+        flash(error.message, "danger")
+    else:
+        flash(_("%(n)d instruments published.", n=len(published)), "success")
+    return redirect(url_for("marketplace.review_queue"))

@@ -29,7 +29,21 @@ def test_every_route_declares_who_may_use_it(app):
     assert not missing, f"routes without @public or @requires: {missing}"
 
 
-def _url(rule: str, user, session) -> str:
+def _published_instrument(session, demo_user) -> int:
+    from core.audit import Actor
+    from core.db import utcnow
+    from marketplace import services as registry
+    from tests.marketplace.conftest import instrument_values
+
+    admin, bureau = demo_user("platform"), demo_user("bureau")
+    platform = session.get(Platform, admin.grants[0].organisation_id)
+    instrument = registry.create_instrument(session, platform, admin, actor=Actor.system("test"), submit=True,
+                                            values=instrument_values(session), now=utcnow())
+    registry.publish_instrument(session, instrument, bureau, actor=Actor.system("test"), now=utcnow())
+    return instrument.id
+
+
+def _url(rule: str, user, session, instrument_id: int) -> str:
     """Fill a rule's arguments with objects of the principal's own where it has them."""
     own_org = user.grants[0].organisation_id if user and user.grants and user.grants[0].organisation_id else None
     first_platform = session.scalar(Platform.__table__.select().with_only_columns(Platform.id).order_by(Platform.id))
@@ -39,6 +53,11 @@ def _url(rule: str, user, session) -> str:
         "grant_id": session.scalar(RoleGrant.__table__.select().with_only_columns(RoleGrant.id)
                                    .where(RoleGrant.user_id != (user.id if user else 0)).order_by(RoleGrant.id)),
         "token_id": 999999,
+        "instrument_id": instrument_id,
+        "photo_id": 999999,
+        "stored_name": "none.jpg",
+        "platform_id": first_platform,
+        "number": 1,
         "token": "no-such-token",
         "filename": "kequip.css",
         "path": "x",
@@ -63,11 +82,12 @@ def _object_allows(endpoint: str, user, url: str, session) -> bool:
 def test_each_demo_account_against_each_route(app, session, principal, login_as, api_as, demo_user):
     user = demo_user(principal) if principal else None
     page_client = login_as(principal) if principal else app.test_client()
+    instrument_id = _published_instrument(session, demo_user)
     checked = 0
     for endpoint, method, rule in routes(app):
         if endpoint in ("static", "bootstrap.static") or endpoint == "core.logout":
             continue  # files; log-out is checked on its own (it would end this session)
-        url = _url(rule, user, session)
+        url = _url(rule, user, session, instrument_id)
         client = api_as(principal) if rule.startswith("/api/") else page_client  # a token each: one call revokes
         response = getattr(client, method.lower())(url)
         declared = access_rule(endpoint, app.view_functions[endpoint])

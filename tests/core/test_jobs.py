@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -112,6 +113,14 @@ def test_gunicorn_workers_run_one_scheduler_and_share_login_limits(app, tmp_path
         assert statuses == [401] * 5
         sixth = requests.post(url, json={"email": "introducer@kequip.test", "password": "kequip-demo"}, timeout=10)
         assert sixth.status_code == 429 and sixth.json()["error"]["code"] == "rate_limited"
+        # a page log-in, checked against the counters while its own transaction is open, answers at once
+        browser = requests.Session()
+        login_page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+        started = time.monotonic()
+        answer = browser.post(f"http://127.0.0.1:{port}/login", data={
+            "email": "expert@kequip.test", "password": "kequip-demo", "csrf_token": csrf}, timeout=10)
+        assert answer.status_code == 200 and answer.url.endswith("/dashboard") and time.monotonic() - started < 5
     finally:
         server.terminate()
         server.wait(20)
