@@ -39,7 +39,7 @@ def load_demo() -> None:
     """Load the demo district; running it again adds nothing twice."""
     from core.demo import DEMO_ACCOUNTS, load
 
-    created = load()
+    created = load(everything=True)
     click.echo(f"demo district: {created} new records")
     click.echo("demo accounts (password kequip-demo):")
     for email, role in DEMO_ACCOUNTS:

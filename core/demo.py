@@ -108,6 +108,20 @@ def load_into(session: Session) -> int:
     return created
 
 
-def load() -> int:
+DEMO_EXTENSION = "kequip.demo"
+
+
+def register_demo(app, loader) -> None:
+    """A domain package adds its part of the demo district: loader(session) → records created."""
+    app.extensions.setdefault(DEMO_EXTENSION, []).append(loader)
+
+
+def load(*, everything: bool = False) -> int:
+    """Core's demo (organisations and accounts); with everything=True also each package's part."""
+    from flask import current_app
+
     with unit_of_work() as session:
-        return load_into(session)
+        created = load_into(session)
+        for loader in current_app.extensions.get(DEMO_EXTENSION, []) if everything else []:
+            created += loader(session)
+    return created

@@ -5,10 +5,12 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from marketplace import api, models, views  # noqa: F401  models: the tables must be known to Alembic
-    from marketplace.jobs import JOBS
+    from core.demo import register_demo
     from core.scheduler import register_jobs
+    from marketplace import api, demo, models, views  # noqa: F401  models: the tables must be known to Alembic
+    from marketplace.jobs import JOBS
 
     views.register(app)
     api.register(app)
     register_jobs(app, JOBS)
+    register_demo(app, demo.load_into)
