@@ -1,6 +1,28 @@
 """The marketplace's jobs (STYLE 2.11)."""
 from __future__ import annotations
 
-from core.scheduler import Job
+from datetime import datetime
 
-JOBS: list[Job] = []
+from flask import current_app
+
+from core.audit import Actor
+from core.db import unit_of_work, utcnow
+from core.scheduler import Job
+from marketplace import releases
+
+
+def publish_scheduled_release(now: datetime | None = None) -> int:
+    """The catalogue release of the current quarter (Asia/Shanghai), unless it exists: 1 if made, else 0."""
+    with unit_of_work() as session:
+        release = releases.publish_period_release(
+            session, actor=Actor.system("job:publish_scheduled_release"), now=now or utcnow(),
+            large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"])
+    return 0 if release is None else 1
+
+
+JOBS: list[Job] = [
+    # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
+    # release; the other runs find it made, and make it should the first day's run have been missed.
+    Job("publish_scheduled_release", publish_scheduled_release, "cron",
+        {"hour": 1, "minute": 0, "timezone": "Asia/Shanghai"}),
+]
