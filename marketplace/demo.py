@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -11,7 +12,7 @@ from core.audit import Actor
 from core.db import utcnow
 from core.demo import PLATFORMS
 from core.models import Platform, Role, User
-from marketplace import services
+from marketplace import releases, services
 from marketplace.models import Instrument
 
 ACTOR = Actor.system("demo:load")
@@ -81,6 +82,7 @@ INSTRUMENTS = [
     ("0701", "飞秒激光加工系统", "Femtosecond laser micromachining system", "Pharos PH2", "Light Conversion", "立陶宛", 2_800_000, 3, ["微纳加工"]),
 ]
 IN_REVIEW = {3, 18, 40, 57}  # indexes left waiting for the bureau
+FIRST_RELEASE = 45  # the first release holds the instruments published before this index
 
 
 def _platform(session: Session, index: int) -> Platform:
@@ -94,7 +96,7 @@ def load_into(session: Session) -> int:
     bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
     admin = session.scalar(select(User).where(User.email == "platform@kequip.test"))
     now = utcnow()
-    created = 0
+    instruments: list[tuple[Instrument, User]] = []
     for index, (code, zh, en, model, maker, country, yuan, platform_index, capabilities) in enumerate(INSTRUMENTS):
         platform = _platform(session, platform_index)
         acting = admin if platform.id in admin.organisation_ids(Role.PLATFORM_ADMIN) else _acting_admin(session, platform)
@@ -113,12 +115,24 @@ def load_into(session: Session) -> int:
                   "setup_fee_own_staff_fen": 0, "hourly_rate_own_staff_fen": hourly // 2,
                   "setup_fee_district_enterprise_fen": 5_000, "hourly_rate_district_enterprise_fen": hourly,
                   "setup_fee_other_fen": 10_000, "hourly_rate_other_fen": hourly * 3 // 2}
-        instrument = services.create_instrument(session, platform, acting, actor=ACTOR, values=values,
-                                                submit=True, now=now)
+        instruments.append((services.create_instrument(session, platform, acting, actor=ACTOR, values=values,
+                                                       submit=True, now=now), acting))
+    line = current_app.config["LARGE_INSTRUMENT_LINE_FEN"]
+    for index, (instrument, _acting) in enumerate(instruments[:FIRST_RELEASE]):
         if index not in IN_REVIEW:
             services.publish_instrument(session, instrument, bureau, actor=ACTOR, now=now)
-        created += 1
-    return created
+    releases.publish_release(session, actor=ACTOR, user=bureau, now=now - timedelta(days=92), large_line_fen=line)
+    for index, (instrument, _acting) in enumerate(instruments[FIRST_RELEASE:], start=FIRST_RELEASE):
+        if index not in IN_REVIEW:
+            services.publish_instrument(session, instrument, bureau, actor=ACTOR, now=now)
+    repriced, repriced_by = instruments[0]  # a price change, reviewed and published
+    services.update_instrument(session, repriced, repriced_by, actor=ACTOR, now=now, values={
+        "hourly_rate_district_enterprise_fen": repriced.hourly_rate_district_enterprise_fen - 10_000})
+    services.publish_instrument(session, repriced, bureau, actor=ACTOR, now=now)
+    retired, retired_by = instruments[7]
+    services.retire_instrument(session, retired, retired_by, actor=ACTOR)
+    releases.publish_release(session, actor=ACTOR, user=bureau, now=now, large_line_fen=line)
+    return len(instruments) + 2
 
 
 def _acting_admin(session: Session, platform: Platform) -> User:

@@ -8,8 +8,8 @@ from config import TestingConfig
 from core.app import create_app
 from core.demo import load
 from core.extensions import db
-from marketplace.demo import IN_REVIEW, INSTRUMENTS
-from marketplace.models import Instrument, InstrumentState
+from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS
+from marketplace.models import CatalogueRelease, Instrument, InstrumentState
 
 
 def test_demo_district_with_instruments_loads_once(db_kind, new_database, tmp_path):
@@ -20,7 +20,11 @@ def test_demo_district_with_instruments_loads_once(db_kind, new_database, tmp_pa
         assert load(everything=True) > len(INSTRUMENTS)
         assert load(everything=True) == 0
         states = dict(db.session.execute(select(Instrument.state, func.count()).group_by(Instrument.state)).all())
-        assert states[InstrumentState.SUBMITTED] == len(IN_REVIEW)
+        assert states[InstrumentState.SUBMITTED] == len(IN_REVIEW) and states[InstrumentState.RETIRED] == 1
+        first, second = db.session.scalars(select(CatalogueRelease).order_by(CatalogueRelease.number)).all()
+        assert first.added_count == first.instrument_count > 30
+        assert (second.added_count, second.changed_count, second.withdrawn_count) == (
+            len(INSTRUMENTS) - FIRST_RELEASE - 1, 1, 1)
         assert sum(states.values()) == len(INSTRUMENTS) >= 60
         values = db.session.scalars(select(Instrument.original_value_fen)).all()
         assert min(values) >= 80_000_00 and max(values) <= 12_000_000_00
