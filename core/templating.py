@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_principal
 from core.extensions import current_language
+from core.money import format_yuan
 from core.models import (BUREAU_KIND_LABELS, INDUSTRY_LABELS, LEGAL_FORM_LABELS, ORGANISATION_KIND_LABELS,
                          PLATFORM_TYPE_LABELS, ROLE_LABELS, VERIFICATION_STATE_LABELS, Role, User)
 
@@ -28,8 +29,9 @@ def register_nav(app: Flask, items: list[NavItem]) -> None:
 
 
 def nav_for(user: User | None) -> list[NavItem]:
+    """Public items for everyone, the others for the logged-in people their rule lets in."""
     return [item for item in current_app.extensions.get(NAV_EXTENSION, [])
-            if user is not None and item.rule.allows(user)]
+            if item.rule.is_public or (user is not None and item.rule.allows(user))]
 
 
 CORE_NAV = [
@@ -46,6 +48,11 @@ def local_datetime(value: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") ->
     return "" if value is None else format_datetime(value, pattern)
 
 
+def yuan(fen: int | None) -> str:
+    """The `yuan` filter: an amount in fen as yuan to the fen, 123456 → "¥1,234.56" (core.money)."""
+    return "" if fen is None else format_yuan(fen)
+
+
 def join_labels(values, labels: dict) -> str:
     """Labels of enum values as a list, with the separator of the page's language."""
     separator = "、" if current_language() == "zh_CN" else ", "
@@ -56,6 +63,7 @@ def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
     app.add_template_filter(local_datetime, "local_dt")
     app.add_template_filter(join_labels)
+    app.add_template_filter(yuan)
 
     @app.context_processor
     def inject() -> dict:

@@ -1,8 +1,143 @@
-"""Marketplace pages: catalogue."""
+"""Marketplace pages: the public catalogue. No login: search, the instrument page, its photos and the
+platform's public page."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from flask import current_app, render_template, request, send_from_directory
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SearchField, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
+
+from core.auth import AccessRule, current_principal, public
+from core.extensions import current_language, db
+from core.models import INDUSTRY_LABELS, Industry
 from core.templating import NavItem
+from marketplace import catalogue as catalogue_service
+from marketplace import services
+from marketplace.catalogue import MAX_ID, CatalogueSort
+from marketplace.models import SHARING_MODE_LABELS, InstrumentCategory, SharingMode
+from marketplace.views import bp
 
-from marketplace.views import bp  # noqa: F401
+NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]
 
-NAV: list[NavItem] = []
+PER_PAGE = 20
+MAX_PAGE = 1_000_000
+MAX_YUAN = 1_000_000_000
+SORT_LABELS = {CatalogueSort.RELEVANCE: _l("Relevance"), CatalogueSort.NAME: _l("Name"),
+               CatalogueSort.PRICE: _l("Price, lowest first"), CatalogueSort.NEWEST: _l("Newest first")}
+
+
+def _optional_int(value: object) -> int | None:
+    """"" → None, "12" → 12; anything else raises ValueError, which becomes the field's error."""
+    if value in (None, ""):
+        return None
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise ValueError(value)
+    return number
+
+
+class CatalogueSearchForm(FlaskForm):
+    """The search form; GET, so the URL holds the whole search. Prices in yuan (the API takes fen)."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField(_l("Keywords"), validators=[Optional(), Length(max=200)])
+    category = SelectField(_l("Category"), choices=[], default="")
+    platform_id = SelectField(_l("Platform"), coerce=_optional_int, choices=[], validate_choice=False)
+    industry = SelectField(_l("Industry"), default="", choices=[SelectChoice("", _l("All industries")),
+                                                    *(SelectChoice(i.value, label) for i, label in INDUSTRY_LABELS.items())])
+    sharing_mode = SelectField(_l("Sharing mode"), default="", choices=[SelectChoice("", _l("Any sharing mode")), *(
+        SelectChoice(mode.value, label) for mode, label in SHARING_MODE_LABELS.items())])
+    large = BooleanField(_l("Large instruments only"))
+    min_yuan = IntegerField(_l("Hourly rate from (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
+    max_yuan = IntegerField(_l("Hourly rate up to (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
+    sort = SelectField(_l("Sort by"), choices=[SelectChoice(s.value, label) for s, label in SORT_LABELS.items()],
+                       default=CatalogueSort.RELEVANCE.value)
+
+    def fill(self, categories: list[InstrumentCategory], platforms: list, language: str) -> None:
+        self.category.choices = [SelectChoice("", _("All categories")), *(
+            SelectChoice(c.code, c.name(language) if c.parent_id is None else f"\u2003{c.name(language)}")
+            for c in categories)]
+        self.platform_id.choices = [SelectChoice("", _("All platforms")),
+                                    *(SelectChoice(str(p.id), p.name) for p in platforms)]
+
+    def validate_max_yuan(self, field: IntegerField) -> None:
+        if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
+            raise ValidationError(_("The highest price is below the lowest."))
+
+    def filters(self) -> dict:
+        """The search_catalogue arguments this form asks for."""
+        return {"q": (self.q.data or "").strip() or None, "category": self.category.data or None,
+                "platform_id": self.platform_id.data,
+                "industry": Industry(self.industry.data) if self.industry.data else None,
+                "sharing_mode": SharingMode(self.sharing_mode.data) if self.sharing_mode.data else None,
+                "large": True if self.large.data else None,
+                "price_min_fen": None if self.min_yuan.data is None else self.min_yuan.data * 100,
+                "price_max_fen": None if self.max_yuan.data is None else self.max_yuan.data * 100,
+                "sort": self.sort.data or CatalogueSort.RELEVANCE}
+
+
+def _page_number() -> int:
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+@bp.route("/catalogue")
+@public
+def catalogue():
+    language = current_language()
+    form = CatalogueSearchForm(request.args)
+    form.fill(services.list_categories(db.session), catalogue_service.list_catalogue_platforms(db.session), language)
+    page = None
+    if form.validate():
+        page = catalogue_service.search_catalogue(
+            db.session, **form.filters(), page=_page_number(), per_page=PER_PAGE,
+            large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"], dialect=_dialect(), language=language)
+    share_args = {name: value for name, value in request.args.items() if name in form._fields and value}
+    return render_template("marketplace/catalogue.html", form=form, page=page, share_args=share_args,
+                           show_filters=bool(form.errors or set(share_args) - {"q", "sort"}), language=language)
+
+
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>")
+@public
+def instrument(instrument_id: int):
+    user = current_principal()
+    item = services.get_instrument(db.session, instrument_id, user)
+    return render_template("marketplace/instrument.html", instrument=item, language=current_language(),
+                           is_large=catalogue_service.is_large(
+                               item, line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"]),
+                           may_manage=services.can_manage_instruments(user, item.platform_id))
+
+
+@bp.route("/instruments/photos/<stored_name>")
+@public
+def instrument_photo(stored_name: str) -> ResponseReturnValue:
+    photo = catalogue_service.get_visible_photo(db.session, stored_name, current_principal())
+    public_photo = photo.instrument.is_in_catalogue
+    response = send_from_directory(Path(current_app.config["UPLOAD_DIR"]) / "instruments", photo.stored_name,
+                                   max_age=3600 if public_photo else 0)
+    if not public_photo:
+        response.cache_control.private = True
+    return response
+
+
+@bp.route(f"/platforms/<int(max={MAX_ID}):platform_id>")
+@public
+def platform_public(platform_id: int):
+    platform = catalogue_service.get_public_platform(db.session, platform_id)
+    page = catalogue_service.search_catalogue(
+        db.session, platform_id=platform.id, sort=CatalogueSort.NAME, page=_page_number(), per_page=PER_PAGE,
+        large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"], dialect=_dialect(),
+        language=current_language())
+    return render_template("marketplace/platform_public.html", platform=platform, page=page,
+                           language=current_language())
