@@ -165,7 +165,7 @@ class Instrument(db.Model):
     pending_changes: Mapped[dict | None] = mapped_column(sa.JSON)  # an edit of a published instrument, in review
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)  # "newest" in the catalogue
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
     updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     search_text: Mapped[str] = mapped_column(sa.Text, default="")  # tokens for full-text search (search.py)
