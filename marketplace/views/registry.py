@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_actor, current_principal, requires
@@ -262,5 +263,5 @@ def bulk_publish():
     except RuleBroken as error:
         flash(error.message, "danger")
     else:
-        flash(_("%(n)d instruments published.", n=len(published)), "success")
+        flash(ngettext("%(num)d instrument published.", "%(num)d instruments published.", len(published)), "success")
     return redirect(url_for("marketplace.review_queue"))
