@@ -323,8 +323,8 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(80), index=True)
     subject_type: Mapped[str] = mapped_column(sa.String(50))
     subject_id: Mapped[int | None] = mapped_column()
-    before: Mapped[dict | None] = mapped_column(sa.JSON)
-    after: Mapped[dict | None] = mapped_column(sa.JSON)
+    before: Mapped[dict | None] = mapped_column(sa.JSON(none_as_null=True))
+    after: Mapped[dict | None] = mapped_column(sa.JSON(none_as_null=True))
 
 
 class OutboxMessage(db.Model):

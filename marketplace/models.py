@@ -162,7 +162,8 @@ class Instrument(db.Model):
 
     state: Mapped[InstrumentState] = mapped_column(str_enum(InstrumentState), default=InstrumentState.DRAFT)
     review_note: Mapped[str | None] = mapped_column(sa.String(1000))  # the bureau's reason when rejecting
-    pending_changes: Mapped[dict | None] = mapped_column(sa.JSON)  # an edit of a published instrument, in review
+    # an edit of a published instrument, in review; SQL NULL when there is none (not JSON null)
+    pending_changes: Mapped[dict | None] = mapped_column(sa.JSON(none_as_null=True))
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)  # "newest" in the catalogue

@@ -123,3 +123,14 @@ def test_unrelated_query_finds_nothing(session, create_instrument):
     create_instrument(state=S.PUBLISHED)
     where, _rank = match_clause(session.get_bind().dialect.name, "电镜")
     assert session.scalars(select(Instrument.id).where(where)).all() == []
+
+
+def test_review_queue_holds_only_what_waits(session, create_instrument, demo_user):
+    waiting = create_instrument(state=S.SUBMITTED)
+    reviewed = create_instrument(state=S.PUBLISHED)
+    retired = create_instrument(state=S.RETIRED)
+    admin, bureau = demo_user("platform"), demo_user("bureau")
+    services.update_instrument(session, reviewed, admin, actor=Actor.of(admin, None), values={"room": "9"}, now=utcnow())
+    services.publish_instrument(session, reviewed, bureau, actor=Actor.of(bureau, None), now=utcnow())
+    queued = set(session.scalars(services.review_queue(session, now=utcnow())).all())
+    assert waiting in queued and reviewed not in queued and retired not in queued
