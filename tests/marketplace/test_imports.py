@@ -226,7 +226,8 @@ def test_errors_of_every_row_are_collected_with_row_and_column(session, platform
     found = [(e.row, e.column) for e in caught.value.details.errors]
     assert found == [(2, "中文名称"), (3, "原值（元）"), (4, "区内企业开机费（元）"), (5, "分类代码"), (5, "购置日期"),
                      (6, "分类代码"), (6, "联系邮箱"), (6, "共享方式"), (7, "原值（元）"), (7, "是否财政资金购置")]
-    assert all(str(e).startswith(f"Row {e.row}, «{e.column}»: ") for e in caught.value.details.errors)
+    # in Chinese by default, as the issue shows them: 第 12 行「原值（元）」：…
+    assert all(str(e).startswith(f"第 {e.row} 行「{e.column}」：") for e in caught.value.details.errors)
 
 
 @pytest.mark.parametrize("value", [0, -1, "0.00", "-100"])
