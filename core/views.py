@@ -26,8 +26,10 @@ PER_PAGE = 50
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site, never another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site, never another host. Control characters are refused: browsers and
+    urllib drop a tab or newline, so ?next=/%09/evil.example would lead to //evil.example."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
         return target
     return url_for("core.dashboard")
 

@@ -68,3 +68,12 @@ def test_unknown_page_is_404_page_and_forbidden_page_is_403(login_as, client):
 def test_login_page_protects_against_open_redirects(client):
     response = client.post("/login?next=//evil.example", data={"email": "bureau@kequip.test", "password": "kequip-demo"})
     assert response.location == "/dashboard"
+
+
+def test_login_next_with_a_tab_or_newline_cannot_lead_to_another_host(client):
+    """Browsers and urllib drop tabs and newlines from URLs: "/\\t/evil.example" is "//evil.example"."""
+    for target in ("/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example"):
+        client.post("/logout")
+        response = client.post(f"/login?next={target}",
+                               data={"email": "bureau@kequip.test", "password": "kequip-demo"})
+        assert response.status_code == 302 and response.location == "/dashboard", target
