@@ -233,6 +233,9 @@ def publish_instrument(session: Session, instrument: Instrument, user: User, *, 
     if not instrument.pending_changes:
         raise RuleBroken("nothing_to_review", _("This instrument has nothing waiting for review."))
     pending = instrument.pending_changes
+    # checked again: since the change was made, another instrument may have taken its model and asset number
+    merged = {name: getattr(instrument, name) for name in EDITABLE_FIELDS} | pending
+    _raise_first(check_values(session, merged, platform_id=instrument.platform_id, instrument_id=instrument.id))
     old = {name: to_json_value(getattr(instrument, name)) for name in pending}
     for name, value in pending.items():
         column_type = Instrument.__table__.c[name].type

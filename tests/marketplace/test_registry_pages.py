@@ -71,6 +71,21 @@ def test_bureau_reviews_the_queue_sees_the_diff_and_publishes(login_as, session,
     assert "改名后的质谱仪" in login_as("platform").get("/instruments/mine").get_data(as_text=True)
 
 
+def test_a_change_whose_asset_number_was_taken_meanwhile_is_refused_with_a_message(login_as, session,
+                                                                                    create_instrument):
+    published = create_instrument(state=S.PUBLISHED)
+    login_as("platform").post(f"/instruments/{published.id}/edit", data=form_data(
+        session, asset_number="KQ-NEW-1", model=published.model, category_id=str(published.category_id)))
+    create_instrument(asset_number="KQ-NEW-1", model=published.model)  # registered while the change waits
+    bureau = login_as("bureau")
+    bureau.get("/review?lang=en")
+    response = bureau.post(f"/review/{published.id}/publish", follow_redirects=True)
+    assert response.status_code == 200
+    assert "This platform has an instrument of this model and asset number already." in response.get_data(as_text=True)
+    session.refresh(published)
+    assert published.asset_number != "KQ-NEW-1" and published.pending_changes["asset_number"] == "KQ-NEW-1"
+
+
 def test_bureau_rejects_with_a_reason_the_platform_sees(login_as, session, create_instrument):
     instrument = create_instrument(state=S.SUBMITTED)
     bureau = login_as("bureau")
