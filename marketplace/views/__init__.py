@@ -3,10 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 from flask_babel import gettext as _
 
 bp = Blueprint("marketplace", __name__)
+MAX_PAGE = 1_000_000  # a larger ?page= shows the last empty page rather than overflow the database's OFFSET
+
+
+def page_number() -> int:
+    """The ?page= asked for: 1 when missing or bad, at most MAX_PAGE."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
 
 from marketplace.views import catalogue, imports, registry, releases  # noqa: E402  (routes attach to bp)
 

@@ -21,12 +21,11 @@ from marketplace import catalogue as catalogue_service
 from marketplace import services
 from marketplace.catalogue import MAX_ID, CatalogueSort
 from marketplace.models import SHARING_MODE_LABELS, InstrumentCategory, SharingMode
-from marketplace.views import bp
+from marketplace.views import bp, page_number
 
 NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]
 
 PER_PAGE = 20
-MAX_PAGE = 1_000_000
 MAX_YUAN = 1_000_000_000
 SORT_LABELS = {CatalogueSort.RELEVANCE: _l("Relevance"), CatalogueSort.NAME: _l("Name"),
                CatalogueSort.PRICE: _l("Price, lowest first"), CatalogueSort.NEWEST: _l("Newest first")}
@@ -84,10 +83,6 @@ class CatalogueSearchForm(FlaskForm):
                 "sort": self.sort.data or CatalogueSort.RELEVANCE}
 
 
-def _page_number() -> int:
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
-
-
 def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
@@ -101,7 +96,7 @@ def catalogue():
     page = None
     if form.validate():
         page = catalogue_service.search_catalogue(
-            db.session, **form.filters(), page=_page_number(), per_page=PER_PAGE,
+            db.session, **form.filters(), page=page_number(), per_page=PER_PAGE,
             large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"], dialect=_dialect(), language=language)
     share_args = {name: value for name, value in request.args.items() if name in form._fields and value}
     return render_template("marketplace/catalogue.html", form=form, page=page, share_args=share_args,
@@ -136,7 +131,7 @@ def instrument_photo(stored_name: str) -> ResponseReturnValue:
 def platform_public(platform_id: int):
     platform = catalogue_service.get_public_platform(db.session, platform_id)
     page = catalogue_service.search_catalogue(
-        db.session, platform_id=platform.id, sort=CatalogueSort.NAME, page=_page_number(), per_page=PER_PAGE,
+        db.session, platform_id=platform.id, sort=CatalogueSort.NAME, page=page_number(), per_page=PER_PAGE,
         large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"], dialect=_dialect(),
         language=current_language())
     return render_template("marketplace/platform_public.html", platform=platform, page=page,

@@ -16,9 +16,10 @@ from core.forms import show_rule_error
 from core.models import Platform, Role
 from core.templating import NavItem
 from marketplace import services
+from marketplace.catalogue import MAX_ID
 from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
 from marketplace.models import Instrument, InstrumentPhoto, InstrumentState
-from marketplace.views import bp
+from marketplace.views import bp, page_number
 
 NAV = [
     NavItem("marketplace.my_instruments", _l("Our instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN}))),
@@ -67,7 +68,7 @@ def my_instruments():
     state = request.args.get("state")
     stmt = services.list_platform_instruments(
         db.session, platform.id, state=InstrumentState(state) if state in set(InstrumentState) else None)
-    page = db.paginate(stmt, page=request.args.get("page", 1, type=int) or 1, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("marketplace/my_instruments.html", platform=platform, page=page, state=state)
 
 
@@ -90,7 +91,7 @@ def new_instrument():
     return _render_form(form, None, platform, 422 if form.is_submitted() else 200)
 
 
-@bp.route("/instruments/<int:instrument_id>/edit", methods=["GET", "POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/edit", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def edit_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -129,34 +130,34 @@ def _act(instrument_id: int, action, done: str):
                     else url_for("marketplace.my_instruments", platform_id=instrument.platform_id))
 
 
-@bp.route("/instruments/<int:instrument_id>/submit", methods=["POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/submit", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def submit_instrument(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.submit_instrument(s, i, u, actor=actor, now=utcnow()),
                 _("Submitted for review."))
 
 
-@bp.route("/instruments/<int:instrument_id>/maintenance", methods=["POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/maintenance", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def start_maintenance(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=True),
                 _("The instrument is under maintenance."))
 
 
-@bp.route("/instruments/<int:instrument_id>/resume", methods=["POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/resume", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def end_maintenance(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=False),
                 _("The instrument is back in service."))
 
 
-@bp.route("/instruments/<int:instrument_id>/retire", methods=["POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/retire", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def retire_instrument(instrument_id: int):
     return _act(instrument_id, services.retire_instrument, _("The instrument is retired."))
 
 
-@bp.route("/instruments/<int:instrument_id>/photos", methods=["POST"])
+@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/photos", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def upload_photo(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -176,7 +177,7 @@ def upload_photo(instrument_id: int):
     return redirect(url_for("marketplace.edit_instrument", instrument_id=instrument.id))
 
 
-@bp.route("/instruments/photos/<int:photo_id>/delete", methods=["POST"])
+@bp.route(f"/instruments/photos/<int(max={MAX_ID}):photo_id>/delete", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def delete_photo(photo_id: int):
     photo = db.get_or_404(InstrumentPhoto, photo_id)
@@ -202,11 +203,11 @@ def review_queue():
     stmt = services.review_queue(db.session, platform_id=form.platform_id.data or None,
                                  category_code=form.category.data or None,
                                  older_than_days=form.older_than_days.data or None, now=utcnow())
-    page = db.paginate(stmt, page=request.args.get("page", 1, type=int) or 1, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("marketplace/review_queue.html", form=form, page=page)
 
 
-@bp.route("/review/<int:instrument_id>")
+@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>")
 @requires(Role.BUREAU_ADMIN)
 def review_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -215,7 +216,7 @@ def review_instrument(instrument_id: int):
                            reject_form=RejectForm())
 
 
-@bp.route("/review/<int:instrument_id>/publish", methods=["POST"])
+@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>/publish", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def publish_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -229,7 +230,7 @@ def publish_instrument(instrument_id: int):
     return redirect(url_for("marketplace.review_queue"))
 
 
-@bp.route("/review/<int:instrument_id>/reject", methods=["POST"])
+@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>/reject", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def reject_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -253,7 +254,7 @@ def reject_instrument(instrument_id: int):
 @bp.route("/review/bulk-publish", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def bulk_publish():
-    ids = [int(value) for value in request.form.getlist("instrument_id") if value.isdigit()]
+    ids = [value for value in request.form.getlist("instrument_id", type=int) if 0 < value <= MAX_ID]
     if not ids:
         flash(_("Choose the instruments to publish."), "danger")
         return redirect(url_for("marketplace.review_queue"))

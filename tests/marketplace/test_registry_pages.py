@@ -178,3 +178,15 @@ def test_at_most_eight_photos(app, session, create_instrument, demo_user, tmp_pa
         services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=_image("WEBP", (50, 50)),
                            upload_dir=tmp_path)
     assert getattr(refused.value, "code", None) == "too_many_photos"
+
+
+def test_odd_page_numbers_and_ids_are_answered_without_a_server_error(login_as, create_instrument):
+    platform, bureau = login_as("platform"), login_as("bureau")
+    assert platform.get("/instruments/mine?page=99999999999999999999").status_code == 200
+    assert bureau.get("/review?page=99999999999999999999").status_code == 200
+    assert platform.get("/instruments/99999999999999999999/edit").status_code == 404
+    assert bureau.get("/review/99999999999999999999").status_code == 404
+    submitted = create_instrument(state=S.SUBMITTED)
+    for odd in ("\u00b2", "99999999999999999999"):  # "²" passes str.isdigit() but not int()
+        response = bureau.post("/review/bulk-publish", data={"instrument_id": [odd, str(submitted.id)]})
+        assert response.status_code == 302
