@@ -72,10 +72,18 @@ def send_pending(session: Session, *, now: datetime, limit: int = 100) -> int:
         for message in due:
             message.attempts += 1
             try:
-                smtp.send_message(render_mail(message))
+                email = render_mail(message)
+            except Exception as error:  # a missing template or a bad context spoils this message only
+                message.last_error = f"render: {error!r}"[:500]
+                log.exception("outbox message %d cannot be rendered", message.id)
+                continue
+            try:
+                smtp.send_message(email)
             except smtplib.SMTPException as error:
                 message.last_error = str(error)[:500]
                 log.warning("outbox message %d not sent: %s", message.id, error)
+                if smtp.sock is None:  # the server closed the connection: the rest waits, uncounted
+                    break
                 continue
             message.sent_at = now
             message.last_error = None

@@ -46,6 +46,59 @@ def test_outbox_keeps_mail_when_smtp_is_down_and_sends_it_later(app, session, ma
     assert session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))) == 0
 
 
+def test_a_message_that_cannot_be_rendered_does_not_block_the_others(app, session, mailbox):
+    broken = enqueue_mail(session, to="broken@example.com", locale="en", template="no_such_template",
+                          context={})
+    enqueue_mail(session, to="fine@example.com", locale="en", template="password_reset",
+                 context={"name": "F", "path": "/password/reset/x", "minutes": 60})
+    session.flush()
+    assert send_outbox() == 1
+    assert mailbox.wait_for("fine@example.com")["Subject"]
+    session.refresh(broken)
+    assert broken.sent_at is None and broken.attempts == 1 and "no_such_template" in broken.last_error
+    assert send_outbox() == 0  # tried again on the next run, without resending the good one
+    session.refresh(broken)
+    assert broken.attempts == 2 and len([m for m in mailbox.messages if m["To"] == "fine@example.com"]) == 1
+
+
+class _ClosingSmtpHandler:
+    """Answers 421 (and closes the connection) to a message for drop@example.com, accepts the others."""
+
+    def __init__(self):
+        self.received: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if "drop@example.com" in envelope.rcpt_tos:
+            return "421 Closing the connection"
+        self.received.extend(envelope.rcpt_tos)
+        return "250 Message accepted for delivery"
+
+
+def test_a_closed_smtp_connection_does_not_count_an_attempt_for_the_messages_behind(app, session):
+    from aiosmtpd.controller import Controller
+
+    handler = _ClosingSmtpHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    port = app.config["MAIL_PORT"]
+    app.config["MAIL_PORT"] = controller.port
+    try:
+        for to in ("drop@example.com", "next@example.com", "last@example.com"):
+            enqueue_mail(session, to=to, locale="en", template="password_reset",
+                         context={"name": "N", "path": "/password/reset/x", "minutes": 60})
+        session.flush()
+        assert send_outbox() == 0
+        attempts = dict(session.execute(select(OutboxMessage.to, OutboxMessage.attempts)).all())
+        assert attempts == {"drop@example.com": 1, "next@example.com": 0, "last@example.com": 0}
+        for _ in range(app.config["MAIL_MAX_ATTEMPTS"] - 1):
+            send_outbox()
+        assert send_outbox() == 2  # the message the server refuses has used its attempts; the others go
+        assert sorted(handler.received) == ["last@example.com", "next@example.com"]
+    finally:
+        app.config["MAIL_PORT"] = port
+        controller.stop()
+
+
 def _scheduler(app, tmp_path: Path, name: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "SCHEDULER_LOCK_FILE": str(tmp_path / "scheduler.lock"), "SCHEDULER_RETRY_SECONDS": "1",
