@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
-from flask import Flask, current_app, has_request_context
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 
@@ -59,11 +60,19 @@ def join_labels(values, labels: dict) -> str:
     return separator.join(str(labels[value]) for value in values)
 
 
+def language_switch(code: str) -> str:
+    """The link to this page in another language: a relative "?…" keeps the path, and every other
+    query parameter (a search, a page number, the login's next=) stays."""
+    args = [(name, value) for name, value in request.args.items(multi=True) if name != "lang"]
+    return "?" + urlencode([*args, ("lang", code)])
+
+
 def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
     app.add_template_filter(local_datetime, "local_dt")
     app.add_template_filter(join_labels)
     app.add_template_filter(yuan)
+    app.add_template_global(language_switch)
 
     @app.context_processor
     def inject() -> dict:

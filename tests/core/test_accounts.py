@@ -164,3 +164,16 @@ def test_password_hashed_with_old_parameters_is_upgraded_at_login(client, sessio
     assert client.post("/login", data={"email": "introducer@kequip.test", "password": "kequip-demo"}).status_code == 302
     session.refresh(user)
     assert "m=19456,t=2,p=1" in user.password_hash
+
+
+def test_language_switch_keeps_the_page_and_its_query(login_as, client):
+    import html as html_module
+
+    switch = re.compile(r'href="([^"]*)"[^>]*data-testid="lang-switch"')
+    link = html_module.unescape(switch.search(client.get("/login?next=/audit").get_data(as_text=True)).group(1))
+    assert link == "?next=%2Faudit&lang=en"
+    bureau = login_as("bureau")
+    page = bureau.get("/organisations?q=纺织&kind=platform&lang=en").get_data(as_text=True)
+    link = html_module.unescape(switch.search(page).group(1))
+    assert link == "?q=%E7%BA%BA%E7%BB%87&kind=platform&lang=zh_CN"
+    assert 'lang="zh-CN"' in bureau.get("/organisations" + link).get_data(as_text=True)
