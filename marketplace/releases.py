@@ -24,6 +24,7 @@ from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.exports import csv_bytes, xlsx_bytes
 from core.models import Organisation, Role, User
 from core.money import fen_to_yuan
+from marketplace.imports import SHARING_MODE_CHOICES
 from marketplace.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
 from marketplace.models import (CATALOGUE_STATES, PUBLIC_FIELDS, CatalogueRelease, CatalogueReleaseItem,
                                 Instrument, InstrumentCategory, ReleaseChange, to_json_value)
@@ -251,7 +252,7 @@ DOWNLOAD_FORMATS = ("xlsx", "csv", "json")
 # Chinese headers and values are a data format that other systems read, not page text.
 _CHANGE_ZH = {ReleaseChange.ADDED: "新增", ReleaseChange.CHANGED: "变更", ReleaseChange.UNCHANGED: "未变",
               ReleaseChange.WITHDRAWN: "撤出"}
-_SHARING_ZH = {"open": "对外开放", "appointment": "预约共享", "internal": "仅限内部"}
+_SHARING_ZH = {mode.value: label for label, mode in SHARING_MODE_CHOICES.items()}  # the import template's
 _STATE_ZH = {"published": "正常", "maintenance": "维修中"}
 
 

@@ -313,6 +313,7 @@ def test_downloads_open_and_guard_formula_like_cells(session, create_instrument,
     assert (row["仪器名称"], row["型号"], row["房间"]) == ("'=HYPERLINK(1)", "'+A1", "'@SUM(1)")
     assert row["原值（元）"] == 3_200_000 and row["大型仪器"] == "是" and row["本期变更"] == "新增"
     assert row["区内企业机时费（元/小时）"] == 400
+    assert row["共享方式"] == "开放共享"  # as the import template and the pages name it
     change_rows = [[cell.value for cell in r] for r in changes.iter_rows()]
     assert change_rows[0][:3] == ["变更类型", "仪器编号", "仪器名称"]
     assert ["新增", instrument.id, "'=HYPERLINK(1)"] in [r[:3] for r in change_rows]
