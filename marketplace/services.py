@@ -250,6 +250,8 @@ def publish_instrument(session: Session, instrument: Instrument, user: User, *, 
 def _from_json(column_type: sa.types.TypeEngine, value: Any) -> Any:
     if isinstance(column_type, sa.Date) and isinstance(value, str):
         return date.fromisoformat(value)
+    if isinstance(column_type, sa.Enum) and column_type.enum_class is not None and value is not None:
+        return column_type.enum_class(value)
     return value
 
 
@@ -360,3 +362,5 @@ def remove_photo(session: Session, photo: InstrumentPhoto, user: User, *, actor:
     instrument.photos.remove(photo)
     session.flush()
     record_audit(session, actor, "instrument.photo_removed", instrument, before={"photo": photo.stored_name})
+    if isinstance(column_type, sa.Enum) and column_type.enum_class is not None and value is not None:
+        return column_type.enum_class(value)

@@ -1,6 +1,8 @@
 """The instrument lifecycle: every allowed move, every refused one, who may, and the audit trail."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
@@ -9,7 +11,7 @@ from core.db import utcnow
 from core.errors import Forbidden, IllegalTransition, RuleBroken
 from core.models import AuditEntry
 from marketplace import services
-from marketplace.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState
+from marketplace.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState, SharingMode
 from marketplace.search import match_clause
 
 S = InstrumentState
@@ -95,6 +97,20 @@ def test_editing_a_published_instrument_waits_for_review_while_the_public_record
     services.publish_instrument(session, instrument, bureau, actor=Actor.of(bureau, None), now=utcnow())
     assert (instrument.name_zh, instrument.hourly_rate_district_enterprise_fen) == ("高分辨质谱仪", 45_000)
     assert instrument.pending_changes is None
+
+
+def test_a_published_change_gives_the_fields_their_own_types_and_is_found_by_search(session, create_instrument,
+                                                                                    demo_user):
+    instrument = create_instrument(state=S.PUBLISHED)
+    admin, bureau = demo_user("platform"), demo_user("bureau")
+    services.update_instrument(session, instrument, admin, actor=Actor.of(admin, None), now=utcnow(), values={
+        "name_zh": "场发射扫描电子显微镜", "sharing_mode": "appointment", "purchased_on": date(2020, 5, 1),
+        "category_id": services.category_by_code(session, "0104").id})
+    services.publish_instrument(session, instrument, bureau, actor=Actor.of(bureau, None), now=utcnow())
+    assert instrument.sharing_mode is SharingMode.APPOINTMENT  # not the string the review kept
+    assert instrument.purchased_on == date(2020, 5, 1) and instrument.category.code == "0104"
+    where, _rank = match_clause(session.get_bind().dialect.name, "电镜")
+    assert session.scalars(select(Instrument.id).where(where)).all() == [instrument.id]
 
 
 def test_another_platforms_admin_cannot_change_an_instrument(session, create_instrument, demo_user):
