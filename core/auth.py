@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +56,15 @@ def hash_secret(token: str) -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.is_active else None
+    """The session's person, unless inactive or their password changed since (User.get_id). A bare id,
+    as sessions made before the fingerprint and the tests' login_as carry, is taken as it is."""
+    key, _, fingerprint = user_id.partition(":")
+    user = db.session.get(User, int(key)) if key.isdigit() else None
+    if user is None or not user.is_active:
+        return None
+    if fingerprint and not hmac.compare_digest(fingerprint, user.password_fingerprint()):
+        return None
+    return user
 
 
 def is_api_request() -> bool:

@@ -1,6 +1,7 @@
 """Core tables: people, organisations, roles, tokens, audit log, outbox, rate-limit counters."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -158,6 +159,14 @@ class User(UserMixin, db.Model):
 
     def organisation_ids(self, *roles: Role) -> set[int]:
         return {g.organisation_id for g in self.grants if g.role in roles and g.organisation_id is not None}
+
+    def get_id(self) -> str:
+        """What the session and the remember-me cookie keep: the id and a fingerprint of the password
+        hash, so a new password ends every session made with the old one (core.auth.load_user)."""
+        return f"{self.id}:{self.password_fingerprint()}"
+
+    def password_fingerprint(self) -> str:
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

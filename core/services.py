@@ -160,8 +160,13 @@ def reset_password(session: Session, *, token: str, password: str, now: datetime
     session.execute(sa.update(PasswordResetToken)
                     .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
                     .values(used_at=now))
+    # whoever knew the old password may hold a token: it ends with it (sessions end by User.get_id)
+    revoked = session.execute(sa.update(ApiToken)
+                              .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                              .values(revoked_at=now)).rowcount
     session.flush()
-    record_audit(session, Actor.of(user, actor.ip), "user.password_reset", user)
+    record_audit(session, Actor.of(user, actor.ip), "user.password_reset", user,
+                 after={"api_tokens_revoked": revoked})
     return user
 
 

@@ -177,3 +177,28 @@ def test_language_switch_keeps_the_page_and_its_query(login_as, client):
     link = html_module.unescape(switch.search(page).group(1))
     assert link == "?q=%E7%BA%BA%E7%BB%87&kind=platform&lang=zh_CN"
     assert 'lang="zh-CN"' in bureau.get("/organisations" + link).get_data(as_text=True)
+
+
+def test_password_reset_ends_other_sessions_and_revokes_api_tokens(app, client, session, api_as):
+    """Whoever knew the old password (a thief) is logged out everywhere once the owner sets a new one."""
+    thief = app.test_client()
+    assert thief.post("/login", data={"email": "introducer@kequip.test", "password": "kequip-demo",
+                                      "remember": "y"}).status_code == 302
+    remembered = app.test_client()  # only the remember-me cookie, as after closing the browser
+    remembered.set_cookie("remember_token", thief.get_cookie("remember_token").value)
+    assert remembered.get("/dashboard").status_code == 200
+    api = api_as("introducer")
+    assert api.get("/api/v1/me").status_code == 200
+    token = services.request_password_reset(session, email="introducer@kequip.test", now=utcnow(),
+                                            ttl=timedelta(hours=1))
+    session.flush()
+    assert client.post(f"/password/reset/{token}",
+                       data={"password": "a-new-secret", "password_again": "a-new-secret"}).status_code == 302
+    assert thief.get("/dashboard").status_code == 401
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", thief.get_cookie("remember_token").value)
+    assert fresh.get("/dashboard").status_code == 401
+    assert api.get("/api/v1/me").status_code == 401
+    owner = app.test_client()
+    assert owner.post("/login", data={"email": "introducer@kequip.test", "password": "a-new-secret"}).status_code == 302
+    assert owner.get("/dashboard").status_code == 200
