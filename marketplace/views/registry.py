@@ -200,9 +200,9 @@ def review_queue():
         db.select(Platform).order_by(Platform.name))]
     form.category.choices = [("", _("Every category"))] + [(c.code, f"{c.code} {c.name(language)}") for c in categories]
     form.validate()
-    stmt = services.review_queue(db.session, platform_id=form.platform_id.data or None,
-                                 category_code=form.category.data or None,
-                                 older_than_days=form.older_than_days.data or None, now=utcnow())
+    chosen = {name: None if field.errors else field.data or None for name, field in form._fields.items()}
+    stmt = services.review_queue(db.session, platform_id=chosen["platform_id"], category_code=chosen["category"],
+                                 older_than_days=chosen["older_than_days"], now=utcnow())
     page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("marketplace/review_queue.html", form=form, page=page)
 

@@ -184,6 +184,8 @@ def test_odd_page_numbers_and_ids_are_answered_without_a_server_error(login_as, 
     platform, bureau = login_as("platform"), login_as("bureau")
     assert platform.get("/instruments/mine?page=99999999999999999999").status_code == 200
     assert bureau.get("/review?page=99999999999999999999").status_code == 200
+    for choice in ("platform_id", "older_than_days"):  # not among the choices: no filter, not a 500
+        assert bureau.get(f"/review?{choice}=99999999999999999999").status_code == 200
     assert platform.get("/instruments/99999999999999999999/edit").status_code == 404
     assert bureau.get("/review/99999999999999999999").status_code == 404
     submitted = create_instrument(state=S.SUBMITTED)
