@@ -56,13 +56,10 @@ def hash_secret(token: str) -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The session's person, unless inactive or their password changed since (User.get_id). A bare id,
-    as sessions made before the fingerprint and the tests' login_as carry, is taken as it is."""
+    """The session's person, unless inactive or their password changed since (User.get_id)."""
     key, _, fingerprint = user_id.partition(":")
     user = db.session.get(User, int(key)) if key.isdigit() else None
-    if user is None or not user.is_active:
-        return None
-    if fingerprint and not hmac.compare_digest(fingerprint, user.password_fingerprint()):
+    if user is None or not user.is_active or not hmac.compare_digest(fingerprint, user.password_fingerprint()):
         return None
     return user
 

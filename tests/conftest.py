@@ -136,7 +136,7 @@ def login_as(app, session, demo_user):
         user = demo_user(name)
         client = app.test_client()
         with client.session_transaction() as http_session:
-            http_session["_user_id"] = str(user.id)
+            http_session["_user_id"] = user.get_id()
             http_session["_fresh"] = True
         return client
 

@@ -77,3 +77,11 @@ def test_login_next_with_a_tab_or_newline_cannot_lead_to_another_host(client):
         response = client.post(f"/login?next={target}",
                                data={"email": "bureau@kequip.test", "password": "kequip-demo"})
         assert response.status_code == 302 and response.location == "/dashboard", target
+
+
+def test_a_session_without_the_password_fingerprint_is_not_logged_in(app, session, demo_user):
+    client = app.test_client()
+    with client.session_transaction() as http_session:
+        http_session["_user_id"] = str(demo_user("bureau").id)  # a bare id, as a forged or old cookie would hold
+        http_session["_fresh"] = True
+    assert client.get("/dashboard").status_code == 401
