@@ -6,8 +6,22 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from flask_babel import gettext as _
 
+from core.auth import current_principal
+from core.errors import Forbidden
+from core.extensions import db
+from core.models import Platform, Role
+
 bp = Blueprint("marketplace", __name__)
 MAX_PAGE = 1_000_000  # a larger ?page= shows the last empty page rather than overflow the database's OFFSET
+
+
+def my_platform() -> Platform:
+    """The platform the admin works for (?platform_id= picks one when they admin several)."""
+    platform_ids = sorted(current_principal().organisation_ids(Role.PLATFORM_ADMIN))
+    wanted = request.values.get("platform_id", type=int) or platform_ids[0]
+    if wanted not in platform_ids:
+        raise Forbidden("forbidden", _("You are not an admin of this platform."))
+    return db.session.get(Platform, wanted)
 
 
 def page_number() -> int:

@@ -16,8 +16,8 @@ from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Platform, Role
 from core.templating import NavItem
-from marketplace import imports, services
-from marketplace.views import bp
+from marketplace import imports
+from marketplace.views import bp, my_platform
 
 NAV = [NavItem("marketplace.import_instruments", _l("Import instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN})))]
 ERRORS_SHOWN = 500  # a page lists at most this many row errors; the count says how many there are
@@ -31,12 +31,9 @@ class ImportForm(FlaskForm):
 
 def _platforms() -> tuple[list[Platform], Platform]:
     """The platforms the admin manages, and the one chosen (platform_id, else the first)."""
-    user = current_principal()
-    platforms = sorted((db.session.get(Platform, pid) for pid in user.organisation_ids(Role.PLATFORM_ADMIN)),
-                       key=lambda platform: platform.name)
-    wanted = request.values.get("platform_id", type=int) or min(platform.id for platform in platforms)
-    services.ensure_may_manage(user, wanted)
-    return platforms, db.session.get(Platform, wanted)
+    platform_ids = current_principal().organisation_ids(Role.PLATFORM_ADMIN)
+    platforms = sorted((db.session.get(Platform, pid) for pid in platform_ids), key=lambda platform: platform.name)
+    return platforms, my_platform()
 
 
 def _render(form: ImportForm, platforms: list[Platform], platform: Platform, *, error: RuleBroken | None = None,

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.db import unit_of_work, utcnow
-from core.errors import Forbidden, KequipError, RuleBroken
+from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_rule_error
 from core.models import Platform, Role
@@ -19,23 +19,13 @@ from marketplace import services
 from marketplace.catalogue import MAX_ID
 from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
 from marketplace.models import Instrument, InstrumentPhoto, InstrumentState
-from marketplace.views import bp, page_number
+from marketplace.views import bp, my_platform, page_number
 
 NAV = [
     NavItem("marketplace.my_instruments", _l("Our instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN}))),
     NavItem("marketplace.review_queue", _l("Instrument review"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
 ]
 PER_PAGE = 50
-
-
-def _my_platform() -> Platform:
-    """The platform the admin works for (?platform_id= picks one when they admin several)."""
-    user = current_principal()
-    platform_ids = sorted(user.organisation_ids(Role.PLATFORM_ADMIN))
-    wanted = request.values.get("platform_id", type=int) or platform_ids[0]
-    if wanted not in platform_ids:
-        raise Forbidden("forbidden", _("You are not an admin of this platform."))
-    return db.session.get(Platform, wanted)
 
 
 def _instrument_form(instrument: Instrument | None = None) -> InstrumentForm:
@@ -64,7 +54,7 @@ def _render_form(form: InstrumentForm, instrument: Instrument | None, platform: 
 @bp.route("/instruments/mine")
 @requires(Role.PLATFORM_ADMIN)
 def my_instruments():
-    platform = _my_platform()
+    platform = my_platform()
     state = request.args.get("state")
     stmt = services.list_platform_instruments(
         db.session, platform.id, state=InstrumentState(state) if state in set(InstrumentState) else None)
@@ -75,7 +65,7 @@ def my_instruments():
 @bp.route("/instruments/new", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def new_instrument():
-    platform = _my_platform()
+    platform = my_platform()
     form = _instrument_form()
     if form.validate_on_submit():
         try:
