@@ -24,7 +24,7 @@ from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.exports import csv_bytes, xlsx_bytes
 from core.models import Organisation, Role, User
 from core.money import fen_to_yuan
-from marketplace.imports import SHARING_MODE_CHOICES
+from marketplace.imports import SHARING_MODE_CHOICES, XLSX_MIMETYPE
 from marketplace.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
 from marketplace.models import (CATALOGUE_STATES, PUBLIC_FIELDS, CatalogueRelease, CatalogueReleaseItem,
                                 Instrument, InstrumentCategory, ReleaseChange, to_json_value)
@@ -245,7 +245,6 @@ def publish_period_release(session: Session, *, actor: Actor, now: datetime,
 
 # --- downloads --------------------------------------------------------------------------------
 
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOWNLOAD_FORMATS = ("xlsx", "csv", "json")
 
 # The files speak the district's language whatever the page's: like the import template, their
