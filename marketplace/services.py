@@ -188,6 +188,7 @@ def submit_instrument(session: Session, instrument: Instrument, user: User, *, a
         _move(instrument, InstrumentState.DRAFT)
     _move(instrument, InstrumentState.SUBMITTED)
     instrument.submitted_at = now
+    instrument.review_note = None  # the earlier rejection is answered by this submission
     session.flush()
     _audit_state(session, actor, instrument, before)
     return instrument
@@ -331,6 +332,8 @@ def add_photo(session: Session, instrument: Instrument, user: User, *, actor: Ac
     """Accept JPEG, PNG or WebP up to 10 MB; store it re-encoded as JPEG, at most 1600 px a side, with
     the orientation applied and no EXIF or other metadata."""
     ensure_may_manage(user, instrument)
+    if instrument.state == InstrumentState.RETIRED:
+        raise RuleBroken("instrument_retired", _("A retired instrument cannot be changed."), field="photo")
     if len(instrument.photos) >= MAX_PHOTOS:
         raise RuleBroken("too_many_photos", _("An instrument has at most %(n)d photos.", n=MAX_PHOTOS), field="photo")
     if len(data) > MAX_PHOTO_BYTES:

@@ -150,3 +150,18 @@ def test_review_queue_holds_only_what_waits(session, create_instrument, demo_use
     services.publish_instrument(session, reviewed, bureau, actor=Actor.of(bureau, None), now=utcnow())
     queued = set(session.scalars(services.review_queue(session, now=utcnow())).all())
     assert waiting in queued and reviewed not in queued and retired not in queued
+
+
+def test_resubmitting_a_rejected_instrument_clears_the_old_reason(session, create_instrument, demo_user):
+    instrument = create_instrument(state=S.REJECTED)
+    admin = demo_user("platform")
+    services.submit_instrument(session, instrument, admin, actor=Actor.of(admin, None), now=utcnow())
+    assert instrument.state == S.SUBMITTED and instrument.review_note is None
+
+
+def test_a_retired_instrument_takes_no_photos(session, create_instrument, demo_user, tmp_path):
+    instrument = create_instrument(state=S.RETIRED)
+    admin = demo_user("platform")
+    with pytest.raises(RuleBroken) as refused:
+        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=b"x", upload_dir=tmp_path)
+    assert refused.value.code == "instrument_retired"
