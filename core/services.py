@@ -156,6 +156,12 @@ def reset_password(session: Session, *, token: str, password: str, now: datetime
         raise RuleBroken("token_invalid", _("This link has expired or was used already. Ask for a new one."))
     _ensure_password(password)
     user = row.user
+    # claim the token atomically: of two requests racing with one link, only one finds it unused
+    claimed = session.execute(sa.update(PasswordResetToken)
+                              .where(PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
+                              .values(used_at=now)).rowcount
+    if claimed != 1:
+        raise RuleBroken("token_invalid", _("This link has expired or was used already. Ask for a new one."))
     user.password_hash = hash_password(password)
     session.execute(sa.update(PasswordResetToken)
                     .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
@@ -296,7 +302,10 @@ def grant_role(session: Session, user: User, *, actor: Actor, role: Role,
         raise RuleBroken("role_held", _("The person holds this role already."), field="role")
     grant = RoleGrant(role=role, organisation=organisation)
     user.grants.append(grant)
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # the same grant, made a moment ago by a concurrent request
+        raise RuleBroken("role_held", _("The person holds this role already."), field="role") from None
     record_audit(session, actor, "role.granted", grant,
                  after={"user_id": user.id, "role": str(role), "organisation_id": organisation_id})
     return grant

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -59,3 +60,41 @@ def test_rate_limit_counters_in_the_database_are_shared_and_expire(live_app):
         assert storage.incr("short", 60) == 1  # a new window starts from one
         storage.clear("k")
         assert other_worker.get("k") == 0 and storage.check()
+
+
+def test_concurrent_grants_of_one_role_create_it_once(live_app):
+    from core.models import Role, RoleGrant, User
+
+    email = f"grant-race-{uuid.uuid4().hex[:8]}@example.com"  # its own person: the live database is shared
+    with live_app.app_context():
+        with unit_of_work() as session:
+            session.add(User(email=email, name="并发", password_hash="x"))
+        db.session.remove()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def grant() -> None:
+        with live_app.app_context():
+            barrier.wait()
+            try:
+                with unit_of_work() as session:
+                    person = session.scalar(select(User).where(User.email == email))
+                    services.grant_role(session, person, actor=Actor.system("test"), role=Role.EXPERT,
+                                        organisation=None)
+                outcomes.append("granted")
+            except RuleBroken as error:
+                outcomes.append(error.code)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=grant) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["granted"] + ["role_held"] * 5
+    with live_app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(RoleGrant).join(User).where(
+            User.email == email, RoleGrant.role == Role.EXPERT))
+        assert count == 1
+        db.session.remove()
