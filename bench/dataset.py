@@ -1,14 +1,21 @@
 """The "district-L" data set: an empty database, the Alembic migrations, the demo district, then
-200 platforms, 5,000 enterprises and their people written with bulk Core inserts (executemany)."""
+200 platforms, 5,000 enterprises and their people, and 20,000 instruments (bench.instruments) written
+with bulk Core inserts (executemany). The instruments' search_text is made as the registry makes it
+(marketplace.search.instrument_index_text), and the insert fires the database's own search index:
+the FTS5 triggers on SQLite, the GIN index on PostgreSQL."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from core.db import utcnow
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 BENCH_PASSWORD = "kequip-bench"
 
@@ -25,12 +32,21 @@ class DatasetSize:
     enterprises: int = 5_000
     members_per_enterprise: int = 1
     admins_per_platform: int = 1
+    instruments: int = 20_000
 
 
 @dataclass(frozen=True)
 class Account:
     email: str
     name: str
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A published instrument of the data set, as its public page must show it."""
+
+    id: int
+    name_zh: str
 
 
 @dataclass
@@ -41,9 +57,11 @@ class Dataset:
     url: str
     schema_seconds: float = 0.0  # migrations + demo district
     bulk_seconds: float = 0.0  # the bulk inserts + ANALYZE
+    instrument_seconds: float = 0.0  # of bulk_seconds: the instruments' rows, index text and insert
     counts: dict[str, int] = field(default_factory=dict)
     members: list[Account] = field(default_factory=list)
-    admins: list[Account] = field(default_factory=list)
+    admins: list[Account] = field(default_factory=list)  # admins[i] runs the i-th generated platform
+    published: list[CatalogueEntry] = field(default_factory=list)  # the generated published instruments
 
     @property
     def total_seconds(self) -> float:
@@ -57,30 +75,39 @@ def credit_code(index: int) -> str:
     return demo_credit_code(_CREDIT_CODE_OFFSET + index)
 
 
+def bench_app(url: str) -> Flask:
+    """The app the harness works with in-process, on the database at `url`."""
+    from config import Config
+    from core.app import create_app
+
+    return create_app(Config, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False, SECRET_KEY="bench",
+                      RATELIMIT_STORAGE_URI="memory://")
+
+
 def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
     """Migrate an empty database at `url`, load the demo district, then bulk-insert the data set."""
     import flask_migrate
 
-    from config import Config
     from core import demo
-    from core.app import create_app
     from core.extensions import db
 
-    app = create_app(Config, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False, SECRET_KEY="bench",
-                     RATELIMIT_STORAGE_URI="memory://")
+    app = bench_app(url)
     dataset = Dataset(size=size, url=url)
     with app.app_context():
         try:
             started = time.perf_counter()
             flask_migrate.upgrade()
-            demo.load()
+            demo.load(everything=True)
             dataset.schema_seconds = time.perf_counter() - started
 
             started = time.perf_counter()
             with db.engine.begin() as connection:
                 _bulk_insert(connection, size, dataset)
-            with db.engine.connect() as connection:  # statistics, as after any bulk load
-                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+            # Statistics for the planners, as after any bulk load. In a transaction that commits: on SQLite
+            # core.db begins every transaction itself (BEGIN IMMEDIATE), even under AUTOCOMMIT, so an
+            # ANALYZE outside one was rolled back and SQLite planned without sqlite_stat1.
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
             dataset.bulk_seconds = time.perf_counter() - started
 
             dataset.counts = _counts(db.engine)
@@ -147,13 +174,40 @@ def _bulk_insert(connection: sa.Connection, size: DatasetSize, dataset: Dataset)
 
     dataset.members, dataset.admins = members, admins
 
+    started = time.perf_counter()
+    _insert_instruments(connection, size, dataset, platform_ids, now=now)
+    dataset.instrument_seconds = time.perf_counter() - started
+
+
+def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: Dataset, platform_ids: list[int],
+                        *, now: datetime) -> None:
+    """The instruments, spread over the generated platforms and every sub-category, each with the
+    search text the registry would give it; inserting the rows fills the search index."""
+    from bench.instruments import Vocabulary, instrument_values
+    from marketplace.models import Instrument, InstrumentCategory
+    from marketplace.search import instrument_index_text
+
+    categories = InstrumentCategory.__table__
+    category_ids = {code: category_id for code, category_id in connection.execute(
+        sa.select(categories.c.code, categories.c.id).where(categories.c.parent_id.is_not(None)))}
+    rows = list(instrument_values(size.instruments, Vocabulary(category_ids, platform_ids), now=now))
+    for row in rows:
+        row["search_text"] = instrument_index_text(row)
+    ids = _insert_returning_ids(connection, Instrument.__table__, rows)
+    dataset.published = [CatalogueEntry(instrument_id, row["name_zh"])
+                         for instrument_id, row in zip(ids, rows, strict=True) if row["state"] == "published"]
+
 
 def _counts(engine: sa.Engine) -> dict[str, int]:
     from core.models import Enterprise, Platform, PlatformIndustry, RoleGrant, User
+    from marketplace.models import CATALOGUE_STATES, Instrument
 
     tables = {"platforms": Platform.__table__, "enterprises": Enterprise.__table__,
               "platform industries": PlatformIndustry.__table__, "users": User.__table__,
-              "role grants": RoleGrant.__table__}
+              "role grants": RoleGrant.__table__, "instruments": Instrument.__table__}
     with engine.connect() as connection:
-        return {label: connection.scalar(sa.select(sa.func.count()).select_from(table))
-                for label, table in tables.items()}
+        counts = {label: connection.scalar(sa.select(sa.func.count()).select_from(table))
+                  for label, table in tables.items()}
+        counts["of them in the catalogue"] = connection.scalar(
+            sa.select(sa.func.count()).select_from(Instrument.__table__).where(Instrument.state.in_(CATALOGUE_STATES)))
+    return counts

@@ -1,16 +1,19 @@
 """The figures `make bench` measures. Add one: write a `prepare(target) -> sample` function and
-append a `Benchmark` to BENCHMARKS."""
+append a `Benchmark` to BENCHMARKS (sampled over HTTP, p50/p95), or write a `measure(dataset) ->
+[Timing]` function and append a `OneOff` to ONE_OFFS (a job timed once, in-process)."""
 from __future__ import annotations
 
 import html
+import random
 import re
 import time
 from itertools import count
 
 import requests
+import sqlalchemy as sa
 
-from bench.dataset import BENCH_PASSWORD, Account
-from bench.runner import Benchmark, Sample, Target
+from bench.dataset import BENCH_PASSWORD, Account, Dataset, bench_app
+from bench.runner import Benchmark, OneOff, Sample, Target, Timing
 
 TIMEOUT = 30  # seconds per request
 
@@ -112,6 +115,81 @@ def api_token(target: Target) -> Sample:
     return sample
 
 
+# --- the public catalogue ---------------------------------------------------------------------
+
+# Twenty searches as people make them, in turn: two-character Chinese keywords, longer ones, English
+# words, model names and abbreviations, alone and with filters (either level of category, large
+# instruments, sharing mode, industry, price range), the four sorts and a second page.
+CATALOGUE_QUERIES: tuple[dict[str, str], ...] = (
+    {"q": "质谱"},
+    {"q": "电镜"},
+    {"q": "光谱"},
+    {"q": "色谱"},
+    {"q": "质谱", "category": "0101"},
+    {"q": "电镜", "large": "1"},
+    {"q": "光谱", "category": "01", "sort": "price"},
+    {"q": "色谱", "min_yuan": "100", "max_yuan": "300"},
+    {"q": "拉曼光谱仪"},
+    {"q": "Raman"},
+    {"q": "Orbitrap"},
+    {"q": "thermo", "sort": "newest"},
+    {"q": "热重分析", "sort": "price"},
+    {"q": "XRD"},
+    {"q": "质谱", "page": "2"},
+    {"q": "显微镜", "sharing_mode": "open", "sort": "name"},
+    {"q": "纺织", "industry": "modern_textiles"},
+    {"category": "0104"},
+    {"category": "06", "large": "1", "sort": "price", "page": "2"},
+    {"min_yuan": "500", "max_yuan": "1500", "sort": "newest"},
+)
+_RESULT_CARD = 'data-testid="instrument-card"'
+
+
+def catalogue_query_label(number: int) -> str:
+    """The search a sample number asks for, as it reads in the URL."""
+    query = CATALOGUE_QUERIES[number % len(CATALOGUE_QUERIES)]
+    return "&".join(f"{key}={value}" for key, value in query.items())
+
+
+def catalogue_search(target: Target) -> Sample:
+    """Anonymous, one keep-alive session; timed: GET /catalogue?… for the queries in turn."""
+    base_url = target.base_url
+    session = requests.Session()
+
+    def sample(i: int) -> float:
+        query = CATALOGUE_QUERIES[i % len(CATALOGUE_QUERIES)]
+        started = time.perf_counter()
+        response = session.get(f"{base_url}/catalogue", params=query, timeout=TIMEOUT)
+        elapsed = time.perf_counter() - started
+        label = catalogue_query_label(i)
+        _expect(response.status_code == 200, f"GET /catalogue?{label} answered {response.status_code}")
+        _expect("is-invalid" not in response.text, f"GET /catalogue?{label}: the form refused the search")
+        _expect(_RESULT_CARD in response.text, f"GET /catalogue?{label}: no instrument found")
+        return elapsed
+
+    return sample
+
+
+def instrument_page(target: Target) -> Sample:
+    """Anonymous, one keep-alive session; timed: GET /instruments/<id> of a published instrument drawn
+    at random from the generated ones."""
+    base_url, published = target.base_url, target.dataset.published
+    _expect(bool(published), "the data set has no published instruments")
+    draw = random.Random(4).choice
+    session = requests.Session()
+
+    def sample(_i: int) -> float:
+        entry = draw(published)
+        started = time.perf_counter()
+        response = session.get(f"{base_url}/instruments/{entry.id}", timeout=TIMEOUT)
+        elapsed = time.perf_counter() - started
+        _expect(response.status_code == 200, f"GET /instruments/{entry.id} answered {response.status_code}")
+        _expect(html.escape(entry.name_zh) in response.text, f"GET /instruments/{entry.id} does not name it")
+        return elapsed
+
+    return sample
+
+
 BENCHMARKS: list[Benchmark] = [
     Benchmark("log in + dashboard", 50, login_and_dashboard,
               "POST /login (fresh session, CSRF token fetched untimed) and the redirected GET /dashboard; "
@@ -119,4 +197,119 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("dashboard page (logged in)", 50, dashboard, "GET /dashboard with a logged-in session"),
     Benchmark("POST /api/v1/tokens", 150, api_token,
               "{email, password} → 201 {token}; includes one argon2 verification"),
+    Benchmark("catalogue search", 30, catalogue_search,
+              f"GET /catalogue (anonymous) with {len(CATALOGUE_QUERIES)} searches in turn: keywords "
+              "(two-character Chinese ones such as 质谱, 电镜, 光谱, 色谱; longer Chinese, English words, models, "
+              "abbreviations) alone and with filters (category of either level, large, sharing mode, industry, "
+              "price range), the sorts and a second page; each must answer 200 with at least one instrument; "
+              "the page renders 20 results, the filter choices and the pager",
+              case=catalogue_query_label),
+    Benchmark("instrument page", 30, instrument_page,
+              "GET /instruments/<id> (anonymous) of a published instrument drawn at random"),
+]
+
+
+# --- one-off figures, timed in-process on the benchmark database -----------------------------
+
+CHANGED_INSTRUMENTS = 180  # edited (fees, capabilities, room) between the two releases
+RETIRED_INSTRUMENTS = 20  # withdrawn between them
+
+
+def catalogue_releases(dataset: Dataset) -> list[Timing]:
+    """Two releases made by marketplace.releases.publish_release, each timed with its commit: the
+    first freezes the generated catalogue (its items are nearly all added since the demo district's
+    last release), the second follows 200 instruments changed or retired by Core UPDATEs."""
+    from core.extensions import db
+
+    app = bench_app(dataset.url)
+    with app.app_context():
+        try:
+            line = app.config["LARGE_INSTRUMENT_LINE_FEN"]
+            first = _timed_release(line, "first release")
+            changed = _change_instruments(dataset)
+            second = _timed_release(line, f"second release, after {changed}")
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    return [first, second]
+
+
+def _timed_release(large_line_fen: int, label: str) -> Timing:
+    from core.audit import Actor
+    from core.db import unit_of_work, utcnow
+    from marketplace.releases import publish_release
+
+    started = time.perf_counter()
+    with unit_of_work() as session:
+        release = publish_release(session, actor=Actor.system("bench"), user=None, now=utcnow(),
+                                  large_line_fen=large_line_fen)
+        counts = (f"no. {release.number}: {release.instrument_count:,} instruments, {release.added_count:,} "
+                  f"added, {release.changed_count:,} changed, {release.withdrawn_count:,} withdrawn")
+    return Timing(f"{label} ({counts})", time.perf_counter() - started)
+
+
+def _change_instruments(dataset: Dataset) -> str:
+    """Edit CHANGED_INSTRUMENTS published instruments (district enterprises' rate up a tenth, one more
+    capability, another room; search_text made again) and retire RETIRED_INSTRUMENTS, committed."""
+    from core.db import unit_of_work, utcnow
+    from marketplace.models import Instrument
+    from marketplace.search import instrument_index_text
+
+    table = Instrument.__table__
+    picked = random.Random(2).sample(dataset.published, CHANGED_INSTRUMENTS + RETIRED_INSTRUMENTS)
+    edited, retired = picked[:CHANGED_INSTRUMENTS], picked[CHANGED_INSTRUMENTS:]
+    now = utcnow()
+    searched = ("name_zh", "name_en", "model", "manufacturer", "capabilities", "hourly_rate_district_enterprise_fen")
+    with unit_of_work() as session:
+        rows = session.execute(sa.select(table.c.id, *(table.c[name] for name in searched))
+                               .where(table.c.id.in_([entry.id for entry in edited]))).mappings().all()
+        updates = []
+        for row in rows:
+            values = {**row, "capabilities": [*row["capabilities"], "委托检测服务"]}
+            rate = row["hourly_rate_district_enterprise_fen"]
+            updates.append({"b_id": row["id"], "capabilities": values["capabilities"],
+                            "hourly_rate_district_enterprise_fen": rate * 11 // 10, "room": "新址 101",
+                            "search_text": instrument_index_text(values), "updated_at": now})
+        session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), updates)
+        session.execute(sa.update(table).where(table.c.id.in_([entry.id for entry in retired]))
+                        .values(state="retired", updated_at=now))
+    return f"{len(updates)} instruments edited and {len(retired)} retired"
+
+
+IMPORT_ROWS = 5_000
+
+
+def xlsx_import(dataset: Dataset) -> list[Timing]:
+    """marketplace.imports.bench_import: a generated file of 5,000 good rows (made untimed) imported
+    as drafts into the first generated platform by its admin, then committed; timed: the import (every
+    row read and checked, the instruments and their audit entries written) plus the commit."""
+    from core.db import unit_of_work
+    from core.extensions import db
+    from core.models import Platform, Role, User
+    from marketplace.imports import bench_import
+
+    app = bench_app(dataset.url)
+    with app.app_context(), app.test_request_context():  # messages are translated as for a request
+        try:
+            with unit_of_work() as session:
+                user = session.scalar(sa.select(User).where(User.email == dataset.admins[0].email))
+                platform = session.get(Platform, min(user.organisation_ids(Role.PLATFORM_ADMIN)))
+                import_seconds = bench_import(session, platform, user, rows=IMPORT_ROWS)
+                started = time.perf_counter()
+                session.commit()
+                commit_seconds = time.perf_counter() - started
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    return [Timing(f"{IMPORT_ROWS:,} rows as drafts: import {import_seconds:.1f} s + commit {commit_seconds:.1f} s",
+                   import_seconds + commit_seconds)]
+
+
+ONE_OFFS: list[OneOff] = [
+    OneOff("release of 20,000 instruments", 10, catalogue_releases,
+           "marketplace.releases.publish_release with its commit, in-process on the benchmark database: "
+           "the first release of the generated catalogue, then a second one after "
+           f"{CHANGED_INSTRUMENTS} instruments were edited and {RETIRED_INSTRUMENTS} retired"),
+    OneOff("XLSX import of 5,000 rows", 20, xlsx_import,
+           "marketplace.imports.bench_import in-process (the file generated untimed), committed"),
 ]
