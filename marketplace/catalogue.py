@@ -192,9 +192,8 @@ def get_visible_photo(session: Session, stored_name: str, user: User | None) -> 
     return photo
 
 
-def list_catalogue_platforms(session: Session) -> list[Platform]:
-    """The platforms with at least one instrument in the catalogue, by name (for the filter)."""
+def list_catalogue_platforms(session: Session) -> list[sa.Row]:
+    """(id, name) of the platforms with at least one instrument in the catalogue, by name (for the filter)."""
     has_instruments = select(Instrument.id).where(Instrument.platform_id == Platform.id,
                                                   Instrument.state.in_(CATALOGUE_STATES)).exists()
-    return list(session.scalars(select(Platform).where(has_instruments).order_by(Platform.name)
-                                .options(lazyload(Platform.industry_rows))))
+    return list(session.execute(select(Platform.id, Platform.name).where(has_instruments).order_by(Platform.name)))
