@@ -5,6 +5,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from core.jobs import optimize_database
 from core.scheduler import registered_jobs, run_job, serve_forever
 
 jobs_cli = AppGroup("jobs", help="List, run and schedule background jobs.")
@@ -40,6 +41,7 @@ def load_demo() -> None:
     from core.demo import DEMO_ACCOUNTS, load
 
     created = load(everything=True)
+    optimize_database()  # fresh planner statistics for what was just loaded
     click.echo(f"demo district: {created} new records")
     click.echo("demo accounts (password kequip-demo):")
     for email, role in DEMO_ACCOUNTS:

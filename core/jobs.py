@@ -23,7 +23,19 @@ def purge_rate_limit_counters() -> int:
         return session.execute(sa.delete(RateLimitCounter).where(RateLimitCounter.expires_at <= time.time())).rowcount
 
 
+def optimize_database() -> int:
+    """Keep the query planner's statistics fresh. PostgreSQL's autovacuum does it by itself; SQLite
+    needs PRAGMA optimize (it runs ANALYZE where tables changed enough), or the catalogue's queries
+    pick poor indexes. Returns 1 when it did something."""
+    with unit_of_work() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return 0
+        session.execute(sa.text("PRAGMA optimize"))
+    return 1
+
+
 JOBS = [
     Job("send_outbox", send_outbox, "interval", {"seconds": 15}),
     Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1}),
+    Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30}),
 ]

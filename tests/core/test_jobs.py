@@ -177,3 +177,10 @@ def test_gunicorn_workers_run_one_scheduler_and_share_login_limits(app, tmp_path
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_optimize_database_refreshes_sqlite_statistics(app, db_kind):
+    from core.jobs import optimize_database
+
+    assert optimize_database() == (1 if db_kind == "sqlite" else 0)
+    assert optimize_database() == (1 if db_kind == "sqlite" else 0)  # safe to run twice
