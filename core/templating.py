@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, has_request_context, request
-from flask_babel import format_datetime
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import format_datetime, get_translations
 from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_principal
@@ -67,8 +67,26 @@ def language_switch(code: str) -> str:
     return "?" + urlencode([*args, ("lang", code)])
 
 
+def _page_translations():
+    """Flask-Babel looks the locale and the catalogue up again on every call, and a page makes
+    hundreds of them. Within one request the language does not change, so the page's templates look
+    them up once. Outside requests (mail rendered by jobs under force_locale) every call asks."""
+    if not has_request_context():
+        return get_translations()
+    translations = g.get("_page_translations")
+    if translations is None:
+        translations = g._page_translations = get_translations()
+    return translations
+
+
 def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
+    app.jinja_env.install_gettext_callables(  # as Flask-Babel installs them, with _page_translations
+        gettext=lambda s: _page_translations().ugettext(s),
+        ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _page_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+        newstyle=True)
     app.add_template_filter(local_datetime, "local_dt")
     app.add_template_filter(join_labels)
     app.add_template_filter(yuan)
