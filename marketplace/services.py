@@ -348,9 +348,9 @@ def add_photo(session: Session, instrument: Instrument, user: User, *, actor: Ac
         raise RuleBroken("photo_format", _("Photos must be JPEG, PNG or WebP."), field="photo") from None
     picture.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
     stored_name = f"{instrument.id}-{secrets.token_hex(8)}.jpg"
-    target = upload_dir / "instruments"
-    target.mkdir(parents=True, exist_ok=True)
-    picture.save(target / stored_name, "JPEG", quality=85, optimize=True)  # no exif= → none written
+    target = photo_path(upload_dir, stored_name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(target, "JPEG", quality=85, optimize=True)  # no exif= → none written
     photo = InstrumentPhoto(stored_name=stored_name, width=picture.width, height=picture.height,
                             position=max((p.position for p in instrument.photos), default=-1) + 1)
     instrument.photos.append(photo)
@@ -365,5 +365,7 @@ def remove_photo(session: Session, photo: InstrumentPhoto, user: User, *, actor:
     instrument.photos.remove(photo)
     session.flush()
     record_audit(session, actor, "instrument.photo_removed", instrument, before={"photo": photo.stored_name})
-    if isinstance(column_type, sa.Enum) and column_type.enum_class is not None and value is not None:
-        return column_type.enum_class(value)
+
+
+def photo_path(upload_dir: Path, stored_name: str) -> Path:
+    return upload_dir / "instruments" / stored_name

@@ -171,9 +171,11 @@ def upload_photo(instrument_id: int):
 @requires(Role.PLATFORM_ADMIN)
 def delete_photo(photo_id: int):
     photo = db.get_or_404(InstrumentPhoto, photo_id)
-    instrument_id = photo.instrument_id
+    instrument_id, stored_name = photo.instrument_id, photo.stored_name
     with unit_of_work() as session:
         services.remove_photo(session, photo, current_principal(), actor=current_actor())
+    # the file goes once the removal is committed (a rolled-back removal keeps it)
+    services.photo_path(Path(current_app.config["UPLOAD_DIR"]), stored_name).unlink(missing_ok=True)
     flash(_("The photo is removed."), "success")
     return redirect(url_for("marketplace.edit_instrument", instrument_id=instrument_id))
 

@@ -192,3 +192,18 @@ def test_odd_page_numbers_and_ids_are_answered_without_a_server_error(login_as, 
     for odd in ("\u00b2", "99999999999999999999"):  # "²" passes str.isdigit() but not int()
         response = bureau.post("/review/bulk-publish", data={"instrument_id": [odd, str(submitted.id)]})
         assert response.status_code == 302
+
+
+def test_removing_a_photo_removes_the_record_and_the_file(app, login_as, session, create_instrument):
+    instrument = create_instrument()
+    client = login_as("platform")
+    client.post(f"/instruments/{instrument.id}/photos", data={"photo": (io.BytesIO(_image("PNG", (64, 64))), "p.png")},
+                content_type="multipart/form-data")
+    session.refresh(instrument)
+    photo = instrument.photos[0]
+    stored = Path(app.config["UPLOAD_DIR"]) / "instruments" / photo.stored_name
+    assert stored.exists()
+    assert login_as("operator").post(f"/instruments/photos/{photo.id}/delete").status_code == 403
+    assert client.post(f"/instruments/photos/{photo.id}/delete").status_code == 302
+    session.expire_all()
+    assert session.get(Instrument, instrument.id).photos == [] and not stored.exists()
