@@ -14,7 +14,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defaultload, lazyload
+from sqlalchemy.orm import Session, defaultload
 
 from core.errors import NotFound, RuleBroken
 from core.models import Industry, Platform, PlatformIndustry, User

@@ -5,7 +5,6 @@ test in an outer transaction that is rolled back (STYLE 2.12). `live_server` ser
 database from a real thread for the browser and schemathesis, where data must be committed."""
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
