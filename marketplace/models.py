@@ -566,6 +566,11 @@ class Payment(db.Model):
     intent_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)  # the gateway's pi_…
     client_secret: Mapped[str | None] = mapped_column(sa.String(200))
     refund_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    attempt: Mapped[int] = mapped_column(default=0)  # of the call in flight; part of its idempotency key
+    # a settlement the gateway has not confirmed yet ("cancel", "capture" or "refund" of pending_amount_fen):
+    # the reconciliation job retries it until it is done
+    pending_action: Mapped[str | None] = mapped_column(sa.String(20))
+    pending_amount_fen: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     transfer_reference: Mapped[str | None] = mapped_column(sa.String(100))
     transfer_received_on: Mapped[date | None] = mapped_column()
