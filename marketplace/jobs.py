@@ -8,7 +8,7 @@ from flask import current_app
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace import releases
+from marketplace import bookings, releases
 
 
 def publish_scheduled_release(now: datetime | None = None) -> int:
@@ -20,9 +20,27 @@ def publish_scheduled_release(now: datetime | None = None) -> int:
     return 0 if release is None else 1
 
 
+def expire_bookings(now: datetime | None = None) -> int:
+    with unit_of_work() as session:
+        return bookings.expire_bookings(session, now=now or utcnow())
+
+
+def mark_no_shows(now: datetime | None = None) -> int:
+    with unit_of_work() as session:
+        return bookings.mark_no_shows(session, now=now or utcnow())
+
+
+def send_booking_reminders(now: datetime | None = None) -> int:
+    with unit_of_work() as session:
+        return bookings.send_reminders(session, now=now or utcnow())
+
+
 JOBS: list[Job] = [
     # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
     # release; the other runs find it made, and make it should the first day's run have been missed.
     Job("publish_scheduled_release", publish_scheduled_release, "cron",
         {"hour": 1, "minute": 0, "timezone": "Asia/Shanghai"}),
+    Job("expire_bookings", expire_bookings, "interval", {"minutes": 5}),
+    Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}),
+    Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15}),
 ]

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 
 bp = Blueprint("marketplace_api", __name__, url_prefix="/api/v1", description="Instruments and the catalogue")
 
-from marketplace.api import catalogue, releases  # noqa: E402  (routes attach to bp)
+from marketplace.api import bookings, catalogue, releases  # noqa: E402  (routes attach to bp)
 
 
 def register(app: Flask) -> None:

@@ -29,7 +29,8 @@ def page_number() -> int:
     return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
-from marketplace.views import catalogue, imports, registry, releases  # noqa: E402  (routes attach to bp)
+from marketplace.views import (bookings, calendars, catalogue, imports, payments, platform_calendar,  # noqa: E402
+                               registry, releases, waitlist)  # (routes attach to bp)
 
 
 def field_value(value: Any, field: str) -> str:
@@ -59,7 +60,8 @@ def register(app: Flask) -> None:
     from marketplace.models import FIELD_LABELS, INSTRUMENT_STATE_LABELS, SHARING_MODE_LABELS, USER_TYPE_LABELS
 
     app.register_blueprint(bp)
-    register_nav(app, [*catalogue.NAV, *registry.NAV, *imports.NAV, *releases.NAV])
+    register_nav(app, [*catalogue.NAV, *bookings.NAV, *registry.NAV, *platform_calendar.NAV, *imports.NAV,
+                      *releases.NAV, *payments.NAV, *calendars.NAV, *waitlist.NAV])
     app.add_template_filter(field_value)
     app.context_processor(lambda: {"INSTRUMENT_STATE_LABELS": INSTRUMENT_STATE_LABELS, "FIELD_LABELS": FIELD_LABELS,
                                    "SHARING_MODE_LABELS": SHARING_MODE_LABELS, "USER_TYPE_LABELS": USER_TYPE_LABELS})

@@ -1,0 +1,139 @@
+"""When an instrument can be booked: open hours, Chinese public holidays, maintenance, buffers and
+active bookings, combined in one function (DESIGN §2.2)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
+from functools import lru_cache
+
+import chinese_calendar
+import portion
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.clock import LOCAL_ZONE, to_local
+from marketplace.models import (ACTIVE_BOOKING_STATES, Booking, BookingRules, Instrument, MaintenanceWindow)
+
+MAX_RANGE = timedelta(days=62)
+# On an official make-up working day (调休上班) the instrument keeps a Monday's hours.
+MAKEUP_DAY_HOURS_FROM = "0"
+
+
+class DayKind(StrEnum):
+    ORDINARY = "ordinary"
+    HOLIDAY = "holiday"  # a statutory public holiday (法定节假日), weekend days of it included
+    MAKEUP_WORKDAY = "makeup_workday"  # a weekend day worked in lieu (调休)
+
+
+@lru_cache(maxsize=4096)
+def day_kind(day: date) -> DayKind:
+    """From the `chinesecalendar` package's State Council data; a year it does not know yet (it says
+    which) is taken as ordinary: the weekly hours alone decide."""
+    try:
+        on_holiday, holiday_name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        return DayKind.ORDINARY
+    if on_holiday and holiday_name is not None:
+        return DayKind.HOLIDAY
+    if not on_holiday and day.weekday() >= 5:
+        return DayKind.MAKEUP_WORKDAY
+    return DayKind.ORDINARY
+
+
+def effective_rules(session: Session, instrument: Instrument | int) -> BookingRules:
+    """The instrument's own rules, else the district's defaults."""
+    instrument_id = getattr(instrument, "id", instrument)
+    own = session.scalar(select(BookingRules).where(BookingRules.instrument_id == instrument_id))
+    return own if own is not None else district_rules(session)
+
+
+def district_rules(session: Session) -> BookingRules:
+    return session.scalar(select(BookingRules).where(BookingRules.instrument_id.is_(None)))
+
+
+def _wall_clock(day: date, text: str) -> datetime:
+    """'08:30' on a local day → aware UTC; '24:00' is the end of that day."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    local = datetime.combine(day, time(0), tzinfo=LOCAL_ZONE) + timedelta(hours=hours, minutes=minutes)
+    return local.astimezone(timezone.utc)
+
+
+def local_days(start: datetime, end: datetime) -> Iterator[date]:
+    """Every Asia/Shanghai calendar day that [start, end) touches."""
+    day, last = to_local(start).date(), to_local(end - timedelta(microseconds=1)).date()
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def hours_of_day(rules: BookingRules, day: date) -> list[list[str]]:
+    kind = day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
+    if kind == DayKind.HOLIDAY:
+        return []
+    key = MAKEUP_DAY_HOURS_FROM if kind == DayKind.MAKEUP_WORKDAY else str(day.weekday())
+    return rules.open_hours.get(key, [])
+
+
+def open_intervals(rules: BookingRules, start: datetime, end: datetime) -> portion.Interval:
+    """The open time within [start, end), as an interval set of aware UTC instants."""
+    opened = portion.empty()
+    for day in local_days(start - timedelta(days=1), end):
+        for opens, closes in hours_of_day(rules, day):
+            opened |= portion.closedopen(_wall_clock(day, opens), _wall_clock(day, closes))
+    return opened & portion.closedopen(start, end)
+
+
+def holiday_days(rules: BookingRules, start: datetime, end: datetime) -> list[date]:
+    if not rules.closed_on_holidays:
+        return []
+    return [day for day in local_days(start, end) if day_kind(day) == DayKind.HOLIDAY]
+
+
+def busy_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
+                  *, exclude_id: int | None = None) -> list[Booking]:
+    """Active bookings whose time (buffer included) meets [start, end)."""
+    query = select(Booking).where(Booking.instrument_id == instrument_id,
+                                  Booking.state.in_(ACTIVE_BOOKING_STATES),
+                                  Booking.start_at < end, Booking.block_end_at > start).order_by(Booking.start_at)
+    if exclude_id is not None:
+        query = query.where(Booking.id != exclude_id)
+    return list(session.scalars(query))
+
+
+def maintenance_windows(session: Session, instrument_id: int, start: datetime, end: datetime
+                        ) -> list[MaintenanceWindow]:
+    return list(session.scalars(select(MaintenanceWindow).where(
+        MaintenanceWindow.instrument_id == instrument_id, MaintenanceWindow.start_at < end,
+        MaintenanceWindow.end_at > start).order_by(MaintenanceWindow.start_at)))
+
+
+def as_intervals(pairs: Iterable[tuple[datetime, datetime]]) -> portion.Interval:
+    result = portion.empty()
+    for lower, upper in pairs:
+        result |= portion.closedopen(lower, upper)
+    return result
+
+
+def as_pairs(interval: portion.Interval) -> list[tuple[datetime, datetime]]:
+    return [(atomic.lower, atomic.upper) for atomic in interval if not atomic.empty]
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    free: list[tuple[datetime, datetime]]
+    busy: list[tuple[datetime, datetime]]  # bookings with their buffers, and maintenance, merged
+
+
+def compute_availability(session: Session, instrument: Instrument, start: datetime, end: datetime,
+                         *, rules: BookingRules | None = None) -> Availability:
+    """Free and busy time of an instrument in [start, end): free is open time (weekly hours, less
+    holidays, plus make-up days) that no active booking, buffer or maintenance window takes."""
+    rules = rules or effective_rules(session, instrument)
+    window = portion.closedopen(start, end)
+    busy = as_intervals((b.start_at, b.block_end_at) for b in busy_bookings(session, instrument.id, start, end))
+    busy |= as_intervals((m.start_at, m.end_at) for m in maintenance_windows(session, instrument.id, start, end))
+    busy &= window
+    free = open_intervals(rules, start, end) - busy
+    return Availability(free=as_pairs(free), busy=as_pairs(busy))

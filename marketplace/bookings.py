@@ -1,0 +1,546 @@
+"""The booking life: rules, price, the double-booking guarantee, approval, check-in and -out,
+cancellation, expiry and no-shows (DESIGN §2.2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.audit import Actor, record_audit
+from core.clock import to_local
+from core.errors import Conflict, Forbidden, NotFound, RuleBroken
+from core.models import Enterprise, Role, RoleGrant, User
+from core.outbox import enqueue_mail
+from core.states import move
+from marketplace import payments
+from marketplace.availability import (busy_bookings, effective_rules, holiday_days, maintenance_windows,
+                                      open_intervals)
+from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking,
+                                BookingRules, BookingSeries, BookingState, Instrument, InstrumentState,
+                                PaymentState, Qualification, QualificationRule, ServiceTerms, SharingMode,
+                                UserType)
+
+CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
+MAX_SERIES_WEEKS = 26
+
+
+# --- who ----------------------------------------------------------------------------------------
+
+def is_platform_staff(user: User | None, platform_id: int) -> bool:
+    return user is not None and platform_id in user.organisation_ids(Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR)
+
+
+def can_manage(user: User | None, booking: Booking) -> bool:
+    """The owning platform's admins approve, reject, cancel and handle payments."""
+    return user is not None and booking.instrument.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+
+
+def can_operate(user: User | None, booking: Booking) -> bool:
+    """Admins and operators of the owning platform check users in and out."""
+    return is_platform_staff(user, booking.instrument.platform_id)
+
+
+def can_see(user: User | None, booking: Booking) -> bool:
+    return user is not None and (booking.booker_id == user.id or can_operate(user, booking)
+                                 or user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR))
+
+
+def can_cancel(user: User | None, booking: Booking) -> bool:
+    return (booking.state in BOOKING_TRANSITIONS and BookingState.CANCELLED in BOOKING_TRANSITIONS[booking.state]
+            and user is not None and (booking.booker_id == user.id or can_manage(user, booking)))
+
+
+def get_booking(session: Session, booking_id: int, user: User | None) -> Booking:
+    """Only its booker, the owning platform and the bureau see a booking; to others it does not exist."""
+    booking = session.get(Booking, booking_id)
+    if booking is None or not can_see(user, booking):
+        raise NotFound("not_found", _("There is no such booking."))
+    return booking
+
+
+def _ensure(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise Forbidden("forbidden", message)
+
+
+def booker_enterprise(session: Session, user: User) -> Enterprise | None:
+    """The enterprise a member books for: their first verified one, else their first one."""
+    ids = sorted(user.organisation_ids(Role.ENTERPRISE_MEMBER))
+    enterprises = list(session.scalars(select(Enterprise).where(Enterprise.id.in_(ids)))) if ids else []
+    return next((e for e in enterprises if e.is_verified), enterprises[0] if enterprises else None)
+
+
+def classify_booker(session: Session, user: User, instrument: Instrument) -> tuple[UserType, Enterprise | None]:
+    """Which rate a booker pays: the platform's own staff, a district enterprise (verified), or others
+    (staff of another platform). Anyone else may not book."""
+    if is_platform_staff(user, instrument.platform_id):
+        return UserType.OWN_STAFF, None
+    enterprise = booker_enterprise(session, user)
+    if enterprise is not None and enterprise.is_verified:
+        return UserType.DISTRICT_ENTERPRISE, enterprise
+    if enterprise is None and user.organisation_ids(Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR):
+        return UserType.OTHER, None
+    raise RuleBroken("enterprise_not_verified",
+                     _("Bookings are made for an enterprise the bureau has verified; yours is not verified yet.")
+                     if enterprise is not None else
+                     _("Bookings are made for a verified enterprise; your account belongs to none."))
+
+
+def is_qualified(session: Session, user: User, instrument_id: int, on: date) -> bool:
+    qualification = session.scalar(select(Qualification).where(
+        Qualification.instrument_id == instrument_id, Qualification.user_id == user.id))
+    return qualification is not None and (qualification.expires_on is None or qualification.expires_on >= on)
+
+
+def current_terms(session: Session, platform_id: int) -> ServiceTerms:
+    """The platform's latest service terms, else the district's model terms."""
+    for owner in (ServiceTerms.platform_id == platform_id, ServiceTerms.platform_id.is_(None)):
+        terms = session.scalar(select(ServiceTerms).where(owner).order_by(ServiceTerms.version.desc()).limit(1))
+        if terms is not None:
+            return terms
+    raise NotFound("not_found", _("There are no service terms."))
+
+
+# --- price --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    user_type: UserType
+    minutes: int
+    setup_fee_fen: int
+    hourly_rate_fen: int
+
+    @property
+    def hours_fen(self) -> int:
+        """Rate × hours, rounded half up to the fen."""
+        return (self.hourly_rate_fen * self.minutes + 30) // 60
+
+    @property
+    def price_fen(self) -> int:
+        return self.setup_fee_fen + self.hours_fen
+
+
+def quote_price(instrument: Instrument, user_type: UserType, start_at: datetime, end_at: datetime) -> Quote:
+    setup, hourly = instrument.fee(user_type)
+    return Quote(user_type, int((end_at - start_at).total_seconds() // 60), setup, hourly)
+
+
+def cancellation_fee(booking: Booking, rules: BookingRules, *, by_platform: bool, now: datetime) -> int:
+    """The late-cancellation fee in fen: nothing when the platform cancels, before the free-cancellation
+    limit, or when nothing was paid or authorised; else the rule's share of the price (rounded down),
+    at most the enterprise's own share: a voucher never pays a fee."""
+    if by_platform or booking.state != BookingState.CONFIRMED:
+        return 0
+    if now < booking.start_at - timedelta(hours=rules.free_cancel_hours):
+        return 0
+    return min(booking.price_fen * rules.late_cancel_fee_pct // 100, booking.payable_fen)
+
+
+def no_show_fee(booking: Booking, rules: BookingRules) -> int:
+    return min(booking.price_fen * rules.no_show_fee_pct // 100, booking.payable_fen)
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+def _refuse(code: str, message: str, field: str = "start") -> RuleBroken:
+    return RuleBroken(code, message, field=field)
+
+
+def check_instrument_bookable(instrument: Instrument, user_type: UserType) -> None:
+    if instrument.state != InstrumentState.PUBLISHED:
+        raise _refuse("instrument_unavailable", _("This instrument cannot be booked now (%(state)s).",
+                                                  state=instrument.state.value), "instrument_id")
+    if instrument.sharing_mode == SharingMode.INTERNAL and user_type != UserType.OWN_STAFF:
+        raise _refuse("instrument_unavailable", _("This instrument is for its platform's internal use only."),
+                      "instrument_id")
+
+
+def check_time_rules(session: Session, rules: BookingRules, instrument: Instrument, start_at: datetime,
+                     end_at: datetime, *, now: datetime) -> None:
+    """Every rule of time, in the order a user fixes them; raises RuleBroken with the rule's code."""
+    if end_at <= start_at:
+        raise _refuse("invalid_range", _("The end must be after the start."), "end")
+    minutes = (end_at - start_at).total_seconds() / 60
+    local_start = to_local(start_at)
+    if minutes % rules.slot_minutes or (local_start.hour * 60 + local_start.minute) % rules.slot_minutes \
+            or local_start.second or local_start.microsecond:
+        raise _refuse("slot_granularity", _("Bookings start and end on the %(n)s-minute grid.",
+                                            n=rules.slot_minutes))
+    if minutes < rules.min_minutes:
+        raise _refuse("too_short", _("A booking lasts at least %(n)s minutes.", n=rules.min_minutes), "end")
+    if minutes > rules.max_minutes:
+        raise _refuse("too_long", _("A booking lasts at most %(n)s minutes.", n=rules.max_minutes), "end")
+    if start_at < now + timedelta(minutes=rules.lead_minutes):
+        raise _refuse("lead_time", _("Book at least %(n)s minutes ahead.", n=rules.lead_minutes))
+    if start_at > now + timedelta(days=rules.horizon_days):
+        raise _refuse("beyond_horizon", _("Bookings open %(n)s days ahead.", n=rules.horizon_days))
+    holidays = holiday_days(rules, start_at, end_at)
+    if holidays:
+        raise _refuse("holiday", _("The instrument is closed on the public holiday %(day)s.",
+                                   day=holidays[0].isoformat()))
+    opened = open_intervals(rules, start_at - timedelta(days=1), end_at + timedelta(days=1))
+    inside = start_at in opened and (rules.allows_overnight or
+                                     any(a.lower <= start_at and end_at <= a.upper for a in opened))
+    if not inside:
+        raise _refuse("outside_open_hours", _("The instrument is not open for the whole of this time."))
+    block_end = end_at + timedelta(minutes=rules.buffer_minutes)
+    windows = maintenance_windows(session, instrument.id, start_at, block_end)
+    if windows:
+        raise _refuse("maintenance", _("The instrument is under maintenance from %(start)s to %(end)s.",
+                                       start=f"{to_local(windows[0].start_at):%Y-%m-%d %H:%M}",
+                                       end=f"{to_local(windows[0].end_at):%Y-%m-%d %H:%M}"))
+
+
+def check_qualification(session: Session, rules: BookingRules, user: User, instrument: Instrument,
+                        user_type: UserType, *, now: datetime) -> bool:
+    """Whether an operator must be present; refuses the unqualified where the rule says so."""
+    if user_type == UserType.OWN_STAFF or rules.qualification == QualificationRule.NONE:
+        return rules.requires_operator
+    qualified = is_qualified(session, user, instrument.id, to_local(now).date())
+    if not qualified and rules.qualification == QualificationRule.REQUIRED:
+        raise _refuse("not_qualified", _("Only users qualified on this instrument may book it."), "instrument_id")
+    return rules.requires_operator or not qualified
+
+
+def _lock_instrument(session: Session, instrument_id: int) -> Instrument:
+    """Serialise bookings of one instrument: a row lock on PostgreSQL (the exclusion constraint is the
+    guarantee; the lock turns a race into a clear answer); SQLite holds its write lock already."""
+    instrument = session.scalar(select(Instrument).where(Instrument.id == instrument_id).with_for_update())
+    if instrument is None:
+        raise NotFound("not_found", _("There is no such instrument."))
+    return instrument
+
+
+def _conflict() -> Conflict:
+    return Conflict("booking_conflict", _("This time has just been booked by someone else. Choose another slot."))
+
+
+def _is_overlap_violation(error: IntegrityError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "23P01" or "ex_bookings_no_overlap" in str(error.orig)
+
+
+# --- booking ------------------------------------------------------------------------------------
+
+def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
+                    end_at: datetime, now: datetime, terms_id: int | None = None, purpose: str = "",
+                    series: BookingSeries | None = None) -> Booking:
+    """Book a slot under the instrument's rules. terms_id is the version of the service terms the
+    user accepted; it must be the current one. Raises RuleBroken (a rule's code) or Conflict."""
+    instrument = _lock_instrument(session, instrument_id)
+    user_type, enterprise = classify_booker(session, user, instrument)
+    check_instrument_bookable(instrument, user_type)
+    rules = effective_rules(session, instrument)
+    check_time_rules(session, rules, instrument, start_at, end_at, now=now)
+    needs_operator = check_qualification(session, rules, user, instrument, user_type, now=now)
+    terms = current_terms(session, instrument.platform_id)
+    if terms_id is not None and terms_id != terms.id:
+        raise _refuse("terms_changed", _("The service terms have changed; read and accept the current ones."),
+                      "accept_terms")
+    block_end_at = end_at + timedelta(minutes=rules.buffer_minutes)
+    if busy_bookings(session, instrument.id, start_at, block_end_at):
+        raise _conflict()
+    quote = quote_price(instrument, user_type, start_at, end_at)
+    booking = Booking(instrument=instrument, booker=user, enterprise_id=enterprise.id if enterprise else None,
+                      series=series, state=BookingState.REQUESTED, start_at=start_at, end_at=end_at,
+                      block_end_at=block_end_at, purpose=purpose, user_type=user_type, needs_operator=needs_operator,
+                      terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
+                      price_fen=quote.price_fen, voucher_fen=0, payable_fen=quote.price_fen,
+                      payment_state=PaymentState.DUE if quote.price_fen else PaymentState.NOT_DUE)
+    try:
+        with session.begin_nested():
+            session.add(booking)
+            session.flush()
+    except IntegrityError as error:
+        if _is_overlap_violation(error):
+            raise _conflict() from None
+        raise
+    record_audit(session, actor, "booking.requested", booking, after=booking.audit_view())
+    needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
+        and user_type != UserType.OWN_STAFF
+    if needs_approval:
+        _notify_platform(session, booking, "booking_requested")
+    else:
+        _decide(session, booking, BookingState.APPROVED, actor=Actor.system("rule:no_approval_needed"), now=now)
+    _notify(session, booking, "booking_requested")
+    return booking
+
+
+def book_series(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
+                end_at: datetime, weeks: int, now: datetime, terms_id: int | None = None, purpose: str = ""
+                ) -> tuple[BookingSeries, list[Booking], list[tuple[datetime, RuleBroken | Conflict]]]:
+    """Book the same slot every week, `weeks` times: every occurrence that is free and within the rules
+    is booked; the others are listed (with the reason) and kept as the series' skipped dates."""
+    if not 2 <= weeks <= MAX_SERIES_WEEKS:
+        raise RuleBroken("invalid_recurrence", _("A weekly series has 2 to %(n)s occurrences.", n=MAX_SERIES_WEEKS),
+                         field="weeks")
+    series = BookingSeries(instrument_id=instrument_id, booker_id=user.id, first_start_at=start_at,
+                           duration_minutes=int((end_at - start_at).total_seconds() // 60), count=weeks, skipped=[])
+    session.add(series)
+    session.flush()
+    booked, skipped = [], []
+    for week in range(weeks):
+        shift = timedelta(weeks=week)  # the same wall-clock time: Asia/Shanghai keeps no daylight saving
+        try:
+            with session.begin_nested():
+                booked.append(book_instrument(session, actor=actor, user=user, instrument_id=instrument_id,
+                                              start_at=start_at + shift, end_at=end_at + shift, now=now,
+                                              terms_id=terms_id, purpose=purpose, series=series))
+        except (RuleBroken, Conflict) as refusal:
+            if week == 0 and isinstance(refusal, RuleBroken) and refusal.field == "instrument_id":
+                raise  # nothing of the series can be booked
+            skipped.append((start_at + shift, refusal))
+    series.skipped = [when.isoformat() for when, _refusal in skipped]
+    if not booked:
+        raise skipped[0][1]
+    record_audit(session, actor, "booking_series.created", series,
+                 after={"weeks": weeks, "booked": [b.id for b in booked], "skipped": series.skipped})
+    return series, booked, skipped
+
+
+def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Actor, now: datetime,
+            note: str | None = None) -> None:
+    before = booking.state.value
+    move(booking, to, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.sequence += 1
+    if to in (BookingState.APPROVED, BookingState.REJECTED):
+        booking.decided_by_id, booking.decided_at, booking.decision_note = actor.user_id, now, note
+    session.flush()
+    record_audit(session, actor, f"booking.{to.value}", booking, before={"state": before},
+                 after=booking.audit_view() | ({"note": note} if note else {}))
+    if to == BookingState.APPROVED and booking.payable_fen == 0:
+        confirm_booking(session, booking, actor=actor, now=now)
+
+
+def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform approve its bookings."))
+    _decide(session, booking, BookingState.APPROVED, actor=actor, now=now)
+    _notify(session, booking, "booking_approved")
+    return booking
+
+
+def reject_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                   reason: str) -> Booking:
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform reject its bookings."))
+    if not reason.strip():
+        raise RuleBroken("reason_required", _("Give the booker a reason."), field="reason")
+    _decide(session, booking, BookingState.REJECTED, actor=actor, now=now, note=reason.strip())
+    _notify(session, booking, "booking_rejected")
+    return booking
+
+
+def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> Booking:
+    """Approved and paid for (authorised, transferred, or nothing due): the slot is the booker's."""
+    before = booking.state.value
+    move(booking, BookingState.CONFIRMED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.confirmed_at = now
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.confirmed", booking, before={"state": before}, after=booking.audit_view())
+    _notify(session, booking, "booking_confirmed")
+    return booking
+
+
+def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    _ensure(can_operate(user, booking), _("Only the platform's operators check users in."))
+    if not booking.start_at - CHECK_IN_EARLY <= now < booking.end_at:
+        raise RuleBroken("check_in_time", _("Check-in opens an hour before the start and closes at the end."))
+    before = booking.state.value
+    move(booking, BookingState.IN_PROGRESS, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.checked_in_at, booking.operator_id = now, user.id
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.in_progress", booking, before={"state": before},
+                 after={"checked_in_at": now.isoformat()})
+    return booking
+
+
+def final_price(booking: Booking, rules: BookingRules) -> int:
+    """On the actual time, rounded up to the slot and at least the minimum duration."""
+    seconds = (booking.checked_out_at - booking.checked_in_at).total_seconds()
+    slots = -(-int(seconds) // (rules.slot_minutes * 60))
+    minutes = max(slots * rules.slot_minutes, rules.min_minutes)
+    return Quote(booking.user_type, minutes, booking.setup_fee_fen, booking.hourly_rate_fen).price_fen
+
+
+def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    """Completed: the final price on the actual time is captured (or the difference charged)."""
+    _ensure(can_operate(user, booking), _("Only the platform's operators check users out."))
+    before = booking.state.value
+    move(booking, BookingState.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.checked_out_at = now
+    booking.final_price_fen = final_price(booking, effective_rules(session, booking.instrument_id))
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
+    final_payable = max(booking.final_price_fen - booking.voucher_fen, 0)
+    if booking.payable_fen or final_payable:
+        payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
+    return booking
+
+
+def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                   reason: str = "") -> int:
+    """Cancel by the booker or the platform, by the cancellation policy; returns the fee in fen."""
+    _ensure(booking.booker_id == user.id or can_manage(user, booking),
+            _("Only the booker and the platform's admins cancel a booking."))
+    by_platform = booking.booker_id != user.id
+    fee = cancellation_fee(booking, effective_rules(session, booking.instrument_id), by_platform=by_platform, now=now)
+    before = booking.state.value
+    move(booking, BookingState.CANCELLED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.cancelled_at, booking.cancelled_by_id = now, user.id
+    booking.cancel_reason = reason.strip()[:500] or None
+    booking.cancellation_fee_fen = fee
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.cancelled", booking, before={"state": before},
+                 after=booking.audit_view() | {"by_platform": by_platform})
+    payments.settle_cancellation(session, booking, fee_fen=fee, actor=actor, now=now)
+    _notify(session, booking, "booking_cancelled")
+    if by_platform is False:
+        _notify_platform(session, booking, "booking_cancelled")
+    return fee
+
+
+def cancel_series(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                  reason: str = "") -> list[Booking]:
+    """Cancel this occurrence and every later one of its series that can still be cancelled."""
+    if booking.series_id is None:
+        raise RuleBroken("not_a_series", _("This booking is not part of a series."))
+    later = session.scalars(select(Booking).where(Booking.series_id == booking.series_id,
+                                                  Booking.start_at >= booking.start_at,
+                                                  Booking.state.in_(ACTIVE_BOOKING_STATES))
+                            .order_by(Booking.start_at)).all()
+    cancelled = [b for b in later if can_cancel(user, b)]
+    for occurrence in cancelled:
+        cancel_booking(session, occurrence, actor=actor, user=user, now=now, reason=reason)
+    return cancelled
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+def expire_bookings(session: Session, *, now: datetime) -> int:
+    """Requested bookings never approved, and approved ones never paid, expire at their start."""
+    due = session.scalars(select(Booking).where(
+        Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), Booking.start_at <= now,
+        Booking.payment_state != PaymentState.PENDING)).all()
+    for booking in due:
+        before = booking.state.value
+        move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+        booking.sequence += 1
+        record_audit(session, Actor.system("job:expire_bookings"), "booking.expired", booking,
+                     before={"state": before}, after={"state": booking.state.value})
+    session.flush()
+    return len(due)
+
+
+def mark_no_shows(session: Session, *, now: datetime) -> int:
+    """Confirmed bookings with no check-in within the grace period: no-show, with its fee."""
+    candidates = session.scalars(select(Booking).where(Booking.state == BookingState.CONFIRMED,
+                                                       Booking.start_at <= now)).all()
+    actor, marked = Actor.system("job:mark_no_shows"), 0
+    for booking in candidates:
+        rules = effective_rules(session, booking.instrument_id)
+        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
+            continue
+        move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+        booking.cancellation_fee_fen = no_show_fee(booking, rules)
+        booking.sequence += 1
+        session.flush()
+        record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
+                     after=booking.audit_view())
+        payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
+        marked += 1
+    return marked
+
+
+def send_reminders(session: Session, *, now: datetime) -> int:
+    """The day before: one reminder per confirmed booking starting within the next 24 hours."""
+    due = session.scalars(select(Booking).where(
+        Booking.state == BookingState.CONFIRMED, Booking.reminder_sent_at.is_(None),
+        Booking.start_at > now, Booking.start_at <= now + timedelta(hours=24))).all()
+    for booking in due:
+        booking.reminder_sent_at = now
+        _notify(session, booking, "booking_reminder")
+    session.flush()
+    return len(due)
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+def list_user_bookings(session: Session, user: User, *, now: datetime, when: str = "upcoming",
+                       state: BookingState | None = None, limit: int = 200) -> list[Booking]:
+    """A user's own bookings: upcoming (not yet ended, soonest first) or past (latest first)."""
+    query = select(Booking).where(Booking.booker_id == user.id)
+    if when == "past":
+        query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc())
+    else:
+        query = query.where(Booking.end_at > now).order_by(Booking.start_at)
+    if state is not None:
+        query = query.where(Booking.state == state)
+    return list(session.scalars(query.limit(limit)))
+
+
+def list_instrument_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
+                             *, states: tuple[BookingState, ...] | None = None) -> list[Booking]:
+    query = select(Booking).where(Booking.instrument_id == instrument_id, Booking.start_at < end,
+                                  Booking.end_at > start).order_by(Booking.start_at)
+    if states:
+        query = query.where(Booking.state.in_(states))
+    return list(session.scalars(query))
+
+
+def day_sheet(session: Session, platform_id: int, start: datetime, end: datetime) -> list[Booking]:
+    """Who comes when to a platform's instruments in [start, end): the active and finished bookings."""
+    return list(session.scalars(
+        select(Booking).join(Booking.instrument).where(
+            Instrument.platform_id == platform_id, Booking.start_at < end, Booking.end_at > start,
+            Booking.state.in_((*ACTIVE_BOOKING_STATES, BookingState.COMPLETED, BookingState.NO_SHOW)))
+        .order_by(Booking.start_at, Instrument.name_zh)))
+
+
+def pending_approvals(session: Session, platform_ids: set[int]) -> list[Booking]:
+    return list(session.scalars(
+        select(Booking).join(Booking.instrument).where(Instrument.platform_id.in_(platform_ids),
+                                                       Booking.state == BookingState.REQUESTED)
+        .order_by(Booking.start_at))) if platform_ids else []
+
+
+# --- mail ---------------------------------------------------------------------------------------
+
+def mail_context(booking: Booking) -> dict:
+    local_start, local_end = to_local(booking.start_at), to_local(booking.end_at)
+    return {"booking_id": booking.id, "instrument_name": booking.instrument.name_zh,
+            "instrument_name_en": booking.instrument.name_en or booking.instrument.name_zh,
+            "start": f"{local_start:%Y-%m-%d %H:%M}", "end": f"{local_end:%Y-%m-%d %H:%M}",
+            "state": booking.state.value, "payable_fen": booking.payable_fen,
+            "cancellation_fee_fen": booking.cancellation_fee_fen, "note": booking.decision_note or "",
+            "booker_name": booking.booker.name}
+
+
+def _notify(session: Session, booking: Booking, template: str) -> None:
+    enqueue_mail(session, to=booking.booker.email, locale=booking.booker.locale, template=template,
+                 context=mail_context(booking))
+
+
+def _notify_platform(session: Session, booking: Booking, template: str) -> None:
+    """The platform's admins hear of new requests and of cancellations by bookers."""
+    admins = session.scalars(select(User).join(RoleGrant).where(
+        RoleGrant.role == Role.PLATFORM_ADMIN, RoleGrant.organisation_id == booking.instrument.platform_id,
+        User.is_active.is_(True))).all()
+    for admin in admins:
+        enqueue_mail(session, to=admin.email, locale=admin.locale, template=f"{template}_platform",
+                     context=mail_context(booking))
+
+
+def count_active_overlaps(session: Session) -> int:
+    """For tests and checks: pairs of active bookings of one instrument that overlap (should be 0)."""
+    first, second = sa.orm.aliased(Booking), sa.orm.aliased(Booking)
+    return session.scalar(select(sa.func.count()).select_from(first).join(
+        second, sa.and_(first.instrument_id == second.instrument_id, first.id < second.id,
+                        first.start_at < second.block_end_at, second.start_at < first.block_end_at))
+        .where(first.state.in_(ACTIVE_BOOKING_STATES), second.state.in_(ACTIVE_BOOKING_STATES)))
