@@ -52,3 +52,27 @@ def create_instrument(session, demo_user):
         return instrument
 
     return make
+
+
+@pytest.fixture
+def monday_at():
+    """monday_at(hour, minute=0, weeks=1): an aware UTC instant at that Asia/Shanghai wall-clock time on
+    the Monday `weeks` weeks after this week's: bookable under the district's default rules."""
+    from datetime import datetime, time, timedelta
+
+    from core.clock import LOCAL_ZONE, to_local
+
+    this_monday = to_local(utcnow()).date() - timedelta(days=to_local(utcnow()).weekday())
+
+    def make(hour: int, minute: int = 0, weeks: int = 1, days: int = 0):
+        day = this_monday + timedelta(weeks=weeks, days=days)
+        return datetime.combine(day, time(hour, minute), tzinfo=LOCAL_ZONE).astimezone(utcnow().tzinfo)
+
+    return make
+
+
+@pytest.fixture
+def free_instrument(create_instrument):
+    """A published instrument with no fees: bookings of it are confirmed without payment."""
+    zero = {name: 0 for name in services.FEE_FIELDS}
+    return create_instrument(state=InstrumentState.PUBLISHED, **zero)
