@@ -8,7 +8,7 @@ from flask import current_app
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace import bookings, releases
+from marketplace import bookings, releases, waitlist
 
 
 def publish_scheduled_release(now: datetime | None = None) -> int:
@@ -35,6 +35,14 @@ def send_booking_reminders(now: datetime | None = None) -> int:
         return bookings.send_reminders(session, now=now or utcnow())
 
 
+def offer_waitlist_slots(now: datetime | None = None) -> int:
+    """Lapse the offers that ran out, then offer each freed slot to the first in line: the offers made."""
+    now = now or utcnow()
+    with unit_of_work() as session:
+        waitlist.lapse_offers(session, now=now)
+        return waitlist.offer_freed_slots(session, now=now)
+
+
 JOBS: list[Job] = [
     # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
     # release; the other runs find it made, and make it should the first day's run have been missed.
@@ -43,4 +51,5 @@ JOBS: list[Job] = [
     Job("expire_bookings", expire_bookings, "interval", {"minutes": 5}),
     Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}),
     Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15}),
+    Job("offer_waitlist_slots", offer_waitlist_slots, "interval", {"minutes": 5}),
 ]
