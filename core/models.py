@@ -203,6 +203,7 @@ class Enterprise(Organisation):
     id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
     credit_code: Mapped[str] = mapped_column(sa.String(18), unique=True)
     legal_representative: Mapped[str] = mapped_column(sa.String(100))
+    actual_controller: Mapped[str | None] = mapped_column(sa.String(100), index=True)  # 实际控制人
     is_tech_sme: Mapped[bool] = mapped_column(default=False)
     verification_state: Mapped[VerificationState] = mapped_column(
         str_enum(VerificationState), default=VerificationState.PENDING)
@@ -236,6 +237,14 @@ class Platform(Organisation):
     platform_type: Mapped[PlatformType] = mapped_column(str_enum(PlatformType))
     legal_form: Mapped[LegalForm] = mapped_column(str_enum(LegalForm))
     description: Mapped[str | None] = mapped_column(sa.Text)
+    # the legal entity behind the platform, to tell related parties (DESIGN §2.4)
+    credit_code: Mapped[str | None] = mapped_column(sa.String(18), index=True)
+    legal_representative: Mapped[str | None] = mapped_column(sa.String(100))
+    actual_controller: Mapped[str | None] = mapped_column(sa.String(100))
+    # where redemption claims are paid
+    bank_account_name: Mapped[str | None] = mapped_column(sa.String(200))
+    bank_name: Mapped[str | None] = mapped_column(sa.String(200))
+    bank_account_number: Mapped[str | None] = mapped_column(sa.String(40))
 
     industry_rows: Mapped[list[PlatformIndustry]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="PlatformIndustry.industry")

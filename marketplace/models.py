@@ -486,6 +486,7 @@ class Booking(db.Model):
     setup_fee_fen: Mapped[Fen]
     hourly_rate_fen: Mapped[Fen]
     price_fen: Mapped[Fen]
+    voucher_id: Mapped[int | None] = mapped_column(sa.ForeignKey("vouchers.id"), index=True)
     voucher_fen: Mapped[Fen] = mapped_column(default=0)  # the innovation voucher's part (vouchers/)
     payable_fen: Mapped[Fen]  # the enterprise's share, through the gateway or by transfer
     payment_method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod), default=PaymentMethod.NONE)
