@@ -460,8 +460,10 @@ class Booking(db.Model):
     __table_args__ = (
         sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
         sa.CheckConstraint("block_end_at >= end_at", name="buffer_not_negative"),
-        sa.CheckConstraint("price_fen >= 0 AND voucher_fen >= 0 AND payable_fen = price_fen - voucher_fen "
-                           "AND payable_fen >= 0", name="price_adds_up"),
+        # the enterprise pays the price less the voucher part, or the whole price when it claims the
+        # voucher part back afterwards (enterprise-reimbursed programmes)
+        sa.CheckConstraint("price_fen >= 0 AND voucher_fen >= 0 AND voucher_fen <= price_fen AND "
+                           "(payable_fen = price_fen - voucher_fen OR payable_fen = price_fen)", name="price_adds_up"),
         sa.CheckConstraint("cancellation_fee_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0)",
                            name="fees_not_negative"),
         sa.CheckConstraint("state <> 'rejected' OR decision_note IS NOT NULL", name="rejection_has_reason"),

@@ -191,7 +191,7 @@ def upgrade():
     sa.CheckConstraint('block_end_at >= end_at', name=op.f('ck_bookings_buffer_not_negative')),
     sa.CheckConstraint('cancellation_fee_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0)', name=op.f('ck_bookings_fees_not_negative')),
     sa.CheckConstraint('end_at > start_at', name=op.f('ck_bookings_ends_after_start')),
-    sa.CheckConstraint('price_fen >= 0 AND voucher_fen >= 0 AND payable_fen = price_fen - voucher_fen AND payable_fen >= 0', name=op.f('ck_bookings_price_adds_up')),
+    sa.CheckConstraint('price_fen >= 0 AND voucher_fen >= 0 AND voucher_fen <= price_fen AND (payable_fen = price_fen - voucher_fen OR payable_fen = price_fen)', name=op.f('ck_bookings_price_adds_up')),
     sa.ForeignKeyConstraint(['booker_id'], ['users.id'], name=op.f('fk_bookings_booker_id_users')),
     sa.ForeignKeyConstraint(['cancelled_by_id'], ['users.id'], name=op.f('fk_bookings_cancelled_by_id_users')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['users.id'], name=op.f('fk_bookings_decided_by_id_users')),
