@@ -20,6 +20,7 @@ from core.states import move
 from marketplace import payments
 from marketplace.availability import (busy_bookings, effective_rules, holiday_days, maintenance_windows,
                                       open_intervals)
+from vouchers import services as vouchers
 from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking,
                                 BookingRules, BookingSeries, BookingState, Instrument, InstrumentState,
                                 PaymentState, Qualification, QualificationRule, ServiceTerms, SharingMode,
@@ -229,9 +230,11 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
 
 def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
                     end_at: datetime, now: datetime, terms_id: int | None = None, purpose: str = "",
-                    series: BookingSeries | None = None) -> Booking:
+                    series: BookingSeries | None = None, voucher_id: int | None = None) -> Booking:
     """Book a slot under the instrument's rules. terms_id is the version of the service terms the
-    user accepted; it must be the current one. Raises RuleBroken (a rule's code) or Conflict."""
+    user accepted; it must be the current one. With a voucher, its part of the price is held from now
+    (so the share the enterprise sees and pays stays true) until the booking completes or ends.
+    Raises RuleBroken (a rule's code) or Conflict."""
     instrument = _lock_instrument(session, instrument_id)
     user_type, enterprise = classify_booker(session, user, instrument)
     check_instrument_bookable(instrument, user_type)
@@ -246,12 +249,16 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
     if busy_bookings(session, instrument.id, start_at, block_end_at):
         raise _conflict()
     quote = quote_price(instrument, user_type, start_at, end_at)
+    part = None if voucher_id is None else vouchers.quote_voucher_part(
+        session, voucher_id, enterprise_id=enterprise.id if enterprise else None, platform_id=instrument.platform_id,
+        category_code=instrument.category.code, price_fen=quote.price_fen, now=now)
+    payable = quote.price_fen if part is None else part.enterprise_pays_fen
     booking = Booking(instrument=instrument, booker=user, enterprise_id=enterprise.id if enterprise else None,
                       series=series, state=BookingState.REQUESTED, start_at=start_at, end_at=end_at,
                       block_end_at=block_end_at, purpose=purpose, user_type=user_type, needs_operator=needs_operator,
                       terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
-                      price_fen=quote.price_fen, voucher_fen=0, payable_fen=quote.price_fen,
-                      payment_state=PaymentState.DUE if quote.price_fen else PaymentState.NOT_DUE)
+                      price_fen=quote.price_fen, voucher_id=voucher_id, voucher_fen=part.amount_fen if part else 0,
+                      payable_fen=payable, payment_state=PaymentState.DUE if payable else PaymentState.NOT_DUE)
     try:
         with session.begin_nested():
             session.add(booking)
@@ -261,6 +268,9 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
             raise _conflict() from None
         raise
     record_audit(session, actor, "booking.requested", booking, after=booking.audit_view())
+    if part is not None:
+        vouchers.hold_for_booking(session, part, booking_id=booking.id, platform_id=instrument.platform_id,
+                                  actor=actor, now=now)
     needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
         and user_type != UserType.OWN_STAFF
     if needs_approval:
@@ -313,6 +323,8 @@ def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Acto
     session.flush()
     record_audit(session, actor, f"booking.{to.value}", booking, before={"state": before},
                  after=booking.audit_view() | ({"note": note} if note else {}))
+    if to == BookingState.REJECTED:
+        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
     if to == BookingState.APPROVED and booking.payable_fen == 0:
         confirm_booking(session, booking, actor=actor, now=now)
 
@@ -376,9 +388,14 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
     booking.checked_out_at = now
     booking.final_price_fen = final_price(booking, effective_rules(session, booking.instrument_id))
     booking.sequence += 1
+    final_payable = booking.final_price_fen
+    if booking.voucher_id is not None:
+        booking.final_voucher_fen = vouchers.consume_for_booking(
+            session, booking_id=booking.id, actor=actor, now=now, final_price_fen=booking.final_price_fen)
+        if not vouchers.pays_in_full(session, booking.voucher_id):
+            final_payable -= booking.final_voucher_fen
     session.flush()
     record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
-    final_payable = max(booking.final_price_fen - booking.voucher_fen, 0)
     if booking.payable_fen or final_payable:
         payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
     return booking
@@ -401,6 +418,7 @@ def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: Us
     record_audit(session, actor, "booking.cancelled", booking, before={"state": before},
                  after=booking.audit_view() | {"by_platform": by_platform})
     payments.settle_cancellation(session, booking, fee_fen=fee, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
     _notify(session, booking, "booking_cancelled")
     if by_platform is False:
         _notify_platform(session, booking, "booking_cancelled")
@@ -429,12 +447,14 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
     due = session.scalars(select(Booking).where(
         Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), Booking.start_at <= now,
         Booking.payment_state != PaymentState.PENDING)).all()
+    actor = Actor.system("job:expire_bookings")
     for booking in due:
         before = booking.state.value
         move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
         booking.sequence += 1
-        record_audit(session, Actor.system("job:expire_bookings"), "booking.expired", booking,
-                     before={"state": before}, after={"state": booking.state.value})
+        record_audit(session, actor, "booking.expired", booking, before={"state": before},
+                     after={"state": booking.state.value})
+        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
     session.flush()
     return len(due)
 
@@ -455,6 +475,7 @@ def mark_no_shows(session: Session, *, now: datetime) -> int:
         record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
                      after=booking.audit_view())
         payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
+        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
         marked += 1
     return marked
 
@@ -545,3 +566,22 @@ def count_active_overlaps(session: Session) -> int:
         second, sa.and_(first.instrument_id == second.instrument_id, first.id < second.id,
                         first.start_at < second.block_end_at, second.start_at < first.block_end_at))
         .where(first.state.in_(ACTIVE_BOOKING_STATES), second.state.in_(ACTIVE_BOOKING_STATES)))
+
+
+# --- for the booker's pages -----------------------------------------------------------------------
+
+def quote_cancellation(session: Session, booking: Booking, user: User, *, now: datetime) -> int:
+    """The fee in fen that cancel_booking would charge if this user cancelled now (shown before they do)."""
+    return cancellation_fee(booking, effective_rules(session, booking.instrument_id),
+                            by_platform=booking.booker_id != user.id, now=now)
+
+
+def list_series_rest(session: Session, booking: Booking, user: User) -> list[Booking]:
+    """This occurrence and the later ones of its series that cancel_series would cancel for this user."""
+    if booking.series_id is None:
+        return []
+    later = session.scalars(select(Booking).where(Booking.series_id == booking.series_id,
+                                                  Booking.start_at >= booking.start_at,
+                                                  Booking.state.in_(ACTIVE_BOOKING_STATES))
+                            .order_by(Booking.start_at)).all()
+    return [b for b in later if can_cancel(user, b)]

@@ -464,7 +464,8 @@ class Booking(db.Model):
         # voucher part back afterwards (enterprise-reimbursed programmes)
         sa.CheckConstraint("price_fen >= 0 AND voucher_fen >= 0 AND voucher_fen <= price_fen AND "
                            "(payable_fen = price_fen - voucher_fen OR payable_fen = price_fen)", name="price_adds_up"),
-        sa.CheckConstraint("cancellation_fee_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0)",
+        sa.CheckConstraint("cancellation_fee_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0) AND "
+                           "(final_voucher_fen IS NULL OR final_voucher_fen BETWEEN 0 AND final_price_fen)",
                            name="fees_not_negative"),
         sa.CheckConstraint("state <> 'rejected' OR decision_note IS NOT NULL", name="rejection_has_reason"),
         sa.Index("ix_bookings_instrument_time", "instrument_id", "start_at"),
@@ -505,6 +506,7 @@ class Booking(db.Model):
     checked_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     operator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     final_price_fen: Mapped[int | None] = mapped_column(sa.BigInteger)  # on the actual time, at completion
+    final_voucher_fen: Mapped[int | None] = mapped_column(sa.BigInteger)  # what the voucher paid of it
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sequence: Mapped[int] = mapped_column(default=0)  # iCalendar SEQUENCE: raised on every change
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)

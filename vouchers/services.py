@@ -1,0 +1,407 @@
+"""The voucher rules: programmes, applications and issuance within the pool, the voucher part of a
+booking with its caps and refusals, holds, consumption, expiry and voiding (DESIGN §2.4).
+
+The marketplace calls quote_voucher_part / hold_for_booking / release_for_booking /
+consume_for_booking with plain values: vouchers knows no Booking class (STYLE 1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from stdnum.cn import uscc
+
+from core.audit import Actor, record_audit
+from core.clock import LOCAL_ZONE, to_local
+from core.errors import Forbidden, NotFound, RuleBroken
+from core.money import format_yuan
+from core.models import Enterprise, Platform, Role, User
+from core.states import move
+from vouchers import ledger
+from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
+                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, LedgerEntry, Programme,
+                             ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState)
+
+BASIS_POINTS = 10_000
+
+
+# --- who ------------------------------------------------------------------------------------------
+
+def ensure_bureau(user: User) -> None:
+    if not user.has_role(Role.BUREAU_ADMIN):
+        raise Forbidden("forbidden", _("Only the bureau runs voucher programmes."))
+
+
+def member_enterprise(session: Session, user: User, enterprise_id: int) -> Enterprise:
+    if enterprise_id not in user.organisation_ids(Role.ENTERPRISE_MEMBER):
+        raise Forbidden("forbidden", _("You are not a member of this enterprise."))
+    return session.get(Enterprise, enterprise_id)
+
+
+def can_see_voucher(user: User | None, voucher: Voucher) -> bool:
+    return user is not None and (voucher.enterprise_id in user.organisation_ids(Role.ENTERPRISE_MEMBER)
+                                 or user.has_role(Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR))
+
+
+def get_voucher(session: Session, voucher_id: int, user: User | None) -> Voucher:
+    voucher = session.get(Voucher, voucher_id)
+    if voucher is None or not can_see_voucher(user, voucher):
+        raise NotFound("not_found", _("There is no such voucher."))
+    return voucher
+
+
+# --- programmes -----------------------------------------------------------------------------------
+
+PROGRAMME_FIELDS = ("name", "year", "pool_fen", "coverage_bp", "sme_coverage_bp", "enterprise_year_cap_fen",
+                    "order_cap_fen", "validity_days", "applications_open_on", "applications_close_on",
+                    "redemption_mode", "eligible_category_codes", "eligible_platform_ids")
+
+
+def _check_programme(values: dict) -> None:
+    if values["pool_fen"] <= 0:
+        raise RuleBroken("invalid", _("The pool must be more than zero."), field="pool_fen")
+    if not 1 <= values["coverage_bp"] <= BASIS_POINTS:
+        raise RuleBroken("invalid", _("The coverage ratio is between 0.01 % and 100 %."), field="coverage_bp")
+    if not values["coverage_bp"] <= values["sme_coverage_bp"] <= BASIS_POINTS:
+        raise RuleBroken("invalid", _("The ratio for tech SMEs is at least the general ratio and at most 100 %."),
+                         field="sme_coverage_bp")
+    for name in ("enterprise_year_cap_fen", "order_cap_fen", "validity_days"):
+        if values[name] <= 0:
+            raise RuleBroken("invalid", _("This must be more than zero."), field=name)
+    if values["applications_close_on"] < values["applications_open_on"]:
+        raise RuleBroken("invalid", _("The application window closes after it opens."), field="applications_close_on")
+
+
+def create_programme(session: Session, *, actor: Actor, user: User, values: dict) -> Programme:
+    ensure_bureau(user)
+    _check_programme(values)
+    programme = Programme(**{name: values[name] for name in PROGRAMME_FIELDS if name in values},
+                          created_by_id=user.id)
+    session.add(programme)
+    session.flush()
+    record_audit(session, actor, "voucher_programme.created", programme, after=programme.audit_view())
+    return programme
+
+
+def update_programme(session: Session, programme: Programme, *, actor: Actor, user: User, values: dict) -> Programme:
+    """The pool may not go below what was issued; the rest may change (for vouchers yet to come)."""
+    ensure_bureau(user)
+    merged = {name: getattr(programme, name) for name in PROGRAMME_FIELDS} | values
+    _check_programme(merged)
+    if merged["pool_fen"] < programme.issued_fen:
+        raise RuleBroken("invalid", _("The pool cannot be less than what was issued already."), field="pool_fen")
+    before = programme.audit_view()
+    for name in PROGRAMME_FIELDS:
+        setattr(programme, name, merged[name])
+    session.flush()
+    record_audit(session, actor, "voucher_programme.updated", programme, before=before, after=programme.audit_view())
+    return programme
+
+
+def open_programmes(session: Session, *, on: date) -> list[Programme]:
+    return list(session.scalars(select(Programme).where(Programme.applications_open_on <= on,
+                                                        Programme.applications_close_on >= on)
+                                .order_by(Programme.year.desc(), Programme.name)))
+
+
+# --- the controller group and its yearly cap -----------------------------------------------------
+
+def group_enterprise_ids(session: Session, enterprise: Enterprise) -> list[int]:
+    """The enterprise and every other under the same actual controller (实际控制人)."""
+    if not (enterprise.actual_controller or "").strip():
+        return [enterprise.id]
+    return list(session.scalars(select(Enterprise.id).where(
+        Enterprise.actual_controller == enterprise.actual_controller.strip()).order_by(Enterprise.id)))
+
+
+def _year_bounds(year: int) -> tuple[datetime, datetime]:
+    return (datetime(year, 1, 1, tzinfo=LOCAL_ZONE), datetime(year + 1, 1, 1, tzinfo=LOCAL_ZONE))
+
+
+def group_issued_fen(session: Session, programme: Programme, enterprise: Enterprise) -> int:
+    """What the enterprise's group was issued in the programme."""
+    return int(session.scalar(select(func.coalesce(func.sum(Voucher.amount_fen), 0)).where(
+        Voucher.programme_id == programme.id, Voucher.enterprise_id.in_(group_enterprise_ids(session, enterprise)))))
+
+
+def group_spent_fen(session: Session, programme: Programme, enterprise: Enterprise, *, year: int) -> int:
+    """What the group's vouchers of the programme paid or hold for bookings this (local) year: holds less
+    releases. Consumption moves held money, so it is already counted."""
+    start, end = _year_bounds(year)
+    signed = sa.case((LedgerEntry.kind == EntryKind.HOLD.value, LedgerEntry.amount_fen),
+                     else_=-LedgerEntry.amount_fen)
+    return int(session.scalar(
+        select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id).where(
+            Voucher.programme_id == programme.id,
+            Voucher.enterprise_id.in_(group_enterprise_ids(session, enterprise)),
+            LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)), LedgerEntry.at >= start, LedgerEntry.at < end)))
+
+
+# --- applications and issuance --------------------------------------------------------------------
+
+def apply_for_voucher(session: Session, *, actor: Actor, user: User, programme_id: int, enterprise_id: int,
+                      requested_fen: int, purpose: str, planned_instruments: str, now: datetime) -> Application:
+    enterprise = member_enterprise(session, user, enterprise_id)
+    programme = session.get(Programme, programme_id)
+    if programme is None:
+        raise NotFound("not_found", _("There is no such programme."))
+    if not programme.is_open_for_applications(to_local(now).date()):
+        raise RuleBroken("programme_closed", _("This programme takes no applications now."), field="programme_id")
+    if not uscc.is_valid(enterprise.credit_code) or not enterprise.is_verified:
+        raise RuleBroken("enterprise_not_verified", _("Your enterprise's unified social credit code must be valid "
+                                                      "and verified by the bureau before it applies."))
+    if requested_fen <= 0:
+        raise RuleBroken("invalid", _("Ask for an amount above zero."), field="requested_fen")
+    if not purpose.strip():
+        raise RuleBroken("invalid", _("Say what the voucher is for."), field="purpose")
+    pending = session.scalar(select(Application.id).where(Application.programme_id == programme.id,
+                                                          Application.enterprise_id == enterprise.id,
+                                                          Application.state == ApplicationState.SUBMITTED))
+    if pending is not None:
+        raise RuleBroken("application_pending", _("Your enterprise already has an application in review here."))
+    application = Application(programme=programme, enterprise=enterprise, applicant_id=user.id,
+                              requested_fen=requested_fen, purpose=purpose.strip(),
+                              planned_instruments=planned_instruments.strip(), created_at=now)
+    session.add(application)
+    session.flush()
+    record_audit(session, actor, "voucher_application.submitted", application,
+                 after={"requested_fen": requested_fen, "programme_id": programme.id})
+    return application
+
+
+def serial_of(programme: Programme, application: Application) -> str:
+    """KQ2026-000123: the programme's year and the application's number, unique by construction."""
+    return f"KQ{programme.year}-{application.id:06d}"
+
+
+def approve_application(session: Session, application: Application, *, actor: Actor, user: User,
+                        amount_fen: int, now: datetime) -> Voucher:
+    """Issue a voucher of amount_fen (at most what was asked, what the group's yearly cap leaves and what
+    the pool has left). The pool is taken by one conditional UPDATE: concurrent approvals never pass it."""
+    ensure_bureau(user)
+    programme = application.programme
+    if not 0 < amount_fen <= application.requested_fen:
+        raise RuleBroken("invalid", _("Approve an amount above zero and at most what was asked."), field="amount_fen")
+    cap_left = programme.enterprise_year_cap_fen - group_issued_fen(session, programme, application.enterprise)
+    if amount_fen > cap_left:
+        raise RuleBroken("cap_exceeded", _("The enterprise's group has %(left)s left of its yearly cap.",
+                                           left=format_yuan(max(cap_left, 0))), field="amount_fen")
+    taken = session.execute(update(Programme).where(Programme.id == programme.id,
+                                                    Programme.issued_fen + amount_fen <= Programme.pool_fen)
+                            .values(issued_fen=Programme.issued_fen + amount_fen)
+                            .execution_options(synchronize_session=False))
+    if taken.rowcount != 1:
+        raise RuleBroken("pool_exhausted", _("The programme's pool does not have this much left."), field="amount_fen")
+    session.expire(programme, ["issued_fen"])
+    move(application, ApplicationState.APPROVED, APPLICATION_TRANSITIONS, APPLICATION_STATE_LABELS)
+    application.approved_fen, application.decided_by_id, application.decided_at = amount_fen, user.id, now
+    voucher = Voucher(serial=serial_of(programme, application), programme=programme,
+                      enterprise_id=application.enterprise_id, application_id=application.id, amount_fen=amount_fen,
+                      balance_fen=0, issued_at=now, expires_at=now + timedelta(days=programme.validity_days))
+    session.add(voucher)
+    session.flush()
+    record_audit(session, actor, "voucher_application.approved", application, before={"state": "submitted"},
+                 after={"state": "approved", "approved_fen": amount_fen, "voucher": voucher.serial})
+    ledger.post(session, voucher, EntryKind.ISSUE, amount_fen, actor=actor, now=now)
+    return voucher
+
+
+def reject_application(session: Session, application: Application, *, actor: Actor, user: User, reason: str,
+                       now: datetime) -> Application:
+    ensure_bureau(user)
+    if not reason.strip():
+        raise RuleBroken("reason_required", _("Give the applicant a reason."), field="reason")
+    move(application, ApplicationState.REJECTED, APPLICATION_TRANSITIONS, APPLICATION_STATE_LABELS)
+    application.decision_note, application.decided_by_id, application.decided_at = reason.strip(), user.id, now
+    session.flush()
+    record_audit(session, actor, "voucher_application.rejected", application, before={"state": "submitted"},
+                 after={"state": "rejected", "reason": application.decision_note})
+    return application
+
+
+# --- spending at booking ----------------------------------------------------------------------------
+
+def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
+    """Declared related, or sharing a credit code, a legal representative or an actual controller."""
+    declared = session.scalar(select(RelatedParty.id).where(RelatedParty.enterprise_id == enterprise.id,
+                                                            RelatedParty.platform_id == platform.id))
+
+    def same(a: str | None, b: str | None) -> bool:
+        return bool(a and b and a.strip() == b.strip())
+
+    return declared is not None or same(enterprise.credit_code, platform.credit_code) \
+        or same(enterprise.legal_representative, platform.legal_representative) \
+        or same(enterprise.actual_controller, platform.actual_controller)
+
+
+def is_suspended(session: Session, programme_id: int, platform_id: int) -> bool:
+    return session.scalar(select(ProgrammeSuspension.id).where(ProgrammeSuspension.programme_id == programme_id,
+                                                               ProgrammeSuspension.platform_id == platform_id)) \
+        is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherPart:
+    voucher: Voucher
+    amount_fen: int  # what the voucher pays
+    ratio_bp: int
+    enterprise_pays_fen: int  # at booking: the price less the voucher part, or all of it (enterprise-reimbursed)
+
+
+def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int | None, platform_id: int,
+                       category_code: str, price_fen: int, now: datetime) -> VoucherPart:
+    """Voucher part = min(ratio × eligible price, balance, per-order cap, what is left of the yearly cap
+    of the enterprise's controller group), in fen, rounded down. Refusals: voucher_expired,
+    voucher_not_eligible, voucher_insufficient, related_party."""
+    voucher = session.get(Voucher, voucher_id)
+    if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
+        raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
+    if voucher.state != VoucherState.ACTIVE or voucher.expires_at <= now:
+        raise RuleBroken("voucher_expired", _("The voucher %(serial)s is no longer valid.", serial=voucher.serial),
+                         field="voucher_id")
+    programme, enterprise = voucher.programme, voucher.enterprise
+    platform = session.get(Platform, platform_id)
+    if (programme.eligible_platform_ids and platform_id not in programme.eligible_platform_ids) \
+            or is_suspended(session, programme.id, platform_id):
+        raise RuleBroken("voucher_not_eligible", _("This platform does not take vouchers of %(programme)s.",
+                                                   programme=programme.name), field="voucher_id")
+    if programme.eligible_category_codes and not category_code.startswith(tuple(programme.eligible_category_codes)):
+        raise RuleBroken("voucher_not_eligible", _("This kind of instrument is not covered by %(programme)s.",
+                                                   programme=programme.name), field="voucher_id")
+    if is_related(session, enterprise, platform):
+        raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
+                                            "may pay for services between them."), field="voucher_id")
+    ratio = programme.sme_coverage_bp if enterprise.is_tech_sme else programme.coverage_bp
+    cap_left = programme.enterprise_year_cap_fen - group_spent_fen(session, programme, enterprise,
+                                                                   year=to_local(now).year)
+    amount = min(price_fen * ratio // BASIS_POINTS, voucher.balance_fen, programme.order_cap_fen, cap_left)
+    if amount <= 0:
+        raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s has nothing left to pay here.",
+                                                   serial=voucher.serial), field="voucher_id")
+    pays = price_fen if programme.redemption_mode == RedemptionMode.ENTERPRISE else price_fen - amount
+    return VoucherPart(voucher, amount, ratio, pays)
+
+
+def hold_for_booking(session: Session, part: VoucherPart, *, booking_id: int, platform_id: int, actor: Actor,
+                     now: datetime) -> None:
+    """Set the voucher part aside for the booking. The programme row is locked first (PostgreSQL), so two
+    bookings of one controller group cannot both pass its yearly cap; the voucher's own balance is
+    guarded by the ledger's conditional UPDATE."""
+    session.execute(select(Programme.id).where(Programme.id == part.voucher.programme_id).with_for_update())
+    ledger.post(session, part.voucher, EntryKind.HOLD, part.amount_fen, actor=actor, now=now,
+                booking_id=booking_id, platform_id=platform_id, require_active=True)
+
+
+def release_for_booking(session: Session, *, booking_id: int, actor: Actor, now: datetime) -> int:
+    """Give back whatever the booking still holds (cancelled, rejected, expired, no-show); idempotent."""
+    voucher_id, held = ledger.held_for_booking(session, booking_id)
+    if voucher_id is None or held <= 0:
+        return 0
+    ledger.post(session, session.get(Voucher, voucher_id), EntryKind.RELEASE, held, actor=actor, now=now,
+                booking_id=booking_id)
+    return held
+
+
+def consume_for_booking(session: Session, *, booking_id: int, final_price_fen: int, actor: Actor,
+                        now: datetime) -> int:
+    """At completion: the voucher pays its ratio of the final price, at most what it held; the rest of the
+    hold is released. Returns the voucher part consumed."""
+    voucher_id, held = ledger.held_for_booking(session, booking_id)
+    if voucher_id is None or held <= 0:
+        return 0
+    voucher = session.get(Voucher, voucher_id)
+    ratio = voucher.programme.sme_coverage_bp if voucher.enterprise.is_tech_sme else voucher.programme.coverage_bp
+    consumed = min(final_price_fen * ratio // BASIS_POINTS, held)
+    platform_id = session.scalar(select(LedgerEntry.platform_id).where(
+        LedgerEntry.booking_id == booking_id, LedgerEntry.kind == EntryKind.HOLD).limit(1))
+    if consumed:
+        ledger.post(session, voucher, EntryKind.CONSUME, consumed, actor=actor, now=now, booking_id=booking_id,
+                    platform_id=platform_id)
+    if held - consumed:
+        ledger.post(session, voucher, EntryKind.RELEASE, held - consumed, actor=actor, now=now, booking_id=booking_id)
+    return consumed
+
+
+def pays_in_full(session: Session, voucher_id: int) -> bool:
+    """Whether the enterprise pays the whole price and claims the voucher part back (通用)."""
+    return session.get(Voucher, voucher_id).programme.redemption_mode == RedemptionMode.ENTERPRISE
+
+
+def usable_vouchers(session: Session, enterprise_id: int | None, *, now: datetime) -> list[Voucher]:
+    if enterprise_id is None:
+        return []
+    return list(session.scalars(select(Voucher).where(
+        Voucher.enterprise_id == enterprise_id, Voucher.state == VoucherState.ACTIVE, Voucher.expires_at > now,
+        Voucher.balance_fen > 0).order_by(Voucher.expires_at)))
+
+
+# --- expiry and voiding -------------------------------------------------------------------------------
+
+def _end(session: Session, voucher: Voucher, to: VoucherState, kind: EntryKind, *, actor: Actor, now: datetime,
+         reason: str | None = None) -> None:
+    before = voucher.state.value
+    move(voucher, to, VOUCHER_TRANSITIONS, VOUCHER_STATE_LABELS)
+    voucher.void_reason = reason
+    session.flush()
+    record_audit(session, actor, f"voucher.{to.value}", voucher, before={"state": before},
+                 after={"state": to.value, "reason": reason})
+    if voucher.balance_fen:
+        ledger.post(session, voucher, kind, voucher.balance_fen, actor=actor, now=now)
+
+
+def expire_vouchers(session: Session, *, now: datetime) -> int:
+    """Active vouchers past validity expire; their balance goes back to the programme's record (what is
+    held for booked services stays held and is consumed or released as those end)."""
+    due = session.scalars(select(Voucher).where(Voucher.state == VoucherState.ACTIVE, Voucher.expires_at <= now)).all()
+    for voucher in due:
+        _end(session, voucher, VoucherState.EXPIRED, EntryKind.EXPIRE, actor=Actor.system("job:expire_vouchers"),
+             now=now)
+    return len(due)
+
+
+def void_voucher(session: Session, voucher: Voucher, *, actor: Actor, user: User, reason: str,
+                 now: datetime) -> Voucher:
+    """Found obtained by collusion or falsification: the remaining balance is voided, the entries kept."""
+    ensure_bureau(user)
+    if not reason.strip():
+        raise RuleBroken("reason_required", _("Give the reason for voiding."), field="reason")
+    _end(session, voucher, VoucherState.VOID, EntryKind.VOID, actor=actor, now=now, reason=reason.strip())
+    return voucher
+
+
+def suspend_platform(session: Session, programme: Programme, platform: Platform, *, actor: Actor, user: User,
+                     reason: str) -> ProgrammeSuspension:
+    ensure_bureau(user)
+    if not reason.strip():
+        raise RuleBroken("reason_required", _("Give the reason for the suspension."), field="reason")
+    if is_suspended(session, programme.id, platform.id):
+        raise RuleBroken("already_suspended", _("This platform is suspended from the programme already."))
+    suspension = ProgrammeSuspension(programme_id=programme.id, platform_id=platform.id, reason=reason.strip(),
+                                     suspended_by_id=user.id)
+    session.add(suspension)
+    session.flush()
+    record_audit(session, actor, "voucher_programme.platform_suspended", programme,
+                 after={"platform_id": platform.id, "reason": suspension.reason})
+    return suspension
+
+
+def declare_related(session: Session, *, actor: Actor, user: User, enterprise: Enterprise, platform: Platform,
+                    note: str = "") -> RelatedParty:
+    """The bureau, the enterprise or the platform declares the two related."""
+    may = user.has_role(Role.BUREAU_ADMIN) or enterprise.id in user.organisation_ids(Role.ENTERPRISE_MEMBER) \
+        or platform.id in user.organisation_ids(Role.PLATFORM_ADMIN)
+    if not may:
+        raise Forbidden("forbidden", _("Only the bureau or one of the two parties declares a relation."))
+    relation = session.scalar(select(RelatedParty).where(RelatedParty.enterprise_id == enterprise.id,
+                                                         RelatedParty.platform_id == platform.id))
+    if relation is None:
+        relation = RelatedParty(enterprise_id=enterprise.id, platform_id=platform.id, note=note.strip(),
+                                declared_by_id=user.id)
+        session.add(relation)
+        session.flush()
+        record_audit(session, actor, "related_party.declared", relation,
+                     after={"enterprise_id": enterprise.id, "platform_id": platform.id, "note": relation.note})
+    return relation
