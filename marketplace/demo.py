@@ -1,19 +1,29 @@
 """The demo district's instruments: about 60 real kinds across the categories and the six platforms,
-most published, some in review, and two catalogue releases. Loading twice adds nothing twice."""
+most published, some in review, and two catalogue releases; then three months of bookings around
+today in every state, with their rules, maintenance, qualifications, service terms and waitlist.
+Loading twice adds nothing twice."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core.audit import Actor
+from core.audit import Actor, record_audit
+from core.clock import from_local, to_local
 from core.db import utcnow
 from core.demo import PLATFORMS
-from core.models import Platform, Role, User
-from marketplace import releases, services
-from marketplace.models import Instrument
+from core.errors import Conflict, RuleBroken
+from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
+from core.states import move
+from marketplace import availability, bookings, releases, services
+from marketplace.models import (BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking, BookingRules, BookingState,
+                                Instrument, MaintenanceWindow, Payment, PaymentMethod, PaymentPurpose, PaymentState,
+                                PaymentStatus, Qualification, QualificationRule, ServiceTerms, WaitlistEntry,
+                                WaitlistState)
 
 ACTOR = Actor.system("demo:load")
 
@@ -90,6 +100,14 @@ def _platform(session: Session, index: int) -> Platform:
 
 
 def load_into(session: Session) -> int:
+    """The instruments and two releases, then the bookings: each part once."""
+    created = _load_instruments(session)
+    if not session.scalar(select(func.count()).select_from(Booking)):
+        created += load_bookings(session, now=utcnow())
+    return created
+
+
+def _load_instruments(session: Session) -> int:
     """The instruments (by platform, model and asset number) and two releases, once."""
     if session.scalar(select(func.count()).select_from(Instrument)):
         return 0
@@ -150,3 +168,403 @@ def _acting_admin(session: Session, platform: Platform) -> User:
         core_services.grant_role(session, user, actor=ACTOR, role=Role.PLATFORM_ADMIN, organisation=platform)
     return user
 
+
+
+# --- bookings: three months around today, in every state -----------------------------------------
+
+# Enterprise members who book besides enterprise@kequip.test: (e-mail, name, index in core.demo.ENTERPRISES)
+BOOKERS = [("enterprise-2@kequip.test", "鉴湖新材料 王工", 1), ("enterprise-3@kequip.test", "瑞康生物 李博士", 2),
+           ("enterprise-4@kequip.test", "光芯微电子 陈工", 3)]
+E1, E2, E3, E4 = "enterprise@kequip.test", *(email for email, _name, _index in BOOKERS)
+
+# Instruments by their index in INSTRUMENTS, and what is special about them
+APPROVAL_SEM = 15  # own rules: the platform approves every booking; 30 minutes' buffer after each
+OVERNIGHT_STA = 28  # own rules: programmes may run overnight, up to 72 h; the unqualified book with an operator
+QUALIFIED_SEM = 17  # own rules: only qualified users may book
+MICROSCOPE, FTIR, LCMS, NMR, CYTOMETER = 33, 5, 0, 19, 29  # district rules (the appointment ones need approval)
+YARN_TESTER = 59  # a weekly series
+FILLED = (APPROVAL_SEM, QUALIFIED_SEM, MICROSCOPE, FTIR, LCMS, NMR, YARN_TESTER)  # a calendar that looks used
+
+REJECTION = "样品信息不完整，请补充样品成分与安全说明后重新预约。"
+S = BookingState
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A booking to make: instrument (index in INSTRUMENTS), booker, week from this week's Monday (negative:
+    past), weekday (0 = Monday), Asia/Shanghai start, minutes, and the state it ends in. A slot that is
+    taken, closed or under maintenance moves to the next open day (back in time for past bookings)."""
+
+    instrument: int
+    booker: str
+    week: int
+    weekday: int
+    at: str
+    minutes: int
+    state: BookingState
+    purpose: str = ""
+
+
+STORY = [
+    Planned(APPROVAL_SEM, E1, -6, 1, "09:00", 120, S.COMPLETED, "纤维截面形貌观察"),
+    Planned(APPROVAL_SEM, E2, -5, 3, "14:00", 120, S.REJECTED, "涂层断面观察"),
+    Planned(APPROVAL_SEM, E3, -3, 0, "09:00", 90, S.EXPIRED, "药物颗粒形貌"),  # never approved
+    Planned(QUALIFIED_SEM, E1, -4, 2, "09:00", 120, S.COMPLETED, "面料表面磨损观察"),
+    Planned(QUALIFIED_SEM, E1, -2, 4, "14:00", 60, S.NO_SHOW, "纱线毛羽观察"),
+    Planned(OVERNIGHT_STA, E2, -3, 1, "16:00", 1080, S.COMPLETED, "阻燃母粒热稳定性（过夜程序）"),
+    Planned(FTIR, E4, -2, 1, "10:00", 60, S.CANCELLED, "封装胶成分鉴别"),
+    Planned(LCMS, E3, -1, 3, "09:00", 180, S.COMPLETED, "原料药有关物质"),
+    Planned(LCMS, E4, -2, 2, "13:30", 120, S.EXPIRED, "清洗剂残留"),  # approved, never paid
+    Planned(NMR, E2, -1, 0, "13:30", 120, S.NO_SHOW, "共聚物组成测定"),
+    Planned(MICROSCOPE, E1, 1, 1, "09:00", 120, S.REQUESTED, "印花边缘清晰度检查"),
+    Planned(APPROVAL_SEM, E4, 1, 2, "14:00", 120, S.CONFIRMED, "芯片键合线形貌"),  # the waitlist wants this slot
+    Planned(APPROVAL_SEM, E1, 2, 0, "09:00", 60, S.REQUESTED, "涤纶长丝截面"),
+    Planned(APPROVAL_SEM, E2, 2, 3, "09:00", 120, S.REJECTED, "复合材料断口"),
+    Planned(QUALIFIED_SEM, E1, 1, 3, "09:00", 120, S.CONFIRMED, "功能面料涂层观察"),
+    Planned(FTIR, E4, 2, 0, "09:00", 60, S.REQUESTED, "光刻胶官能团分析"),
+    Planned(FTIR, E1, 1, 4, "14:00", 120, S.APPROVED, "混纺面料成分鉴别"),
+    Planned(LCMS, E3, 1, 0, "09:00", 180, S.APPROVED, "杂质谱分析"),
+    Planned(LCMS, E3, 2, 1, "09:00", 120, S.CANCELLED, "稳定性样品复测"),
+    Planned(NMR, E2, 3, 2, "09:00", 120, S.CONFIRMED, "聚合物端基分析"),
+    Planned(OVERNIGHT_STA, E1, 2, 3, "16:00", 960, S.CONFIRMED, "涂层织物热分解（过夜程序）"),
+    Planned(YARN_TESTER, "operator@kequip.test", 1, 0, "08:30", 60, S.CONFIRMED, "设备期间核查"),
+]
+SERIES = Planned(YARN_TESTER, E2, -5, 2, "09:00", 120, S.CONFIRMED, "每周来料单纱强力抽检")
+SERIES_WEEKS = 10
+WAITLISTED = STORY[11]  # two enterprises wait for this slot
+
+
+def load_bookings(session: Session, *, now: datetime) -> int:
+    """Bookers, per-instrument rules, qualifications, maintenance, a platform's own service terms, then
+    the bookings (made through the booking services at the time they would have been made), a weekly
+    series and a waitlist; the demo's past sends no mail. Returns the records created."""
+    demo = _BookingDemo(session, now)
+    return demo.load()
+
+
+class _BookingDemo:
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now, self.created = session, now, 0
+        today = to_local(now).date()
+        self.monday = today - timedelta(days=today.weekday())
+        self.instruments = {index: session.scalar(select(Instrument).where(Instrument.model == row[3]))
+                            for index, row in enumerate(INSTRUMENTS)}
+        self.users: dict[str, User] = {}
+
+    # the setting ---------------------------------------------------------------------------------
+
+    def load(self) -> int:
+        session = self.session
+        mail_before = session.scalar(select(func.max(OutboxMessage.id))) or 0
+        self._bookers()
+        self._rules()
+        self._qualifications()
+        self._maintenance()
+        self._terms(1, published_at=self.now - timedelta(days=200))
+        plan = STORY + _filler(self.now)
+        past = [item for item in plan if item.week < 0]
+        future = [item for item in plan if item.week >= 0]
+        self._in_progress()
+        for item in past:
+            self._book(item, required=item in STORY)
+        self._series()
+        self._terms(2, published_at=self.now - timedelta(days=3))  # bookings from now on accept version 2
+        for item in future:
+            self._book(item, required=item in STORY)
+        self._waitlist()
+        bookings.expire_bookings(session, now=self.now)  # what the job has done to the past's unanswered requests
+        session.execute(delete(OutboxMessage).where(OutboxMessage.id > mail_before))
+        session.flush()
+        return self.created + session.scalar(select(func.count()).select_from(Booking))
+
+    def _bookers(self) -> None:
+        from core import services as core_services
+        from core.auth import hash_password
+        from core.demo import DEMO_PASSWORD, ENTERPRISES
+
+        session, password_hash = self.session, None
+        for email, name, index in BOOKERS:
+            if session.scalar(select(User.id).where(User.email == email)) is None:
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
+                user = User(email=email, name=name, password_hash=password_hash, locale="zh_CN")
+                session.add(user)
+                session.flush()
+                enterprise = session.scalar(select(Enterprise).where(Enterprise.name == ENTERPRISES[index]))
+                core_services.grant_role(session, user, actor=ACTOR, role=Role.ENTERPRISE_MEMBER,
+                                         organisation=enterprise)
+                self.created += 1
+        for email in (E1, E2, E3, E4, "operator@kequip.test"):
+            self.users[email] = session.scalar(select(User).where(User.email == email))
+
+    def _staff(self, instrument: Instrument, role: Role) -> User:
+        """The platform's first admin (role PLATFORM_ADMIN) or operator (else its admin)."""
+        for wanted in (role, Role.PLATFORM_ADMIN):
+            user = self.session.scalar(select(User).join(RoleGrant).where(
+                RoleGrant.role == wanted, RoleGrant.organisation_id == instrument.platform_id).order_by(User.id))
+            if user is not None:
+                return user
+        raise LookupError(f"platform {instrument.platform_id} has no admin")
+
+    def _rules(self) -> None:
+        district = availability.district_rules(self.session)
+        copied = {attribute.key: getattr(district, attribute.key) for attribute in BookingRules.__mapper__.column_attrs
+                  if attribute.key not in ("id", "instrument_id", "updated_at", "updated_by_id")}
+        own = {APPROVAL_SEM: {"requires_approval": True, "buffer_minutes": 30},
+               OVERNIGHT_STA: {"allows_overnight": True, "max_minutes": 72 * 60,
+                               "qualification": QualificationRule.OPERATOR},
+               QUALIFIED_SEM: {"qualification": QualificationRule.REQUIRED, "no_show_grace_minutes": 15}}
+        for index, changes in own.items():
+            instrument = self.instruments[index]
+            rules = BookingRules(**copied, instrument_id=instrument.id, updated_at=self.now - timedelta(days=120),
+                                 updated_by_id=self._staff(instrument, Role.PLATFORM_ADMIN).id)
+            rules.open_hours = {day: [list(hours) for hours in ranges] for day, ranges in district.open_hours.items()}
+            for name, value in changes.items():
+                setattr(rules, name, value)
+            self._add(rules, "booking_rules.set", rules.audit_view())
+
+    def _qualifications(self) -> None:
+        today = to_local(self.now).date()
+        for index, email, expires_on in ((QUALIFIED_SEM, E1, today + timedelta(days=365)), (QUALIFIED_SEM, E3, None),
+                                         (OVERNIGHT_STA, E2, today - timedelta(days=30)),
+                                         (OVERNIGHT_STA, E4, today + timedelta(days=200))):
+            instrument = self.instruments[index]
+            qualification = Qualification(instrument_id=instrument.id, user_id=self.users[email].id,
+                                           expires_on=expires_on, granted_at=self.now - timedelta(days=150),
+                                           granted_by_id=self._staff(instrument, Role.PLATFORM_ADMIN).id)
+            self._add(qualification, "qualification.granted",
+                      {"user_id": qualification.user_id, "expires_on": expires_on and expires_on.isoformat()})
+
+    def _maintenance(self) -> None:
+        for index, week, weekday, hours, days, reason in (
+                (APPROVAL_SEM, -4, 0, ("08:00", "18:00"), 2, "年度保养"),
+                (APPROVAL_SEM, 3, 2, ("08:00", "18:00"), 1, "厂家工程师上门校准"),
+                (LCMS, 2, 4, ("13:00", "18:00"), 1, "离子源清洗"),
+                (NMR, -7, 3, ("08:00", "12:00"), 1, "液氦补充")):
+            day = self.monday + timedelta(weeks=week, days=weekday)
+            window = MaintenanceWindow(instrument_id=self.instruments[index].id, reason=reason,
+                                       start_at=self._at(day, hours[0]),
+                                       end_at=self._at(day + timedelta(days=days - 1), hours[1]),
+                                       created_at=self.now - timedelta(days=60))
+            window.created_by_id = self._staff(self.instruments[index], Role.PLATFORM_ADMIN).id
+            self._add(window, "maintenance.added", {"start_at": window.start_at.isoformat(),
+                                                    "end_at": window.end_at.isoformat(), "reason": reason})
+
+    def _terms(self, version: int, *, published_at: datetime) -> None:
+        """The textile institute's own service terms (the others keep the district's model terms)."""
+        platform = _platform(self.session, 0)
+        extra = "" if version == 1 else "检测报告加盖平台检验检测专用章；"
+        terms = ServiceTerms(
+            platform_id=platform.id, version=version, published_at=published_at,
+            published_by_id=self._staff(self.instruments[YARN_TESTER], Role.PLATFORM_ADMIN).id,
+            scope=f"{platform.name}按预约时段提供仪器使用与委托检测服务；{extra}超出约定范围的服务另行约定。",
+            confidentiality="平台对用户的样品、工艺、测试数据和商业信息保密，未经用户书面同意不向第三方披露。",
+            intellectual_property="测试数据及其知识产权归用户所有；平台经用户同意后方可将匿名化数据用于统计与评价。",
+            liability="用户应如实申报样品性质并遵守操作规程；因用户原因造成仪器损坏的，由用户承担维修费用；"
+                      "因仪器故障未能完成服务的，平台免收费用并优先另行安排。")
+        self._add(terms, "service_terms.published", {"version": version})
+
+    def _add(self, record: object, action: str, after: dict) -> None:
+        self.session.add(record)
+        self.session.flush()
+        record_audit(self.session, ACTOR, action, record, after=after)
+        self.created += 1
+
+    # the bookings --------------------------------------------------------------------------------
+
+    def _at(self, day: date, wall_clock: str) -> datetime:
+        return from_local(datetime.combine(day, time.fromisoformat(wall_clock)))
+
+    def _book(self, item: Planned, *, required: bool) -> Booking | None:
+        """Book the planned slot through book_instrument, as the booker would have days before; a slot
+        that cannot be booked moves a day on (back, for the past). Then take it to its state."""
+        session, user, instrument = self.session, self.users[item.booker], self.instruments[item.instrument]
+        step = -1 if item.week < 0 else 1
+        first = self.monday + timedelta(weeks=item.week, days=item.weekday)
+        for shift in range(21):
+            start = self._at(first + timedelta(days=step * shift), item.at)
+            end = start + timedelta(minutes=item.minutes)
+            if (item.week < 0 and end > self.now) or (item.week >= 0 and start < self.now + timedelta(hours=3)):
+                continue
+            booked_at = start - timedelta(days=4) if item.week < 0 else self.now - timedelta(days=2)
+            try:
+                with session.begin_nested():
+                    booking = bookings.book_instrument(session, actor=Actor.of(user, None), user=user,
+                                                       instrument_id=instrument.id, start_at=start, end_at=end,
+                                                       now=booked_at, purpose=item.purpose)
+            except (RuleBroken, Conflict):
+                continue
+            self._advance(booking, item.state, booked_at=booked_at)
+            return booking
+        if required:
+            raise LookupError(f"no slot for the demo booking {item}")
+        return None
+
+    def _advance(self, booking: Booking, target: BookingState, *, booked_at: datetime) -> None:
+        """From what book_instrument left (requested, or approved with payment due) to `target`, through
+        the services where no gateway is involved: approval, rejection, cancellation, confirmation on a
+        recorded bank transfer, check-in; completion and no-show as the services record them."""
+        session, instrument = self.session, booking.instrument
+        admin = self._staff(instrument, Role.PLATFORM_ADMIN)
+        booking.created_at = booked_at
+        decided_at, paid_at = booked_at + timedelta(hours=2), booked_at + timedelta(days=1)
+        if target == S.REJECTED:
+            bookings.reject_booking(session, booking, actor=Actor.of(admin, None), user=admin, now=decided_at,
+                                    reason=REJECTION)
+        if target in (S.REJECTED, S.EXPIRED):  # expired: left waiting until its start; expire_bookings ends it
+            return
+        if booking.state == S.REQUESTED and target != S.REQUESTED:
+            bookings.approve_booking(session, booking, actor=Actor.of(admin, None), user=admin, now=decided_at)
+        if target == S.CANCELLED:
+            bookings.cancel_booking(session, booking, actor=Actor.of(booking.booker, None), user=booking.booker,
+                                    now=paid_at, reason="样品未能按时准备好")
+        if target in (S.REQUESTED, S.APPROVED, S.CANCELLED):
+            return
+        if booking.state == S.APPROVED:
+            self._pay_by_transfer(booking, admin, at=paid_at)
+            bookings.confirm_booking(session, booking, actor=Actor.of(admin, None), now=paid_at)
+        if target == S.NO_SHOW:
+            self._no_show(booking)
+        elif target in (S.IN_PROGRESS, S.COMPLETED):
+            operator = self._staff(instrument, Role.PLATFORM_OPERATOR)
+            bookings.check_in(session, booking, actor=Actor.of(operator, None), user=operator,
+                              now=min(booking.start_at + timedelta(minutes=5), self.now))
+            if target == S.COMPLETED:
+                self._complete(booking, operator)
+
+    def _pay_by_transfer(self, booking: Booking, admin: User, *, at: datetime) -> None:
+        """The platform records the enterprise's bank transfer (对公转账) of its whole share."""
+        received_on = to_local(at).date()
+        payment = Payment(booking=booking, purpose=PaymentPurpose.SHARE, method=PaymentMethod.TRANSFER,
+                          status=PaymentStatus.TRANSFER_RECEIVED, amount_fen=booking.payable_fen,
+                          captured_fen=booking.payable_fen, idempotency_key=f"demo-transfer-{booking.id}",
+                          transfer_reference=f"KQ{received_on:%Y%m%d}{booking.id:05d}",
+                          transfer_received_on=received_on, recorded_by_id=admin.id, created_at=at, updated_at=at)
+        booking.payment_method, booking.payment_state = PaymentMethod.TRANSFER, PaymentState.PAID
+        self.session.add(payment)
+        self.session.flush()
+        record_audit(self.session, Actor.of(admin, None), "payment.transfer_recorded", payment,
+                     after={"booking_id": booking.id, "amount_fen": payment.amount_fen,
+                            "reference": payment.transfer_reference})
+
+    def _complete(self, booking: Booking, operator: User) -> None:
+        """Checked out on time: the final price is the price paid (bookings.check_out would also settle
+        the payment with the gateway, which a transfer already settled)."""
+        move(booking, S.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+        booking.checked_out_at = booking.end_at
+        booking.final_price_fen = bookings.final_price(booking, availability.effective_rules(
+            self.session, booking.instrument_id))
+        booking.sequence += 1
+        self.session.flush()
+        record_audit(self.session, Actor.of(operator, None), "booking.completed", booking,
+                     before={"state": "in_progress"}, after=booking.audit_view())
+
+    def _no_show(self, booking: Booking) -> None:
+        """As the mark_no_shows job records it; the fee is kept from the transfer (100 % by the rules)."""
+        move(booking, S.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+        booking.cancellation_fee_fen = bookings.no_show_fee(booking, availability.effective_rules(
+            self.session, booking.instrument_id))
+        booking.sequence += 1
+        self.session.flush()
+        record_audit(self.session, Actor.system("job:mark_no_shows"), "booking.no_show", booking,
+                     before={"state": "confirmed"}, after=booking.audit_view())
+
+    def _in_progress(self) -> None:
+        """Someone at the overnight analyser right now: started an hour ago, three hours long. When the
+        rules would not have taken that slot (a night, a weekend, a holiday), the row is written as the
+        service writes it."""
+        local = to_local(self.now)
+        start = from_local(datetime.combine(local.date(), time(local.hour, 0 if local.minute < 30 else 30))
+                           ) - timedelta(hours=1)
+        end, booked_at = start + timedelta(hours=3), self.now - timedelta(days=4)
+        user, instrument = self.users[E4], self.instruments[OVERNIGHT_STA]
+        try:
+            with self.session.begin_nested():
+                booking = bookings.book_instrument(self.session, actor=Actor.of(user, None), user=user,
+                                                   instrument_id=instrument.id, start_at=start, end_at=end,
+                                                   now=start - timedelta(days=1), purpose="导热填料热稳定性")
+        except RuleBroken:
+            booking = self._insert_booking(instrument, user, start, end, purpose="导热填料热稳定性")
+        self._advance(booking, S.IN_PROGRESS, booked_at=booked_at)
+
+    def _insert_booking(self, instrument: Instrument, user: User, start: datetime, end: datetime, *,
+                        purpose: str) -> Booking:
+        """The row book_instrument would write (price, buffer, terms, operator), outside the time rules."""
+        session = self.session
+        rules = availability.effective_rules(session, instrument)
+        user_type, enterprise = bookings.classify_booker(session, user, instrument)
+        quote = bookings.quote_price(instrument, user_type, start, end)
+        booking = Booking(instrument=instrument, booker=user, enterprise_id=enterprise and enterprise.id,
+                          state=S.REQUESTED, start_at=start, end_at=end,
+                          block_end_at=end + timedelta(minutes=rules.buffer_minutes), purpose=purpose,
+                          user_type=user_type, needs_operator=bookings.check_qualification(
+                              session, rules, user, instrument, user_type, now=self.now),
+                          terms=bookings.current_terms(session, instrument.platform_id),
+                          setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
+                          price_fen=quote.price_fen, voucher_fen=0, payable_fen=quote.price_fen,
+                          payment_state=PaymentState.DUE if quote.price_fen else PaymentState.NOT_DUE)
+        session.add(booking)
+        session.flush()
+        record_audit(session, Actor.of(user, None), "booking.requested", booking, after=booking.audit_view())
+        return booking
+
+    def _series(self) -> None:
+        """Every Wednesday morning for ten weeks, booked five weeks ago: the past ones done (one missed),
+        one ahead cancelled, the last not paid yet, the rest confirmed."""
+        item, user = SERIES, self.users[SERIES.booker]
+        start = self._at(self.monday + timedelta(weeks=item.week, days=item.weekday), item.at)
+        booked_at = start - timedelta(days=3)
+        series, booked, _skipped = bookings.book_series(
+            self.session, actor=Actor.of(user, None), user=user, instrument_id=self.instruments[item.instrument].id,
+            start_at=start, end_at=start + timedelta(minutes=item.minutes), weeks=SERIES_WEEKS, now=booked_at,
+            purpose=item.purpose)
+        series.created_at = booked_at
+        past = [b for b in booked if b.end_at <= self.now]
+        ahead = [b for b in booked if b.start_at > self.now]
+        for number, booking in enumerate(past):
+            self._advance(booking, S.NO_SHOW if number == len(past) - 2 else S.COMPLETED, booked_at=booked_at)
+        for number, booking in enumerate(ahead):
+            target = S.CANCELLED if number == 1 else S.APPROVED if number == len(ahead) - 1 else S.CONFIRMED
+            self._advance(booking, target, booked_at=booked_at)
+
+    def _waitlist(self) -> None:
+        """Two enterprises wait for a confirmed slot; an older offer lapsed unanswered."""
+        instrument = self.instruments[WAITLISTED.instrument]
+        taken = self.session.scalar(select(Booking).where(
+            Booking.instrument_id == instrument.id, Booking.purpose == WAITLISTED.purpose))
+        for email, days_ago in ((E2, 2), (E3, 1)):
+            self._wait(instrument, email, taken.start_at, taken.end_at, created_at=self.now - timedelta(days=days_ago))
+        day = self.monday - timedelta(weeks=3) + timedelta(days=2)
+        offered_at = self._at(day - timedelta(days=2), "10:00")
+        self._wait(instrument, E1, self._at(day, "09:00"), self._at(day, "11:00"), state=WaitlistState.LAPSED,
+                   created_at=offered_at - timedelta(days=1), offered_at=offered_at)
+
+    def _wait(self, instrument: Instrument, email: str, start: datetime, end: datetime, *, created_at: datetime,
+              state: WaitlistState = WaitlistState.WAITING, offered_at: datetime | None = None) -> None:
+        entry = WaitlistEntry(instrument_id=instrument.id, user_id=self.users[email].id, start_at=start, end_at=end,
+                              state=state, created_at=created_at, offered_at=offered_at,
+                              offer_expires_at=offered_at and offered_at + timedelta(hours=2))
+        self.session.add(entry)
+        self.created += 1
+
+
+def _filler(now: datetime) -> list[Planned]:
+    """Everyday bookings of the FILLED instruments: two a week over the past twelve weeks (most done, a few
+    cancelled or missed), one a week for the next six (most confirmed). Seeded: every load is alike."""
+    rng = random.Random(2026)
+    starts = ("08:30", "09:00", "09:30", "10:00", "13:30", "14:00", "14:30", "15:00")
+    plan = []
+    for week in range(-12, 7):
+        for index in FILLED:
+            for _ in range(2 if week < 0 else 1):
+                at = rng.choice(starts)
+                closes = 12 * 60 if at < "12:00" else 17 * 60 + 30
+                room = closes - int(at[:2]) * 60 - int(at[3:])
+                minutes = rng.choice([m for m in (60, 90, 120, 180) if m <= room])
+                booker = rng.choice((E1, E3) if index == QUALIFIED_SEM else (E1, E2, E3, E4))
+                if week < 0:
+                    state = rng.choices((S.COMPLETED, S.CANCELLED, S.NO_SHOW), weights=(85, 8, 7))[0]
+                else:
+                    state = rng.choices((S.CONFIRMED, S.APPROVED, S.REQUESTED, S.CANCELLED), weights=(60, 15, 15, 10))[0]
+                plan.append(Planned(index, booker, week, rng.randrange(5), at, minutes, state,
+                                    rng.choice(("常规检测", "来样测试", "研发样品表征", "质量抽检", "对比试验"))))
+    return plan
