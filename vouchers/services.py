@@ -259,6 +259,10 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     voucher = session.get(Voucher, voucher_id)
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
+    # One holder of a programme at a time (a row lock on PostgreSQL; SQLite has one writer): the group's
+    # yearly cap and the voucher's balance read here are still true when hold_for_booking writes.
+    session.execute(select(Programme.id).where(Programme.id == voucher.programme_id).with_for_update())
+    session.refresh(voucher, ["balance_fen", "state"])
     if voucher.state != VoucherState.ACTIVE or voucher.expires_at <= now:
         raise RuleBroken("voucher_expired", _("The voucher %(serial)s is no longer valid.", serial=voucher.serial),
                          field="voucher_id")
@@ -287,10 +291,8 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
 
 def hold_for_booking(session: Session, part: VoucherPart, *, booking_id: int, platform_id: int, actor: Actor,
                      now: datetime) -> None:
-    """Set the voucher part aside for the booking. The programme row is locked first (PostgreSQL), so two
-    bookings of one controller group cannot both pass its yearly cap; the voucher's own balance is
-    guarded by the ledger's conditional UPDATE."""
-    session.execute(select(Programme.id).where(Programme.id == part.voucher.programme_id).with_for_update())
+    """Set the quoted voucher part aside for the booking, in the transaction that quoted it (which holds
+    the programme's lock); the ledger's conditional UPDATE guards the balance besides."""
     ledger.post(session, part.voucher, EntryKind.HOLD, part.amount_fen, actor=actor, now=now,
                 booking_id=booking_id, platform_id=platform_id, require_active=True)
 

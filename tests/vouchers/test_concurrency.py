@@ -1,0 +1,126 @@
+"""Money under concurrency, on committed data: approvals racing for one pool never issue beyond it, and
+holds racing on one voucher never take more than its balance (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core.audit import Actor
+from core.db import unit_of_work, utcnow
+from core.demo import demo_credit_code
+from core.errors import RuleBroken
+from core.extensions import db
+from core.models import Enterprise, Platform, Role, RoleGrant, User, VerificationState
+from vouchers import ledger, services
+from vouchers.models import Application, Programme, Voucher
+
+pytestmark = pytest.mark.live
+
+
+def race(app, count: int, work) -> list[str]:
+    """Run work(session, n) in `count` threads released together, each in its own app context and unit of
+    work; each returns an outcome or raises RuleBroken."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                with unit_of_work() as session:
+                    outcomes.append(work(session, n))
+            except RuleBroken as error:
+                outcomes.append(error.code)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=lambda n=n: run(n)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+def new_programme(session, bureau: User, **changes) -> Programme:
+    today = date.today()
+    return services.create_programme(session, actor=Actor.system("test"), user=bureau, values={
+        "name": f"并发测试 {uuid.uuid4().hex[:8]}", "year": 2026, "pool_fen": 1_000_000, "coverage_bp": 5_000,
+        "sme_coverage_bp": 5_000, "enterprise_year_cap_fen": 10_000_000, "order_cap_fen": 10_000_000,
+        "validity_days": 365, "applications_open_on": today - timedelta(days=1),
+        "applications_close_on": today + timedelta(days=1), "redemption_mode": "provider",
+        "eligible_category_codes": [], "eligible_platform_ids": []} | changes)
+
+
+def test_concurrent_approvals_never_issue_beyond_the_pool(live_app):
+    applicants = 16
+    with live_app.app_context():
+        with unit_of_work() as session:
+            bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
+            programme = new_programme(session, bureau)
+            tag = uuid.uuid4().int % 10_000
+            application_ids = []
+            for n in range(applicants):
+                enterprise = Enterprise(name=f"并发券企业 {tag}-{n}", credit_code=demo_credit_code(500_000 + tag * 20 + n),
+                                        legal_representative=f"代表{tag}-{n}", verification_state=VerificationState.VERIFIED)
+                member = User(email=f"pool-{tag}-{n}@example.com", name="并发", password_hash="x")
+                session.add_all([enterprise, member])
+                session.flush()
+                session.add(RoleGrant(user_id=member.id, role=Role.ENTERPRISE_MEMBER, organisation_id=enterprise.id))
+                session.flush()
+                session.refresh(member)
+                application_ids.append(services.apply_for_voucher(
+                    session, actor=Actor.system("test"), user=member, programme_id=programme.id,
+                    enterprise_id=enterprise.id, requested_fen=100_000, purpose="并发", planned_instruments="",
+                    now=utcnow()).id)
+            programme_id, bureau_id = programme.id, bureau.id
+        db.session.remove()
+
+        def approve(session, n: int) -> str:
+            services.approve_application(session, session.get(Application, application_ids[n]),
+                                         actor=Actor.system("test"), user=session.get(User, bureau_id),
+                                         amount_fen=100_000, now=utcnow())
+            return "issued"
+
+        outcomes = race(live_app, applicants, approve)
+        assert sorted(outcomes) == ["issued"] * 10 + ["pool_exhausted"] * 6
+        issued = db.session.scalars(select(Voucher).where(Voucher.programme_id == programme_id)).all()
+        assert len(issued) == 10 and sum(v.amount_fen for v in issued) == 1_000_000
+        assert db.session.get(Programme, programme_id).issued_fen == 1_000_000
+        db.session.remove()
+
+
+def test_concurrent_holds_never_take_more_than_the_balance(live_app):
+    with live_app.app_context():
+        with unit_of_work() as session:
+            bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
+            member = session.scalar(select(User).where(User.email == "enterprise@kequip.test"))
+            enterprise_id = sorted(member.organisation_ids(Role.ENTERPRISE_MEMBER))[0]
+            platform_id = session.scalar(select(Platform.id).order_by(Platform.id.desc()))
+            programme = new_programme(session, bureau)
+            application = services.apply_for_voucher(session, actor=Actor.system("test"), user=member,
+                                                     programme_id=programme.id, enterprise_id=enterprise_id,
+                                                     requested_fen=100_000, purpose="并发", planned_instruments="",
+                                                     now=utcnow())
+            voucher_id = services.approve_application(session, application, actor=Actor.system("test"), user=bureau,
+                                                      amount_fen=100_000, now=utcnow()).id
+        db.session.remove()
+
+        def hold(session, n: int) -> str:
+            part = services.quote_voucher_part(session, voucher_id, enterprise_id=enterprise_id,
+                                               platform_id=platform_id, category_code="0101", price_fen=14_000,
+                                               now=utcnow())
+            services.hold_for_booking(session, part, booking_id=None, platform_id=platform_id,
+                                      actor=Actor.system("test"), now=utcnow())
+            return "held"
+
+        outcomes = race(live_app, 20, hold)  # 7,000 fen each from 100,000: 14 holds fit, the 15th finds 2,000 (a smaller part)
+        voucher = db.session.get(Voucher, voucher_id)
+        assert outcomes.count("held") == 15 and outcomes.count("voucher_insufficient") == 5
+        assert (voucher.balance_fen, voucher.held_fen) == (0, 100_000)
+        assert ledger.ledger_totals(db.session, voucher_id) == ledger.Totals(0, 100_000, 0, 0)
+        db.session.remove()
