@@ -8,10 +8,11 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, DecimalField, EmailField, SelectField, StringField, SubmitField,
-                     TextAreaField)
+from wtforms import (BooleanField, DateField, DateTimeLocalField, DecimalField, EmailField, IntegerField, SelectField,
+                     StringField, SubmitField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import HiddenInput
 
 from core.money import fen_to_yuan, yuan_to_fen
 from marketplace.models import EDITABLE_FIELDS, SHARING_MODE_LABELS, Instrument, InstrumentCategory, UserType
@@ -111,3 +112,41 @@ class RejectForm(FlaskForm):
     reason = TextAreaField(_l("Reason for the rejection"), validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField(_l("Reject"))
 
+
+# --- booking pages (marketplace/views/bookings.py) ---------------------------------------------------
+
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def _calendar_year(form: FlaskForm, field: DateTimeLocalField) -> None:
+    if field.data is not None and not 2000 <= field.data.year <= 2099:
+        raise ValidationError(_("Choose a date between the years 2000 and 2099."))
+
+
+def _datetime_field(label) -> DateTimeLocalField:
+    """A wall-clock Asia/Shanghai time as typed (naive); the view turns it into UTC with clock.from_local."""
+    return DateTimeLocalField(label, format=DATETIME_FORMATS, validators=[InputRequired(), _calendar_year],
+                              invalid_value_message=_l("Enter a date and time, e.g. 2026-12-07 09:00."))
+
+
+class BookingForm(FlaskForm):
+    """Shape only: the instrument's rules (grid, duration, lead time, holidays…) are the service's."""
+
+    start = _datetime_field(_l("Start"))
+    end = _datetime_field(_l("End"))
+    purpose = TextAreaField(_l("Purpose (optional)"), validators=[Optional(), Length(max=500)])
+    weeks = IntegerField(_l("Repeat weekly, this many times in all (optional)"),
+                         validators=[Optional(), NumberRange(min=1, max=1000)])
+    terms_id = IntegerField(widget=HiddenInput(), validators=[Optional()])
+    accept_terms = BooleanField(_l("I have read and accept the service terms above"))
+    preview = SubmitField(_l("Show the price"))
+    submit = SubmitField(_l("Book"))
+
+    def validate_accept_terms(self, field: BooleanField) -> None:
+        if not self.preview.data and not field.data:
+            raise ValidationError(_("Read the service terms and tick the box to accept them."))
+
+
+class CancelBookingForm(FlaskForm):
+    reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=500)])
+    submit = SubmitField(_l("Cancel the booking"))
