@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 STRIPE_PORT ?= 8420
+export STRIPE_API_BASE ?= http://127.0.0.1:$(STRIPE_PORT)
 export FLASK_APP := core.app:create_app
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -38,9 +39,12 @@ migrate: $(VENV)/.app
 demo: migrate
 	$(BIN)/flask demo load
 
+# localstripe on 127.0.0.1 only, its state in instance/ (marketplace/localstripe_server.py)
 payments: $(VENV)/.app
+	@mkdir -p instance
 	@if ! (echo > /dev/tcp/127.0.0.1/$(STRIPE_PORT)) 2>/dev/null; then \
-	  nohup $(BIN)/localstripe --port $(STRIPE_PORT) > instance/localstripe.log 2>&1 & \
+	  nohup $(BIN)/python -m marketplace.localstripe_server --port $(STRIPE_PORT) \
+	    --state-file instance/localstripe.pickle > instance/localstripe.log 2>&1 & \
 	  echo "payment server (localstripe) on http://127.0.0.1:$(STRIPE_PORT)"; fi
 
 run: babel-compile demo payments

@@ -61,6 +61,15 @@ class Config:
     LARGE_INSTRUMENT_LINE_FEN = int(os.environ.get("LARGE_INSTRUMENT_LINE_FEN", 300_000_00))  # 300,000 yuan
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))  # may be a shared volume
 
+    # The payment gateway: Stripe's HTTP API (localstripe in development and tests, `make payments`)
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420")
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "sk_test_kequip")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_kequip")
+    # Stripe.js for the card field (https://js.stripe.com/v3/ with Stripe); None: the stand-in localstripe
+    # serves at <STRIPE_API_BASE>/js.stripe.com/v3/
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL")
+    PAYMENT_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_TIMEOUT_SECONDS", 10))
+
     # Jobs
     SCHEDULER_ENABLED = _flag("SCHEDULER_ENABLED", True)
     SCHEDULER_LOCK_FILE = os.environ.get("SCHEDULER_LOCK_FILE", str(INSTANCE_DIR / "scheduler.lock"))
@@ -82,3 +91,6 @@ class TestingConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     SCHEDULER_ENABLED = False
     PUBLIC_URL = "http://kequip.test"
+    STRIPE_API_BASE = "http://127.0.0.1:8420"  # the tests point it at the localstripe they start
+    STRIPE_JS_URL = None
+    PAYMENT_TIMEOUT_SECONDS = 2.0

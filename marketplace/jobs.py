@@ -8,7 +8,7 @@ from flask import current_app
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace import bookings, releases, waitlist
+from marketplace import bookings, payments, releases, waitlist
 
 
 def publish_scheduled_release(now: datetime | None = None) -> int:
@@ -43,6 +43,12 @@ def offer_waitlist_slots(now: datetime | None = None) -> int:
         return waitlist.offer_freed_slots(session, now=now)
 
 
+def reconcile_payments(now: datetime | None = None) -> int:
+    """Settle what the payment gateway left unanswered: the payments settled (and orphans cancelled)."""
+    with unit_of_work() as session:
+        return payments.reconcile_payments(session, actor=Actor.system("job:reconcile_payments"), now=now or utcnow())
+
+
 JOBS: list[Job] = [
     # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
     # release; the other runs find it made, and make it should the first day's run have been missed.
@@ -52,4 +58,5 @@ JOBS: list[Job] = [
     Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}),
     Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15}),
     Job("offer_waitlist_slots", offer_waitlist_slots, "interval", {"minutes": 5}),
+    Job("reconcile_payments", reconcile_payments, "interval", {"minutes": 5}),
 ]

@@ -23,7 +23,7 @@ from core.db import utcnow
 from core.demo import load as load_demo
 from core.extensions import db, limiter
 from core.models import User
-from tests.servers import PostgresServer, SmtpServer, free_port
+from tests.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
 
 DATABASES = ("sqlite", "postgresql")
 DEMO_EMAILS = {
@@ -43,6 +43,14 @@ def pg_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[LocalStripeServer]:
+    """The payment gateway: a real localstripe process on 127.0.0.1, shared by the session's apps."""
+    server = LocalStripeServer().start()
     yield server
     server.stop()
 
@@ -87,8 +95,9 @@ def make_app(database_url: str, smtp_server: SmtpServer, tmp_dir, **overrides) -
 
 
 @pytest.fixture(scope="session")
-def app(db_kind, new_database, smtp_server, tmp_path_factory) -> Iterator[Flask]:
-    app = make_app(new_database(db_kind, "kequip_test"), smtp_server, tmp_path_factory.mktemp("app"))
+def app(db_kind, new_database, smtp_server, stripe_server, tmp_path_factory) -> Iterator[Flask]:
+    app = make_app(new_database(db_kind, "kequip_test"), smtp_server, tmp_path_factory.mktemp("app"),
+                   STRIPE_API_BASE=stripe_server.url)
     app.test_client_class = FreshContextClient
     with app.app_context():
         flask_migrate.upgrade()
@@ -192,9 +201,9 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_app(db_kind, new_database, smtp_server, tmp_path_factory) -> Iterator[Flask]:
+def live_app(db_kind, new_database, smtp_server, stripe_server, tmp_path_factory) -> Iterator[Flask]:
     app = make_app(new_database(db_kind, "kequip_live"), smtp_server, tmp_path_factory.mktemp("live"),
-                   WTF_CSRF_ENABLED=True)
+                   WTF_CSRF_ENABLED=True, STRIPE_API_BASE=stripe_server.url)
     with app.app_context():
         flask_migrate.upgrade()
         load_demo()

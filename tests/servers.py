@@ -1,4 +1,5 @@
-"""Real services for tests and benchmarks: a throw-away PostgreSQL server and an SMTP server.
+"""Real services for tests and benchmarks: a throw-away PostgreSQL server, an SMTP server and the payment
+gateway (localstripe).
 
 PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user (the
 Debian package creates it)."""
@@ -8,8 +9,10 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +21,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import psycopg
+import requests
 
 
 def free_port() -> int:
@@ -114,3 +118,61 @@ class SmtpServer:
                 if remaining <= 0:
                     raise TimeoutError(f"no mail to {to} within {timeout} s")
                 self._arrived.wait(remaining)
+
+
+class LocalStripeServer:
+    """localstripe as its own process (marketplace/localstripe_server.py) on a free port, with its own
+    state file. kill() stops the real process mid-flow; restart() brings it back with its state;
+    pause()/resume() freeze it, so a call times out and is carried out later, unanswered."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.directory = tempfile.mkdtemp(prefix="kequip-stripe-")
+        self.state_file = os.path.join(self.directory, "localstripe.pickle")
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15.0) -> LocalStripeServer:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(self.directory, "log"), "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "marketplace.localstripe_server", "--port", str(self.port),
+                 "--state-file", self.state_file], cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.url}/js.stripe.com/v3/", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"localstripe did not start: see {self.directory}/log")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Stop the process at once (SIGKILL): calls are refused until restart()."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def restart(self) -> LocalStripeServer:
+        self.kill()
+        return self.start()
+
+    def pause(self) -> None:
+        """Freeze the process: calls wait, then time out; what they asked is done on resume()."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)

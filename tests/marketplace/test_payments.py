@@ -1,0 +1,391 @@
+"""Payments against a real localstripe process, on SQLite and PostgreSQL: authorisation, capture at
+completion (in part, or with a second intent for a higher price), cancellation and refunds by the
+policy, declines, double submits, bank transfers, and the gateway stopped or frozen mid-flow, then
+settled by reconciliation (DESIGN §2.2, issue 5 §4).
+
+localstripe keeps its state for the whole session while each test's rows are rolled back (and SQLite
+gives the next booking the same id), so a test finds its own intents by their key and creation time."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from core.audit import Actor
+from core.db import utcnow
+from core.errors import Forbidden, RuleBroken
+from core.models import AuditEntry
+from marketplace import bookings, jobs, payments
+from marketplace.gateway import GatewayError, StripeClient
+from marketplace.models import BookingState, InstrumentState, Payment, PaymentMethod, PaymentState, PaymentStatus
+
+VISA, DECLINED = "4242424242424242", "4000000000000341"
+PAYABLE = 10_000 + 2 * 40_000  # the district enterprise's ¥100 setup fee and two hours at ¥400
+
+
+@pytest.fixture
+def stripe(app, stripe_server) -> StripeClient:
+    """The test's own view of the gateway."""
+    return StripeClient(stripe_server.url, app.config["STRIPE_SECRET_KEY"], timeout=10)
+
+
+@pytest.fixture
+def card(app, stripe_server):
+    """card(number) → the card id that the page's Stripe.js stand-in makes of what a person types
+    (a token made with the publishable key, as in the browser)."""
+
+    def make(number: str = VISA) -> str:
+        response = requests.post(f"{stripe_server.url}/v1/tokens", timeout=10, data={
+            "card[number]": number, "card[exp_month]": "12", "card[exp_year]": "2030", "card[cvc]": "123",
+            "key": app.config["STRIPE_PUBLISHABLE_KEY"]})
+        return response.json()["card"]["id"]
+
+    return make
+
+
+@pytest.fixture
+def enterprise(demo_user):
+    return demo_user("enterprise")
+
+
+@pytest.fixture
+def approved(session, create_instrument, enterprise, monday_at):
+    """An enterprise's approved booking, Monday next week 09:00–11:00, ¥900.00 to pay."""
+    instrument = create_instrument(state=InstrumentState.PUBLISHED)
+    booking = bookings.book_instrument(session, actor=Actor.of(enterprise, "127.0.0.1"), user=enterprise,
+                                       instrument_id=instrument.id, start_at=monday_at(9), end_at=monday_at(11),
+                                       now=utcnow())
+    assert (booking.state, booking.payment_state, booking.payable_fen) == (BookingState.APPROVED, PaymentState.DUE,
+                                                                          PAYABLE)
+    return booking
+
+
+@pytest.fixture
+def pay(session, enterprise):
+    """pay(booking, card_id): start and complete the card payment as the booker."""
+
+    def run(booking, card_id: str | None) -> Payment:
+        actor = Actor.of(enterprise, "127.0.0.1")
+        payment = payments.start_card_payment(session, booking, actor=actor, user=enterprise, now=utcnow())
+        return payments.complete_card_payment(session, payment, actor=actor, user=enterprise, now=utcnow(),
+                                              payment_method=card_id)
+
+    return run
+
+
+@pytest.fixture
+def outage(stripe_server):
+    """The session's localstripe, to stop or freeze mid-flow; it runs again after the test."""
+    yield stripe_server
+    stripe_server.restart()
+
+
+@pytest.fixture
+def reconcile(session):
+    def run() -> int:
+        return payments.reconcile_payments(session, actor=Actor.system("test"), now=utcnow())
+
+    return run
+
+
+def intents_of(stripe: StripeClient, booking) -> list[dict]:
+    return [i for i in stripe.intents() if i["metadata"].get("booking_id") == str(booking.id)
+            and i["metadata"].get("booked_at") == booking.created_at.isoformat()]
+
+
+def audit_actions(session, payment: Payment) -> list[str]:
+    return list(session.scalars(select(AuditEntry.action).where(
+        AuditEntry.subject_type == "payments", AuditEntry.subject_id == payment.id).order_by(AuditEntry.id)))
+
+
+def operator_checks(session, demo_user, booking, *, hours: float) -> None:
+    """The operator checks the booker in at the start and out `hours` later."""
+    operator = demo_user("operator")
+    actor = Actor.of(operator, "127.0.0.1")
+    bookings.check_in(session, booking, actor=actor, user=operator, now=booking.start_at)
+    bookings.check_out(session, booking, actor=actor, user=operator, now=booking.start_at + timedelta(hours=hours))
+
+
+# --- the gateway client -------------------------------------------------------------------------
+
+def test_gateway_errors_are_told_apart(stripe, app, card):
+    with pytest.raises(GatewayError) as invalid:  # localstripe refuses parameters it does not know
+        stripe.post("/v1/payment_intents", {"amount": 100, "currency": "cny", "description": "x"}, key="t-1")
+    intent = stripe.post("/v1/payment_intents", {"amount": 100, "currency": "cny", "capture_method": "manual",
+                                                 "payment_method": card(DECLINED)}, key="t-2")
+    with pytest.raises(GatewayError) as declined:
+        stripe.post(f"/v1/payment_intents/{intent['id']}/confirm", key="t-3")
+    with pytest.raises(GatewayError) as unavailable:
+        StripeClient("http://127.0.0.1:9", "sk_test_x", timeout=1).get("/v1/payment_intents")
+    assert (invalid.value.kind, declined.value.kind, declined.value.code, unavailable.value.kind) == (
+        "invalid", "declined", "card_declined", "unavailable")
+
+
+# --- paying by card -----------------------------------------------------------------------------
+
+def test_card_payment_is_authorised_and_confirms_the_booking(session, approved, pay, card, stripe):
+    payment = pay(approved, card())
+    assert (approved.state, approved.payment_state, approved.payment_method) == (
+        BookingState.CONFIRMED, PaymentState.AUTHORISED, PaymentMethod.CARD)
+    assert (payment.status, payment.amount_fen, payment.captured_fen) == (PaymentStatus.REQUIRES_CAPTURE, PAYABLE, 0)
+    assert payment.idempotency_key == f"booking-{approved.id}-authorise-1" and payment.client_secret
+    intent = stripe.get(f"/v1/payment_intents/{payment.intent_id}")
+    assert (intent["status"], intent["amount"], intent["currency"], intent["capture_method"]) == (
+        "requires_capture", PAYABLE, "cny", "manual")
+    assert intent["metadata"] == {"booking_id": str(approved.id), "booked_at": approved.created_at.isoformat(),
+                                  "idempotency_key": payment.idempotency_key}
+    assert audit_actions(session, payment) == ["payment.started", "payment.authorised"]
+
+
+def test_double_submit_makes_one_intent_and_one_payment(session, approved, enterprise, card, stripe):
+    actor, visa = Actor.of(enterprise, "127.0.0.1"), card()
+    first = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow())
+    again = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow())
+    assert again is first
+    for _click in range(2):
+        payments.complete_card_payment(session, first, actor=actor, user=enterprise, now=utcnow(), payment_method=visa)
+    assert payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow()) is first
+    assert [p.id for p in approved.payments] == [first.id]
+    assert [i["id"] for i in intents_of(stripe, approved)] == [first.intent_id]
+    assert approved.state == BookingState.CONFIRMED
+
+
+def test_declined_card_leaves_the_booking_approved_and_payable_again(session, approved, pay, card, stripe):
+    with pytest.raises(RuleBroken) as declined:
+        pay(approved, card(DECLINED))
+    assert (declined.value.code, declined.value.field) == ("card_declined", "card")
+    failed = approved.payments[0]
+    assert (failed.status, failed.last_error) == (PaymentStatus.FAILED, "Your card was declined.")
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.DUE)
+    assert payments.can_pay(approved.booker, approved)
+
+    second = pay(approved, card())
+    assert second.idempotency_key == f"booking-{approved.id}-authorise-2"
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.AUTHORISED)
+    assert [i["status"] for i in intents_of(stripe, approved)] == ["requires_payment_method", "requires_capture"]
+
+
+def test_only_the_booker_pays_and_only_what_is_due(session, approved, pay, card, demo_user):
+    with pytest.raises(Forbidden):
+        payments.start_card_payment(session, approved, actor=Actor.system("t"), user=demo_user("platform"),
+                                    now=utcnow())
+    pay(approved, card())
+    with pytest.raises(RuleBroken) as nothing:
+        payments.choose_transfer(session, approved, actor=Actor.system("t"), user=approved.booker, now=utcnow())
+    assert nothing.value.code == "nothing_to_pay"
+
+
+# --- completion ---------------------------------------------------------------------------------
+
+def test_completion_captures_the_final_price_in_part(session, approved, pay, card, stripe, demo_user):
+    payment = pay(approved, card())
+    operator_checks(session, demo_user, approved, hours=1)  # ¥100 + 1 h × ¥400 = ¥500 of ¥900 authorised
+    assert (approved.state, approved.final_price_fen, approved.payment_state) == (
+        BookingState.COMPLETED, 50_000, PaymentState.PAID)
+    assert (payment.status, payment.captured_fen, payment.refunded_fen) == (PaymentStatus.SUCCEEDED, 50_000, 0)
+    charge = stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]
+    assert (charge["captured"], charge["amount_refunded"]) == (True, PAYABLE - 50_000)  # the rest released
+
+
+def test_a_higher_final_price_charges_the_difference_with_a_second_intent(session, approved, pay, card, stripe,
+                                                                         demo_user):
+    share = pay(approved, card())
+    operator_checks(session, demo_user, approved, hours=3)  # ¥100 + 3 h × ¥400 = ¥1,300
+    difference = approved.payments[1]
+    assert (share.status, share.captured_fen) == (PaymentStatus.SUCCEEDED, PAYABLE)
+    assert (difference.purpose.value, difference.status, difference.amount_fen, difference.captured_fen) == (
+        "difference", PaymentStatus.SUCCEEDED, 40_000, 40_000)
+    assert difference.idempotency_key == f"booking-{approved.id}-charge-difference-1"
+    assert approved.payment_state == PaymentState.PAID
+    first, second = (stripe.get(f"/v1/payment_intents/{p.intent_id}") for p in (share, difference))
+    assert second["payment_method"] == first["payment_method"] and second["status"] == "succeeded"
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+def test_free_cancellation_releases_the_authorisation(session, approved, pay, card, stripe, enterprise):
+    payment = pay(approved, card())
+    fee = bookings.cancel_booking(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                                  now=approved.start_at - timedelta(days=3))
+    assert (fee, approved.state, approved.payment_state) == (0, BookingState.CANCELLED, PaymentState.RELEASED)
+    assert (payment.status, payment.captured_fen, payment.pending_action) == (PaymentStatus.CANCELED, 0, None)
+    assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["status"] == "canceled"
+
+
+def test_late_cancellation_captures_the_fee_and_releases_the_rest(session, approved, pay, card, stripe, enterprise):
+    payment = pay(approved, card())
+    fee = bookings.cancel_booking(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                                  now=approved.start_at - timedelta(hours=2))
+    assert fee == PAYABLE * 50 // 100
+    assert (payment.status, payment.captured_fen, approved.payment_state) == (PaymentStatus.SUCCEEDED, fee,
+                                                                              PaymentState.PAID)
+    charge = stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]
+    assert charge["amount_refunded"] == PAYABLE - fee
+
+
+def test_a_refund_never_exceeds_what_was_captured(session, approved, pay, card, stripe, demo_user):
+    payment = pay(approved, card())
+    operator_checks(session, demo_user, approved, hours=1)  # ¥500 captured
+    actor = Actor.system("test")
+    payments.settle_cancellation(session, approved, fee_fen=10_000, actor=actor, now=utcnow())
+    assert (payment.refunded_fen, approved.payment_state) == (40_000, PaymentState.REFUNDED)
+    for _again in range(2):  # asked for everything back, twice: only what is left of the capture is refunded
+        payments.settle_cancellation(session, approved, fee_fen=0, actor=actor, now=utcnow())
+    assert (payment.captured_fen, payment.refunded_fen, len(payment.refund_ids)) == (50_000, 50_000, 2)
+    charge = stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]
+    assert charge["amount_refunded"] == PAYABLE  # the ¥400 released at capture and the ¥500 refunded
+
+
+# --- bank transfer ------------------------------------------------------------------------------
+
+def test_recorded_transfer_confirms_the_booking_and_a_cancellation_records_the_refund_due(
+        session, approved, enterprise, demo_user):
+    admin, actor = demo_user("platform"), Actor.of(demo_user("platform"), None)
+    expected = payments.choose_transfer(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                                        now=utcnow())
+    assert payments.choose_transfer(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                                    now=utcnow()) is expected
+    assert (expected.status, approved.state, approved.payment_state, approved.payment_method) == (
+        PaymentStatus.TRANSFER_EXPECTED, BookingState.APPROVED, PaymentState.DUE, PaymentMethod.TRANSFER)
+    today = utcnow().date()
+    record = dict(actor=actor, now=utcnow(), received_on=today, reference="BOC-20261127-0001")
+    with pytest.raises(Forbidden):
+        payments.record_transfer(session, approved, user=enterprise, amount_fen=PAYABLE, **record)
+    with pytest.raises(RuleBroken) as short:
+        payments.record_transfer(session, approved, user=admin, amount_fen=PAYABLE - 1, **record)
+    assert (short.value.code, short.value.field) == ("transfer_amount_mismatch", "amount_fen")
+    with pytest.raises(RuleBroken) as future:
+        payments.record_transfer(session, approved, user=admin, amount_fen=PAYABLE,
+                                 **record | {"received_on": today + timedelta(days=2)})
+    assert future.value.field == "received_on"
+
+    received = payments.record_transfer(session, approved, user=admin, amount_fen=PAYABLE, **record)
+    assert received is expected
+    assert (received.status, received.captured_fen, received.transfer_reference, received.recorded_by_id) == (
+        PaymentStatus.TRANSFER_RECEIVED, PAYABLE, "BOC-20261127-0001", admin.id)
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.PAID)
+
+    bookings.cancel_booking(session, approved, actor=actor, user=admin, now=utcnow())  # by the platform: no fee
+    assert (received.refunded_fen, approved.payment_state) == (PAYABLE, PaymentState.REFUNDED)
+
+
+def test_choosing_transfer_after_starting_by_card_cancels_the_card_attempt(session, approved, enterprise, stripe,
+                                                                           reconcile):
+    actor = Actor.of(enterprise, None)
+    attempt = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow())
+    payments.choose_transfer(session, approved, actor=actor, user=enterprise, now=utcnow())
+    assert (attempt.pending_action, approved.payment_state) == ("cancel", PaymentState.DUE)
+    assert reconcile() == 1
+    assert (attempt.status, attempt.pending_action, approved.payment_state) == (PaymentStatus.CANCELED, None,
+                                                                                PaymentState.DUE)
+    assert stripe.get(f"/v1/payment_intents/{attempt.intent_id}")["status"] == "canceled"
+
+
+# --- the gateway down, slow, or answering too late ----------------------------------------------
+
+def test_gateway_down_while_paying_keeps_the_booking_and_reconciliation_settles_it(
+        session, approved, enterprise, card, outage, stripe, reconcile, pay):
+    actor, visa = Actor.of(enterprise, None), card()
+    payment = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow())
+    outage.kill()
+    with pytest.raises(payments.PaymentGatewayUnavailable) as down:
+        payments.complete_card_payment(session, payment, actor=actor, user=enterprise, now=utcnow(),
+                                       payment_method=visa)
+    assert (down.value.status, down.value.code) == (503, "payment_gateway_unavailable")
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.PENDING)
+    assert (payment.status, payment.captured_fen, payment.attempt) == (PaymentStatus.REQUIRES_CONFIRMATION, 0, 1)
+    assert reconcile() == 0  # still down: nothing settled, nothing lost
+    assert approved.payment_state == PaymentState.PENDING
+
+    outage.restart()
+    assert reconcile() == 1
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.DUE)  # never charged
+    assert pay(approved, visa) is payment
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.AUTHORISED)
+    assert [i["id"] for i in intents_of(stripe, approved)] == [payment.intent_id]
+
+
+def test_gateway_down_when_the_intent_is_created_then_reconciled(session, approved, enterprise, outage, stripe,
+                                                                reconcile):
+    outage.kill()
+    with pytest.raises(payments.PaymentGatewayUnavailable):
+        payments.start_card_payment(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                                    now=utcnow())
+    payment = approved.payments[0]
+    assert (payment.status, payment.intent_id, approved.payment_state) == (PaymentStatus.CREATING, None,
+                                                                           PaymentState.PENDING)
+    outage.restart()
+    assert reconcile() == 1
+    assert (payment.status, approved.payment_state) == (PaymentStatus.REQUIRES_CONFIRMATION, PaymentState.DUE)
+    assert [i["id"] for i in intents_of(stripe, approved)] == [payment.intent_id]
+    assert reconcile() == 0
+
+
+def test_a_confirmation_answered_too_late_is_found_by_reconciliation(session, approved, enterprise, card, outage,
+                                                                     reconcile):
+    actor = Actor.of(enterprise, None)
+    payment = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow(),
+                                          payment_method=card())
+    outage.pause()  # the confirmation waits past our timeout, then goes through unanswered
+    with pytest.raises(payments.PaymentGatewayUnavailable):
+        payments.complete_card_payment(session, payment, actor=actor, user=enterprise, now=utcnow())
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.PENDING)
+    outage.resume()
+    deadline = time.monotonic() + 10
+    while outage_status(outage, payment) != "requires_capture" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reconcile() == 1
+    assert (approved.state, approved.payment_state, payment.status) == (
+        BookingState.CONFIRMED, PaymentState.AUTHORISED, PaymentStatus.REQUIRES_CAPTURE)
+    assert reconcile() == 0
+
+
+def outage_status(server, payment: Payment) -> str:
+    return requests.get(f"{server.url}/v1/payment_intents/{payment.intent_id}", auth=("sk_test_kequip", ""),
+                        timeout=5).json()["status"]
+
+
+def test_gateway_down_at_cancellation_cancels_the_booking_and_the_job_releases_it_later(
+        app, session, approved, pay, card, enterprise, outage, stripe):
+    payment = pay(approved, card())
+    outage.kill()
+    bookings.cancel_booking(session, approved, actor=Actor.of(enterprise, None), user=enterprise,
+                            now=approved.start_at - timedelta(days=3))
+    assert (approved.state, approved.payment_state) == (BookingState.CANCELLED, PaymentState.PENDING)
+    assert (payment.status, payment.pending_action, payment.attempt) == (PaymentStatus.REQUIRES_CAPTURE, "cancel", 1)
+    outage.restart()
+    assert jobs.reconcile_payments() == 1
+    assert (payment.status, payment.pending_action, approved.payment_state) == (PaymentStatus.CANCELED, None,
+                                                                                PaymentState.RELEASED)
+    assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["status"] == "canceled"
+    assert jobs.reconcile_payments() == 0
+
+
+def test_gateway_down_at_completion_is_captured_by_reconciliation(session, approved, pay, card, outage, demo_user,
+                                                                  reconcile, stripe):
+    payment = pay(approved, card())
+    outage.kill()
+    operator_checks(session, demo_user, approved, hours=1)
+    assert (approved.state, approved.payment_state) == (BookingState.COMPLETED, PaymentState.PENDING)
+    assert (payment.pending_action, payment.pending_amount_fen, payment.captured_fen) == ("capture", 50_000, 0)
+    outage.restart()
+    assert reconcile() == 1
+    assert (payment.status, payment.captured_fen, approved.payment_state) == (PaymentStatus.SUCCEEDED, 50_000,
+                                                                              PaymentState.PAID)
+    assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]["amount_refunded"] == 40_000
+
+
+def test_an_intent_whose_payment_was_never_committed_is_cancelled(session, approved, enterprise, stripe, reconcile):
+    actor = Actor.of(enterprise, None)
+    lost = session.begin_nested()  # the request made an intent, then its commit failed
+    orphan = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow()).intent_id
+    lost.rollback()
+    payment = payments.start_card_payment(session, approved, actor=actor, user=enterprise, now=utcnow())
+    assert payment.intent_id != orphan
+    assert reconcile() == 1
+    assert stripe.get(f"/v1/payment_intents/{orphan}")["status"] == "canceled"
+    assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["status"] == "requires_payment_method"
+    assert reconcile() == 0
