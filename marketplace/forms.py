@@ -8,6 +8,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (BooleanField, DateField, DateTimeLocalField, DecimalField, EmailField, IntegerField, SelectField,
                      StringField, SubmitField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
@@ -15,7 +16,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import HiddenInput
 
 from core.money import fen_to_yuan, yuan_to_fen
-from marketplace.models import EDITABLE_FIELDS, SHARING_MODE_LABELS, Instrument, InstrumentCategory, UserType
+from marketplace.models import (EDITABLE_FIELDS, QUALIFICATION_RULE_LABELS, SHARING_MODE_LABELS, BookingRules,
+                                Instrument, InstrumentCategory, UserType)
 
 FEE_FIELDS = [(t, f"setup_fee_{t.value}_fen", f"hourly_rate_{t.value}_fen") for t in UserType]
 YUAN_FIELDS = ("original_value_fen", *(name for _t, setup, hourly in FEE_FIELDS for name in (setup, hourly)))
@@ -150,3 +152,87 @@ class BookingForm(FlaskForm):
 class CancelBookingForm(FlaskForm):
     reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Cancel the booking"))
+
+
+# --- the platform's and the bureau's calendar settings (marketplace/views/platform_calendar.py) ----
+
+WEEKDAY_LABELS = {"0": _l("Monday"), "1": _l("Tuesday"), "2": _l("Wednesday"), "3": _l("Thursday"),
+                  "4": _l("Friday"), "5": _l("Saturday"), "6": _l("Sunday")}
+RULE_NUMBERS = ("slot_minutes", "min_minutes", "max_minutes", "lead_minutes", "horizon_days", "buffer_minutes",
+                "free_cancel_hours", "late_cancel_fee_pct", "no_show_fee_pct", "no_show_grace_minutes",
+                "waitlist_offer_minutes")
+RULE_FLAGS = ("closed_on_holidays", "requires_approval", "requires_operator", "allows_overnight")
+
+
+def _hours_field(day: str) -> StringField:
+    return StringField(WEEKDAY_LABELS[day], validators=[Optional(), Length(max=200)],
+                       description=_l("e.g. 08:30-12:00, 13:30-17:30; empty: closed"))
+
+
+def _number_field(label, description=None) -> IntegerField:
+    return IntegerField(label, validators=[InputRequired()], description=description)
+
+
+class BookingRulesForm(FlaskForm):
+    """Shape only: marketplace.calendar_admin.check_rules checks the rules."""
+
+    open_hours_0, open_hours_1, open_hours_2, open_hours_3, open_hours_4, open_hours_5, open_hours_6 = (
+        _hours_field(day) for day in WEEKDAY_LABELS)
+    closed_on_holidays = BooleanField(_l("Closed on public holidays, open on official make-up working days"))
+    slot_minutes = _number_field(_l("Slot (minutes)"), _l("Bookings start and end on this grid; it divides a day."))
+    min_minutes = _number_field(_l("Shortest booking (minutes)"))
+    max_minutes = _number_field(_l("Longest booking (minutes)"))
+    lead_minutes = _number_field(_l("Lead time (minutes)"), _l("How long ahead a booking must be made."))
+    horizon_days = _number_field(_l("Horizon (days)"), _l("How far ahead bookings open."))
+    buffer_minutes = _number_field(_l("Buffer after each booking (minutes)"))
+    requires_approval = BooleanField(_l("The platform approves each booking"))
+    requires_operator = BooleanField(_l("An operator must be present"))
+    allows_overnight = BooleanField(_l("Bookings may run overnight or over several days"))
+    qualification = SelectField(_l("Qualification"), choices=[
+        SelectChoice(rule.value, label) for rule, label in QUALIFICATION_RULE_LABELS.items()])
+    free_cancel_hours = _number_field(_l("Free cancellation until (hours before the start)"))
+    late_cancel_fee_pct = _number_field(_l("Late-cancellation fee (% of the price)"))
+    no_show_fee_pct = _number_field(_l("No-show fee (% of the price)"))
+    no_show_grace_minutes = _number_field(_l("No-show after (minutes without check-in)"))
+    waitlist_offer_minutes = _number_field(_l("Waitlist offer holds for (minutes)"))
+    save = SubmitField(_l("Save the rules"))
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"open_hours": {day: getattr(self, f"open_hours_{day}").data or ""
+                                                 for day in WEEKDAY_LABELS}}
+        values |= {name: getattr(self, name).data for name in (*RULE_NUMBERS, *RULE_FLAGS, "qualification")}
+        return values
+
+    def load(self, rules: BookingRules) -> None:
+        for day in WEEKDAY_LABELS:
+            getattr(self, f"open_hours_{day}").data = ", ".join(f"{opens}-{closes}"
+                                                                for opens, closes in rules.open_hours.get(day, []))
+        for name in (*RULE_NUMBERS, *RULE_FLAGS):
+            getattr(self, name).data = getattr(rules, name)
+        self.qualification.data = rules.qualification.value
+
+
+class MaintenanceWindowForm(FlaskForm):
+    start_at = _datetime_field(_l("From"))
+    end_at = _datetime_field(_l("Until"))
+    reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=200)])
+    submit = SubmitField(_l("Add the window"))
+
+
+class MaintenanceImportForm(FlaskForm):
+    file = FileField(_l("iCalendar file (.ics)"), validators=[FileRequired(_l("Choose an .ics file."))])
+    submit = SubmitField(_l("Import"))
+
+
+class QualificationForm(FlaskForm):
+    email = EmailField(_l("E-mail of the person"), validators=[DataRequired(), Length(max=254)])
+    expires_on = DateField(_l("Valid until (empty: no expiry)"), validators=[Optional()])
+    submit = SubmitField(_l("Record the qualification"))
+
+
+class ServiceTermsForm(FlaskForm):
+    scope = TextAreaField(_l("Scope of the service"), validators=[DataRequired(), Length(max=20_000)])
+    confidentiality = TextAreaField(_l("Confidentiality"), validators=[DataRequired(), Length(max=20_000)])
+    intellectual_property = TextAreaField(_l("Intellectual property"), validators=[DataRequired(), Length(max=20_000)])
+    liability = TextAreaField(_l("Liability"), validators=[DataRequired(), Length(max=20_000)])
+    submit = SubmitField(_l("Publish as a new version"))

@@ -8,16 +8,16 @@ import pytest
 from flask_babel import force_locale
 from sqlalchemy import select
 
-from core import services as core_services
 from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
-from core.models import AuditEntry, OutboxMessage, Platform, Role, User
+from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
 from marketplace import bookings, calendar_admin
-from marketplace.availability import DayKind, day_kind, district_rules, effective_rules
+from marketplace.availability import district_rules, effective_rules
 from marketplace.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
+from tests.marketplace.calendar_fixtures import book, other_admin, workday_at  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -35,45 +35,6 @@ def admin(demo_user) -> User:
 @pytest.fixture
 def actor(admin) -> Actor:
     return Actor.of(admin, "127.0.0.1")
-
-
-@pytest.fixture
-def workday_at(monday_at):
-    """workday_at(hour, minute=0, weeks=1): like monday_at, on the first such Monday that is an ordinary
-    working day (no public holiday), so the district's default hours apply."""
-
-    def make(hour: int, minute: int = 0, weeks: int = 1):
-        while day_kind(to_local(monday_at(0, weeks=weeks)).date()) != DayKind.ORDINARY:
-            weeks += 1
-        return monday_at(hour, minute, weeks=weeks)
-
-    return make
-
-
-@pytest.fixture
-def book(session, demo_user):
-    """book(instrument, start, end, user="enterprise", now=None, terms_id=None) → Booking."""
-
-    def make(instrument, start_at, end_at, user: str = "enterprise", now: datetime | None = None, **extra):
-        person = demo_user(user)
-        return bookings.book_instrument(session, actor=Actor.of(person, None), user=person,
-                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
-                                        now=now or utcnow(), **extra)
-
-    return make
-
-
-@pytest.fixture
-def other_admin(session, demo_user) -> User:
-    """The admin of a second platform, who holds no role on the demo platform."""
-    platform = session.scalar(select(Platform).where(Platform.name == "鉴湖光电信息技术中心"))
-    person = User(email="other-admin@kequip.test", name="别的平台", password_hash="x")
-    session.add(person)
-    session.flush()
-    core_services.grant_role(session, person, actor=Actor.system("test"), role=Role.PLATFORM_ADMIN,
-                             organisation=platform)
-    session.flush()
-    return person
 
 
 def audit_actions(session, subject_type: str) -> list[str]:
