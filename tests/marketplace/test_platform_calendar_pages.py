@@ -152,13 +152,18 @@ def test_another_platforms_admin_cannot_check_in(session, other_client, open_now
 
 # --- schedule and calendar settings -------------------------------------------------------------
 
-def test_schedule_shows_the_week_with_states_and_bookers(session, login_as, free_instrument, workday_at, book,
-                                                         other_client):
+def test_schedule_shows_the_week_with_states_bookers_and_maintenance(session, login_as, free_instrument, workday_at,
+                                                                     book, other_client, demo_user):
     booking = book(free_instrument, workday_at(9), workday_at(10))
+    admin = demo_user("platform")
+    calendar_admin.add_maintenance_window(session, actor=Actor.of(admin, None), user=admin, instrument=free_instrument,
+                                          start_at=workday_at(14), end_at=workday_at(16), reason="季度保养",
+                                          now=utcnow())
     week = to_local(workday_at(9)).date().isoformat()
     for who in ("platform", "operator"):
         page = text(login_as(who).get(f"/instruments/{free_instrument.id}/schedule?week={week}"))
         assert f'data-booking-id="{booking.id}"' in page and 'data-state="confirmed"' in page and "企业用户" in page
+        assert 'data-testid="schedule-maintenance"' in page and "季度保养" in page
     assert other_client.get(f"/instruments/{free_instrument.id}/schedule").status_code == 403
     assert login_as("enterprise").get(f"/instruments/{free_instrument.id}/schedule").status_code == 403
 
@@ -280,6 +285,8 @@ def test_service_terms_page_publishes_new_versions(session, login_as, demo_user)
                                .order_by(ServiceTerms.version)).all()
     assert versions == [1, 2]
     assert bookings.current_terms(session, platform_id).liability == "另议"
+    page = text(client.get("/platform/service-terms"))
+    assert 'data-testid="terms-versions"' in page and "另议" in page
 
 
 def test_nav_shows_the_calendar_pages_by_role(login_as):
