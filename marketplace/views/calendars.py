@@ -2,6 +2,8 @@
 a secret token, one booking as a file, and the page where a user gets (or replaces) the feed's address."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
@@ -19,8 +21,11 @@ NAV: list[NavItem] = [NavItem("marketplace.calendar_feed", _l("My calendar feed"
 TOKEN = "<string(minlength=20, maxlength=100):token>"
 
 
-def _booking_url(booking_id: int) -> str:
-    return url_for("marketplace.booking_detail", booking_id=booking_id, _external=True)
+def _booking_urls() -> Callable[[int], str]:
+    """booking id → the booking's page, with url_for's work done once: a feed may link thousands
+    (the page's URL ends in its id)."""
+    prefix = url_for("marketplace.booking_detail", booking_id=1, _external=True).removesuffix("/1")
+    return lambda booking_id: f"{prefix}/{booking_id}"
 
 
 def _calendar_response(body: bytes, *, filename: str | None = None, private: bool = True) -> ResponseReturnValue:
@@ -48,7 +53,7 @@ def instrument_calendar(instrument_id: int) -> ResponseReturnValue:
 def user_calendar(token: str) -> ResponseReturnValue:
     owner = ics.get_feed_owner(db.session, token)
     with force_locale(owner.locale):  # a calendar client sends no cookie: the owner's language
-        body = ics.user_calendar(db.session, owner, now=utcnow(), language=owner.locale, booking_url=_booking_url)
+        body = ics.user_calendar(db.session, owner, now=utcnow(), language=owner.locale, booking_url=_booking_urls())
     return _calendar_response(body)
 
 
@@ -56,7 +61,7 @@ def user_calendar(token: str) -> ResponseReturnValue:
 @requires()
 def booking_ics(booking_id: int) -> ResponseReturnValue:
     booking = bookings.get_booking(db.session, booking_id, current_principal())  # others: 404
-    body = ics.booking_calendar(db.session, booking, language=current_language(), booking_url=_booking_url)
+    body = ics.booking_calendar(db.session, booking, language=current_language(), booking_url=_booking_urls())
     return _calendar_response(body, filename=f"booking-{booking.id}.ics")
 
 
