@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
-from marketplace import bookings
+from marketplace import bookings, payments
 from marketplace.models import (Booking, BookingRules, BookingState, InstrumentState, MaintenanceWindow,
                                 PaymentState, UserType)
 
@@ -374,7 +374,7 @@ def test_cancelling_early_is_free(login_as, session, instrument, monday_at, book
     assert again.status_code == 200  # a second cancel is refused with a message, not a 500
 
 
-def test_the_detail_page_shows_everything_about_the_booking(login_as, session, instrument, monday_at, book_as):
+def test_the_detail_page_shows_everything_about_the_booking(app, login_as, session, instrument, monday_at, book_as):
     booking = book_as("enterprise", instrument, monday_at(9), monday_at(10))
     shown = page(login_as("enterprise").get(f"/bookings/{booking.id}"))
     facts = shown.text("booking-facts")
@@ -384,6 +384,10 @@ def test_the_detail_page_shows_everything_about_the_booking(login_as, session, i
     assert str(booking.terms.version) in shown.text("terms-version")
     assert shown.text("booking-time") == f"{to_local(monday_at(9)):%Y-%m-%d %H:%M} – {to_local(monday_at(10)):%H:%M}"
     assert shown.find("form", data_testid="cancel-form")
+    if "marketplace.booking_ics" in app.view_functions:  # the calendar pages link their .ics here
+        assert shown.find("a", data_testid="ics-link")[0]["href"] == f"/bookings/{booking.id}.ics"
+    if "marketplace.pay_booking" in app.view_functions and payments.can_pay(booking.booker, booking):
+        assert shown.find("a", data_testid="pay-link")[0]["href"] == f"/bookings/{booking.id}/pay"
 
 
 @pytest.mark.parametrize("viewer, status", [("expert", 404), ("bureau", 200), ("platform", 200), (None, 401)])
