@@ -150,8 +150,9 @@ def _live_offer_overlaps(session: Session, entry: WaitlistEntry, block_end_at: d
 def offer_freed_slots(session: Session, *, now: datetime) -> int:
     """For each waiting entry whose slot is free again (no active booking, buffer or maintenance in
     [start, end + buffer)) and still bookable by the lead time, offer it to the first in line (by
-    created_at) by e-mail until now + waitlist_offer_minutes. One live offer at a time for a slot
-    (or any overlapping one). Returns the number of offers made."""
+    created_at) by e-mail until now + waitlist_offer_minutes (at most until the lead time closes
+    bookings of the slot). One live offer at a time for a slot (or any overlapping one). Returns the
+    number of offers made."""
     actor = Actor.system("job:offer_waitlist_slots")
     waiting = session.scalars(select(WaitlistEntry).where(
         WaitlistEntry.state == WaitlistState.WAITING, WaitlistEntry.start_at > now)
@@ -159,15 +160,16 @@ def offer_freed_slots(session: Session, *, now: datetime) -> int:
     offered = 0
     for entry in waiting:
         rules = effective_rules(session, entry.instrument_id)
-        if entry.start_at < now + timedelta(minutes=rules.lead_minutes):
+        if entry.start_at <= now + timedelta(minutes=rules.lead_minutes):
             continue  # too late to book: it lapses when the slot begins
         block_end_at = _block_end(rules, entry.end_at)
         if (busy_bookings(session, entry.instrument_id, entry.start_at, block_end_at)
                 or maintenance_windows(session, entry.instrument_id, entry.start_at, block_end_at)
                 or _live_offer_overlaps(session, entry, block_end_at, now)):
             continue
-        entry.offered_at = now
-        entry.offer_expires_at = now + timedelta(minutes=rules.waitlist_offer_minutes)
+        entry.offered_at = now  # open for the rules' time, and never past the last moment to book the slot
+        entry.offer_expires_at = min(now + timedelta(minutes=rules.waitlist_offer_minutes),
+                                     entry.start_at - timedelta(minutes=rules.lead_minutes))
         _move(session, entry, WaitlistState.OFFERED, actor=actor,
               after={"offer_expires_at": entry.offer_expires_at.isoformat()})
         enqueue_mail(session, to=entry.user.email, locale=entry.user.locale, template="waitlist_offer",

@@ -53,6 +53,7 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
         "grant_id": session.scalar(RoleGrant.__table__.select().with_only_columns(RoleGrant.id)
                                    .where(RoleGrant.user_id != (user.id if user else 0)).order_by(RoleGrant.id)),
         "token_id": 999999,
+        "entry_id": 999999,
         "instrument_id": instrument_id,
         "photo_id": 999999,
         "stored_name": "none.jpg",
