@@ -15,21 +15,9 @@ from core.db import utcnow
 from core.models import AuditEntry
 from marketplace import bookings, ics
 from marketplace.models import Booking, BookingState, InstrumentState, MaintenanceWindow
+from tests.marketplace.booking_fixtures import appointment_instrument, book, workday_at  # noqa: F401  (fixtures)
 
 FEED_URL = re.compile(r'data-testid="feed-url">([^<]+)<')
-
-
-@pytest.fixture
-def book(session, demo_user):
-    """book(instrument, start, end, user="enterprise", **kw): one booking through the real service."""
-
-    def make(instrument, start_at, end_at, user="enterprise", **kwargs) -> Booking:
-        person = demo_user(user)
-        return bookings.book_instrument(session, actor=Actor.of(person, None), user=person,
-                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
-                                        now=utcnow(), **kwargs)
-
-    return make
 
 
 @pytest.fixture
@@ -43,14 +31,15 @@ def cancel(session, demo_user):
 
 @pytest.fixture
 def book_series(session, demo_user, monday_at):
-    """A weekly series of `weeks` Mondays 09:00–10:00 by the demo enterprise, from next week."""
+    """A weekly series of `weeks` Mondays 09:00–10:00 by the demo enterprise, from next week:
+    (series, the bookings, the instants skipped)."""
 
     def make(instrument, weeks: int = 4):
         user = demo_user("enterprise")
-        series, booked, _skipped = bookings.book_series(
+        series, booked, skipped = bookings.book_series(
             session, actor=Actor.of(user, None), user=user, instrument_id=instrument.id, start_at=monday_at(9),
             end_at=monday_at(10), weeks=weeks, now=utcnow())
-        return series, booked
+        return series, booked, [when for when, _refusal in skipped]
 
     return make
 
@@ -114,40 +103,40 @@ def exdates(event: icalendar.Event) -> set:
 # --- the private feed -----------------------------------------------------------------------------
 
 def test_private_feed_matches_every_booking_and_a_weekly_series_with_skipped_and_cancelled_occurrences(
-        app, session, free_instrument, book, cancel, book_series, monday_at, demo_user):
+        app, session, free_instrument, book, cancel, book_series, monday_at, demo_user, login_as):
     user = demo_user("enterprise")
-    single = book(free_instrument, monday_at(14), monday_at(16))
-    dropped = book(free_instrument, monday_at(14, days=1), monday_at(15, days=1))
+    single = book(free_instrument, workday_at(14, days=7), workday_at(16, days=7))
+    dropped = book(free_instrument, workday_at(16, days=8), workday_at(17, days=8))
     cancel(dropped)
     session.add(MaintenanceWindow(instrument_id=free_instrument.id, start_at=monday_at(8, weeks=3),
-                                  end_at=monday_at(12, weeks=3)))  # the third Monday is skipped
-    series, booked = book_series(free_instrument, weeks=4)
-    assert [b.start_at for b in booked] == [monday_at(9), monday_at(9, weeks=2), monday_at(9, weeks=4)]
-    cancel(booked[1])  # the second Monday is cancelled
+                                  end_at=monday_at(12, weeks=3)))
+    series, booked, skipped = book_series(free_instrument, weeks=4)
+    assert monday_at(9, weeks=3) in skipped  # (a public holiday may skip another Monday)
+    cancelled, kept = booked[1], [booked[0], *booked[2:]]
+    cancel(cancelled)
 
     body = private_feed(app, session, user)
     assert occurrences(body) == expected_private(session, user)
     shown = {(uid, start) for uid, start, *_rest in occurrences(body)}
-    assert (f"booking-{single.id}@kequip", monday_at(14)) in shown
-    assert (f"booking-{dropped.id}@kequip", monday_at(14, days=1)) in shown  # as STATUS:CANCELLED
-    assert {start for uid, start in shown if uid.startswith("series-")} == {monday_at(9), monday_at(9, weeks=4)}
+    assert (f"booking-{single.id}@kequip", single.start_at) in shown
+    assert (f"booking-{dropped.id}@kequip", dropped.start_at) in shown  # as STATUS:CANCELLED
+    assert {start for uid, start in shown if uid.startswith("series-")} == {b.start_at for b in kept}
 
     master, overrides = the_series(parse(body), series.id)
     assert master["RRULE"].to_ical() == b"FREQ=WEEKLY;COUNT=4"
     assert master["DTSTART"].dt == monday_at(9) and str(master["DTSTART"].params["TZID"]) == "Asia/Shanghai"
-    assert exdates(master) == {monday_at(9, weeks=2), monday_at(9, weeks=3)}  # cancelled and skipped
-    assert overrides == []  # the two kept occurrences are both confirmed
+    assert exdates(master) == {cancelled.start_at, *skipped}
+    assert overrides == []  # the occurrences kept are all confirmed
     assert int(master["SEQUENCE"]) == sum(b.sequence for b in booked)
+    alone = parse(login_as("enterprise").get(f"/bookings/{cancelled.id}.ics").data)  # one occurrence, as a file
+    assert [(str(e["UID"]), "RRULE" in e, str(e["STATUS"])) for e in alone.walk("VEVENT")] == [
+        (f"booking-{cancelled.id}@kequip", False, "CANCELLED")]
 
 
 def test_an_occurrence_whose_state_differs_is_an_override_with_recurrence_id(
-        app, session, create_instrument, book_series, monday_at, demo_user):
-    from marketplace.services import FEE_FIELDS
-
+        app, session, appointment_instrument, book_series, demo_user):
     user, admin = demo_user("enterprise"), demo_user("platform")
-    by_appointment = create_instrument(state=InstrumentState.PUBLISHED, sharing_mode="appointment",
-                                       **{name: 0 for name in FEE_FIELDS})
-    series, booked = book_series(by_appointment, weeks=3)
+    series, booked, _skipped = book_series(appointment_instrument, weeks=3)
     assert {b.state for b in booked} == {BookingState.REQUESTED}
     bookings.approve_booking(session, booked[1], actor=Actor.of(admin, None), user=admin, now=utcnow())
     assert booked[1].state == BookingState.CONFIRMED  # nothing to pay: confirmed at once
@@ -155,39 +144,39 @@ def test_an_occurrence_whose_state_differs_is_an_override_with_recurrence_id(
     body = private_feed(app, session, user)
     assert occurrences(body) == expected_private(session, user)
     master, overrides = the_series(parse(body), series.id)
-    assert str(master["STATUS"]) == "TENTATIVE" and exdates(master) == set()
+    assert str(master["STATUS"]) == "TENTATIVE"
     assert [(o["RECURRENCE-ID"].dt, str(o["STATUS"]), int(o["SEQUENCE"])) for o in overrides] == [
-        (monday_at(9, weeks=2), "CONFIRMED", int(master["SEQUENCE"]))]  # never below its master's
+        (booked[1].start_at, "CONFIRMED", int(master["SEQUENCE"]))]  # never below its master's
 
 
 def test_a_series_cancelled_whole_is_one_cancelled_event(app, session, free_instrument, book_series, demo_user):
     user = demo_user("enterprise")
-    series, booked = book_series(free_instrument, weeks=3)
+    series, booked, skipped = book_series(free_instrument, weeks=3)
     bookings.cancel_series(session, booked[0], actor=Actor.of(user, None), user=user, now=utcnow())
 
     body = private_feed(app, session, user)
     assert occurrences(body) == expected_private(session, user)
     master, overrides = the_series(parse(body), series.id)
-    assert (str(master["STATUS"]), exdates(master), overrides) == ("CANCELLED", set(), [])
+    assert (str(master["STATUS"]), exdates(master), overrides) == ("CANCELLED", set(skipped), [])
 
 
 def test_cancelling_raises_the_sequence_and_gives_status_cancelled(app, session, free_instrument, book, cancel,
-                                                                  monday_at, demo_user, login_as):
+                                                                  demo_user, login_as):
     user = demo_user("enterprise")
-    booking = book(free_instrument, monday_at(9), monday_at(11))
+    start, end = workday_at(9, days=7), workday_at(11, days=7)
+    booking = book(free_instrument, start, end)
     before = occurrences(private_feed(app, session, user))
-    assert before == [(f"booking-{booking.id}@kequip", monday_at(9), monday_at(11), booking.sequence, "CONFIRMED")]
+    assert before == [(f"booking-{booking.id}@kequip", start, end, booking.sequence, "CONFIRMED")]
     cancel(booking)
     after = occurrences(private_feed(app, session, user))
-    assert after == [(f"booking-{booking.id}@kequip", monday_at(9), monday_at(11), before[0][3] + 1, "CANCELLED")]
+    assert after == [(f"booking-{booking.id}@kequip", start, end, before[0][3] + 1, "CANCELLED")]
     download = login_as("enterprise").get(f"/bookings/{booking.id}.ics")
     assert occurrences(download.data) == after
 
 
-def test_private_feed_speaks_its_owners_language_and_links_each_booking(app, session, free_instrument, book,
-                                                                       monday_at, demo_user):
+def test_private_feed_speaks_its_owners_language_and_links_each_booking(app, session, free_instrument, book, demo_user):
     user = demo_user("enterprise")
-    booking = book(free_instrument, monday_at(9), monday_at(10))
+    booking = book(free_instrument, workday_at(9, days=7), workday_at(10, days=7))
     user.locale = "en"
     event = next(iter(parse(private_feed(app, session, user)).walk("VEVENT")))
     assert str(event["SUMMARY"]) == free_instrument.name_en
@@ -201,13 +190,13 @@ def test_private_feed_speaks_its_owners_language_and_links_each_booking(app, ses
 def test_public_feed_shows_busy_times_without_personal_data(client, session, free_instrument, book, cancel,
                                                             book_series, monday_at, demo_user):
     user = demo_user("enterprise")
-    kept = book(free_instrument, monday_at(14), monday_at(16), purpose="绝密配方 X-17 的验证")
-    cancel(book(free_instrument, monday_at(14, days=1), monday_at(15, days=1)))
+    kept = book(free_instrument, workday_at(14, days=7), workday_at(16, days=7), purpose="绝密配方 X-17 的验证")
+    cancel(book(free_instrument, workday_at(16, days=8), workday_at(17, days=8)))
     window = MaintenanceWindow(instrument_id=free_instrument.id, start_at=monday_at(8, weeks=2),
                                end_at=monday_at(12, weeks=2), reason="更换离子源")
     session.add(window)
     session.flush()
-    _series, booked = book_series(free_instrument, weeks=3)
+    _series, booked, _skipped = book_series(free_instrument, weeks=3)
 
     response = client.get(f"/instruments/{free_instrument.id}/calendar.ics?lang=en")
     assert (response.status_code, response.headers["Content-Type"]) == (200, "text/calendar; charset=utf-8")
@@ -233,8 +222,8 @@ def test_public_feed_is_only_for_instruments_in_the_catalogue(client, create_ins
     assert client.get("/instruments/2147483647/calendar.ics").status_code == 404
 
 
-def test_a_feed_that_has_not_changed_answers_304(client, free_instrument, book, monday_at):
-    book(free_instrument, monday_at(9), monday_at(10))
+def test_a_feed_that_has_not_changed_answers_304(client, free_instrument, book):
+    book(free_instrument, workday_at(9, days=7), workday_at(10, days=7))
     url = f"/instruments/{free_instrument.id}/calendar.ics"
     first = client.get(url)
     assert client.get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
@@ -242,9 +231,8 @@ def test_a_feed_that_has_not_changed_answers_304(client, free_instrument, book, 
 
 # --- the token ------------------------------------------------------------------------------------
 
-def test_regenerating_the_feed_address_retires_the_old_one(app, session, login_as, free_instrument, book,
-                                                           monday_at, demo_user):
-    booking = book(free_instrument, monday_at(9), monday_at(10))
+def test_regenerating_the_feed_address_retires_the_old_one(app, session, login_as, free_instrument, book, demo_user):
+    booking = book(free_instrument, workday_at(9, days=7), workday_at(10, days=7))
     page = login_as("enterprise")
     assert 'data-testid="no-feed"' in page.get("/calendar").get_data(as_text=True)
     old_url = FEED_URL.search(page.post("/calendar/regenerate").get_data(as_text=True)).group(1)
@@ -273,9 +261,8 @@ def test_the_feed_page_needs_a_login(client):
 
 # --- one booking ----------------------------------------------------------------------------------
 
-def test_a_booking_downloads_for_its_booker_platform_and_bureau_only(login_as, session, free_instrument, book,
-                                                                     monday_at):
-    booking = book(free_instrument, monday_at(9), monday_at(10))
+def test_a_booking_downloads_for_its_booker_platform_and_bureau_only(login_as, session, free_instrument, book):
+    booking = book(free_instrument, workday_at(9, days=7), workday_at(10, days=7))
     for name in ("enterprise", "platform", "bureau"):
         response = login_as(name).get(f"/bookings/{booking.id}.ics")
         assert response.status_code == 200
@@ -286,13 +273,13 @@ def test_a_booking_downloads_for_its_booker_platform_and_bureau_only(login_as, s
         assert login_as(name).get(f"/bookings/{booking.id}.ics").status_code == 404
 
 
-def test_long_names_are_folded_and_escaped_and_read_back_whole(login_as, create_instrument, book, monday_at):
+def test_long_names_are_folded_and_escaped_and_read_back_whole(login_as, create_instrument, book):
     from marketplace.services import FEE_FIELDS
 
     name = "高分辨率飞行时间质谱仪，配备电喷雾离子源；用于蛋白质组学\\代谢组学分析" * 3
     instrument = create_instrument(state=InstrumentState.PUBLISHED, name_zh=name, name_en="",
                                    **{field: 0 for field in FEE_FIELDS})
-    booking = book(instrument, monday_at(9), monday_at(10))
+    booking = book(instrument, workday_at(9, days=7), workday_at(10, days=7))
     event = next(iter(parse(login_as("enterprise").get(f"/bookings/{booking.id}.ics").data).walk("VEVENT")))
     assert str(event["SUMMARY"]) == name
 
