@@ -263,9 +263,11 @@ def reconcile_payments(session: Session, *, actor: Actor, now: datetime) -> int:
             done = _settle(session, client, payment, actor=actor)
         else:
             done = _reconcile_card_share(session, client, payment, actor=actor, now=now)
-        if done and booking.payment_state == PaymentState.PENDING:
+        if not done:
+            return settled  # the gateway does not answer: the next run goes on
+        if booking.payment_state == PaymentState.PENDING:
             booking.payment_state = _derived_state(booking)
-        settled += done
+        settled += 1
     return settled + _cancel_orphans(session, client, actor=actor, now=now)
 
 
@@ -414,8 +416,8 @@ def _schedule(payment: Payment, action: str, amount_fen: int | None = None) -> N
 def _settle_all(session: Session, booking: Booking, *, actor: Actor) -> None:
     client = gateway()
     for payment in booking.payments:
-        if payment.pending_action is not None:
-            _settle(session, client, payment, actor=actor)
+        if payment.pending_action is not None and not _settle(session, client, payment, actor=actor):
+            break  # the gateway does not answer: what is left waits for reconciliation
     booking.payment_state = _derived_state(booking)
 
 

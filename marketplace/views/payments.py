@@ -92,6 +92,7 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
             return _booking_page(booking.id) if chosen is card_form else redirect(request.url)
         flash(problem.message, "danger")
         status = problem.status
+        card_form.payment_method.data = ""  # the next try tokenises the card field afresh
     elif request.method == "POST":
         status = 422
     return render_template("marketplace/booking_pay.html", booking=booking, card_form=card_form,

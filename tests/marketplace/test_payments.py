@@ -389,3 +389,74 @@ def test_an_intent_whose_payment_was_never_committed_is_cancelled(session, appro
     assert stripe.get(f"/v1/payment_intents/{orphan}")["status"] == "canceled"
     assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["status"] == "requires_payment_method"
     assert reconcile() == 0
+
+
+# --- the pages ----------------------------------------------------------------------------------
+
+def pay_url(booking) -> str:
+    return f"/bookings/{booking.id}/pay"
+
+
+def test_pay_page_shows_the_amount_and_both_ways_to_pay(approved, login_as, stripe_server):
+    page = login_as("enterprise").get(pay_url(approved))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "¥900.00" in html and 'data-testid="card-form"' in html and 'data-testid="transfer-form"' in html
+    assert f'src="{stripe_server.url}/js.stripe.com/v3/"' in html and '"pk_test_kequip"' in html
+
+
+def test_pay_page_is_the_bookers(approved, login_as):
+    assert login_as("expert").get(pay_url(approved)).status_code == 404  # may not see the booking
+    platform = login_as("platform").get(pay_url(approved))  # sees it, does not pay it
+    assert (platform.status_code, platform.location) == (302, f"/bookings/{approved.id}")
+
+
+def test_paying_by_card_on_the_page_confirms_the_booking_once(session, approved, login_as, card, stripe):
+    client, visa = login_as("enterprise"), card()
+    for _click in range(2):
+        sent = client.post(pay_url(approved), data={"card-payment_method": visa})
+        assert (sent.status_code, sent.location) == (302, f"/bookings/{approved.id}")
+    session.expire_all()
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.AUTHORISED)
+    assert len(intents_of(stripe, approved)) == len(approved.payments) == 1
+
+
+def test_a_declined_card_on_the_page_is_refused_and_the_booking_stays_payable(session, approved, login_as, card):
+    refused = login_as("enterprise").post(pay_url(approved), data={"card-payment_method": card(DECLINED)})
+    assert refused.status_code == 422 and "alert-danger" in refused.get_data(as_text=True)
+    session.expire_all()
+    assert [p.status for p in approved.payments] == [PaymentStatus.FAILED]  # the decline is kept
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.DUE)
+
+
+def test_a_page_without_the_card_field_filled_asks_for_it(approved, login_as):
+    assert login_as("enterprise").post(pay_url(approved), data={"card-payment_method": ""}).status_code == 422
+
+
+def test_gateway_down_on_the_page_answers_503_and_keeps_the_booking(session, approved, login_as, card, outage):
+    visa, client = card(), login_as("enterprise")
+    outage.kill()
+    down = client.post(pay_url(approved), data={"card-payment_method": visa})
+    assert down.status_code == 503 and "alert-danger" in down.get_data(as_text=True)
+    assert 'data-testid="payment-pending"' in client.get(pay_url(approved)).get_data(as_text=True)
+    session.expire_all()
+    assert (approved.state, approved.payment_state) == (BookingState.APPROVED, PaymentState.PENDING)
+    assert [p.status for p in approved.payments] == [PaymentStatus.CREATING]
+
+
+def test_transfer_chosen_on_the_page_and_recorded_by_the_platform(session, approved, login_as):
+    booker = login_as("enterprise")
+    chosen = booker.post(pay_url(approved), data={"transfer-submit": "1"})
+    assert (chosen.status_code, chosen.location) == (302, f"http://localhost{pay_url(approved)}")
+    assert 'data-testid="transfer-expected"' in booker.get(pay_url(approved)).get_data(as_text=True)
+    url, today = f"/bookings/{approved.id}/transfer", utcnow().date().isoformat()
+    assert booker.post(url, data={"amount": "900.00", "received_on": today, "reference": "x"}).status_code == 403
+
+    admin = login_as("platform")
+    assert admin.get(url).status_code == 200
+    short = admin.post(url, data={"amount": "899.99", "received_on": today, "reference": "BOC-0001"})
+    assert short.status_code == 422 and "is-invalid" in short.get_data(as_text=True)
+    recorded = admin.post(url, data={"amount": "900.00", "received_on": today, "reference": "BOC-0001"})
+    assert (recorded.status_code, recorded.location) == (302, f"/bookings/{approved.id}")
+    session.expire_all()
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.PAID)
