@@ -5,4 +5,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from vouchers import models  # noqa: F401  the tables must be known to Alembic
+    from vouchers import api, models, views  # noqa: F401  models: the tables must be known to Alembic
+
+    views.register(app)
+    api.register(app)

@@ -54,6 +54,8 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
                                    .where(RoleGrant.user_id != (user.id if user else 0)).order_by(RoleGrant.id)),
         "token_id": 999999,
         "entry_id": 999999,
+        "programme_id": 999999, "application_id": 999999, "attachment_id": 999999, "voucher_id": 999999,
+        "kind": "pool",
         "instrument_id": instrument_id,
         "photo_id": 999999,
         "stored_name": "none.jpg",

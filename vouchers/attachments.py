@@ -1,0 +1,143 @@
+"""Files of voucher applications and claims: PDF, JPEG or PNG, 10 MB each, told by their content (not
+their name or the browser's word), kept under UPLOAD_DIR/vouchers/ with random names.
+
+Who may download: the enterprise that applied (its members), and the bureau and the auditor; for a
+claim's files also the claiming platform's admins or enterprise's members, and the finance officer."""
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask_babel import gettext as _
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import Actor, record_audit
+from core.errors import Forbidden, NotFound, RuleBroken
+from core.models import Role, User
+from vouchers.models import Application, ApplicationState, Attachment, Claim, ClaimKind
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENTS = 20  # per application or claim
+SUBDIR = "vouchers"
+IMAGE_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+PDF = ("application/pdf", "pdf")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file as received: its name as the sender gave it and its bytes (read up to one byte past the limit)."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedFile:
+    upload: Upload
+    content_type: str
+    extension: str
+
+
+def check_upload(upload: Upload) -> CheckedFile:
+    """Refuse what is too large or not a PDF, JPEG or PNG by its content (attachment_too_large,
+    attachment_format)."""
+    name = upload.filename or "?"
+    if len(upload.data) > MAX_ATTACHMENT_BYTES:
+        raise RuleBroken("attachment_too_large", _("%(name)s is larger than 10 MB.", name=name), field="attachments")
+    if not upload.data:
+        raise RuleBroken("attachment_format", _("%(name)s is empty.", name=name), field="attachments")
+    if upload.data.startswith(b"%PDF-"):
+        return CheckedFile(upload, *PDF)
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            found = IMAGE_FORMATS.get(image.format or "")
+            if found is not None:
+                image.verify()  # a truncated or corrupt image fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        found = None  # not an image at all: refused as any other content
+    if found is not None:
+        return CheckedFile(upload, *found)
+    raise RuleBroken("attachment_format", _("%(name)s is not a PDF, JPEG or PNG file.", name=name),
+                     field="attachments")
+
+
+def path_of(upload_dir: Path, stored_name: str) -> Path:
+    return upload_dir / SUBDIR / stored_name
+
+
+def _clean_name(filename: str) -> str:
+    """The sender's name for the download, without any path and cut to the column's length."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "attachment"
+    return "".join(c for c in base if c.isprintable())[:255] or "attachment"
+
+
+def ensure_may_attach_to_application(user: User, application: Application) -> None:
+    if application.enterprise_id not in user.organisation_ids(Role.ENTERPRISE_MEMBER):
+        raise Forbidden("forbidden", _("Only the applying enterprise adds files to its application."))
+    if application.state != ApplicationState.SUBMITTED:
+        raise RuleBroken("application_decided", _("The application has been decided: it takes no more files."),
+                         field="attachments")
+
+
+def store(session: Session, files: list[CheckedFile], *, owner_type: str, owner_id: int, actor: Actor, user: User,
+          upload_dir: Path) -> list[Attachment]:
+    """Write checked files under UPLOAD_DIR/vouchers/ and record them for their owner. The files are
+    written before the commit: the caller removes them with discard() when its unit of work fails."""
+    count = len(session.scalars(select(Attachment.id).where(Attachment.owner_type == owner_type,
+                                                            Attachment.owner_id == owner_id)).all())
+    if count + len(files) > MAX_ATTACHMENTS:
+        raise RuleBroken("too_many_attachments", _("At most %(n)d files per application or claim.", n=MAX_ATTACHMENTS),
+                         field="attachments")
+    folder = upload_dir / SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = []
+    for checked in files:
+        stored_name = f"{secrets.token_hex(16)}.{checked.extension}"
+        path_of(upload_dir, stored_name).write_bytes(checked.upload.data)
+        attachment = Attachment(owner_type=owner_type, owner_id=owner_id, stored_name=stored_name,
+                                original_name=_clean_name(checked.upload.filename),
+                                content_type=checked.content_type, size=len(checked.upload.data),
+                                uploaded_by_id=user.id)
+        session.add(attachment)
+        stored.append(attachment)
+    session.flush()
+    for attachment in stored:
+        record_audit(session, actor, f"voucher_{owner_type}.file_added", attachment,
+                     after={"owner_id": owner_id, "name": attachment.original_name, "size": attachment.size,
+                            "content_type": attachment.content_type})
+    return stored
+
+
+def discard(upload_dir: Path, stored_names: list[str]) -> None:
+    """Remove files written by a unit of work that did not commit."""
+    for name in stored_names:
+        path_of(upload_dir, name).unlink(missing_ok=True)
+
+
+def can_download(session: Session, user: User | None, attachment: Attachment) -> bool:
+    if user is None:
+        return False
+    if user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR):
+        return True
+    if attachment.owner_type == "application":
+        application = session.get(Application, attachment.owner_id)
+        return application is not None and application.enterprise_id in user.organisation_ids(Role.ENTERPRISE_MEMBER)
+    claim = session.get(Claim, attachment.owner_id)
+    if claim is None:
+        return False
+    if user.has_role(Role.FINANCE_OFFICER):
+        return True
+    if claim.kind == ClaimKind.PROVIDER:
+        return claim.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+    return claim.enterprise_id in user.organisation_ids(Role.ENTERPRISE_MEMBER)
+
+
+def get_downloadable(session: Session, attachment_id: int, user: User | None) -> Attachment:
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or not can_download(session, user, attachment):
+        raise NotFound("not_found", _("There is no such file."))
+    return attachment
