@@ -138,7 +138,7 @@ def instrument_calendar(session: Session, instrument: Instrument, *, now: dateti
         select(MaintenanceWindow.id, MaintenanceWindow.start_at, MaintenanceWindow.end_at, MaintenanceWindow.created_at)
         .where(MaintenanceWindow.instrument_id == instrument.id, MaintenanceWindow.start_at < until,
                MaintenanceWindow.end_at > since).order_by(MaintenanceWindow.start_at))
-    booked, maintenance = _("Booked"), _("Maintenance")
+    booked, maintenance = _("Booked"), _("Maintenance window")
     events = [FeedEvent(uid=_uid("busy", row.id), start_at=row.start_at, end_at=row.block_end_at,
                         status=ICS_STATUS[row.state], sequence=row.sequence, revised_at=row.updated_at,
                         summary=booked) for row in bookings]

@@ -213,7 +213,7 @@ def test_public_feed_shows_busy_times_without_personal_data(client, session, fre
         [(f"busy-{b.id}@kequip", b.start_at, b.block_end_at, b.sequence, "CONFIRMED") for b in busy]
         + [(f"maintenance-{window.id}@kequip", window.start_at, window.end_at, 0, "CONFIRMED")])
     summaries = {str(e["SUMMARY"]) for e in parse(response.data).walk("VEVENT")}
-    assert summaries == {"Booked", "Maintenance"}
+    assert summaries == {"Booked", "Maintenance window"}
 
 
 def test_public_feed_is_only_for_instruments_in_the_catalogue(client, create_instrument):
