@@ -63,14 +63,17 @@ class PaymentGatewayUnavailable(KequipError):
 
 def can_pay(user: User | None, booking: Booking) -> bool:
     """The booker pays an approved booking's share until it is authorised or paid."""
-    return (user is not None and booking.booker_id == user.id and booking.state == BookingState.APPROVED
-            and booking.payable_fen > 0 and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
+    return user is not None and booking.booker_id == user.id and _awaits_payment(booking)
 
 
 def can_record_transfer(user: User | None, booking: Booking) -> bool:
     """The owning platform's admins record a transfer for an approved booking still to be paid."""
-    return (bookings.can_manage(user, booking) and booking.state == BookingState.APPROVED
-            and booking.payable_fen > 0 and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
+    return bookings.can_manage(user, booking) and _awaits_payment(booking)
+
+
+def _awaits_payment(booking: Booking) -> bool:
+    return (booking.state == BookingState.APPROVED and booking.payable_fen > 0
+            and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
 
 
 def ensure_may_pay(user: User, booking: Booking) -> None:
@@ -192,49 +195,19 @@ def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: U
 # --- settling -----------------------------------------------------------------------------------
 
 def settle_cancellation(session: Session, booking: Booking, *, fee_fen: int, actor: Actor, now: datetime) -> None:
-    """After a cancellation or a no-show, keep fee_fen (0 to payable) and give back the rest: an
-    authorisation is released (fee 0) or captured in part (the fee); a capture is refunded down to the
-    fee; a received transfer gets its refund recorded for the platform to pay back. What the gateway
-    does not confirm stays pending for reconciliation; the booking's own change goes through."""
+    """After a cancellation or a no-show, keep fee_fen (0 to payable) and give the rest back. What the
+    gateway does not confirm stays pending for reconciliation; the booking's own change goes through."""
     if not 0 <= fee_fen <= booking.payable_fen:
         raise ValueError(f"fee {fee_fen} outside 0..{booking.payable_fen}")
-    keep = fee_fen
-    for payment in booking.payments:
-        if payment.pending_action is not None:
-            continue
-        authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
-        held = payment.amount_fen if authorised else payment.captured_fen - payment.refunded_fen
-        kept, keep = min(keep, held), keep - min(keep, held)
-        if authorised:
-            _schedule(payment, "capture" if kept else "cancel", kept or None)
-        elif payment.status == PaymentStatus.SUCCEEDED and held > kept:
-            _schedule(payment, "refund", held - kept)
-        elif payment.status == PaymentStatus.TRANSFER_RECEIVED and held > kept:
-            _refund_transfer(session, payment, held - kept, actor=actor)
-    _drop_card_attempts(booking)
-    _drop_expected_transfer(session, booking, actor=actor)
+    _keep_only(session, booking, fee_fen, actor=actor)
     _settle_all(session, booking, actor=actor)
 
 
 def settle_completion(session: Session, booking: Booking, *, final_payable_fen: int, actor: Actor,
                       now: datetime) -> None:
-    """At check-out: capture the final amount up to what was authorised; more than that is charged by a
-    second intent on the same card, confirmed off-session (or expected as a second transfer); a
-    transfer beyond the final amount gets its refund recorded."""
-    remaining = final_payable_fen
-    for payment in booking.payments:
-        if payment.pending_action is not None:
-            continue
-        authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
-        if authorised or payment.status == PaymentStatus.TRANSFER_RECEIVED:
-            held = payment.amount_fen if authorised else payment.captured_fen - payment.refunded_fen
-            take, remaining = min(remaining, held), remaining - min(remaining, held)
-            if authorised:
-                _schedule(payment, "capture" if take else "cancel", take or None)
-            elif held > take:
-                _refund_transfer(session, payment, held - take, actor=actor)
-    _drop_card_attempts(booking)
-    _drop_expected_transfer(session, booking, actor=actor)
+    """At check-out, keep the final amount: captured up to what was authorised; more than that is
+    charged by a second intent on the same card, confirmed off-session (or expected as a transfer)."""
+    remaining = _keep_only(session, booking, final_payable_fen, actor=actor)
     if remaining > 0:
         by_card = _charged_card(booking) is not None
         extra = _new_payment(session, booking, PaymentMethod.CARD if by_card else PaymentMethod.TRANSFER,
@@ -407,6 +380,27 @@ def _reconcile_card_share(session: Session, client: StripeClient, payment: Payme
     else:
         payment.booking.payment_state = PaymentState.DUE  # not confirmed: the booker enters the card again
     return True
+
+
+def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Actor) -> int:
+    """Keep keep_fen of what the booking's payments hold and give back the rest: an authorisation is
+    captured up to it (or released), a capture refunded down to it, a received transfer gets the refund
+    due recorded; attempts never authorised are dropped. Returns what is kept beyond what is held."""
+    for payment in booking.payments:
+        if payment.pending_action is not None:
+            continue
+        authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
+        held = payment.amount_fen if authorised else payment.captured_fen - payment.refunded_fen
+        kept, keep_fen = min(keep_fen, held), keep_fen - min(keep_fen, held)
+        if authorised:
+            _schedule(payment, "capture" if kept else "cancel", kept or None)
+        elif held > kept and payment.status == PaymentStatus.SUCCEEDED:
+            _schedule(payment, "refund", held - kept)
+        elif held > kept and payment.status == PaymentStatus.TRANSFER_RECEIVED:
+            _refund_transfer(session, payment, held - kept, actor=actor)
+    _drop_card_attempts(booking)
+    _drop_expected_transfer(session, booking, actor=actor)
+    return keep_fen
 
 
 def _schedule(payment: Payment, action: str, amount_fen: int | None = None) -> None:

@@ -8,6 +8,7 @@ card's id; the server then creates (or reuses) the intent, attaches the card and
 forms live here, beside their only view (marketplace/forms.py is the registry's and the calendar's)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -23,9 +24,10 @@ from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import db
 from core.money import yuan_to_fen
-from core.models import Role
+from core.models import Role, User
 from marketplace import bookings, payments
 from marketplace.catalogue import MAX_ID
+from marketplace.models import Booking
 from marketplace.views import bp
 
 NAV: list = []
@@ -60,14 +62,23 @@ def _booking_page(booking_id: int) -> ResponseReturnValue:
     return redirect(url_for(".booking_detail", booking_id=booking_id))
 
 
+def _load(booking_id: int, may: Callable[[User, Booking], bool], refusal: str
+          ) -> tuple[User, Booking, ResponseReturnValue | None]:
+    """The booking (404 to those who may not see it), and the way back to it when this page is not for now."""
+    user = current_principal()
+    booking = bookings.get_booking(db.session, booking_id, user)
+    if may(user, booking):
+        return user, booking, None
+    flash(refusal, "info")
+    return user, booking, _booking_page(booking.id)
+
+
 @bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>/pay", methods=["GET", "POST"])
 @requires()
 def pay_booking(booking_id: int) -> ResponseReturnValue:
-    user = current_principal()
-    booking = bookings.get_booking(db.session, booking_id, user)
-    if not payments.can_pay(user, booking):
-        flash(_("This booking has nothing to pay now."), "info")
-        return _booking_page(booking.id)
+    user, booking, elsewhere = _load(booking_id, payments.can_pay, _("This booking has nothing to pay now."))
+    if elsewhere:
+        return elsewhere
     card_form, transfer_form = CardPaymentForm(prefix="card"), TransferChoiceForm(prefix="transfer")
     status = 200
     chosen = card_form if "card-payment_method" in request.form else transfer_form
@@ -105,11 +116,10 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
 @bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>/transfer", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def record_transfer(booking_id: int) -> ResponseReturnValue:
-    user = current_principal()
-    booking = bookings.get_booking(db.session, booking_id, user)
-    if not payments.can_record_transfer(user, booking):
-        flash(_("This booking is not waiting for a payment."), "info")
-        return _booking_page(booking.id)
+    user, booking, elsewhere = _load(booking_id, payments.can_record_transfer,
+                                     _("This booking is not waiting for a payment."))
+    if elsewhere:
+        return elsewhere
     form, status = TransferRecordForm(), 200
     if form.validate_on_submit():
         try:

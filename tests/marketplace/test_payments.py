@@ -204,6 +204,15 @@ def test_a_higher_final_price_charges_the_difference_with_a_second_intent(sessio
     assert second["payment_method"] == first["payment_method"] and second["status"] == "succeeded"
 
 
+def test_an_intent_cancelled_at_the_gateway_is_never_captured(session, approved, pay, card, stripe, demo_user):
+    payment = pay(approved, card())
+    stripe.post(f"/v1/payment_intents/{payment.intent_id}/cancel", key="dashboard-cancel")  # localstripe would
+    operator_checks(session, demo_user, approved, hours=1)  # still capture it: the app reads the status first
+    assert (payment.status, payment.captured_fen, approved.payment_state) == (PaymentStatus.CANCELED, 0,
+                                                                              PaymentState.RELEASED)
+    assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]["captured"] is False
+
+
 # --- cancellation -------------------------------------------------------------------------------
 
 def test_free_cancellation_releases_the_authorisation(session, approved, pay, card, stripe, enterprise):
