@@ -5,12 +5,15 @@ Only published instruments and those under maintenance (CATALOGUE_STATES) are in
 price shown and filtered on is the hourly rate for district enterprises, the public price."""
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+import portion
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -19,7 +22,10 @@ from sqlalchemy.orm import Session, defaultload
 from core.errors import NotFound, RuleBroken
 from core.models import Industry, Platform, PlatformIndustry, User
 from marketplace import search, services
-from marketplace.models import CATALOGUE_STATES, Instrument, InstrumentCategory, InstrumentPhoto, SharingMode
+from marketplace.availability import MAX_RANGE, district_rules, open_intervals
+from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking, BookingRules, Instrument,
+                                InstrumentCategory, InstrumentPhoto, InstrumentState, MaintenanceWindow,
+                                SharingMode)
 
 MAX_PER_PAGE = 100
 MAX_ID = 2**31 - 1  # ids are 32-bit: larger numbers in a URL or query find nothing rather than overflow
@@ -83,13 +89,15 @@ def _category_ids(code: str) -> sa.Select:
 def search_catalogue(session: Session, *, q: str | None = None, category: str | None = None,
                      platform_id: int | None = None, industry: Industry | None = None, large: bool | None = None,
                      sharing_mode: SharingMode | None = None, price_min_fen: int | None = None,
-                     price_max_fen: int | None = None, sort: str = CatalogueSort.RELEVANCE, page: int = 1,
+                     price_max_fen: int | None = None, free_from: datetime | None = None,
+                     free_to: datetime | None = None, sort: str = CatalogueSort.RELEVANCE, page: int = 1,
                      per_page: int = 20, large_line_fen: int, dialect: str, language: str = "zh_CN") -> CataloguePage:
     """A page of catalogue instruments. `large` True keeps large instruments, False the others; prices
     are the district enterprises' hourly rate in fen, both bounds included (a range upside down finds
     nothing, as any empty range: the OpenAPI document cannot say the bounds depend on each other); an
-    unknown category code finds nothing. Three queries (the count, the page's ids, its instruments) and
-    one for their photos."""
+    unknown category code finds nothing; free_from and free_to (both or neither, aware) keep the
+    published instruments free for the whole of that time (free_between). Three queries (the count, the
+    page's ids, its instruments) and one for their photos."""
     if sort not in set(CatalogueSort):
         raise RuleBroken("invalid_sort", _("Unknown sort order."), field="sort")
     if page < 1:
@@ -116,6 +124,8 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         conditions.append(price >= price_min_fen)
     if price_max_fen is not None:
         conditions.append(price <= price_max_fen)
+    if free_from is not None or free_to is not None:
+        conditions.extend(free_between(session, free_from, free_to))
 
     words = bool(q and search.tokens(q))
     order = _order(CatalogueSort(sort), language=language, q=q if words else None)
@@ -140,6 +150,66 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         .options(defaultload(Instrument.platform).lazyload(Platform.industry_rows)))} if ids else {}
     return CataloguePage(items=[loaded[i] for i in ids], total=total, page=page, per_page=per_page,
                          large_line_fen=large_line_fen)
+
+
+def check_free_range(free_from: datetime | None, free_to: datetime | None) -> None:
+    """Both or neither; the end after the start; at most MAX_RANGE long."""
+    if (free_from is None) != (free_to is None):
+        missing = "free_to" if free_to is None else "free_from"
+        raise RuleBroken("invalid_range", _("Give both the start and the end of the free time."), field=missing)
+    if free_from is not None and free_to <= free_from:
+        raise RuleBroken("invalid_range", _("The end must be after the start."), field="free_to")
+    if free_from is not None and free_to - free_from > MAX_RANGE:
+        raise RuleBroken("invalid_range", _("A range spans at most %(n)s days.", n=MAX_RANGE.days), field="free_to")
+
+
+def free_between(session: Session, start: datetime | None, end: datetime | None) -> list[sa.ColumnElement[bool]]:
+    """Conditions on Instrument: published, open for the whole of [start, end) by its effective rules
+    (weekly hours, closed on public holidays, open on make-up days), and no active booking (its buffer
+    included) nor maintenance window meets that time.
+
+    The open hours are worked out in Python once for the district's defaults and once for each set of
+    hours among the few instruments with rules of their own; those that differ from the district become
+    a list of ids to leave out (the district is open) or to keep (it is not). Bookings and maintenance
+    are each one uncorrelated subquery of the instruments they make busy, read once per statement from
+    the (state, start_at) index rather than probed instrument by instrument. A booking lasts at most its
+    rules' max_minutes + buffer_minutes (the rules as they are now: a booking made under longer limits
+    since shortened may be missed), so only bookings starting that long before `start` can reach into
+    it: the district's limit for every instrument, a longer one only for the few whose rules allow it."""
+    check_free_range(start, end)
+    wanted = portion.closedopen(start, end)
+    district = district_rules(session)
+    district_open = open_intervals(district, start, end) == wanted
+    verdicts: dict[tuple[str, bool], bool] = {}
+    exceptions: list[int] = []
+    longer: dict[int, int] = {}  # instrument id → minutes a booking of it may take, where more than the district's
+    district_span = district.max_minutes + district.buffer_minutes
+    for rules in session.scalars(select(BookingRules).where(BookingRules.instrument_id.is_not(None))):
+        key = (json.dumps(rules.open_hours, sort_keys=True), rules.closed_on_holidays)
+        if key not in verdicts:
+            verdicts[key] = open_intervals(rules, start, end) == wanted
+        if verdicts[key] != district_open:
+            exceptions.append(rules.instrument_id)
+        if rules.max_minutes + rules.buffer_minutes > district_span:
+            longer[rules.instrument_id] = rules.max_minutes + rules.buffer_minutes
+    if district_open:
+        opened = Instrument.id.not_in(exceptions) if exceptions else sa.true()
+    else:
+        opened = Instrument.id.in_(exceptions) if exceptions else sa.false()
+
+    def booked(span_minutes: int) -> sa.Select:
+        return select(Booking.instrument_id).where(
+            Booking.state.in_(ACTIVE_BOOKING_STATES), Booking.start_at > start - timedelta(minutes=span_minutes),
+            Booking.start_at < end, Booking.block_end_at > start)
+
+    maintained = select(MaintenanceWindow.instrument_id).where(MaintenanceWindow.start_at < end,
+                                                               MaintenanceWindow.end_at > start)
+    conditions = [Instrument.state == InstrumentState.PUBLISHED, opened, Instrument.id.not_in(booked(district_span)),
+                  Instrument.id.not_in(maintained)]
+    if longer:
+        conditions.append(Instrument.id.not_in(
+            booked(max(longer.values())).where(Booking.instrument_id.in_(list(longer)))))
+    return conditions
 
 
 OrderKey = tuple[sa.ColumnElement, bool]  # (expression, descending)

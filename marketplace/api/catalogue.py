@@ -2,10 +2,12 @@
 read their instruments in other states by sending their bearer token."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
 from flask import current_app, url_for
+from flask_babel import gettext as _
 
 from core.api import text
 from core.auth import current_principal, public
@@ -13,6 +15,7 @@ from core.extensions import current_language, db
 from core.models import Industry
 from marketplace import catalogue, services
 from marketplace.api import bp
+from marketplace.api.bookings import check_range, instant
 from marketplace.catalogue import MAX_ID, MAX_PER_PAGE, CatalogueSort
 from marketplace.models import Instrument, InstrumentState, SharingMode, UserType
 
@@ -36,10 +39,23 @@ class InstrumentQuery(ma.Schema):
         "description": "Lowest hourly rate for district enterprises, in fen"})
     price_max = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0, max=MAX_FEN), metadata={
         "description": "Highest hourly rate for district enterprises, in fen"})
+    available_from = instant("Free from (with available_to): only published instruments open for the whole "
+                             "time, by their weekly hours and public holidays, that no booking or maintenance "
+                             "takes", load_default=None)
+    available_to = instant("Free until (exclusive; with available_from, at most 62 days after it)",
+                           load_default=None)
     sort = ma.fields.Enum(CatalogueSort, by_value=True, load_default=CatalogueSort.RELEVANCE, metadata={
         "description": "relevance (with q; newest without), name, price (lowest first), newest"})
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
+
+    @ma.validates_schema
+    def free_time_is_a_range(self, data: dict, **_kwargs: Any) -> None:
+        start, end = data.get("available_from"), data.get("available_to")
+        if (start is None) != (end is None):
+            raise ma.ValidationError(_("Give both available_from and available_to, or neither."),
+                                     "available_to" if end is None else "available_from")
+        check_range(start, end, end_field="available_to")
 
 
 class CategoryOut(ma.Schema):
@@ -134,12 +150,15 @@ class InstrumentPageOut(ma.Schema):
 @bp.response(200, InstrumentPageOut)
 def list_instruments(*, q: str | None, category: str | None, platform_id: int | None, industry: Industry | None,
                      large: bool | None, sharing_mode: SharingMode | None, price_min: int | None,
-                     price_max: int | None, sort: CatalogueSort, page: int, per_page: int):
+                     price_max: int | None, available_from: datetime | None, available_to: datetime | None,
+                     sort: CatalogueSort, page: int, per_page: int):
     """Search the public catalogue (published instruments and those under maintenance). Prices are the
-    hourly rates for district enterprises, in fen."""
+    hourly rates for district enterprises, in fen. With available_from and available_to, only the
+    instruments free for the whole of that time."""
     found = catalogue.search_catalogue(
         db.session, q=q, category=category, platform_id=platform_id, industry=industry, large=large,
-        sharing_mode=sharing_mode, price_min_fen=price_min, price_max_fen=price_max, sort=sort, page=page,
+        sharing_mode=sharing_mode, price_min_fen=price_min, price_max_fen=price_max, free_from=available_from,
+        free_to=available_to, sort=sort, page=page,
         per_page=per_page, large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"],
         dialect=db.session.get_bind().dialect.name, language=current_language())
     return {"items": found.items, "total": found.total, "page": found.page, "per_page": found.per_page}

@@ -2,6 +2,7 @@
 platform's public page."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app, render_template, request, send_from_directory
@@ -9,16 +10,18 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SearchField, SelectField
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, SearchField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from core.auth import AccessRule, current_principal, public
+from core.clock import from_local
 from core.extensions import current_language, db
 from core.models import INDUSTRY_LABELS, Industry
 from core.templating import NavItem
 from marketplace import catalogue as catalogue_service
 from marketplace import services
+from marketplace.availability import MAX_RANGE
 from marketplace.catalogue import MAX_ID, CatalogueSort
 from marketplace.models import SHARING_MODE_LABELS, InstrumentCategory, SharingMode
 from marketplace.views import bp, page_number
@@ -57,6 +60,9 @@ class CatalogueSearchForm(FlaskForm):
     large = BooleanField(_l("Large instruments only"))
     min_yuan = IntegerField(_l("Hourly rate from (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
     max_yuan = IntegerField(_l("Hourly rate up to (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
+    free_from = DateTimeLocalField(_l("Free from"), format="%Y-%m-%dT%H:%M", validators=[Optional()], description=_l(
+        "Beijing time: only instruments open and neither booked nor under maintenance for the whole time"))
+    free_to = DateTimeLocalField(_l("Free until"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
     sort = SelectField(_l("Sort by"), choices=[SelectChoice(s.value, label) for s, label in SORT_LABELS.items()],
                        default=CatalogueSort.RELEVANCE.value)
 
@@ -71,6 +77,29 @@ class CatalogueSearchForm(FlaskForm):
         if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
             raise ValidationError(_("The highest price is below the lowest."))
 
+    def validate_free_from(self, field: DateTimeLocalField) -> None:
+        if field.data is None:  # not a date and time: the field says so already
+            return
+        if not _within_years(field.data):
+            raise ValidationError(_("Give a time between the years 2000 and 2099."))
+        if not _given(self.free_to):
+            raise ValidationError(_("Give both the start and the end of the free time."))
+
+    def validate_free_to(self, field: DateTimeLocalField) -> None:
+        if field.data is None:
+            return
+        if not _within_years(field.data):
+            raise ValidationError(_("Give a time between the years 2000 and 2099."))
+        if not _given(self.free_from):
+            raise ValidationError(_("Give both the start and the end of the free time."))
+        start = self.free_from.data
+        if not _within_years(start):  # the start's own error shows
+            return
+        if field.data <= start:
+            raise ValidationError(_("The end must be after the start."))
+        if field.data - start > MAX_RANGE:
+            raise ValidationError(_("A range spans at most %(n)s days.", n=MAX_RANGE.days))
+
     def filters(self) -> dict:
         """The search_catalogue arguments this form asks for."""
         return {"q": (self.q.data or "").strip() or None, "category": self.category.data or None,
@@ -80,7 +109,18 @@ class CatalogueSearchForm(FlaskForm):
                 "large": True if self.large.data else None,
                 "price_min_fen": None if self.min_yuan.data is None else self.min_yuan.data * 100,
                 "price_max_fen": None if self.max_yuan.data is None else self.max_yuan.data * 100,
+                "free_from": from_local(self.free_from.data) if self.free_from.data else None,
+                "free_to": from_local(self.free_to.data) if self.free_to.data else None,
                 "sort": self.sort.data or CatalogueSort.RELEVANCE}
+
+
+def _given(field: DateTimeLocalField) -> bool:
+    return bool(field.raw_data and field.raw_data[0])
+
+
+def _within_years(value: datetime | None) -> bool:
+    """Times the calendar arithmetic takes without overflow."""
+    return value is not None and 2000 <= value.year <= 2099
 
 
 def _dialect() -> str:
