@@ -32,7 +32,7 @@ from marketplace.views import bp
 NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozenset()))]
 
 FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar may show (Mondays)
-SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Maintenance"), "hours": _l("Closed"),
+SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
                 "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
                 "busy": _l("Booked"), "free": _l("Free")}
 DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
