@@ -324,9 +324,18 @@ def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Acto
     record_audit(session, actor, f"booking.{to.value}", booking, before={"state": before},
                  after=booking.audit_view() | ({"note": note} if note else {}))
     if to == BookingState.REJECTED:
-        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
-    if to == BookingState.APPROVED and booking.payable_fen == 0:
+        _give_back(session, booking, actor=actor, now=now)
+    # paid for (or nothing to pay) while waiting for approval: confirmed on approval
+    if to == BookingState.APPROVED and (booking.payable_fen == 0 or booking.payment_state in (
+            PaymentState.AUTHORISED, PaymentState.PAID)):
         confirm_booking(session, booking, actor=actor, now=now)
+
+
+def _give_back(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> None:
+    """A booking that ended unserved: any authorisation or payment goes back, and the voucher's hold."""
+    if booking.payments:
+        payments.settle_cancellation(session, booking, fee_fen=0, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
 
 
 def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
@@ -430,11 +439,7 @@ def cancel_series(session: Session, booking: Booking, *, actor: Actor, user: Use
     """Cancel this occurrence and every later one of its series that can still be cancelled."""
     if booking.series_id is None:
         raise RuleBroken("not_a_series", _("This booking is not part of a series."))
-    later = session.scalars(select(Booking).where(Booking.series_id == booking.series_id,
-                                                  Booking.start_at >= booking.start_at,
-                                                  Booking.state.in_(ACTIVE_BOOKING_STATES))
-                            .order_by(Booking.start_at)).all()
-    cancelled = [b for b in later if can_cancel(user, b)]
+    cancelled = list_series_rest(session, booking, user)
     for occurrence in cancelled:
         cancel_booking(session, occurrence, actor=actor, user=user, now=now, reason=reason)
     return cancelled
@@ -454,7 +459,7 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
         booking.sequence += 1
         record_audit(session, actor, "booking.expired", booking, before={"state": before},
                      after={"state": booking.state.value})
-        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+        _give_back(session, booking, actor=actor, now=now)
     session.flush()
     return len(due)
 

@@ -62,17 +62,19 @@ class PaymentGatewayUnavailable(KequipError):
 # --- who may ------------------------------------------------------------------------------------
 
 def can_pay(user: User | None, booking: Booking) -> bool:
-    """The booker pays an approved booking's share until it is authorised or paid."""
+    """The booker pays a requested or approved booking's share until it is authorised or paid."""
     return user is not None and booking.booker_id == user.id and _awaits_payment(booking)
 
 
 def can_record_transfer(user: User | None, booking: Booking) -> bool:
-    """The owning platform's admins record a transfer for an approved booking still to be paid."""
+    """The owning platform's admins record a transfer for a booking still to be paid."""
     return bookings.can_manage(user, booking) and _awaits_payment(booking)
 
 
 def _awaits_payment(booking: Booking) -> bool:
-    return (booking.state == BookingState.APPROVED and booking.payable_fen > 0
+    """A share may be paid as soon as the booking is made: while it waits for approval too (confirmed on
+    approval, the authorisation released on rejection or expiry)."""
+    return (booking.state in (BookingState.REQUESTED, BookingState.APPROVED) and booking.payable_fen > 0
             and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
 
 
@@ -188,7 +190,8 @@ def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: U
     _drop_card_attempts(booking)
     session.flush()
     record_audit(session, actor, "payment.transfer_received", payment, before=before, after=_view(payment))
-    bookings.confirm_booking(session, booking, actor=actor, now=now)
+    if booking.state == BookingState.APPROVED:
+        bookings.confirm_booking(session, booking, actor=actor, now=now)
     return payment
 
 
@@ -516,7 +519,7 @@ def _derived_state(booking: Booking) -> PaymentState:
         return PaymentState.PAID
     if any(p.status == PaymentStatus.REQUIRES_CAPTURE for p in payments):
         return PaymentState.AUTHORISED
-    if booking.state == BookingState.APPROVED:
+    if booking.state in (BookingState.REQUESTED, BookingState.APPROVED):
         return PaymentState.DUE
     if any(p.method == PaymentMethod.CARD and p.status == PaymentStatus.CANCELED for p in payments):
         return PaymentState.RELEASED

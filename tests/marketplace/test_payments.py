@@ -469,3 +469,34 @@ def test_transfer_chosen_on_the_page_and_recorded_by_the_platform(session, appro
     assert (recorded.status_code, recorded.location) == (302, f"/bookings/{approved.id}")
     session.expire_all()
     assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.PAID)
+
+
+# --- paying while the platform decides ------------------------------------------------------------
+
+@pytest.fixture
+def requested(session, create_instrument, enterprise, monday_at):
+    """A booking of an instrument by appointment: it waits for the platform's approval, ¥900.00 to pay."""
+    instrument = create_instrument(state=InstrumentState.PUBLISHED, sharing_mode="appointment")
+    booking = bookings.book_instrument(session, actor=Actor.of(enterprise, "127.0.0.1"), user=enterprise,
+                                       instrument_id=instrument.id, start_at=monday_at(9), end_at=monday_at(11),
+                                       now=utcnow())
+    assert (booking.state, booking.payment_state) == (BookingState.REQUESTED, PaymentState.DUE)
+    return booking
+
+
+def test_a_share_paid_while_waiting_for_approval_confirms_on_approval(session, requested, pay, card, demo_user):
+    pay(requested, card())
+    assert (requested.state, requested.payment_state) == (BookingState.REQUESTED, PaymentState.AUTHORISED)
+    admin = demo_user("platform")
+    bookings.approve_booking(session, requested, actor=Actor.of(admin, None), user=admin, now=utcnow())
+    assert (requested.state, requested.payment_state) == (BookingState.CONFIRMED, PaymentState.AUTHORISED)
+
+
+def test_rejection_releases_an_authorisation_made_while_waiting(session, requested, pay, card, demo_user, stripe):
+    payment = pay(requested, card())
+    admin = demo_user("platform")
+    bookings.reject_booking(session, requested, actor=Actor.of(admin, None), user=admin, now=utcnow(),
+                            reason="当天仪器已安排内部实验")
+    assert (requested.state, requested.payment_state, payment.status) == (
+        BookingState.REJECTED, PaymentState.RELEASED, PaymentStatus.CANCELED)
+    assert [i["status"] for i in intents_of(stripe, requested)] == ["canceled"]
