@@ -115,7 +115,7 @@ class ProgrammeForm(FlaskForm):
 
 
 class ApplicationForm(FlaskForm):
-    enterprise_id = SelectField(_l("For the enterprise"), coerce=int)
+    enterprise_id = SelectField(_l("For the enterprise"), coerce=int, validators=[Optional()])  # none: the first
     requested_fen = yuan_field(_l("Amount asked (yuan)"))
     purpose = TextAreaField(_l("Purpose"), validators=[DataRequired(), Length(max=2000)],
                             description=_l("What the tests or services are for"))

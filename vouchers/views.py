@@ -204,10 +204,12 @@ def apply(programme_id: int):
     if form.validate_on_submit():
         written: list[str] = []
         try:
-            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data)]
+            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data or [])]
+            values = form.values()
+            values["enterprise_id"] = values["enterprise_id"] or listing.default_enterprise_id(db.session, user)
             with unit_of_work() as session:
                 application = services.apply_for_voucher(session, actor=current_actor(), user=user,
-                                                         programme_id=found.id, now=utcnow(), **form.values())
+                                                         programme_id=found.id, now=utcnow(), **values)
                 written = [a.stored_name for a in attachments.store(
                     session, checked, owner_type="application", owner_id=application.id, actor=current_actor(),
                     user=user, upload_dir=_upload_dir())]
