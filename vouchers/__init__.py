@@ -5,7 +5,12 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from vouchers import api, models, views  # noqa: F401  models: the tables must be known to Alembic
+    from core.scheduler import register_jobs
+    from vouchers import api, claims_api, claims_views, models, views  # noqa: F401  models: known to Alembic
+    from vouchers.jobs import JOBS
 
     views.register(app)
     api.register(app)
+    claims_views.register(app)
+    claims_api.register(app)
+    register_jobs(app, JOBS)
