@@ -213,7 +213,8 @@ def test_waitlist_pages_join_list_accept_and_withdraw(session, login_as, free_in
     joined = admin.post(f"/waitlist?instrument_id={free_instrument.id}",  # as the calendar's form sends it
                         data={"start": start.isoformat(), "end": end.isoformat()})
     assert joined.status_code == 302 and joined.location.endswith("/waitlist/mine")
-    first, second = session.scalars(select(WaitlistEntry).order_by(WaitlistEntry.id)).all()
+    first, second = session.scalars(select(WaitlistEntry).where(WaitlistEntry.instrument_id == free_instrument.id)
+                                    .order_by(WaitlistEntry.id)).all()
     assert (first.user.email, first.start_at, first.end_at) == ("enterprise@kequip.test", start, end)
     assert (second.user.email, second.start_at, second.end_at) == ("platform@kequip.test", start, end)
 
