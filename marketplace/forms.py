@@ -140,6 +140,8 @@ class BookingForm(FlaskForm):
     weeks = IntegerField(_l("Repeat weekly, this many times in all (optional)"),
                          validators=[Optional(), NumberRange(min=1, max=1000)])
     terms_id = IntegerField(widget=HiddenInput(), validators=[Optional()])
+    # the booker's usable vouchers (filled by the view); any id is passed on: the voucher rules refuse with a reason
+    voucher_id = SelectField(_l("Innovation voucher"), coerce=int, validate_choice=False, validators=[Optional()])
     accept_terms = BooleanField(_l("I have read and accept the service terms above"))
     preview = SubmitField(_l("Show the price"))
     submit = SubmitField(_l("Book"))

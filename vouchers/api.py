@@ -37,13 +37,14 @@ class LocalTime(ma.fields.AwareDateTime):
         return super()._serialize(None if value is None else to_local(value), attr, obj, **kwargs)
 
 
-def _id(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+def _id(*, strict: bool = True, **kwargs: Any) -> ma.fields.Integer:
+    """An id: a JSON number in a body (strict), digits in a query string."""
+    return ma.fields.Integer(strict=strict, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class VoucherQuery(ma.Schema):
-    programme_id = _id(load_default=None)
-    enterprise_id = _id(load_default=None)
+    programme_id = _id(strict=False, load_default=None)
+    enterprise_id = _id(strict=False, load_default=None)
     state = ma.fields.Enum(VoucherState, by_value=True, load_default=None)
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))

@@ -28,6 +28,7 @@ from marketplace.forms import BookingForm, CancelBookingForm
 from marketplace.models import (BOOKING_STATE_LABELS, PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS, BookingRules,
                                 BookingState, Instrument, UserType)
 from marketplace.views import bp
+from vouchers import services as vouchers
 
 NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozenset()))]
 
@@ -178,15 +179,58 @@ class Booker:
 
     user_type: UserType | None
     refusal: str | None
+    enterprise_id: int | None = None  # the enterprise booked for, whose vouchers may pay
 
 
 def _booker(user: User, instrument: Instrument) -> Booker:
     try:
-        user_type, _enterprise = bookings.classify_booker(db.session, user, instrument)
+        user_type, enterprise = bookings.classify_booker(db.session, user, instrument)
         bookings.check_instrument_bookable(instrument, user_type)
     except RuleBroken as error:
         return Booker(None, error.message)
-    return Booker(user_type, None)
+    return Booker(user_type, None, enterprise.id if enterprise else None)
+
+
+# --- the voucher part (vouchers.services.quote_voucher_part) --------------------------------------
+
+def _fill_vouchers(form: BookingForm, booker: Booker) -> None:
+    usable = vouchers.usable_vouchers(db.session, booker.enterprise_id, now=utcnow())
+    form.voucher_id.choices = [(0, _("No voucher"))] + [
+        (v.id, _("%(serial)s · %(balance)s left · valid until %(day)s", serial=v.serial,
+                 balance=format_yuan(v.balance_fen), day=to_local(v.expires_at).date().isoformat())) for v in usable]
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherBreakdown:
+    """The price in two parts before booking: what the voucher pays and the enterprise's share."""
+
+    voucher_fen: int
+    share_fen: int  # the price less the voucher part
+    payable_fen: int  # what the enterprise pays now: its share, or the whole price when it claims the part back
+    ratio: str  # "50.00 %"
+    note: str
+
+    def as_json(self) -> dict:
+        return {"voucher_fen": self.voucher_fen, "share_fen": self.share_fen, "payable_fen": self.payable_fen,
+                "voucher_text": format_yuan(self.voucher_fen), "share_text": format_yuan(self.share_fen),
+                "ratio": self.ratio, "note": self.note}
+
+
+def _voucher_breakdown(instrument: Instrument, booker: Booker, voucher_id: int | None,
+                       quote: bookings.Quote | None) -> VoucherBreakdown | None:
+    """None without a voucher or a price; RuleBroken (voucher_expired, voucher_not_eligible,
+    voucher_insufficient, related_party) when the voucher cannot pay here."""
+    if not voucher_id or quote is None:
+        return None
+    part = vouchers.quote_voucher_part(db.session, voucher_id, enterprise_id=booker.enterprise_id,
+                                       platform_id=instrument.platform_id, category_code=instrument.category.code,
+                                       price_fen=quote.price_fen, now=utcnow())
+    share = quote.price_fen - part.amount_fen
+    note = "" if part.enterprise_pays_fen == share else _(
+        "This programme is enterprise-reimbursed: you pay %(price)s and claim %(part)s back after the service.",
+        price=format_yuan(part.enterprise_pays_fen), part=format_yuan(part.amount_fen))
+    return VoucherBreakdown(part.amount_fen, share, part.enterprise_pays_fen,
+                            f"{Decimal(part.ratio_bp).scaleb(-2)} %", note)
 
 
 def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Booker, *, status: int = 200,
@@ -201,11 +245,18 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
     monday = max(min(first - timedelta(days=first.weekday()), LAST_DAY), FIRST_DAY)
     week_days = [monday + timedelta(days=n) for n in range(7)]
     rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now)
+    selection = _selection(instrument, booker.user_type, *chosen)
+    breakdown = None
+    try:
+        breakdown = _voucher_breakdown(instrument, booker, form.voucher_id.data, selection and selection.quote)
+    except RuleBroken as error:
+        if error.message not in form.voucher_id.errors:
+            form.voucher_id.errors = [*form.voucher_id.errors, error.message]
     return render_template(
         "marketplace/booking_calendar.html", instrument=instrument, form=form, booker=booker, rules=rules,
         rows=rows, grid=grid, view=view, monday=monday, week_days=week_days, today=today,
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
-        selection=_selection(instrument, booker.user_type, *chosen), alert=alert, conflict=conflict,
+        selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
         waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
 
@@ -216,9 +267,12 @@ def _book(form: BookingForm, instrument_id: int, user: User):
     common = {"actor": current_actor(), "user": user, "instrument_id": instrument_id, "start_at": start_at,
               "end_at": end_at, "now": utcnow(), "terms_id": form.terms_id.data or 0,
               "purpose": (form.purpose.data or "").strip()}
+    if form.weeks.data is not None and form.voucher_id.data:
+        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
+                         field="voucher_id")
     with unit_of_work() as session:
         if form.weeks.data is None:
-            booking = bookings.book_instrument(session, **common)
+            booking = bookings.book_instrument(session, voucher_id=form.voucher_id.data or None, **common)
         else:
             series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data, **common)
     if form.weeks.data is None:
@@ -237,6 +291,7 @@ def book_instrument(instrument_id: int):
     instrument = services.get_instrument(db.session, instrument_id, user)
     booker = _booker(user, instrument)
     form = BookingForm()
+    _fill_vouchers(form, booker)
     if not form.is_submitted():
         start, end = _aware_arg("start"), _aware_arg("end")
         form.start.data = to_local(start).replace(tzinfo=None) if start else None
@@ -262,7 +317,8 @@ def book_instrument(instrument_id: int):
 @bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/book/quote")
 @requires()
 def booking_quote(instrument_id: int):
-    """The price of ?start=&end= for the caller, for the calendar's script: {price_fen, text, busy}."""
+    """The price of ?start=&end= for the caller, for the calendar's script: {price_fen, text, busy}, and
+    with ?voucher_id= the voucher's part ({voucher: …}) or why it cannot pay ({voucher_error: {code, message}})."""
     user = current_principal()
     instrument = services.get_instrument(db.session, instrument_id, user)
     booker = _booker(user, instrument)
@@ -271,7 +327,14 @@ def booking_quote(instrument_id: int):
     selection = _selection(instrument, booker.user_type, _aware_arg("start"), _aware_arg("end"))
     if selection is None:
         return jsonify(error={"code": "invalid_range", "message": _("The end must be after the start.")}), 422
-    return jsonify(price_fen=selection.quote.price_fen, text=selection.text, busy=selection.busy)
+    answer = {"price_fen": selection.quote.price_fen, "text": selection.text, "busy": selection.busy}
+    try:
+        breakdown = _voucher_breakdown(instrument, booker, request.args.get("voucher_id", type=int),
+                                       selection.quote)
+        answer["voucher"] = breakdown.as_json() if breakdown else None
+    except RuleBroken as error:
+        answer["voucher_error"] = {"code": error.code, "message": error.message}
+    return jsonify(answer)
 
 
 # --- the booker's bookings ----------------------------------------------------------------------

@@ -23,6 +23,8 @@
   var price = form.querySelector("[data-testid=price]");
   var busyNote = form.querySelector("[data-testid=selection-busy]");
   var waitlist = document.querySelector("[data-testid=waitlist-form]");
+  var voucherSelect = form.querySelector("#voucher_id");
+  var breakdown = form.querySelector("[data-testid=voucher-breakdown]");
   var anchor = null;  // the first slot of the current selection
 
   function wallClock(iso) {  // "2026-12-07T09:00:00+08:00" → "2026-12-07T09:00", as a datetime-local input takes it
@@ -46,6 +48,7 @@
   function showQuote() {
     if (!startInput.value || !endInput.value) { return; }
     var query = new URLSearchParams({start: startInput.value, end: endInput.value});
+    if (voucherSelect && voucherSelect.value !== "0") { query.set("voucher_id", voucherSelect.value); }
     fetch(table.dataset.quoteUrl + "?" + query.toString(), {credentials: "same-origin",
                                                            headers: {"Accept": "application/json"}})
       .then(function (response) {
@@ -53,6 +56,7 @@
       })
       .then(function (answer) {
         price.textContent = answer.ok ? answer.body.text : answer.body.error.message;
+        showVoucher(answer.ok ? answer.body : {});
         var busy = answer.ok && answer.body.busy;
         if (busyNote) { busyNote.classList.toggle("d-none", !busy); }
         if (waitlist) {
@@ -62,6 +66,32 @@
         }
       })
       .catch(function () { price.textContent = ""; });
+  }
+
+  function showVoucher(body) {  // the voucher's part and the enterprise's share, or why the voucher cannot pay
+    if (!breakdown) { return; }
+    var part = body.voucher;
+    breakdown.classList.toggle("d-none", !part);
+    if (part) {
+      breakdown.querySelector("[data-testid=voucher-ratio]").textContent = part.ratio;
+      breakdown.querySelector("[data-testid=voucher-part]").textContent = part.voucher_text;
+      breakdown.querySelector("[data-testid=enterprise-share]").textContent = part.share_text;
+      breakdown.querySelector("[data-testid=voucher-note]").textContent = part.note;
+    }
+    if (voucherSelect) {
+      var feedback = voucherSelect.parentNode.querySelector(".invalid-feedback");
+      voucherSelect.classList.toggle("is-invalid", !!body.voucher_error);
+      if (body.voucher_error) {
+        if (!feedback) {
+          feedback = document.createElement("div");
+          feedback.className = "invalid-feedback d-block";
+          voucherSelect.parentNode.appendChild(feedback);
+        }
+        feedback.textContent = body.voucher_error.message;
+      } else if (feedback) {
+        feedback.textContent = "";
+      }
+    }
   }
 
   function select(cells) {
@@ -87,4 +117,5 @@
   [startInput, endInput].forEach(function (input) {
     input.addEventListener("change", function () { anchor = null; showQuote(); });
   });
+  if (voucherSelect) { voucherSelect.addEventListener("change", showQuote); }
 })();
