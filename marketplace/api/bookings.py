@@ -13,8 +13,8 @@ from core.api import text
 from core.auth import current_actor, current_principal, public, requires
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
-from core.errors import NotFound, RuleBroken
-from core.extensions import db
+from core.errors import NotFound
+from core.extensions import ErrorBody, db
 from marketplace import bookings, services
 from marketplace.api import bp
 from marketplace.availability import MAX_RANGE, compute_availability
@@ -92,7 +92,7 @@ class AvailabilityOut(ma.Schema):
 @public
 @bp.arguments(AvailabilityQuery, location="query", as_kwargs=True)
 @bp.response(200, AvailabilityOut)
-@bp.alt_response(404, description="No such instrument in the catalogue")
+@bp.alt_response(404, schema=ErrorBody, description="No such instrument in the catalogue")
 def instrument_availability(instrument_id: int, *, start: datetime, end: datetime):
     """Free and busy time of a catalogue instrument in [start, end): open hours (Asia/Shanghai), closed on
     Chinese public holidays and open on make-up working days, less bookings, buffers and maintenance."""
@@ -128,10 +128,6 @@ class BookingIn(ma.Schema):
     terms_id = ma.fields.Integer(load_default=None, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID),
                                  metadata={"description": "The id of the service terms the caller accepted; "
                                                           "omitted: the caller accepts the current terms"})
-    voucher_id = ma.fields.Integer(load_default=None, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID),
-                                   metadata={"description": "One of the caller's enterprise's innovation vouchers: "
-                                                            "its part of the price is held from now (single bookings "
-                                                            "only, not with recurrence)"})
 
 
 class BookingOut(ma.Schema):
@@ -202,16 +198,12 @@ CREATED = {"description": "The booking; with recurrence, the series: its booking
 @bp.arguments(BookingIn)
 @bp.response(201)
 @bp.doc(security=[{"bearer": []}], responses={201: CREATED})
-@bp.alt_response(404, description="No such instrument")
-@bp.alt_response(409, description="booking_conflict: the time is taken")
-@bp.alt_response(422, description="A rule refuses the booking; the code names it: outside_open_hours, too_short, "
-                                  "too_long, lead_time, beyond_horizon, holiday, maintenance, not_qualified, "
-                                  "instrument_unavailable, enterprise_not_verified, slot_granularity, "
-                                  "invalid_range, terms_changed; with voucher_id: voucher_expired (expired or "
-                                  "void), voucher_not_eligible (another enterprise's, or an instrument or platform "
-                                  "the programme does not cover), voucher_insufficient (nothing left to pay here), "
-                                  "related_party (the enterprise and the platform are related), "
-                                  "voucher_single_booking (with recurrence)")
+@bp.alt_response(404, schema=ErrorBody, description="No such instrument")
+@bp.alt_response(409, schema=ErrorBody, description="booking_conflict: the time is taken")
+@bp.alt_response(422, schema=ErrorBody, description=(
+    "A field is not valid (validation_error), or a rule refuses the booking and its code names it: "
+    "outside_open_hours, too_short, too_long, lead_time, beyond_horizon, holiday, maintenance, not_qualified, "
+    "instrument_unavailable, enterprise_not_verified, slot_granularity, invalid_range, terms_changed"))
 def create_booking(data: dict):
     """Book an instrument for the caller (for their verified enterprise, or as the platform's staff).
     Without approval and with nothing to pay, the booking is confirmed at once; else it waits for the
@@ -219,12 +211,9 @@ def create_booking(data: dict):
     user, actor = current_principal(), current_actor()
     common = {"actor": actor, "user": user, "instrument_id": data["instrument_id"], "start_at": data["start"],
               "end_at": data["end"], "now": utcnow(), "terms_id": data["terms_id"], "purpose": data["purpose"]}
-    if data["recurrence"] is not None and data["voucher_id"] is not None:
-        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
-                         field="voucher_id")
     with unit_of_work() as session:
         if data["recurrence"] is None:
-            answer = BookingOut().dump(bookings.book_instrument(session, voucher_id=data["voucher_id"], **common))
+            answer = BookingOut().dump(bookings.book_instrument(session, **common))
         else:
             series, booked, skipped = bookings.book_series(session, weeks=data["recurrence"]["weeks"], **common)
             answer = SeriesOut().dump({
@@ -265,7 +254,7 @@ def list_bookings(*, when: str, state: BookingState | None, page: int, per_page:
 @bp.route(f"/bookings/{BOOKING_ID}", methods=["GET"])
 @requires()
 @bp.response(200, BookingOut)
-@bp.alt_response(404, description="No such booking, or not one the caller may see")
+@bp.alt_response(404, schema=ErrorBody, description="No such booking, or not one the caller may see")
 @bp.doc(security=[{"bearer": []}])
 def get_booking(booking_id: int):
     """One booking: for its booker, the owning platform's staff and the bureau."""
@@ -286,9 +275,10 @@ class CancelOut(ma.Schema):
 @requires()
 @bp.arguments(CancelIn)
 @bp.response(200, CancelOut)
-@bp.alt_response(403, description="Only the booker and the platform's admins cancel")
-@bp.alt_response(404, description="No such booking, or not one the caller may see")
-@bp.alt_response(422, description="illegal_transition: the booking cannot be cancelled any more")
+@bp.alt_response(403, schema=ErrorBody, description="Only the booker and the platform's admins cancel")
+@bp.alt_response(404, schema=ErrorBody, description="No such booking, or not one the caller may see")
+@bp.alt_response(422, schema=ErrorBody,
+                 description="illegal_transition: the booking cannot be cancelled any more")
 @bp.doc(security=[{"bearer": []}])
 def cancel_booking(data: dict, booking_id: int):
     """Cancel a booking, by the booker or the platform, under the instrument's cancellation policy."""
