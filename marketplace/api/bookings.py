@@ -13,7 +13,7 @@ from core.api import text
 from core.auth import current_actor, current_principal, public, requires
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
-from core.errors import NotFound
+from core.errors import NotFound, RuleBroken
 from core.extensions import ErrorBody, db
 from marketplace import bookings, services
 from marketplace.api import bp
@@ -128,6 +128,10 @@ class BookingIn(ma.Schema):
     terms_id = ma.fields.Integer(load_default=None, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID),
                                  metadata={"description": "The id of the service terms the caller accepted; "
                                                           "omitted: the caller accepts the current terms"})
+    voucher_id = ma.fields.Integer(load_default=None, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID),
+                                   metadata={"description": "One of the caller's enterprise's innovation vouchers: "
+                                                            "its part of the price is held from now (single bookings "
+                                                            "only, not with recurrence)"})
 
 
 class BookingOut(ma.Schema):
@@ -203,7 +207,10 @@ CREATED = {"description": "The booking; with recurrence, the series: its booking
 @bp.alt_response(422, schema=ErrorBody, description=(
     "A field is not valid (validation_error), or a rule refuses the booking and its code names it: "
     "outside_open_hours, too_short, too_long, lead_time, beyond_horizon, holiday, maintenance, not_qualified, "
-    "instrument_unavailable, enterprise_not_verified, slot_granularity, invalid_range, terms_changed"))
+    "instrument_unavailable, enterprise_not_verified, slot_granularity, invalid_range, terms_changed; "
+    "with voucher_id: voucher_expired (expired or void), voucher_not_eligible (another enterprise's, or an "
+    "instrument or platform the programme does not cover), voucher_insufficient (nothing left to pay here), "
+    "related_party (the enterprise and the platform are related), voucher_single_booking (with recurrence)"))
 def create_booking(data: dict):
     """Book an instrument for the caller (for their verified enterprise, or as the platform's staff).
     Without approval and with nothing to pay, the booking is confirmed at once; else it waits for the
@@ -211,9 +218,12 @@ def create_booking(data: dict):
     user, actor = current_principal(), current_actor()
     common = {"actor": actor, "user": user, "instrument_id": data["instrument_id"], "start_at": data["start"],
               "end_at": data["end"], "now": utcnow(), "terms_id": data["terms_id"], "purpose": data["purpose"]}
+    if data["recurrence"] is not None and data["voucher_id"] is not None:
+        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
+                         field="voucher_id")
     with unit_of_work() as session:
         if data["recurrence"] is None:
-            answer = BookingOut().dump(bookings.book_instrument(session, **common))
+            answer = BookingOut().dump(bookings.book_instrument(session, voucher_id=data["voucher_id"], **common))
         else:
             series, booked, skipped = bookings.book_series(session, weeks=data["recurrence"]["weeks"], **common)
             answer = SeriesOut().dump({
