@@ -277,7 +277,8 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
         _notify_platform(session, booking, "booking_requested")
     else:
         _decide(session, booking, BookingState.APPROVED, actor=Actor.system("rule:no_approval_needed"), now=now)
-    _notify(session, booking, "booking_requested")
+    if booking.state != BookingState.CONFIRMED:  # confirmed at once: the confirmation is the only mail
+        _notify(session, booking, "booking_requested")
     return booking
 
 
@@ -546,6 +547,7 @@ def mail_context(booking: Booking) -> dict:
             "start": f"{local_start:%Y-%m-%d %H:%M}", "end": f"{local_end:%Y-%m-%d %H:%M}",
             "state": booking.state.value, "payable_fen": booking.payable_fen,
             "cancellation_fee_fen": booking.cancellation_fee_fen, "note": booking.decision_note or "",
+            "cancel_reason": booking.cancel_reason or "",
             "booker_name": booking.booker.name}
 
 

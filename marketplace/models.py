@@ -606,7 +606,11 @@ WAITLIST_STATE_LABELS = {
 class WaitlistEntry(db.Model):
     __tablename__ = "waitlist_entries"
     __table_args__ = (sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
-                      sa.Index("ix_waitlist_entries_instrument_state", "instrument_id", "state", "created_at"))
+                      sa.Index("ix_waitlist_entries_instrument_state", "instrument_id", "state", "created_at"),
+                      # one open entry per user and slot, however many requests race
+                      sa.Index("ix_waitlist_entries_open_once", "instrument_id", "user_id", "start_at", "end_at",
+                               unique=True, sqlite_where=sa.text("state IN ('waiting', 'offered')"),
+                               postgresql_where=sa.text("state IN ('waiting', 'offered')")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id", ondelete="CASCADE"))

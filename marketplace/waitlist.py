@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.audit import Actor, record_audit
@@ -65,10 +66,7 @@ def join_waitlist(session: Session, *, actor: Actor, user: User, instrument_id: 
     rules = effective_rules(session, instrument)
     bookings.check_time_rules(session, rules, instrument, start_at, end_at, now=now)
     bookings.check_qualification(session, rules, user, instrument, user_type, now=now)
-    existing = session.scalar(select(WaitlistEntry).where(
-        WaitlistEntry.instrument_id == instrument.id, WaitlistEntry.user_id == user.id,
-        WaitlistEntry.start_at == start_at, WaitlistEntry.end_at == end_at,
-        WaitlistEntry.state.in_(OPEN_STATES)))
+    existing = _open_entry(session, instrument.id, user.id, start_at, end_at)
     if existing is not None:
         return existing
     blocking = busy_bookings(session, instrument.id, start_at, _block_end(rules, end_at))
@@ -79,12 +77,23 @@ def join_waitlist(session: Session, *, actor: Actor, user: User, instrument_id: 
         raise RuleBroken("own_booking", _("You have booked this time yourself."), field="start")
     entry = WaitlistEntry(instrument_id=instrument.id, user_id=user.id, start_at=start_at, end_at=end_at,
                           state=WaitlistState.WAITING, created_at=now)
-    session.add(entry)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+    except IntegrityError:  # the same person joined the same slot in a request that won the race
+        return _open_entry(session, instrument.id, user.id, start_at, end_at)
     record_audit(session, actor, "waitlist_entry.waiting", entry,
                  after={"state": entry.state.value, "instrument_id": instrument.id,
                         "start_at": start_at.isoformat(), "end_at": end_at.isoformat()})
     return entry
+
+
+def _open_entry(session: Session, instrument_id: int, user_id: int, start_at: datetime,
+                end_at: datetime) -> WaitlistEntry | None:
+    return session.scalar(select(WaitlistEntry).where(
+        WaitlistEntry.instrument_id == instrument_id, WaitlistEntry.user_id == user_id,
+        WaitlistEntry.start_at == start_at, WaitlistEntry.end_at == end_at, WaitlistEntry.state.in_(OPEN_STATES)))
 
 
 def withdraw_waitlist_entry(session: Session, *, actor: Actor, user: User, entry_id: int,

@@ -264,6 +264,7 @@ def upgrade():
     with op.batch_alter_table('waitlist_entries', schema=None) as batch_op:
         batch_op.create_index('ix_waitlist_entries_instrument_state', ['instrument_id', 'state', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_waitlist_entries_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_waitlist_entries_open_once', ['instrument_id', 'user_id', 'start_at', 'end_at'], unique=True, sqlite_where=sa.text("state IN ('waiting', 'offered')"), postgresql_where=sa.text("state IN ('waiting', 'offered')"))
 
     # ### end Alembic commands ###
     now = datetime.now(timezone.utc)
