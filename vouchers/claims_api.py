@@ -25,7 +25,7 @@ SECURITY = [{"bearer": []}]
 
 class ClaimQuery(ma.Schema):
     state = ma.fields.Enum(ClaimState, by_value=True, load_default=None)
-    platform_id = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID), load_default=None)
+    platform_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), load_default=None)
     kind = ma.fields.Enum(ClaimKind, by_value=True, load_default=None)
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import BooleanField, DateField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from vouchers.claims import DECLARATION, MAX_TEXT
@@ -75,8 +76,8 @@ class ClaimFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    state = SelectField(_l("State"), choices=[("", _l("Every state"))] + [
-        (state.value, label) for state, label in CLAIM_STATE_LABELS.items()], validators=[Optional()])
+    state = SelectField(_l("State"), choices=[SelectChoice("", _l("Every state"))] + [
+        SelectChoice(state.value, label) for state, label in CLAIM_STATE_LABELS.items()], validators=[Optional()])
     platform_id = SelectField(_l("Platform"), coerce=int, validators=[Optional()])
 
 

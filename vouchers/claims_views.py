@@ -78,7 +78,7 @@ def _today() -> date:
 def _list(title: str, *, state: ClaimState | None = None, own_only: bool = False, new_endpoint: str | None = None):
     user = current_principal()
     form = ClaimFilterForm(request.args)
-    form.platform_id.choices = [(0, _("Every platform"))] + [(p.id, p.name) for p in _platforms()]
+    form.platform_id.choices = [SelectChoice(0, _("Every platform"))] + [SelectChoice(p.id, p.name) for p in _platforms()]
     form.validate()
     chosen_state = ClaimState(form.state.data) if form.state.data and not form.state.errors else state
     platform_id = None if form.platform_id.errors else form.platform_id.data or None
@@ -151,7 +151,7 @@ def new_provider_claim():
     user = current_principal()
     platforms = claims.claimable_platforms(db.session, user)
     form = ProviderClaimForm()
-    form.platform_id.choices = [(p.id, p.name) for p in platforms]
+    form.platform_id.choices = [SelectChoice(p.id, p.name) for p in platforms]
     chosen = request.args.get("platform_id", type=int) if request.method == "GET" else form.platform_id.data
     platform = next((p for p in platforms if p.id == chosen), platforms[0] if platforms else None)
     uses = claims.unclaimed_uses(db.session, ClaimKind.PROVIDER, platform.id) if platform else []
@@ -185,7 +185,7 @@ def new_enterprise_claim():
     user = current_principal()
     enterprises = claims.claimable_enterprises(db.session, user)
     form = EnterpriseClaimForm()
-    form.enterprise_id.choices = [(e.id, e.name) for e in enterprises]
+    form.enterprise_id.choices = [SelectChoice(e.id, e.name) for e in enterprises]
     chosen = request.args.get("enterprise_id", type=int) if request.method == "GET" else form.enterprise_id.data
     enterprise = next((e for e in enterprises if e.id == chosen), enterprises[0] if enterprises else None)
     uses = claims.unclaimed_uses(db.session, ClaimKind.ENTERPRISE, enterprise.id) if enterprise else []
@@ -218,7 +218,7 @@ def new_enterprise_claim():
 
 def _use_rows(uses: list[claims.Use]) -> list[tuple[claims.Use, str]]:
     serials = dict(db.session.execute(select(Voucher.id, Voucher.serial).where(
-        Voucher.id.in_({u.voucher_id for u in uses})))) if uses else {}
+        Voucher.id.in_({u.voucher_id for u in uses}))).all()) if uses else {}
     return [(use, serials.get(use.voucher_id, "")) for use in uses]
 
 

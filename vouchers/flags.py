@@ -118,7 +118,8 @@ class Flags:
 
 def _names(session: Session, model: type[Enterprise] | type[Platform], ids: Iterable[int]) -> dict[int, str]:
     wanted = set(ids)
-    return dict(session.execute(select(model.id, model.name).where(model.id.in_(wanted)))) if wanted else {}
+    return dict(session.execute(select(model.id, model.name).where(model.id.in_(wanted))).all()) \
+        if wanted else {}
 
 
 def frequent_pairs(session: Session, *, now: datetime, threshold: int = FREQUENT_BOOKINGS,

@@ -150,3 +150,39 @@ class Page(HTMLParser):
 
 def page_of(response) -> Page:
     return Page(response.get_data(as_text=True))
+
+
+# --- voucher uses: bookings served to completion (for claims and flags) ----------------------------------
+
+@pytest.fixture
+def serve_booking(session, demo_user):
+    """serve_booking(voucher, instrument, start, hours=2, member="enterprise", used=None): a booking paid by
+    the voucher, its share paid by a recorded bank transfer, checked in at its start and out at its end
+    (or after `used`, a timedelta) by the demo operator. Returns the completed booking. A start in the past
+    is booked the day before it (the services take `now`), so its use can be claimed today."""
+    from datetime import timedelta
+
+    from marketplace import bookings, payments
+    from marketplace.models import BookingState
+
+    def make(voucher: Voucher, instrument, start, *, hours: int = 2, member: str | User = "enterprise",
+             used: timedelta | None = None):
+        booker = demo_user(member) if isinstance(member, str) else member
+        admin, operator = demo_user("platform"), demo_user("operator")
+        end = start + timedelta(hours=hours)
+        booking = bookings.book_instrument(session, actor=Actor.of(booker, "127.0.0.1"), user=booker,
+                                           instrument_id=instrument.id, start_at=start, end_at=end,
+                                           now=min(utcnow(), start - timedelta(days=1)), voucher_id=voucher.id)
+        if booking.state == BookingState.REQUESTED:
+            bookings.approve_booking(session, booking, actor=Actor.of(admin, "127.0.0.1"), user=admin, now=utcnow())
+        if booking.payable_fen:
+            payments.choose_transfer(session, booking, actor=Actor.of(booker, "127.0.0.1"), user=booker, now=utcnow())
+            payments.record_transfer(session, booking, actor=Actor.of(admin, "127.0.0.1"), user=admin, now=utcnow(),
+                                     amount_fen=booking.payable_fen, received_on=to_local(utcnow()).date(),
+                                     reference=f"TRANSFER-{booking.id}")
+        bookings.check_in(session, booking, actor=Actor.of(operator, "127.0.0.1"), user=operator, now=start)
+        bookings.check_out(session, booking, actor=Actor.of(operator, "127.0.0.1"), user=operator,
+                           now=start + used if used is not None else end)
+        return booking
+
+    return make
