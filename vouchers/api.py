@@ -16,7 +16,7 @@ from core.auth import current_actor, current_principal, requires
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Forbidden
-from core.extensions import db
+from core.extensions import ErrorBody, db
 from core.models import Role
 from vouchers import listing, services
 from vouchers.models import ApplicationState, EntryKind, RedemptionMode, Voucher, VoucherState
@@ -131,7 +131,7 @@ def list_vouchers(*, programme_id: int | None, enterprise_id: int | None, state:
 @bp.route(f"/vouchers/<int(max={MAX_ID}):voucher_id>", methods=["GET"])
 @requires()
 @bp.response(200, VoucherDetailOut)
-@bp.alt_response(404, description="No such voucher, or not one the caller may see")
+@bp.alt_response(404, schema=ErrorBody, description="No such voucher, or not one the caller may see")
 @bp.doc(security=SECURITY)
 def get_voucher(voucher_id: int):
     """One voucher with its ledger."""
@@ -167,11 +167,12 @@ class ApplicationOut(ma.Schema):
 @requires(Role.ENTERPRISE_MEMBER)
 @bp.arguments(ApplicationIn)
 @bp.response(201, ApplicationOut)
-@bp.alt_response(403, description="forbidden: the caller is not a member of the enterprise")
-@bp.alt_response(404, description="not_found: no such programme")
-@bp.alt_response(422, description="programme_closed: the application window is not open; enterprise_not_verified: "
-                                  "the enterprise's credit code is not valid or not verified; application_pending: "
-                                  "the enterprise already has an application in review in this programme; invalid")
+@bp.alt_response(403, schema=ErrorBody, description="forbidden: the caller is not a member of the enterprise")
+@bp.alt_response(404, schema=ErrorBody, description="not_found: no such programme")
+@bp.alt_response(422, schema=ErrorBody, description=(
+    "programme_closed: the application window is not open; enterprise_not_verified: the enterprise's credit code "
+    "is not valid or not verified; application_pending: the enterprise already has an application in review in "
+    "this programme; validation_error, invalid: a field is not valid"))
 @bp.doc(security=SECURITY)
 def create_application(data: dict):
     """Apply for a voucher of a programme open for applications, for one of the caller's enterprises."""

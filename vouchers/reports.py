@@ -164,7 +164,7 @@ CHART_STYLE = Style(
 def _chart_options(title: str, *, height: int) -> dict:
     return {"title": title, "style": CHART_STYLE, "js": [], "disable_xml_declaration": True, "width": 900,
             "height": height, "legend_at_bottom": True, "legend_at_bottom_columns": 3, "print_values": False,
-            "value_formatter": lambda fen: format_yuan(int(fen or 0)), "show_minor_y_labels": False}
+            "value_formatter": lambda fen: format_yuan(int(fen or 0))}
 
 
 def pool_chart(figures: ProgrammeFigures, *, title: str) -> str:
@@ -181,9 +181,11 @@ def pool_chart(figures: ProgrammeFigures, *, title: str) -> str:
 
 
 def platform_chart(figures: ProgrammeFigures, *, title: str) -> str:
-    """Held, consumed and redeemed at each platform (the largest ones)."""
-    rows = figures.by_platform[:TOP_PLATFORMS_IN_CHART]
-    chart = pygal.HorizontalBar(**_chart_options(title, height=max(260, 100 + 48 * len(rows))))
+    """Held, consumed and redeemed at each platform (the largest ones, the largest on top)."""
+    rows = figures.by_platform[:TOP_PLATFORMS_IN_CHART][::-1]  # pygal draws the first label at the bottom
+    longest = max((len(row.label) for row in rows), default=0)
+    chart = pygal.HorizontalBar(**_chart_options(title, height=max(260, 100 + 60 * len(rows))), truncate_label=-1,
+                                margin_left=6 * longest)  # pygal measures Chinese labels as Latin: half as wide
     chart.x_labels = [row.label for row in rows]
     chart.add(_("Consumed"), [row.spent.consumed_fen for row in rows])
     chart.add(_("Redeemed"), [row.spent.redeemed_fen for row in rows])

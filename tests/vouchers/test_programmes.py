@@ -68,7 +68,8 @@ def test_the_edit_form_shows_yuan_and_percent_and_saves_changes(login_as, sessio
     client = login_as("bureau")
     html = client.get(f"/voucher-programmes/{programme.id}/edit").get_data(as_text=True)
     assert 'value="123456.78"' in html and 'value="33.33"' in html and 'value="66.50"' in html
-    response = client.post(f"/voucher-programmes/{programme.id}/edit", data=form(name=programme.name, order_cap_fen="99.99"))
+    response = client.post(f"/voucher-programmes/{programme.id}/edit",
+                           data=form(name=programme.name, order_cap_fen="99.99"))
     assert response.status_code == 302
     session.refresh(programme)
     assert programme.order_cap_fen == 9_999 and programme.pool_fen == 500_000_000
@@ -131,10 +132,12 @@ def used_programme(session, demo_user, create_programme, issue_voucher, create_i
     member = demo_user("enterprise")
     actor = Actor.of(member, "127.0.0.1")
     first = bookings.book_instrument(session, actor=actor, user=member, instrument_id=instrument.id,
-                                     start_at=workday_at(9, days=3), end_at=workday_at(11, days=3), now=utcnow(), voucher_id=spent.id)
+                                     start_at=workday_at(9, days=3), end_at=workday_at(11, days=3), now=utcnow(),
+                                     voucher_id=spent.id)
     services.consume_for_booking(session, booking_id=first.id, final_price_fen=1_000_00, actor=actor, now=utcnow())
     second = bookings.book_instrument(session, actor=actor, user=member, instrument_id=instrument.id,
-                                      start_at=workday_at(14, days=3), end_at=workday_at(15, days=3), now=utcnow(), voucher_id=spent.id)
+                                      start_at=workday_at(14, days=3), end_at=workday_at(15, days=3), now=utcnow(),
+                                      voucher_id=spent.id)
     return programme, instrument, first, second
 
 

@@ -142,8 +142,8 @@ def booking_page(login_as, session, demo_user, create_instrument):
 
         def post(voucher_id, *, hours: int = 2, preview: bool = True, **fields):
             start, end = workday_at(9, days=3), workday_at(9 + hours, days=3)
-            data = {"start": to_local(start).strftime("%Y-%m-%dT%H:%M"), "end": to_local(end).strftime("%Y-%m-%dT%H:%M"),
-                    "terms_id": str(terms.id), "voucher_id": str(voucher_id or 0), "accept_terms": "y"} | fields
+            data = {"start": to_local(start).strftime("%Y-%m-%dT%H:%M"),
+                    "end": to_local(end).strftime("%Y-%m-%dT%H:%M"), "terms_id": str(terms.id), "voucher_id": str(voucher_id or 0), "accept_terms": "y"} | fields
             data["preview" if preview else "submit"] = "y"
             return client.post(f"/instruments/{instrument.id}/book", data=data)
 
