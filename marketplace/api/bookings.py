@@ -95,7 +95,8 @@ class AvailabilityOut(ma.Schema):
 @bp.alt_response(404, schema=ErrorBody, description="No such instrument in the catalogue")
 def instrument_availability(instrument_id: int, *, start: datetime, end: datetime):
     """Free and busy time of a catalogue instrument in [start, end): open hours (Asia/Shanghai), closed on
-    Chinese public holidays and open on make-up working days, less bookings, buffers and maintenance."""
+    Chinese public holidays and open on make-up working days, less bookings, buffers and maintenance.
+    In the query string the offset's + is written %2B (a bare + reads as a space)."""
     instrument = services.get_instrument(db.session, instrument_id, None)
     if not instrument.is_in_catalogue:
         raise NotFound("not_found", _("There is no such instrument."))
