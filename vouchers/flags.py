@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.clock import to_local
 from core.models import Enterprise, Platform
@@ -160,12 +160,13 @@ def unused_completions(session: Session, *, now: datetime, usage: UsageSource = 
     """Completed voucher bookings of the last year with no usage recorded, or less than min_share_bp of
     the booked time."""
     b, i = bookings_table.c, instruments_table.c
+    enterprise, platform = aliased(Enterprise, flat=True), aliased(Platform, flat=True)
     rows = session.execute(
-        select(b.id, b.voucher_id, b.start_at, b.end_at, Enterprise.name, Platform.name, i.name_zh)
+        select(b.id, b.voucher_id, b.start_at, b.end_at, enterprise.name, platform.name, i.name_zh)
         .select_from(bookings_table)
         .join(instruments_table, i.id == b.instrument_id)
-        .join(Platform, Platform.id == i.platform_id)
-        .outerjoin(Enterprise, Enterprise.id == b.enterprise_id)
+        .join(platform, platform.id == i.platform_id)
+        .outerjoin(enterprise, enterprise.id == b.enterprise_id)
         .where(b.state == COMPLETED, b.voucher_id.is_not(None), b.start_at >= now - LOOKBACK)
         .order_by(b.start_at.desc())).all()
     used = usage(session, [row[0] for row in rows])
@@ -194,7 +195,7 @@ def repeated_amounts(session: Session, *, now: datetime, threshold: int = REPEAT
     found = []
     for enterprise_id, platform_id, amount, count in groups:
         voucher_ids = sorted(session.scalars(
-            select(LedgerEntry.voucher_id.distinct()).join(Voucher, Voucher.id == LedgerEntry.voucher_id).where(
+            select(LedgerEntry.voucher_id).distinct().join(Voucher, Voucher.id == LedgerEntry.voucher_id).where(
                 LedgerEntry.kind == EntryKind.CONSUME, LedgerEntry.platform_id == platform_id,
                 LedgerEntry.amount_fen == amount, Voucher.enterprise_id == enterprise_id)))
         found.append(AmountFlag(enterprise_id, enterprises.get(enterprise_id, ""), platform_id,
