@@ -77,6 +77,9 @@ class OrganisationForm(FlaskForm):
 
 class EnterpriseForm(OrganisationForm):
     legal_representative = StringField(_l("Legal representative"), validators=[DataRequired(), Length(max=100)])
+    actual_controller = StringField(_l("Actual controller (实际控制人)"), validators=[Optional(), Length(max=100)],
+                                    description=_l("Enterprises under one actual controller share one yearly "
+                                                   "voucher cap."))
     is_tech_sme = BooleanField(_l("Registered technology-based SME"))
 
 
@@ -91,6 +94,15 @@ class PlatformForm(OrganisationForm):
     industries = SelectMultipleField(_l("Industries"), choices=_choices(INDUSTRY_LABELS),
                                      validators=[DataRequired()])
     description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=5000)])
+    # the legal entity behind the platform (to tell related parties) and where voucher claims are paid
+    credit_code = StringField(_l("Unified social credit code of the legal entity"),
+                              validators=[Optional(), Length(18, 18), _check_credit_code])
+    legal_representative = StringField(_l("Legal representative"), validators=[Optional(), Length(max=100)])
+    actual_controller = StringField(_l("Actual controller (实际控制人)"), validators=[Optional(), Length(max=100)])
+    bank_account_name = StringField(_l("Bank account name"), validators=[Optional(), Length(max=200)])
+    bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=200)])
+    bank_account_number = StringField(_l("Bank account number"), validators=[Optional(), Length(max=40)],
+                                      description=_l("Voucher claims are paid to this account."))
 
 
 class VerificationForm(FlaskForm):

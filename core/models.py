@@ -227,6 +227,7 @@ class Enterprise(Organisation):
     def audit_view(self) -> dict[str, Any]:
         return super().audit_view() | {
             "credit_code": self.credit_code, "legal_representative": self.legal_representative,
+            "actual_controller": self.actual_controller,
             "is_tech_sme": self.is_tech_sme, "verification_state": str(self.verification_state)}
 
 
@@ -264,7 +265,10 @@ class Platform(Organisation):
     def audit_view(self) -> dict[str, Any]:
         return super().audit_view() | {
             "platform_type": str(self.platform_type), "legal_form": str(self.legal_form),
-            "industries": [str(i) for i in self.industries], "description": self.description}
+            "industries": [str(i) for i in self.industries], "description": self.description,
+            "credit_code": self.credit_code, "legal_representative": self.legal_representative,
+            "actual_controller": self.actual_controller, "bank_account_name": self.bank_account_name,
+            "bank_name": self.bank_name, "bank_account_number": self.bank_account_number}
 
 
 class PlatformIndustry(db.Model):

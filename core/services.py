@@ -230,16 +230,21 @@ def verify_enterprise(session: Session, enterprise: Enterprise, *, actor: Actor,
 
 
 EDITABLE_FIELDS = {
-    OrganisationKind.ENTERPRISE: ("name", "address", "legal_representative", "is_tech_sme"),
-    OrganisationKind.PLATFORM: ("name", "address", "platform_type", "legal_form", "industries", "description"),
+    OrganisationKind.ENTERPRISE: ("name", "address", "legal_representative", "actual_controller", "is_tech_sme"),
+    OrganisationKind.PLATFORM: ("name", "address", "platform_type", "legal_form", "industries", "description",
+                                "credit_code", "legal_representative", "actual_controller",
+                                "bank_account_name", "bank_name", "bank_account_number"),
     OrganisationKind.BUREAU: ("name", "address"),
 }
 BUREAU_ONLY_FIELDS = {"credit_code"}
+# Kept as NULL when left empty: the related-party check and claims treat a blank as "not recorded".
+OPTIONAL_TEXT_FIELDS = {"actual_controller", "bank_account_name", "bank_name", "bank_account_number"}
 
 
 def update_organisation(session: Session, organisation: Organisation, user: User, *, actor: Actor,
                         changes: dict[str, Any]) -> Organisation:
-    """Change what the organisation's managers may change; the credit code only the bureau."""
+    """Change what the organisation's managers may change; an enterprise's credit code only the bureau (a
+    platform's, the credit code of its legal entity, its admins too). Blank optional texts are kept as NULL."""
     ensure_may_manage_organisation(user, organisation)
     allowed = set(EDITABLE_FIELDS[organisation.kind])
     if isinstance(organisation, Enterprise) and user.has_role(Role.BUREAU_ADMIN):
@@ -253,7 +258,14 @@ def update_organisation(session: Session, organisation: Organisation, user: User
                                                              Organisation.id != organisation.id))
         if taken is not None:
             raise RuleBroken("name_taken", _("An organisation with this name exists already."), field="name")
-    if "credit_code" in changes:
+    for name in OPTIONAL_TEXT_FIELDS | ({"credit_code", "legal_representative"} if isinstance(organisation, Platform)
+                                       else set()):
+        if name in changes:
+            changes[name] = (changes[name] or "").strip() or None
+    if isinstance(organisation, Platform):
+        if changes.get("credit_code"):  # the platform's legal entity's, to tell related parties
+            changes["credit_code"] = normalise_credit_code(changes["credit_code"])
+    elif "credit_code" in changes:
         changes["credit_code"] = normalise_credit_code(changes["credit_code"])
         taken = session.scalar(select(Enterprise.id).where(Enterprise.credit_code == changes["credit_code"],
                                                            Enterprise.id != organisation.id))
