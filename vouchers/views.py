@@ -26,7 +26,8 @@ from vouchers import attachments, listing, reports, services
 from vouchers.forms import (ApplicationFilterForm, ApplicationForm, ApproveForm, AttachmentForm, ProgrammeForm,
                             RejectForm, SuspendForm, VoidForm, VoucherFilterForm, bp_to_percent)
 from vouchers.models import (APPLICATION_STATE_LABELS, ENTRY_KIND_LABELS, REDEMPTION_MODE_LABELS,
-                             VOUCHER_STATE_LABELS, VOUCHER_TRANSITIONS, Application, ApplicationState, VoucherState)
+                             VOUCHER_STATE_LABELS, VOUCHER_TRANSITIONS, Application, ApplicationState, Programme,
+                             VoucherState)
 
 bp = Blueprint("vouchers", __name__)
 
@@ -80,7 +81,7 @@ def programmes():
                            may_edit=current_principal().has_role(BUREAU))
 
 
-def _programme_form(programme=None) -> ProgrammeForm:
+def _programme_form(programme: Programme | None) -> ProgrammeForm:
     form = ProgrammeForm()
     form.fill_choices(listing.category_choices(db.session, current_language()), listing.platform_choices(db.session))
     if programme is not None and request.method == "GET":
@@ -95,36 +96,31 @@ def _programme_form(programme=None) -> ProgrammeForm:
 @bp.route("/voucher-programmes/new", methods=["GET", "POST"])
 @requires(BUREAU)
 def new_programme():
-    form = _programme_form()
-    if form.validate_on_submit():
-        try:
-            with unit_of_work() as session:
-                programme = services.create_programme(session, actor=current_actor(), user=current_principal(),
-                                                      values=form.values())
-        except RuleBroken as error:
-            _fail(form, error)
-        else:
-            flash(_("The programme is created."), "success")
-            return redirect(url_for("vouchers.programme", programme_id=programme.id))
-    return render_template("vouchers/programme_form.html", form=form, programme=None), \
-        422 if form.is_submitted() else 200
+    return _save_programme(None)
 
 
 @bp.route(f"/voucher-programmes/<{ID}:programme_id>/edit", methods=["GET", "POST"])
 @requires(BUREAU)
 def edit_programme(programme_id: int):
-    programme = listing.get_programme(db.session, programme_id)
+    return _save_programme(listing.get_programme(db.session, programme_id))
+
+
+def _save_programme(programme: Programme | None):
     form = _programme_form(programme)
     if form.validate_on_submit():
         try:
             with unit_of_work() as session:
-                services.update_programme(session, programme, actor=current_actor(), user=current_principal(),
-                                          values=form.values())
+                if programme is None:
+                    saved = services.create_programme(session, actor=current_actor(), user=current_principal(),
+                                                      values=form.values())
+                else:
+                    saved = services.update_programme(session, programme, actor=current_actor(),
+                                                      user=current_principal(), values=form.values())
         except RuleBroken as error:
             _fail(form, error)
         else:
             flash(_("Saved."), "success")
-            return redirect(url_for("vouchers.programme", programme_id=programme.id))
+            return redirect(url_for("vouchers.programme", programme_id=saved.id))
     return render_template("vouchers/programme_form.html", form=form, programme=programme), \
         422 if form.is_submitted() else 200
 
