@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import gettext as _
 from fpdf import FPDF, FontFace
-from fpdf.enums import WrapMode, XPos, YPos
+from fpdf.enums import XPos, YPos
 
 from core.clock import to_local
 from core.errors import KequipError
@@ -115,14 +115,13 @@ def claim_pdf(document: ClaimDocument) -> bytes:
     pdf.cell(0, 10, _title(document.claim), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="C")
     pdf.set_font(FONT, size=9.5)
     plain = FontFace(emphasis="", fill_color=(235, 235, 235))
-    with pdf.table(col_widths=(35, 145), first_row_as_headings=False, wrapmode=WrapMode.CHAR,
-                   line_height=6) as table:
+    with pdf.table(col_widths=(35, 145), first_row_as_headings=False, line_height=6) as table:
         for label, value in summary(document):
             row = table.row()
             row.cell(label, style=plain)
             row.cell(value)
     pdf.ln(4)
-    with pdf.table(col_widths=(26, 15, 38, 44, 21, 22, 24), headings_style=plain, wrapmode=WrapMode.CHAR,
+    with pdf.table(col_widths=(30, 14, 36, 42, 22, 22, 24), headings_style=plain,
                    text_align=("LEFT", "RIGHT", "LEFT", "LEFT", "LEFT", "RIGHT", "LEFT"), line_height=5.5,
                    ) as table:
         table.row(line_header())
@@ -138,8 +137,7 @@ def claim_pdf(document: ClaimDocument) -> bytes:
     pdf.set_font(FONT, size=10.5)
     pdf.cell(0, 7, _("Declaration"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9.5)
-    pdf.multi_cell(0, 5.5, document.claim.declaration, wrapmode=WrapMode.CHAR, new_x=XPos.LMARGIN,
-                   new_y=YPos.NEXT)
+    pdf.multi_cell(0, 5.5, document.claim.declaration, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
     pdf.cell(0, 6, _("Signed by %(name)s on %(when)s", name=document.signed_by, when=_when(document.claim.signed_at)),
              new_x=XPos.LMARGIN, new_y=YPos.NEXT)
