@@ -193,8 +193,8 @@ class BookingRulesForm(FlaskForm):
     qualification = SelectField(_l("Qualification"), choices=[
         SelectChoice(rule.value, label) for rule, label in QUALIFICATION_RULE_LABELS.items()])
     free_cancel_hours = _number_field(_l("Free cancellation until (hours before the start)"))
-    late_cancel_fee_pct = _number_field(_l("Late-cancellation fee (% of the price)"))
-    no_show_fee_pct = _number_field(_l("No-show fee (% of the price)"))
+    late_cancel_fee_pct = _number_field(_l("Late-cancellation fee (percent of the price)"))
+    no_show_fee_pct = _number_field(_l("No-show fee (percent of the price)"))
     no_show_grace_minutes = _number_field(_l("No-show after (minutes without check-in)"))
     waitlist_offer_minutes = _number_field(_l("Waitlist offer holds for (minutes)"))
     save = SubmitField(_l("Save the rules"))

@@ -399,11 +399,12 @@ def _cancel(booking_id: int, *, series: bool) -> None:
     if not fees:
         flash(_("Nothing was left to cancel."), "info")
     elif sum(fees):
-        flash(ngettext("Cancelled. The cancellation fee is %(fee)s.",
+        flash(ngettext("%(num)d booking cancelled. The cancellation fee is %(fee)s.",
                        "%(num)d bookings cancelled. The cancellation fees are %(fee)s in all.", len(fees),
                        fee=format_yuan(sum(fees))), "warning")
     else:
-        flash(ngettext("Cancelled free of charge.", "%(num)d bookings cancelled free of charge.", len(fees)),
+        flash(ngettext("%(num)d booking cancelled free of charge.", "%(num)d bookings cancelled free of charge.",
+                       len(fees)),
               "success")
 
 

@@ -6,12 +6,11 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
-from marketplace import bookings, services
+from marketplace import services
 from marketplace.availability import DayKind, day_kind
-from marketplace.models import Booking, InstrumentState
+from marketplace.models import InstrumentState
 
 
 def workday_at(hour: int, minute: int = 0, *, days: int) -> datetime:
@@ -25,17 +24,6 @@ def workday_at(hour: int, minute: int = 0, *, days: int) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=LOCAL_ZONE).astimezone(timezone.utc)
 
 
-@pytest.fixture
-def book(session, demo_user):
-    """book(instrument, start, end, user="enterprise", now=None, **kw) through bookings.book_instrument."""
-
-    def make(instrument, start_at, end_at, user="enterprise", now=None, **kwargs) -> Booking:
-        person = demo_user(user) if isinstance(user, str) else user
-        return bookings.book_instrument(session, actor=Actor.of(person, "127.0.0.1"), user=person,
-                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
-                                        now=now or utcnow(), **kwargs)
-
-    return make
 
 
 @pytest.fixture

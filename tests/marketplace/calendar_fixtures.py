@@ -1,17 +1,13 @@
 """Fixtures shared by the tests of the platform's calendar settings and pages."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from sqlalchemy import select
 
 from core import services as core_services
 from core.audit import Actor
 from core.clock import to_local
-from core.db import utcnow
 from core.models import Platform, Role, User
-from marketplace import bookings
 from marketplace.availability import DayKind, day_kind
 
 
@@ -28,17 +24,6 @@ def workday_at(monday_at):
     return make
 
 
-@pytest.fixture
-def book(session, demo_user):
-    """book(instrument, start, end, user="enterprise", now=None, terms_id=None) → Booking, through the service."""
-
-    def make(instrument, start_at, end_at, user: str = "enterprise", now: datetime | None = None, **extra):
-        person = demo_user(user)
-        return bookings.book_instrument(session, actor=Actor.of(person, None), user=person,
-                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
-                                        now=now or utcnow(), purpose="纤维成分分析", **extra)
-
-    return make
 
 
 @pytest.fixture

@@ -76,3 +76,36 @@ def free_instrument(create_instrument):
     """A published instrument with no fees: bookings of it are confirmed without payment."""
     zero = {name: 0 for name in services.FEE_FIELDS}
     return create_instrument(state=InstrumentState.PUBLISHED, **zero)
+
+
+@pytest.fixture
+def book(session, demo_user):
+    """book(instrument, start, end, user="enterprise", now=None, **kw) → Booking, through bookings.book_instrument."""
+    from marketplace import bookings
+
+    def make(instrument, start_at, end_at, user="enterprise", now=None, **kwargs):
+        person = demo_user(user) if isinstance(user, str) else user
+        kwargs.setdefault("purpose", "纤维成分分析")
+        return bookings.book_instrument(session, actor=Actor.of(person, "127.0.0.1"), user=person,
+                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
+                                        now=now or utcnow(), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def own_rules(session):
+    """own_rules(instrument, **changes): the instrument gets its own booking rules, the district's with changes."""
+    from marketplace.availability import effective_rules
+    from marketplace.models import BookingRules
+
+    def make(instrument, **changes) -> BookingRules:
+        district = effective_rules(session, instrument)
+        values = {c.key: getattr(district, c.key) for c in BookingRules.__table__.columns
+                  if c.key not in ("id", "instrument_id", "updated_at", "updated_by_id")}
+        rules = BookingRules(instrument_id=instrument.id, **(values | changes))
+        session.add(rules)
+        session.flush()
+        return rules
+
+    return make

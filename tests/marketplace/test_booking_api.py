@@ -15,7 +15,7 @@ from marketplace import bookings
 from marketplace.catalogue import search_catalogue
 from marketplace.models import Booking, InstrumentState, MaintenanceWindow, QualificationRule, SharingMode
 from marketplace.services import FEE_FIELDS
-from tests.marketplace.test_bookings import local, own_rules  # noqa: F401  (own_rules is a fixture)
+from tests.marketplace.test_bookings import local
 
 ZERO_FEES = {name: 0 for name in FEE_FIELDS}
 

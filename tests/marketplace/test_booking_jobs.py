@@ -14,7 +14,7 @@ from core.models import AuditEntry, OutboxMessage
 from core.outbox import render_mail
 from marketplace import bookings, jobs, payments, waitlist
 from marketplace.models import BookingState, InstrumentState, PaymentState
-from tests.marketplace.booking_fixtures import appointment_instrument, book, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
 HOUR = timedelta(hours=1)
 

@@ -16,7 +16,7 @@ from core.errors import Conflict, Forbidden, IllegalTransition, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User, VerificationState
 from core.states import move
 from marketplace import bookings
-from marketplace.availability import DayKind, compute_availability, day_kind, effective_rules
+from marketplace.availability import DayKind, compute_availability, day_kind
 from marketplace.models import (BOOKING_TRANSITIONS, Booking, BookingRules, BookingState, InstrumentState,
                                 MaintenanceWindow, PaymentState, Qualification, QualificationRule, SharingMode,
                                 UserType)
@@ -26,33 +26,8 @@ def local(year, month, day, hour, minute=0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=LOCAL_ZONE).astimezone(timezone.utc)
 
 
-@pytest.fixture
-def book(session, demo_user):
-    """book(instrument, start, end, user="enterprise", now=None, **kw) through the real service."""
-
-    def make(instrument, start_at, end_at, user="enterprise", now=None, **kwargs) -> Booking:
-        person = demo_user(user) if isinstance(user, str) else user
-        return bookings.book_instrument(session, actor=Actor.of(person, "127.0.0.1"), user=person,
-                                        instrument_id=instrument.id, start_at=start_at, end_at=end_at,
-                                        now=now or utcnow(), **kwargs)
-
-    return make
 
 
-@pytest.fixture
-def own_rules(session):
-    """own_rules(instrument, **changes): the instrument gets its own rules, the district's with changes."""
-
-    def make(instrument, **changes) -> BookingRules:
-        district = effective_rules(session, instrument)
-        values = {c.key: getattr(district, c.key) for c in BookingRules.__table__.columns
-                  if c.key not in ("id", "instrument_id", "updated_at", "updated_by_id")}
-        rules = BookingRules(instrument_id=instrument.id, **(values | changes))
-        session.add(rules)
-        session.flush()
-        return rules
-
-    return make
 
 
 def refusal_code(call) -> str:

@@ -17,7 +17,7 @@ from core.outbox import render_mail
 from marketplace import bookings, calendar_admin
 from marketplace.availability import district_rules, effective_rules
 from marketplace.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
-from tests.marketplace.calendar_fixtures import book, other_admin, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from core.db import utcnow
 from core.models import AuditEntry
 from marketplace import bookings, ics
 from marketplace.models import Booking, BookingState, InstrumentState, MaintenanceWindow
-from tests.marketplace.booking_fixtures import appointment_instrument, book, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
 FEED_URL = re.compile(r'data-testid="feed-url">([^<]+)<')
 

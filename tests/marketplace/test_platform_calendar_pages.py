@@ -15,7 +15,7 @@ from core.models import OutboxMessage
 from marketplace import bookings, calendar_admin
 from marketplace.availability import effective_rules
 from marketplace.models import BookingState, InstrumentState, MaintenanceWindow, Qualification, ServiceTerms
-from tests.marketplace.calendar_fixtures import book, other_admin, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

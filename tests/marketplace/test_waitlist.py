@@ -17,7 +17,7 @@ from core.jobs import send_outbox
 from core.models import AuditEntry, OutboxMessage
 from marketplace import bookings, jobs, waitlist
 from marketplace.models import BookingState, MaintenanceWindow, WaitlistEntry, WaitlistState
-from tests.marketplace.booking_fixtures import book, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.booking_fixtures import workday_at
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
