@@ -85,7 +85,7 @@ def test_a_provider_claim_gathers_exactly_the_unclaimed_uses_of_its_period(
     assert claim.total_fen == 80_000 and claim.state == ClaimState.SUBMITTED
     assert (claim.bank_account_name, claim.bank_name, claim.bank_account_number) == (
         "柯桥测试平台", "中国银行柯桥支行", "6216610000001")
-    assert claim.signed_by_id == admin.id and claim.declaration.startswith("I declare")
+    assert claim.signed_by_id == admin.id and claim.declaration == str(claims.DECLARATION)
     assert {line.served_on for line in claim.lines} == {served_on(first)}
     rows = claims.claim_rows(session, claim)
     assert {(r.serial, r.enterprise_name, r.instrument_name) for r in rows} == {
@@ -374,7 +374,7 @@ def test_the_claim_downloads_as_xlsx_with_formulas_kept_as_text(session, demo_us
     assert f"claim-{claim.id}.xlsx" in response.headers["Content-Disposition"]
     workbook = openpyxl.load_workbook(io.BytesIO(response.data))
     facts, lines = workbook.worksheets
-    assert ["Total", "¥400.00"] in [[c.value for c in row] for row in facts.iter_rows()]
+    assert ["合计", "¥400.00"] in [[c.value for c in row] for row in facts.iter_rows()]  # zh_CN, the default
     rows = [[c.value for c in row] for row in lines.iter_rows()]
     assert rows[1][:5] == [issued.serial, booking.id, "'=HYPERLINK(\"http://x\") 测试企业", instrument.name_zh,
                            served_on(booking).isoformat()]
@@ -390,8 +390,8 @@ def test_the_claim_downloads_as_pdf_with_chinese_text(session, demo_user, login_
     # fpdf2 embeds the font's encoding as a CMap stream, which pypdf reads one byte at a time: drop the NULs
     text = re.sub(r"[\s\x00]+", "", "".join(page.extract_text()
                                              for page in PdfReader(io.BytesIO(response.data)).pages))
-    for expected in (voucher.enterprise.name, instrument.name_zh, "中国银行柯桥支行", "柯桥测试平台", voucher.serial,
-                     "¥400.00"):
+    for expected in (f"创新券兑付申请 第 {claim.id} 号", "本单位承诺", voucher.enterprise.name, instrument.name_zh,
+                     "中国银行柯桥支行", "柯桥测试平台", voucher.serial, "¥400.00"):
         assert re.sub(r"\s+", "", expected) in text, expected
 
 
