@@ -21,10 +21,10 @@ from marketplace import payments
 from marketplace.availability import (busy_bookings, effective_rules, holiday_days, maintenance_windows,
                                       open_intervals)
 from vouchers import services as vouchers
-from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking,
-                                BookingRules, BookingSeries, BookingState, Instrument, InstrumentState,
-                                PaymentState, Qualification, QualificationRule, ServiceTerms, SharingMode,
-                                UserType)
+from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS,
+                                INSTRUMENT_STATE_LABELS, Booking, BookingRules, BookingSeries, BookingState,
+                                Instrument, InstrumentState, PaymentState, Qualification, QualificationRule,
+                                ServiceTerms, SharingMode, UserType)
 
 CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
 MAX_SERIES_WEEKS = 26
@@ -155,7 +155,8 @@ def _refuse(code: str, message: str, field: str = "start") -> RuleBroken:
 def check_instrument_bookable(instrument: Instrument, user_type: UserType) -> None:
     if instrument.state != InstrumentState.PUBLISHED:
         raise _refuse("instrument_unavailable", _("This instrument cannot be booked now (%(state)s).",
-                                                  state=instrument.state.value), "instrument_id")
+                                                  state=str(INSTRUMENT_STATE_LABELS[instrument.state])),
+                      "instrument_id")
     if instrument.sharing_mode == SharingMode.INTERNAL and user_type != UserType.OWN_STAFF:
         raise _refuse("instrument_unavailable", _("This instrument is for its platform's internal use only."),
                       "instrument_id")
