@@ -20,11 +20,11 @@ from core.states import move
 from marketplace import payments
 from marketplace.availability import (busy_bookings, effective_rules, holiday_days, maintenance_windows,
                                       open_intervals)
-from vouchers import services as vouchers
 from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS,
                                 INSTRUMENT_STATE_LABELS, Booking, BookingRules, BookingSeries, BookingState,
                                 Instrument, InstrumentState, PaymentState, Qualification, QualificationRule,
                                 ServiceTerms, SharingMode, UserType)
+from vouchers import services as vouchers
 
 CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
 MAX_SERIES_WEEKS = 26
