@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask_babel import force_locale, gettext
 from PIL import Image
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -32,6 +33,12 @@ def jpeg_bytes() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), "blue").save(out, "JPEG")
     return out.getvalue()
+
+
+def said(app, msgid: str, **values) -> str:
+    """A message as the pages show it: in Chinese, the default language (the msgid while untranslated)."""
+    with app.test_request_context(), force_locale("zh_CN"):
+        return gettext(msgid, **values)
 
 
 def application_form(**changes) -> dict:
@@ -67,14 +74,14 @@ def test_an_enterprise_member_applies_with_files(app, login_as, session, demo_us
     assert len(mine.all("application-row")) == 1
 
 
-@pytest.mark.parametrize("name, data, code_text", [
-    ("fake.pdf", b"just some text, not a PDF", "not a PDF, JPEG or PNG"),
-    ("picture.png", b"GIF89a" + b"\x00" * 40, "not a PDF, JPEG or PNG"),
-    ("empty.pdf", b"", "empty"),
-    ("huge.pdf", b"%PDF-" + b"0" * (10 * 1024 * 1024), "larger than 10 MB"),
+@pytest.mark.parametrize("name, data, message", [
+    ("fake.pdf", b"just some text, not a PDF", "%(name)s is not a PDF, JPEG or PNG file."),
+    ("picture.png", b"GIF89a" + b"\x00" * 40, "%(name)s is not a PDF, JPEG or PNG file."),
+    ("empty.pdf", b"", "%(name)s is empty."),
+    ("huge.pdf", b"%PDF-" + b"0" * (10 * 1024 * 1024), "%(name)s is larger than 10 MB."),
 ])
 def test_files_are_refused_by_content_and_size_and_nothing_is_kept(app, login_as, session, create_programme, name,
-                                                                   data, code_text):
+                                                                   data, message):
     programme = create_programme()
     folder = Path(app.config["UPLOAD_DIR"]) / "vouchers"
     before = set(folder.iterdir()) if folder.exists() else set()
@@ -85,7 +92,7 @@ def test_files_are_refused_by_content_and_size_and_nothing_is_kept(app, login_as
                                            content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 422
     page = page_of(response)
-    assert page.invalid == {"attachments"} and code_text in response.get_data(as_text=True)
+    assert page.invalid == {"attachments"} and said(app, message, name=name) in response.get_data(as_text=True)
     assert applications_of(session, programme) == []
     assert (set(folder.iterdir()) if folder.exists() else set()) == before
 
@@ -137,7 +144,7 @@ def test_others_cannot_add_files_and_a_decided_application_takes_none(login_as, 
 
 
 @pytest.mark.parametrize("window", ["past", "future"])
-def test_applying_is_refused_when_the_window_is_closed(login_as, session, create_programme, window):
+def test_applying_is_refused_when_the_window_is_closed(app, login_as, session, create_programme, window):
     today = to_local(utcnow()).date()
     days = [-20, -1] if window == "past" else [1, 20]
     programme = create_programme(applications_open_on=today + timedelta(days=days[0]),
@@ -145,19 +152,22 @@ def test_applying_is_refused_when_the_window_is_closed(login_as, session, create
     client = login_as("enterprise")
     assert page_of(client.get(f"/voucher-programmes/{programme.id}/apply")).all("closed")
     response = client.post(f"/voucher-programmes/{programme.id}/apply", data=application_form())
-    assert response.status_code == 422 and "takes no applications now" in response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert said(app, "This programme takes no applications now.") in response.get_data(as_text=True)
     assert applications_of(session, programme) == []
     assert programme.name not in client.get("/voucher-programmes/open").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("enterprise", [{"verified": False}, {"credit_code": "91330621MA2000999X"}])
-def test_applying_is_refused_for_an_unverified_enterprise_or_an_invalid_credit_code(login_as, session, create_member,
-                                                                                    create_programme, enterprise):
+def test_applying_is_refused_for_an_unverified_enterprise_or_an_invalid_credit_code(app, login_as, session,
+                                                                                    create_member, create_programme,
+                                                                                    enterprise):
     programme = create_programme()
     member = create_member(**enterprise)
     response = login_as(member.email).post(f"/voucher-programmes/{programme.id}/apply", data=application_form())
     assert response.status_code == 422
-    assert "must be valid and verified" in response.get_data(as_text=True)
+    assert said(app, "Your enterprise's unified social credit code must be valid and verified by the bureau before "
+                     "it applies.") in response.get_data(as_text=True)
     assert applications_of(session, programme) == []
 
 
@@ -207,7 +217,7 @@ def test_the_bureau_rejects_with_a_reason(login_as, session, apply_for):
     assert page.text("decision-note") == "材料不全"
 
 
-def test_the_pool_is_never_passed(login_as, session, create_programme, create_member, apply_for):
+def test_the_pool_is_never_passed(app, login_as, session, create_programme, create_member, apply_for):
     programme = create_programme(pool_fen=100_00)
     first = apply_for(programme=programme, requested_fen=60_00)
     second = apply_for(user=create_member(), programme=programme, requested_fen=60_00)
@@ -215,7 +225,7 @@ def test_the_pool_is_never_passed(login_as, session, create_programme, create_me
     client.post(f"/voucher-applications/{first.id}/approve", data={f"a{first.id}-amount_fen": "60"})
     refused = client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "60"},
                           follow_redirects=True)
-    assert "pool does not have this much left" in refused.get_data(as_text=True)
+    assert said(app, "The programme's pool does not have this much left.") in refused.get_data(as_text=True)
     session.refresh(programme), session.refresh(second)
     assert (programme.issued_fen, second.state) == (60_00, ApplicationState.SUBMITTED)
     client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "40"})
@@ -223,8 +233,9 @@ def test_the_pool_is_never_passed(login_as, session, create_programme, create_me
     assert (programme.issued_fen, second.approved_fen) == (100_00, 40_00)
 
 
-def test_one_controller_group_shares_one_yearly_cap_and_the_bureau_sees_the_group(login_as, session, create_member,
-                                                                                 create_programme, apply_for):
+def test_one_controller_group_shares_one_yearly_cap_and_the_bureau_sees_the_group(app, login_as, session,
+                                                                                 create_member, create_programme,
+                                                                                 apply_for):
     programme = create_programme(enterprise_year_cap_fen=100_00)
     sister, brother, outsider = (create_member(actual_controller="张三"), create_member(actual_controller=" 张三 "),
                                  create_member(actual_controller="李四"))
@@ -242,7 +253,8 @@ def test_one_controller_group_shares_one_yearly_cap_and_the_bureau_sees_the_grou
     assert enterprise_of(sister).name in rows[str(second.id)]["text"]
     refused = client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "70"},
                           follow_redirects=True)
-    assert "¥30.00 left of its yearly cap" in refused.get_data(as_text=True)
+    assert said(app, "The enterprise's group has %(left)s left of its yearly cap.", left="¥30.00") \
+        in refused.get_data(as_text=True)
     client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "30"})
     client.post(f"/voucher-applications/{third.id}/approve", data={f"a{third.id}-amount_fen": "70"})
     session.refresh(second), session.refresh(third)
