@@ -1,7 +1,7 @@
 """What every template may use: the navigation by role, labels, and local-time formatting."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -23,16 +23,41 @@ class NavItem:
     endpoint: str
     label: object
     rule: AccessRule
+    group: object | None = None  # items of one group share a drop-down menu, where the first of them stands
 
 
-def register_nav(app: Flask, items: list[NavItem]) -> None:
-    app.extensions.setdefault(NAV_EXTENSION, []).extend(items)
+@dataclass(frozen=True)
+class NavGroup:
+    label: object
+    items: list[NavItem]
+
+
+def register_nav(app: Flask, items: list[NavItem], *, group: object | None = None) -> None:
+    """Add a package's menu items; with a group, they share one drop-down menu."""
+    app.extensions.setdefault(NAV_EXTENSION, []).extend(
+        item if group is None or item.group is not None else replace(item, group=group) for item in items)
 
 
 def nav_for(user: User | None) -> list[NavItem]:
     """Public items for everyone, the others for the logged-in people their rule lets in."""
     return [item for item in current_app.extensions.get(NAV_EXTENSION, [])
             if item.rule.is_public or (user is not None and item.rule.allows(user))]
+
+
+def nav_menu(user: User | None) -> list[NavItem | NavGroup]:
+    """nav_for's items with each group gathered into one drop-down (a group of one stays an item)."""
+    groups: dict[str, list[NavItem]] = {}
+    for item in nav_for(user):
+        if item.group is not None:
+            groups.setdefault(str(item.group), []).append(item)
+    menu: list[NavItem | NavGroup] = []
+    for item in nav_for(user):
+        members = groups.get(str(item.group), []) if item.group is not None else []
+        if len(members) < 2:
+            menu.append(item)
+        elif members[0] is item:
+            menu.append(NavGroup(item.group, members))
+    return menu
 
 
 CORE_NAV = [
@@ -95,7 +120,7 @@ def register(app: Flask) -> None:
     @app.context_processor
     def inject() -> dict:
         user = current_principal() if has_request_context() else None
-        return {"principal": user, "nav_items": nav_for(user), "current_locale": current_language(),
+        return {"principal": user, "nav_items": nav_menu(user), "current_locale": current_language(),
                 "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
                 "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
                 "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,

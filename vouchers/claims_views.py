@@ -437,5 +437,5 @@ def declare_related():
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
-    register_nav(app, NAV)
+    register_nav(app, NAV, group=_l("Innovation vouchers"))
     app.context_processor(lambda: {"CLAIM_STATE_LABELS": CLAIM_STATE_LABELS})

@@ -42,7 +42,7 @@ NAV = [
     NavItem("vouchers.programmes", _l("Voucher programmes"), AccessRule(frozenset(READERS))),
     NavItem("vouchers.applications", _l("Voucher applications"), AccessRule(frozenset({BUREAU, Role.AUDITOR}))),
     NavItem("vouchers.vouchers", _l("Vouchers"), AccessRule(frozenset(READERS))),
-    NavItem("vouchers.open_programmes", _l("Innovation vouchers"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
+    NavItem("vouchers.open_programmes", _l("Apply for a voucher"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
     NavItem("vouchers.my_vouchers", _l("My vouchers"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
 ]
 
@@ -414,7 +414,7 @@ def percent(basis_points: int) -> str:
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
-    register_nav(app, NAV)
+    register_nav(app, NAV, group=_l("Innovation vouchers"))
     app.add_template_filter(percent)
     app.context_processor(lambda: {
         "APPLICATION_STATE_LABELS": APPLICATION_STATE_LABELS, "VOUCHER_STATE_LABELS": VOUCHER_STATE_LABELS,

@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from core.auth import current_principal
 from core.errors import Forbidden
@@ -60,8 +61,9 @@ def register(app: Flask) -> None:
     from marketplace.models import FIELD_LABELS, INSTRUMENT_STATE_LABELS, SHARING_MODE_LABELS, USER_TYPE_LABELS
 
     app.register_blueprint(bp)
-    register_nav(app, [*catalogue.NAV, *bookings.NAV, *registry.NAV, *platform_calendar.NAV, *imports.NAV,
-                      *releases.NAV, *payments.NAV, *calendars.NAV, *waitlist.NAV])
+    register_nav(app, [*catalogue.NAV, *registry.NAV, *imports.NAV, *releases.NAV])
+    register_nav(app, [*bookings.NAV, *waitlist.NAV, *calendars.NAV, *platform_calendar.NAV, *payments.NAV],
+                 group=_l("Bookings"))
     app.add_template_filter(field_value)
     app.context_processor(lambda: {"INSTRUMENT_STATE_LABELS": INSTRUMENT_STATE_LABELS, "FIELD_LABELS": FIELD_LABELS,
                                    "SHARING_MODE_LABELS": SHARING_MODE_LABELS, "USER_TYPE_LABELS": USER_TYPE_LABELS})
