@@ -24,6 +24,10 @@ from marketplace.models import (BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booki
                                 Instrument, MaintenanceWindow, Payment, PaymentMethod, PaymentPurpose, PaymentState,
                                 PaymentStatus, Qualification, QualificationRule, ServiceTerms, WaitlistEntry,
                                 WaitlistState)
+from vouchers import claims as voucher_claims
+from vouchers import demo as voucher_demo
+from vouchers import services as voucher_services
+from vouchers.models import ClaimKind
 
 ACTOR = Actor.system("demo:load")
 
@@ -100,9 +104,12 @@ def _platform(session: Session, index: int) -> Platform:
 
 
 def load_into(session: Session) -> int:
-    """The instruments and two releases, then the bookings: each part once."""
+    """The instruments and two releases, then the bookings: each part once. Some bookings spend the demo
+    programme's vouchers, so the vouchers' part loads first, whichever package registered first (it loads
+    once: the second call adds nothing)."""
     created = _load_instruments(session)
     if not session.scalar(select(func.count()).select_from(Booking)):
+        created += voucher_demo.load_into(session)
         created += load_bookings(session, now=utcnow())
     return created
 
@@ -203,6 +210,7 @@ class Planned:
     minutes: int
     state: BookingState
     purpose: str = ""
+    voucher: bool = False  # partly paid by the booker's enterprise's voucher (vouchers.demo issued it)
 
 
 STORY = [
@@ -229,6 +237,25 @@ STORY = [
     Planned(OVERNIGHT_STA, E1, 2, 3, "16:00", 960, S.CONFIRMED, "涂层织物热分解（过夜程序）"),
     Planned(YARN_TESTER, "operator@kequip.test", 1, 0, "08:30", 60, S.CONFIRMED, "设备期间核查"),
 ]
+# Bookings partly paid by the demo programme's vouchers: done ones at the textile institute, claimed by its
+# admin (those before CLAIMED_BEFORE_WEEK in a claim paid, the later ones in a claim awaiting review), one
+# done at the biomedicine centre and not claimed yet, a no-show (the hold released, the fee not paid by the
+# voucher); ahead, a hold for a confirmed booking, one for a request, and a cancellation that released its hold.
+VOUCHER_STORY = [
+    Planned(MICROSCOPE, E1, -9, 1, "09:00", 120, S.COMPLETED, "印花面料表面形貌", voucher=True),
+    Planned(FTIR, E1, -8, 3, "14:00", 120, S.COMPLETED, "再生纤维成分鉴别", voucher=True),
+    Planned(QUALIFIED_SEM, E3, -7, 2, "09:00", 90, S.COMPLETED, "药用辅料颗粒形貌", voucher=True),
+    Planned(FTIR, E2, -4, 1, "09:00", 60, S.COMPLETED, "改性树脂官能团分析", voucher=True),
+    Planned(MICROSCOPE, E1, -3, 2, "14:00", 180, S.COMPLETED, "涂层织物截面观察", voucher=True),
+    Planned(YARN_TESTER, E4, -3, 0, "14:00", 120, S.COMPLETED, "玻纤增强纱强力测试", voucher=True),
+    Planned(LCMS, E3, -2, 3, "13:30", 120, S.COMPLETED, "制剂杂质定量", voucher=True),
+    Planned(FTIR, E2, -2, 4, "09:00", 60, S.NO_SHOW, "阻燃剂成分鉴别", voucher=True),
+    Planned(MICROSCOPE, E1, 1, 3, "14:00", 120, S.CONFIRMED, "数码印花色牢度样品观察", voucher=True),
+    Planned(QUALIFIED_SEM, E1, 2, 2, "14:00", 120, S.REQUESTED, "超细纤维截面测量", voucher=True),
+    Planned(FTIR, E2, 2, 1, "14:00", 60, S.CANCELLED, "胶黏剂固化度分析", voucher=True),
+]
+CLAIMED_BEFORE_WEEK = -5
+CLAIM_REVIEW_NOTE = "经审核，服务记录、预约与收费凭证相符，同意兑付。"
 SERIES = Planned(YARN_TESTER, E2, -5, 2, "09:00", 120, S.CONFIRMED, "每周来料单纱强力抽检")
 SERIES_WEEKS = 10
 WAITLISTED = STORY[11]  # two enterprises wait for this slot
@@ -261,18 +288,19 @@ class _BookingDemo:
         self._qualifications()
         self._maintenance()
         self._terms(1, published_at=self.now - timedelta(days=200))
-        plan = STORY + _filler(self.now)
+        plan = STORY + VOUCHER_STORY + _filler(self.now)
         past = [item for item in plan if item.week < 0]
         future = [item for item in plan if item.week >= 0]
         self._in_progress()
         for item in past:
-            self._book(item, required=item in STORY)
+            self._book(item, required=item in STORY or item.voucher)
         self._series()
         self._terms(2, published_at=self.now - timedelta(days=3))  # bookings from now on accept version 2
         for item in future:
-            self._book(item, required=item in STORY)
+            self._book(item, required=item in STORY or item.voucher)
         self._waitlist()
         bookings.expire_bookings(session, now=self.now)  # what the job has done to the past's unanswered requests
+        self._voucher_claims()
         session.execute(delete(OutboxMessage).where(OutboxMessage.id > mail_before))
         session.flush()
         return self.created + session.scalar(select(func.count()).select_from(Booking))
@@ -386,11 +414,12 @@ class _BookingDemo:
             if (item.week < 0 and end > self.now) or (item.week >= 0 and start < self.now + timedelta(hours=3)):
                 continue
             booked_at = start - timedelta(days=4) if item.week < 0 else self.now - timedelta(days=2)
+            voucher_id = self._voucher_of(user, at=booked_at) if item.voucher else None
             try:
                 with session.begin_nested():
                     booking = bookings.book_instrument(session, actor=Actor.of(user, None), user=user,
                                                        instrument_id=instrument.id, start_at=start, end_at=end,
-                                                       now=booked_at, purpose=item.purpose)
+                                                       now=booked_at, purpose=item.purpose, voucher_id=voucher_id)
             except (RuleBroken, Conflict):
                 continue
             self._advance(booking, item.state, booked_at=booked_at)
@@ -454,19 +483,28 @@ class _BookingDemo:
         booking.final_price_fen = bookings.final_price(booking, availability.effective_rules(
             self.session, booking.instrument_id))
         booking.sequence += 1
+        if booking.voucher_id is not None:  # the voucher pays its part of the final price
+            booking.final_voucher_fen = voucher_services.consume_for_booking(
+                self.session, booking_id=booking.id, final_price_fen=booking.final_price_fen,
+                actor=Actor.of(operator, None), now=booking.end_at)
         self.session.flush()
         record_audit(self.session, Actor.of(operator, None), "booking.completed", booking,
                      before={"state": "in_progress"}, after=booking.audit_view())
 
     def _no_show(self, booking: Booking) -> None:
-        """As the mark_no_shows job records it; the fee is kept from the transfer (100 % by the rules)."""
+        """As the mark_no_shows job records it; the fee is kept from the transfer (100 % by the rules, at most
+        the enterprise's share) and a voucher's hold released."""
         move(booking, S.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
         booking.cancellation_fee_fen = bookings.no_show_fee(booking, availability.effective_rules(
             self.session, booking.instrument_id))
         booking.sequence += 1
         self.session.flush()
-        record_audit(self.session, Actor.system("job:mark_no_shows"), "booking.no_show", booking,
-                     before={"state": "confirmed"}, after=booking.audit_view())
+        job = Actor.system("job:mark_no_shows")
+        record_audit(self.session, job, "booking.no_show", booking, before={"state": "confirmed"},
+                     after=booking.audit_view())
+        if booking.voucher_id is not None:
+            voucher_services.release_for_booking(self.session, booking_id=booking.id, actor=job,
+                                                 now=booking.start_at + timedelta(minutes=30))
 
     def _in_progress(self) -> None:
         """Someone at the overnight analyser right now: started an hour ago, three hours long. When the
@@ -545,6 +583,42 @@ class _BookingDemo:
                               offer_expires_at=offered_at and offered_at + timedelta(hours=2))
         self.session.add(entry)
         self.created += 1
+
+    # voucher use ------------------------------------------------------------------------------------
+
+    def _voucher_of(self, user: User, *, at: datetime) -> int | None:
+        """The voucher the booker's enterprise may spend at `at` (vouchers.demo issued it), if any."""
+        enterprise_ids = user.organisation_ids(Role.ENTERPRISE_MEMBER)
+        usable = voucher_services.usable_vouchers(self.session, min(enterprise_ids), now=at) if enterprise_ids else []
+        return usable[0].id if usable else None
+
+    def _voucher_claims(self) -> None:
+        """The textile institute's admin claims its voucher uses: those served before CLAIMED_BEFORE_WEEK in a
+        claim filed two days later, approved by the bureau and paid by the finance bureau; the later ones in
+        a claim filed this week, awaiting the bureau's review."""
+        session, platform = self.session, _platform(self.session, 0)
+        admin = self._staff(self.instruments[FTIR], Role.PLATFORM_ADMIN)
+        bureau, finance = (session.scalar(select(User).where(User.email == email))
+                           for email in ("bureau@kequip.test", "finance@kequip.test"))
+        split = self.monday + timedelta(weeks=CLAIMED_BEFORE_WEEK)
+        periods = ((self.monday - timedelta(weeks=13), split - timedelta(days=1), split + timedelta(days=2)),
+                   (split, self.monday - timedelta(days=1), self.monday))
+        for number, (first, last, filed_on) in enumerate(periods):
+            filed = min(self.now, self._at(filed_on, "10:00"))
+            if not voucher_claims.unclaimed_uses(session, ClaimKind.PROVIDER, platform.id, period_start=first,
+                                                 period_end=last):
+                continue
+            claim = voucher_claims.create_provider_claim(
+                session, actor=Actor.of(admin, None), user=admin, platform_id=platform.id, period_start=first,
+                period_end=last, declaration_accepted=True, now=filed)
+            self.created += 1
+            if number == 0:
+                approved, paid = filed + timedelta(days=3), filed + timedelta(days=8)
+                voucher_claims.approve_claim(session, claim, actor=Actor.of(bureau, None), user=bureau, now=approved,
+                                             note=CLAIM_REVIEW_NOTE)
+                voucher_claims.mark_claim_paid(session, claim, actor=Actor.of(finance, None), user=finance,
+                                               paid_on=to_local(paid).date(), now=paid,
+                                               reference=f"KQCZ{to_local(paid):%Y%m%d}{claim.id:04d}")
 
 
 def _filler(now: datetime) -> list[Planned]:

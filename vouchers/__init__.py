@@ -5,8 +5,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from core.demo import register_demo
     from core.scheduler import register_jobs
-    from vouchers import api, claims_api, claims_views, models, views  # noqa: F401  models: known to Alembic
+    from vouchers import api, claims_api, claims_views, demo, models, views  # noqa: F401  models: known to Alembic
     from vouchers.jobs import JOBS
 
     views.register(app)
@@ -14,3 +15,4 @@ def init_app(app: Flask) -> None:
     claims_views.register(app)
     claims_api.register(app)
     register_jobs(app, JOBS)
+    register_demo(app, demo.load_into)  # the marketplace's demo also loads it first: it spends the vouchers
