@@ -22,7 +22,10 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 DATABASES = ("sqlite", "postgresql")
 
 if TYPE_CHECKING:
+    from bench.dataset import Dataset
     from bench.report import DatabaseRun
+    from bench.runner import Throughput, ThroughputResult
+    from bench.server import AppServer
 
 log = logging.getLogger("bench")
 
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KEQUIP_INSTANCE_DIR", str(WORK_DIR / "instance"))
 
     from bench import dataset as datasets
+    from bench.booking_figures import BENCHMARKS as BOOKING_BENCHMARKS
+    from bench.booking_figures import THROUGHPUTS
     from bench.figures import BENCHMARKS, ONE_OFFS
     from bench.report import DatabaseRun, load_average, render
     from bench.runner import Settings, Target, measure_once, run
@@ -105,20 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         with sources[name]() as (url, label):
             log.info("%s: building %s", label, datasets.DatasetSize().name)
             built = datasets.build(url)
-            log.info("%s: generated in %.1f s (schema and demo %.1f s, bulk %.1f s of which instruments %.1f s): %s",
-                     label, built.total_seconds, built.schema_seconds, built.bulk_seconds, built.instrument_seconds,
-                     built.counts)
+            log.info("%s: generated in %.1f s (schema and demo %.1f s, bulk %.1f s of which instruments %.1f s) "
+                     "and the bookings in %.1f s (written in %.1f s): %s", label, built.total_seconds,
+                     built.schema_seconds, built.bulk_seconds, built.instrument_seconds, built.bookings.seconds,
+                     built.bookings.insert_seconds, built.counts)
             results, load_before = [], load_average()
             with AppServer(url, WORK_DIR / f"gunicorn-{name}.log") as server:
                 target = Target(server.base_url, built)
-                for benchmark in BENCHMARKS:
+                for benchmark in [*BENCHMARKS, *BOOKING_BENCHMARKS]:
                     result = run(benchmark, target, settings)
                     if result.error and (ended := server.exit_status()):
                         result = replace(result, error=f"{result.error} ({ended})")
                     results.append(result)
                     log.info("%s: %s: n=%d p50=%s p95=%s%s", label, benchmark.name, result.count,
                              _ms(result.p50), _ms(result.p95), f" ERROR {result.error}" if result.error else "")
-            # after the server: the one-off jobs write (releases, an import) and have the CPUs to themselves
+            # after that server: each throughput figure with a server of its own (its worker count)
+            throughputs = [_throughput(figure, url, built, name, label, AppServer)
+                           for figure in THROUGHPUTS if name in figure.databases]
+            # after the servers: the one-off jobs write (releases, an import) and have the CPUs to themselves
             one_offs = []
             for one_off in ONE_OFFS:
                 outcome = measure_once(one_off, built)
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.info("%s: %s: %.2f s (%s)", label, one_off.name, timing.seconds, timing.label)
                 if outcome.error:
                     log.info("%s: %s: ERROR %s", label, one_off.name, outcome.error)
-            runs.append(DatabaseRun(label, built, results, one_offs,
+            runs.append(DatabaseRun(label, built, results, one_offs, throughputs=throughputs,
                                     load=f"{load_before} before the figures, {load_average()} after them"))
 
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +150,29 @@ def main(argv: list[str] | None = None) -> int:
                     notes=notes)
     arguments.output.write_text(report, encoding="utf-8")
     print(summary(runs, arguments.output))
-    return 0 if all(r.error is None for each in runs for r in [*each.results, *each.one_offs]) else 1
+    return 0 if all(r.error is None for each in runs for r in [*each.results, *each.one_offs, *each.throughputs]) \
+        else 1
+
+
+def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: str,
+                server_class: type[AppServer]) -> ThroughputResult:
+    """Serve the database with the figure's worker count and measure it; a server that does not start
+    is the figure's error."""
+    from bench.runner import ThroughputResult, measure_throughput
+    from bench.server import ServerFailed
+
+    try:
+        with server_class(url, WORK_DIR / f"gunicorn-{name}-{figure.workers}-workers.log",
+                          workers=figure.workers) as server:
+            result = measure_throughput(figure, server.base_url, built)
+            if result.error and (ended := server.exit_status()):
+                result = replace(result, error=f"{result.error} ({ended})")
+    except ServerFailed as error:
+        result = ThroughputResult(figure, error=str(error))
+    log.info("%s: %s: %d requests, %d errors in %.1f s: %s/s%s", label, figure.name, result.requests, result.errors,
+             result.seconds, f"{result.per_second:.1f}" if result.per_second else "–",
+             f" ERROR {result.error}" if result.error else "")
+    return result
 
 
 def _ms(value: float | None) -> str:
@@ -151,11 +182,17 @@ def _ms(value: float | None) -> str:
 def summary(runs: list[DatabaseRun], output: Path) -> str:
     lines = []
     for each in runs:
-        lines.append(f"{each.label}: district-L generated in {each.dataset.total_seconds:.1f} s")
+        lines.append(f"{each.label}: district-L generated in {each.dataset.total_seconds:.1f} s, "
+                     f"its {each.dataset.bookings.count:,} bookings in {each.dataset.bookings.seconds:.1f} s")
         for result in each.results:
             verdict = "met" if result.met else "MISSED"
             lines.append(f"  {result.benchmark.name:<30} p50 {_ms(result.p50):>9}  p95 {_ms(result.p95):>9}  "
                          f"target {result.benchmark.target_ms:g}ms  {verdict}")
+        for result in each.throughputs:
+            verdict = "met" if result.met else "MISSED"
+            rate = f"{result.per_second:.1f}/s" if result.per_second else "–"
+            lines.append(f"  {result.figure.name:<30} {rate:>9}  {result.errors} errors  "
+                         f"target {result.figure.target_per_second:g}/s  {verdict}")
         for outcome in each.one_offs:
             target = outcome.one_off.target_seconds
             for timing in outcome.timings:

@@ -2,7 +2,8 @@
 200 platforms, 5,000 enterprises and their people, and 20,000 instruments (bench.instruments) written
 with bulk Core inserts (executemany). The instruments' search_text is made as the registry makes it
 (marketplace.search.instrument_index_text), and the insert fires the database's own search index:
-the FTS5 triggers on SQLite, the GIN index on PostgreSQL."""
+the FTS5 triggers on SQLite, the GIN index on PostgreSQL. Then 1,000,000 bookings (bench.bookings),
+timed on their own."""
 from __future__ import annotations
 
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from bench.bookings import BookingSet
 from core.db import utcnow
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class Dataset:
     members: list[Account] = field(default_factory=list)
     admins: list[Account] = field(default_factory=list)  # admins[i] runs the i-th generated platform
     published: list[CatalogueEntry] = field(default_factory=list)  # the generated published instruments
+    bookings: BookingSet = field(default_factory=BookingSet)
 
     @property
     def total_seconds(self) -> float:
@@ -88,6 +91,7 @@ def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
     """Migrate an empty database at `url`, load the demo district, then bulk-insert the data set."""
     import flask_migrate
 
+    from bench import bookings
     from core import demo
     from core.extensions import db
 
@@ -110,6 +114,8 @@ def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
                 connection.exec_driver_sql("ANALYZE")
             dataset.bulk_seconds = time.perf_counter() - started
 
+            dataset.bookings = bookings.generate(db.engine, members=[account.email for account in dataset.members],
+                                                 now=utcnow())
             dataset.counts = _counts(db.engine)
         finally:
             db.session.remove()
@@ -200,7 +206,7 @@ def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: D
 
 def _counts(engine: sa.Engine) -> dict[str, int]:
     from core.models import Enterprise, Platform, PlatformIndustry, RoleGrant, User
-    from marketplace.models import CATALOGUE_STATES, Instrument
+    from marketplace.models import CATALOGUE_STATES, Booking, Instrument, Payment
 
     tables = {"platforms": Platform.__table__, "enterprises": Enterprise.__table__,
               "platform industries": PlatformIndustry.__table__, "users": User.__table__,
@@ -210,4 +216,6 @@ def _counts(engine: sa.Engine) -> dict[str, int]:
                   for label, table in tables.items()}
         counts["of them in the catalogue"] = connection.scalar(
             sa.select(sa.func.count()).select_from(Instrument.__table__).where(Instrument.state.in_(CATALOGUE_STATES)))
+        for label, table in (("bookings", Booking.__table__), ("payments", Payment.__table__)):
+            counts[label] = connection.scalar(sa.select(sa.func.count()).select_from(table))
     return counts

@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.dataset import Dataset
-from bench.runner import OneOffResult, Result, Settings
+from bench.runner import OneOffResult, Result, Settings, ThroughputResult
 
 GENERATION_TARGET_SECONDS = 120.0
+BOOKINGS_TARGET_SECONDS = 180.0  # "a few minutes at most"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class DatabaseRun:
     dataset: Dataset
     results: list[Result]
     one_offs: list[OneOffResult] = field(default_factory=list)
+    throughputs: list[ThroughputResult] = field(default_factory=list)
     load: str = ""  # the load average around this database's figures
 
 
@@ -77,8 +79,11 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         f"- load average (1/5/15 min): {load_at_start} at the start, {load_at_end} at the end",
         "- server: gunicorn with gunicorn.conf.py, WEB_CONCURRENCY=2, scheduler off, rate-limit counters in memory",
         f"- method: sequential requests over loopback with `requests`, {settings.warmups} warm-ups then up to "
-        f"{settings.samples} samples per figure (at most {settings.time_budget:.0f} s each), timed with "
+        f"{settings.samples} samples per figure (fewer where the figure says so; at most {settings.time_budget:.0f} s each), timed with "
         "`time.perf_counter`; p50/p95 by `statistics.quantiles` (inclusive)",
+        "- throughput figures: a server of their own (gunicorn with the figure's worker count, 2 threads each), "
+        "clients in threads of this process (one `requests` session each), all starting together after their "
+        "warm-ups; the rate is the timed requests over the time from the start to the last answer",
         "- one-off figures: after the server has stopped, each job runs once in-process on the same database "
         "(the app built by `create_app`, one `unit_of_work`), timed with `time.perf_counter` commit included; "
         "every run must reach the target",
@@ -102,6 +107,11 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
             f"| {dataset.instrument_seconds:.1f} s | | |",
             f"| generation, in all | {dataset.total_seconds:.1f} s | < {GENERATION_TARGET_SECONDS:.0f} s "
             f"| {_yes_no(dataset.total_seconds < GENERATION_TARGET_SECONDS)} |",
+            f"| then {dataset.bookings.count:,} bookings and {dataset.bookings.payments:,} payments: generated "
+            f"(bench.bookings), written ({'executemany' if 'SQLite' in run.label else 'COPY'}) with the indexes and "
+            f"constraints made again after them, ANALYZE | {dataset.bookings.seconds:.1f} s "
+            f"| ≤ {BOOKINGS_TARGET_SECONDS:.0f} s | {_yes_no(dataset.bookings.seconds <= BOOKINGS_TARGET_SECONDS)} |",
+            f"| of which writing them | {dataset.bookings.insert_seconds:.1f} s | | |",
             "",
             "| figure | samples | p50 | p95 | target (p95) | met |",
             "|---|---:|---:|---:|---:|:---:|",
@@ -118,7 +128,19 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
                                  f"| ≤ {target:g} s | {_yes_no(timing.seconds <= target)} |")
                 if not outcome.timings:
                     lines.append(f"| {outcome.one_off.name} | – | – | ≤ {target:g} s | **no** |")
+        if run.throughputs:
+            lines += ["", "| throughput figure | workers | clients | requests | errors | time | rate "
+                          "| latency p50 | p95 | target | met |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+            for result in run.throughputs:
+                figure = result.figure
+                rate = "–" if result.per_second is None else f"{result.per_second:.1f}/s"
+                lines.append(f"| {figure.name} | {figure.workers} | {figure.clients} | {result.requests:,} "
+                             f"| {result.errors} | {result.seconds:.1f} s | {rate} | {_ms(result.latency(50))} "
+                             f"| {_ms(result.latency(95))} | ≥ {figure.target_per_second:g}/s, 0 errors "
+                             f"| {_yes_no(result.met)} |")
         errors = [(r.benchmark.name, r.error) for r in run.results if r.error]
+        errors += [(t.figure.name, t.error) for t in run.throughputs if t.error]
         errors += [(o.one_off.name, o.error) for o in run.one_offs if o.error]
         if errors:
             lines += ["", *(f"- {name} failed: `{error}`" for name, error in errors)]
@@ -128,6 +150,9 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         lines += ["## Figures", ""]
         lines += [f"- **{r.benchmark.name}**: {r.benchmark.description}" for r in runs[0].results
                   if r.benchmark.description]
+        throughputs = {t.figure.name: t.figure for run in runs for t in run.throughputs}
+        lines += [f"- **{name}** (throughput): {figure.description}" for name, figure in throughputs.items()
+                  if figure.description]
         lines += [f"- **{o.one_off.name}** (one-off): {o.one_off.description}" for o in runs[0].one_offs
                   if o.one_off.description]
         lines.append("")

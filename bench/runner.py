@@ -1,9 +1,11 @@
 """What a benchmark is, and how one is measured: sequential samples after warm-ups, bounded in
-count and in time, summarised as p50/p95; and what a one-off figure is (a job timed once in-process,
-such as making a catalogue release), held to its target run by run."""
+count and in time, summarised as p50/p95; what a one-off figure is (a job timed once in-process,
+such as making a catalogue release), held to its target run by run; and what a throughput figure is
+(many clients at once against a server of its own, counted per second)."""
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ class Target:
 @dataclass(frozen=True)
 class Benchmark:
     """One figure of docs/benchmarks.md. `prepare` runs once, untimed (e.g. logs in), and returns the
-    function that takes one sample: it does its own untimed setup and returns only the timed seconds."""
+    function that takes one sample: it does its own untimed setup and returns only the timed seconds.
+    A sample function with a `close()` (an in-process figure holding an app context) is closed after
+    the last sample."""
 
     name: str
     target_ms: float
@@ -33,6 +37,7 @@ class Benchmark:
     # sample number → what that sample asked for (e.g. the query of a rotating search): the report
     # then shows the figures of each, so a slow case can be found
     case: Callable[[int], str] | None = None
+    samples: int | None = None  # fewer samples than Settings.samples, for a slow figure
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,15 @@ def run(benchmark: Benchmark, target: Target, settings: Settings) -> Result:
     deadline = time.monotonic() + settings.time_budget
     samples: list[float] = []
     cases: list[str] = []
+    count = min(settings.samples, benchmark.samples or settings.samples)
+    sample = None
     try:
         sample = benchmark.prepare(target)
         for i in range(settings.warmups):
             if time.monotonic() > deadline:
                 break
             sample(i)
-        for i in range(settings.warmups, settings.warmups + settings.samples):
+        for i in range(settings.warmups, settings.warmups + count):
             if time.monotonic() > deadline:
                 break
             samples.append(sample(i) * 1000)
@@ -100,6 +107,9 @@ def run(benchmark: Benchmark, target: Target, settings: Settings) -> Result:
                 cases.append(benchmark.case(i))
     except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
         return Result(benchmark, tuple(samples), error=f"{type(error).__name__}: {error}", cases=tuple(cases))
+    finally:
+        if hasattr(sample, "close"):
+            sample.close()
     return Result(benchmark, tuple(samples), cases=tuple(cases))
 
 
@@ -144,3 +154,94 @@ def measure_once(one_off: OneOff, dataset: Dataset) -> OneOffResult:
         return OneOffResult(one_off, tuple(one_off.measure(dataset)))
     except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
         return OneOffResult(one_off, (), error=f"{type(error).__name__}: {error}")
+
+
+# --- throughput figures ---------------------------------------------------------------------------
+
+Request = Callable[[], bool]  # one request of a client: True when it was answered as expected
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Requests per second from many clients at once, against a server of its own (`workers` gunicorn
+    workers) on the listed databases. `prepare(base_url, dataset, clients)` runs untimed (accounts,
+    tokens, the work of each client) and returns one function per client that makes that client's next
+    request; every client makes `requests_per_client` requests after `warmups` untimed ones, all
+    clients starting together. Met when the rate reaches `target_per_second` with no error."""
+
+    name: str
+    target_per_second: float
+    prepare: Callable[[str, Dataset, int], list[Request]]
+    databases: tuple[str, ...]
+    workers: int = 4
+    clients: int = 16
+    requests_per_client: int = 100
+    warmups: int = 5
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    figure: Throughput
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies_ms: tuple[float, ...] = ()
+    error: str | None = None
+
+    @property
+    def per_second(self) -> float | None:
+        return self.requests / self.seconds if self.seconds else None
+
+    def latency(self, p: int) -> float | None:
+        if len(self.latencies_ms) < 2:
+            return None
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[p - 1]
+
+    @property
+    def met(self) -> bool:
+        return (self.error is None and self.errors == 0 and self.per_second is not None
+                and self.per_second >= self.figure.target_per_second)
+
+
+def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset) -> ThroughputResult:
+    """Each client in a thread of its own: warm-ups, then, all together from one barrier, its timed
+    requests; the rate is all timed requests over the time from the barrier to the last answer."""
+    try:
+        clients = figure.prepare(base_url, dataset, figure.clients)
+    except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
+        return ThroughputResult(figure, error=f"{type(error).__name__}: {error}")
+    barrier = threading.Barrier(len(clients) + 1)
+    latencies: list[list[float]] = [[] for _ in clients]
+    errors = [0] * len(clients)
+    failures: list[str] = []
+
+    def client(number: int) -> None:
+        request = clients[number]
+        try:
+            for _ in range(figure.warmups):
+                request()
+        except Exception as error:  # noqa: BLE001 - the client stops; the others go on
+            failures.append(f"{type(error).__name__}: {error}")
+        barrier.wait()
+        for _ in range(figure.requests_per_client):
+            started = time.perf_counter()
+            try:
+                answered = request()
+            except Exception as error:  # noqa: BLE001 - counted as an error, the client goes on
+                answered = False
+                failures.append(f"{type(error).__name__}: {error}")
+            latencies[number].append((time.perf_counter() - started) * 1000)
+            errors[number] += not answered
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    every = tuple(ms for each in latencies for ms in each)
+    return ThroughputResult(figure, requests=len(every), errors=sum(errors), seconds=seconds, latencies_ms=every,
+                            error=failures[0] if failures else None)
