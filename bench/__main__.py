@@ -9,7 +9,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -30,19 +30,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("bench")
 
 
+CpuProbe = Callable[[], float]  # CPU seconds the database server's processes have used so far
+
+
 @contextmanager
-def sqlite_database() -> Iterator[tuple[str, str]]:
+def sqlite_database() -> Iterator[tuple[str, str, CpuProbe | None]]:
     path = WORK_DIR / "kequip-bench.sqlite"
     for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
                      path.with_name(path.name + "-journal")):
         leftover.unlink(missing_ok=True)
-    yield f"sqlite:///{path}", f"SQLite {sqlite3.sqlite_version}"
+    yield f"sqlite:///{path}", f"SQLite {sqlite3.sqlite_version}", None  # SQLite works inside the app
 
 
 @contextmanager
-def postgresql_database() -> Iterator[tuple[str, str]]:
+def postgresql_database() -> Iterator[tuple[str, str, CpuProbe | None]]:
     import psycopg
 
+    from bench.server import process_tree_cpu
     from tests.servers import PostgresServer
 
     server = PostgresServer()
@@ -51,7 +55,8 @@ def postgresql_database() -> Iterator[tuple[str, str]]:
         url = server.create_database("kequip_bench")
         with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=kequip_bench") as connection:
             version = connection.execute("SHOW server_version").fetchone()[0]
-        yield url, f"PostgreSQL {version.split()[0]}"
+        postmaster = int((Path(server.data) / "postmaster.pid").read_text().split()[0])
+        yield url, f"PostgreSQL {version.split()[0]}", lambda: process_tree_cpu(postmaster)
     finally:
         server.stop()
 
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = {"sqlite": sqlite_database, "postgresql": postgresql_database}
     runs: list[DatabaseRun] = []
     for name in arguments.databases:
-        with sources[name]() as (url, label):
+        with sources[name]() as (url, label, database_cpu):
             log.info("%s: building %s", label, datasets.DatasetSize().name)
             built = datasets.build(url)
             log.info("%s: generated in %.1f s (schema and demo %.1f s, bulk %.1f s of which instruments %.1f s) "
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.info("%s: %s: n=%d p50=%s p95=%s%s", label, benchmark.name, result.count,
                              _ms(result.p50), _ms(result.p95), f" ERROR {result.error}" if result.error else "")
             # after that server: each throughput figure with a server of its own (its worker count)
-            throughputs = [_throughput(figure, url, built, name, label, AppServer)
+            throughputs = [_throughput(figure, url, built, name, label, AppServer, database_cpu)
                            for figure in THROUGHPUTS if name in figure.databases]
             # after the servers: the one-off jobs write (releases, an import) and have the CPUs to themselves
             one_offs = []
@@ -155,16 +160,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: str,
-                server_class: type[AppServer]) -> ThroughputResult:
-    """Serve the database with the figure's worker count and measure it; a server that does not start
-    is the figure's error."""
+                server_class: type[AppServer], database_cpu: CpuProbe | None) -> ThroughputResult:
+    """Serve the database with the figure's worker count and measure it, with the CPU time the server,
+    the database server and these clients spent per request; a server that does not start is the
+    figure's error."""
     from bench.runner import ThroughputResult, measure_throughput
     from bench.server import ServerFailed
 
     try:
         with server_class(url, WORK_DIR / f"gunicorn-{name}-{figure.workers}-workers.log",
                           workers=figure.workers) as server:
-            result = measure_throughput(figure, server.base_url, built)
+            probes = {"app": server.cpu_seconds, "clients": _own_cpu}
+            if database_cpu is not None:
+                probes["database"] = database_cpu
+            result = measure_throughput(figure, server.base_url, built, cpu=probes)
             if result.error and (ended := server.exit_status()):
                 result = replace(result, error=f"{result.error} ({ended})")
     except ServerFailed as error:
@@ -173,6 +182,11 @@ def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: 
              result.seconds, f"{result.per_second:.1f}" if result.per_second else "–",
              f" ERROR {result.error}" if result.error else "")
     return result
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _ms(value: float | None) -> str:

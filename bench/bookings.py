@@ -1,18 +1,18 @@
 """District-L's booking history: 1,000,000 bookings of its published instruments, two years back and
-twelve weeks ahead, written in bulk (executemany on SQLite, COPY on PostgreSQL) in a few tens of seconds.
+twelve weeks ahead, written in bulk (executemany on SQLite, COPY on PostgreSQL) in about a minute.
 
 Bookings keep the district's rules: weekdays only, none on public holidays (the chinesecalendar data
 the app uses), inside the open hours 08:30-12:00 and 13:30-17:30 Asia/Shanghai, on the 30-minute grid,
-30 minutes to 4 hours long, and never two of one instrument at once (each instrument's day is cut into
-consecutive pieces; on PostgreSQL the exclusion constraint checks it again as the rows go in). Fields
-agree as the services write them: price = setup fee + rate × hours for district enterprises, payable =
-price, the payment state follows the booking state (past and confirmed bookings were paid by bank
-transfer), check-in and check-out for completed ones.
+30 minutes to 4 hours long, and never two of one instrument at once: each instrument's day is cut into
+consecutive pieces, and on PostgreSQL the exclusion constraint, added back after the COPY, checks every
+row again. Fields agree as the services write them: price = setup fee + rate × hours for district
+enterprises, payable = price, the payment state follows the booking state (past and confirmed bookings
+were paid by bank transfer, with their Payment rows), check-in and check-out for completed ones.
 
 Instruments are used unevenly, as in a district: HOT instruments are booked nearly every open hour
-(about 2,000 bookings each), WARM ones one or two times a week, the rest now and then. FREE instruments cost nothing and have no bookings ahead:
-the booking-creation figure books them. One member (FEED_MEMBER) holds FEED_EVENTS bookings within the
-year its private calendar feed covers, for the ICS figure."""
+(about 2,000 bookings each), WARM ones one or two times a week, the rest now and then. FREE instruments
+cost nothing and have no bookings ahead: the booking-creation figure books them. One member holds
+FEED_EVENTS bookings within the year their private calendar feed covers, for the iCalendar figure."""
 from __future__ import annotations
 
 import logging
@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 BOOKINGS = 1_000_000
 PAST_WEEKS, FUTURE_WEEKS = 104, 12  # ahead: within the district's 90-day horizon
 HOT, WARM, FREE = 200, 2_000, 400  # instruments
+HOT_DAYS = 0.92  # the share of open days a hot instrument is booked on
 WARM_PER_WEEK = 1.5  # bookings
+_PER_DAY = 4.2  # bookings a whole day holds, on average (see _day_pieces)
 FEED_EVENTS = 5_000
 FEED_WINDOW = timedelta(days=360)  # the private feed shows bookings that ended within the last year
 SEED = 1_000_000
@@ -150,10 +152,6 @@ def _plan(connection: sa.Connection, *, members: list[str], now: datetime, count
     result.hot, result.free = [i.id for i in hot], sorted(free_ids)
     result.feed_member, result.feed_events = feed_email, len(feed_rows)
     return writer, result
-
-
-HOT_DAYS = 0.92  # the share of open days a hot instrument is booked
-_PER_DAY = 4.2  # pieces a whole day holds, on average (see _day_pieces)
 
 
 def _chosen(rng: random.Random, days: int, rate: float) -> list[int]:

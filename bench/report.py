@@ -79,8 +79,9 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         f"- load average (1/5/15 min): {load_at_start} at the start, {load_at_end} at the end",
         "- server: gunicorn with gunicorn.conf.py, WEB_CONCURRENCY=2, scheduler off, rate-limit counters in memory",
         f"- method: sequential requests over loopback with `requests`, {settings.warmups} warm-ups then up to "
-        f"{settings.samples} samples per figure (fewer where the figure says so; at most {settings.time_budget:.0f} s each), timed with "
-        "`time.perf_counter`; p50/p95 by `statistics.quantiles` (inclusive)",
+        f"{settings.samples} samples per figure (fewer where the figure says so; at most "
+        f"{settings.time_budget:.0f} s each), timed with `time.perf_counter`; p50/p95 by `statistics.quantiles` "
+        "(inclusive)",
         "- throughput figures: a server of their own (gunicorn with the figure's worker count, 2 threads each), "
         "clients in threads of this process (one `requests` session each), all starting together after their "
         "warm-ups; the rate is the timed requests over the time from the start to the last answer",
@@ -139,6 +140,7 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
                              f"| {result.errors} | {result.seconds:.1f} s | {rate} | {_ms(result.latency(50))} "
                              f"| {_ms(result.latency(95))} | ≥ {figure.target_per_second:g}/s, 0 errors "
                              f"| {_yes_no(result.met)} |")
+            lines += ["", *(_cpu_line(result) for result in run.throughputs if result.cpu_ms)]
         errors = [(r.benchmark.name, r.error) for r in run.results if r.error]
         errors += [(t.figure.name, t.error) for t in run.throughputs if t.error]
         errors += [(o.one_off.name, o.error) for o in run.one_offs if o.error]
@@ -159,6 +161,16 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
     if notes:
         lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
     return "\n".join(lines)
+
+
+def _cpu_line(result: ThroughputResult) -> str:
+    """What each request cost in CPU, and the rate that caps on this machine, whatever else ran."""
+    spent = " + ".join(f"{ms:.1f} ms {name}" for name, ms in result.cpu_ms.items())
+    cpus = os.cpu_count() or 1
+    capacity = result.capacity(cpus)
+    return (f"{result.figure.name}: CPU per request {spent} = {sum(result.cpu_ms.values()):.1f} ms; "
+            f"{cpus} CPUs doing nothing else could serve at most {capacity:.0f} requests/s"
+            if capacity else f"{result.figure.name}: no CPU time measured")
 
 
 def _cases(runs: list[DatabaseRun]) -> list[str]:

@@ -8,7 +8,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.dataset import Dataset
 
@@ -188,6 +188,13 @@ class ThroughputResult:
     seconds: float = 0.0
     latencies_ms: tuple[float, ...] = ()
     error: str | None = None
+    # CPU milliseconds per timed request, by who spent them ("app": gunicorn, "database", "clients")
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+
+    def capacity(self, cpus: int) -> float | None:
+        """Requests per second these CPUs could serve at most, were they spent on nothing else."""
+        spent = sum(self.cpu_ms.values())
+        return cpus * 1000 / spent if spent else None
 
     @property
     def per_second(self) -> float | None:
@@ -204,9 +211,13 @@ class ThroughputResult:
                 and self.per_second >= self.figure.target_per_second)
 
 
-def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset) -> ThroughputResult:
+def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset, *,
+                       cpu: dict[str, Callable[[], float]] | None = None) -> ThroughputResult:
     """Each client in a thread of its own: warm-ups, then, all together from one barrier, its timed
-    requests; the rate is all timed requests over the time from the barrier to the last answer."""
+    requests; the rate is all timed requests over the time from the barrier to the last answer. `cpu`:
+    probes of CPU seconds used so far (the server's processes, the database's, this process), read at
+    the barrier and after the last answer, so the CPU each request cost shows whatever else the machine
+    was doing."""
     try:
         clients = figure.prepare(base_url, dataset, figure.clients)
     except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
@@ -237,11 +248,13 @@ def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset) -> T
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(len(clients))]
     for thread in threads:
         thread.start()
+    probes = cpu or {}
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), {name: probe() for name, probe in probes.items()}
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
     every = tuple(ms for each in latencies for ms in each)
+    cpu_ms = {name: (probe() - cpu_before[name]) * 1000 / len(every) for name, probe in probes.items()} if every else {}
     return ThroughputResult(figure, requests=len(every), errors=sum(errors), seconds=seconds, latencies_ms=every,
-                            error=failures[0] if failures else None)
+                            error=failures[0] if failures else None, cpu_ms=cpu_ms)

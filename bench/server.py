@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -18,6 +19,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class ServerFailed(RuntimeError):
     pass
+
+
+def _processes() -> Iterator[tuple[int, int, int, float]]:
+    """(pid, parent pid, process group, CPU seconds used: user + system) of every process in /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        yield int(entry.name), int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_group_cpu(group: int) -> float:
+    """CPU seconds the live processes of a process group have used (gunicorn's master and workers)."""
+    return sum(cpu for _pid, _parent, pgrp, cpu in _processes() if pgrp == group)
+
+
+def process_tree_cpu(root: int) -> float:
+    """CPU seconds a process and its children have used (a postmaster and its backends)."""
+    return sum(cpu for pid, parent, _pgrp, cpu in _processes() if root in (pid, parent))
 
 
 class AppServer:
@@ -71,6 +95,10 @@ class AppServer:
                 pass
             time.sleep(0.2)
         raise ServerFailed(f"gunicorn did not answer within {self.startup_timeout:.0f} s; see {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds gunicorn (master and workers) has used so far."""
+        return process_group_cpu(self._process.pid) if self._process is not None else 0.0
 
     def exit_status(self) -> str | None:
         """None while gunicorn runs; else how it ended (a negative code is the signal that stopped it)."""
