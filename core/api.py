@@ -93,6 +93,16 @@ def text(*, min_length: int = 0, max_length: int, **kwargs) -> ma.fields.String:
                             **kwargs)
 
 
+def page_of(item: type[ma.Schema]) -> type[ma.Schema]:
+    """The schema of one page of a list: {items, total, page, per_page}, named after its items."""
+    return ma.Schema.from_dict({
+        "items": ma.fields.List(ma.fields.Nested(item), required=True),
+        "total": ma.fields.Integer(required=True),
+        "page": ma.fields.Integer(required=True),
+        "per_page": ma.fields.Integer(required=True),
+    }, name=f"{item.__name__.removesuffix('Out')}PageOut")
+
+
 class TokenIn(ma.Schema):
     email = text(required=True, min_length=1, max_length=254)
     password = text(required=True, min_length=1, max_length=200)

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
-from core.api import text
+from core.api import page_of, text
 from core.auth import current_actor, current_principal, requires
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
@@ -106,11 +106,7 @@ class VoucherDetailOut(VoucherOut):
         "description": "Every entry, oldest first: issue, hold, release, consume, expire, redeem, void"})
 
 
-class VoucherPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(VoucherOut), required=True)
-    total = ma.fields.Integer(required=True)
-    page = ma.fields.Integer(required=True)
-    per_page = ma.fields.Integer(required=True)
+VoucherPageOut = page_of(VoucherOut)
 
 
 @bp.route("/vouchers", methods=["GET"])

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from core.auth import current_principal, requires
 from core.extensions import db
+from core.api import page_of
 from vouchers import claims
 from vouchers.api import LocalTime
 from vouchers.models import Claim, ClaimKind, ClaimState
@@ -73,11 +74,7 @@ class ClaimOut(ma.Schema):
                           for line in claim.lines]}
 
 
-class ClaimPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ClaimOut), required=True)
-    total = ma.fields.Integer(required=True)
-    page = ma.fields.Integer(required=True)
-    per_page = ma.fields.Integer(required=True)
+ClaimPageOut = page_of(ClaimOut)
 
 
 @bp.route("/voucher-claims", methods=["GET"])

@@ -9,7 +9,7 @@ import marshmallow as ma
 from flask import current_app, url_for
 from flask_babel import gettext as _
 
-from core.api import text
+from core.api import page_of, text
 from core.auth import current_principal, public
 from core.extensions import current_language, db
 from core.models import Industry
@@ -137,11 +137,7 @@ class InstrumentOut(ma.Schema):
         }
 
 
-class InstrumentPageOut(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(InstrumentOut), required=True)
-    total = ma.fields.Integer(required=True)
-    page = ma.fields.Integer(required=True)
-    per_page = ma.fields.Integer(required=True)
+InstrumentPageOut = page_of(InstrumentOut)
 
 
 @bp.route("/instruments", methods=["GET"])

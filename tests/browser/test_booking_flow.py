@@ -26,7 +26,7 @@ pytestmark = pytest.mark.live
 ENTERPRISE, PLATFORM_ADMIN, BUREAU_ADMIN = "enterprise@kequip.test", "platform@kequip.test", "bureau@kequip.test"
 
 
-def published_instrument(session) -> int:
+def published_instrument(session, **changes) -> int:
     """A published instrument of the demo platform: ¥100.00 + ¥400.00 an hour for district enterprises."""
     admin = session.scalar(select(User).where(User.email == PLATFORM_ADMIN))
     bureau = session.scalar(select(User).where(User.email == BUREAU_ADMIN))
@@ -34,7 +34,7 @@ def published_instrument(session) -> int:
     instrument = services.create_instrument(
         session, platform, admin, actor=Actor.system("test"), submit=True, now=utcnow(),
         values=instrument_values(session, asset_number=f"KQ-BK-{uuid.uuid4().hex[:10]}",
-                                 model=f"Booking-{uuid.uuid4().hex[:8]}"))
+                                 model=f"Booking-{uuid.uuid4().hex[:8]}", **changes))
     services.publish_instrument(session, instrument, bureau, actor=Actor.system("test"), now=utcnow())
     instrument_id = instrument.id
     session.commit()  # and no read after it: on SQLite a live transaction would hold the write lock

@@ -5,7 +5,6 @@ booking appears, confirmed, in the member's private calendar feed (issue 5, "Don
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import icalendar
@@ -13,40 +12,19 @@ import pytest
 import recurring_ical_events
 import requests
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from core.audit import Actor
-from core.db import utcnow
 from core.demo import DEMO_PASSWORD
-from core.models import Platform, User
-from marketplace import services
 from marketplace.models import Booking, BookingState, PaymentState
-from tests.browser.test_booking_flow import BUREAU_ADMIN, ENTERPRISE, PLATFORM_ADMIN, next_monday_at
+from tests.browser.test_booking_flow import ENTERPRISE, PLATFORM_ADMIN, next_monday_at, published_instrument
 from tests.browser.test_payment_page import type_card
-from tests.marketplace.conftest import instrument_values
 
 pytestmark = pytest.mark.live
-
-
-def instrument_by_appointment(session) -> int:
-    """Published, shared by appointment (the platform approves each booking): ¥100.00 + ¥400.00 an hour."""
-    admin = session.scalar(select(User).where(User.email == PLATFORM_ADMIN))
-    bureau = session.scalar(select(User).where(User.email == BUREAU_ADMIN))
-    platform = session.get(Platform, admin.grants[0].organisation_id)
-    instrument = services.create_instrument(
-        session, platform, admin, actor=Actor.system("test"), submit=True, now=utcnow(),
-        values=instrument_values(session, asset_number=f"KQ-J-{uuid.uuid4().hex[:10]}",
-                                 model=f"Journey-{uuid.uuid4().hex[:8]}", sharing_mode="appointment"))
-    services.publish_instrument(session, instrument, bureau, actor=Actor.system("test"), now=utcnow())
-    instrument_id = instrument.id
-    session.commit()
-    return instrument_id
 
 
 def test_book_pay_approve_and_find_it_in_the_calendar_feed(page, browser, browser_context_args, live_server,
                                                            live_session, log_in):
     url = live_server.url
-    instrument_id = instrument_by_appointment(live_session)
+    instrument_id = published_instrument(live_session, sharing_mode="appointment")  # the platform approves
     start, end = next_monday_at(14), next_monday_at(15) + timedelta(minutes=30)
 
     # the enterprise member books 14:00–15:30 on next week's view

@@ -107,7 +107,7 @@ def test_enterprises_under_one_actual_controller_share_the_yearly_cap(session, v
                                              programme_id=capped.id, enterprise_id=sister.id, requested_fen=300_000,
                                              purpose="检测", planned_instruments="", now=utcnow())
     assert services.group_enterprise_ids(session, sister) == sorted([mine.id, sister.id])
-    with pytest.raises(RuleBroken, match="yearly cap") as refused:
+    with pytest.raises(RuleBroken) as refused:
         services.approve_application(session, application, actor=Actor.of(bureau, None), user=bureau,
                                      amount_fen=300_000, now=utcnow())
     assert refused.value.code == "cap_exceeded"
