@@ -191,20 +191,23 @@ def _file_claim(session: Session, claim: Claim, uses: list[Use], *, actor: Actor
     if not uses:
         raise RuleBroken("nothing_to_claim", _("There is no unclaimed voucher use in this period."),
                          field="period_start")
-    claim.lines = [ClaimLine(booking_id=u.booking_id, voucher_id=u.voucher_id, amount_fen=u.amount_fen,
-                             served_on=u.served_on) for u in uses]
     claim.total_fen = sum(u.amount_fen for u in uses)
     try:
         with session.begin_nested():
             session.add(claim)
             session.flush()
+            # The lines by one executemany, not as objects: a claim may gather tens of thousands of uses.
+            session.execute(sa.insert(ClaimLine), [
+                {"claim_id": claim.id, "booking_id": u.booking_id, "voucher_id": u.voucher_id,
+                 "amount_fen": u.amount_fen, "served_on": u.served_on} for u in uses])
     except IntegrityError as error:
         if _is_claimed_twice(error):
             raise Conflict("claim_conflict", _("Another claim took some of these voucher uses just now; "
                                                "open the claim form again to see what is left.")) from None
         raise
-    record_audit(session, actor, "voucher_claim.submitted", claim,
-                 after=claim.audit_view() | {"kind": claim.kind.value, "bookings": [u.booking_id for u in uses]})
+    session.expire(claim, ["lines"])  # read from the database when asked for
+    record_audit(session, actor, "voucher_claim.submitted", claim, after=claim.audit_view(lines=len(uses)) | {
+        "kind": claim.kind.value, "bookings": [u.booking_id for u in uses]})
     return claim
 
 

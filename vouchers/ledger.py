@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.audit import Actor, record_audit
 from core.errors import RuleBroken
@@ -46,13 +47,15 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
         guards.append(Voucher.consumed_fen - Voucher.redeemed_fen >= amount_fen)
     if require_active:
         guards.append(Voucher.state == VoucherState.ACTIVE)
-    result = session.execute(update(Voucher).where(Voucher.id == voucher.id, *guards).values(**changes)
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    moved = session.execute(update(Voucher).where(Voucher.id == voucher.id, *guards).values(**changes)
+                            .returning(*(getattr(Voucher, name) for name in COLUMNS))
+                            .execution_options(synchronize_session=False)).first()
+    if moved is None:
         raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s does not have %(amount)s left.",
                                                    serial=voucher.serial, amount=format_yuan(amount_fen)),
                          field="voucher_id")
-    session.expire(voucher, list(COLUMNS))
+    for name, value in zip(COLUMNS, moved, strict=True):  # the columns as the database has them now
+        set_committed_value(voucher, name, value)
     entry = LedgerEntry(voucher_id=voucher.id, kind=kind, amount_fen=amount_fen, booking_id=booking_id,
                         claim_id=claim_id, platform_id=platform_id, actor_id=actor.user_id,
                         actor_label=actor.label[:100], at=now)

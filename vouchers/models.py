@@ -87,7 +87,7 @@ class ProgrammeSuspension(db.Model):
     suspended_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     suspended_at: Mapped[UTCTime] = mapped_column(default=utcnow)
 
-    platform: Mapped[Platform] = relationship(lazy="joined")
+    platform: Mapped[Platform] = relationship(lazy="joined", innerjoin=True)
 
 
 class ApplicationState(StrEnum):
@@ -129,8 +129,8 @@ class Application(db.Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
 
-    programme: Mapped[Programme] = relationship(lazy="joined")
-    enterprise: Mapped[Enterprise] = relationship(lazy="joined")
+    programme: Mapped[Programme] = relationship(lazy="joined", innerjoin=True)
+    enterprise: Mapped[Enterprise] = relationship(lazy="joined", innerjoin=True)
     attachments: Mapped[list[Attachment]] = relationship(
         primaryjoin="and_(Attachment.owner_type == 'application', foreign(Attachment.owner_id) == Application.id)",
         viewonly=True, lazy="selectin", order_by="Attachment.id")
@@ -200,8 +200,8 @@ class Voucher(db.Model):
     expires_at: Mapped[UTCTime]
     void_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
-    programme: Mapped[Programme] = relationship(lazy="joined")
-    enterprise: Mapped[Enterprise] = relationship(lazy="joined")
+    programme: Mapped[Programme] = relationship(lazy="joined", innerjoin=True)
+    enterprise: Mapped[Enterprise] = relationship(lazy="joined", innerjoin=True)
 
     def audit_view(self) -> dict[str, Any]:
         return {"serial": self.serial, "state": self.state.value, "balance_fen": self.balance_fen,
@@ -308,8 +308,10 @@ class Claim(db.Model):
                                                   order_by="ClaimLine.id", lazy="selectin")
     signed_by: Mapped[User] = relationship(foreign_keys=[signed_by_id])
 
-    def audit_view(self) -> dict[str, Any]:
-        return {"state": self.state.value, "total_fen": self.total_fen, "lines": len(self.lines),
+    def audit_view(self, *, lines: int | None = None) -> dict[str, Any]:
+        """`lines`: how many the claim has, when the caller knows (counting them loads them all)."""
+        return {"state": self.state.value, "total_fen": self.total_fen,
+                "lines": len(self.lines) if lines is None else lines,
                 "period": [self.period_start.isoformat(), self.period_end.isoformat()]}
 
 
@@ -328,7 +330,7 @@ class ClaimLine(db.Model):
     returned_reason: Mapped[str | None] = mapped_column(sa.String(500))  # set when the bureau returns this line
 
     claim: Mapped[Claim] = relationship(back_populates="lines")
-    voucher: Mapped[Voucher] = relationship(lazy="joined")
+    voucher: Mapped[Voucher] = relationship(lazy="joined", innerjoin=True)
 
 
 class RelatedParty(db.Model):

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
@@ -224,23 +224,31 @@ def reject_application(session: Session, application: Application, *, actor: Act
 
 # --- spending at booking ----------------------------------------------------------------------------
 
-def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
-    """Declared related, or sharing a credit code, a legal representative or an actual controller."""
-    declared = session.scalar(select(RelatedParty.id).where(RelatedParty.enterprise_id == enterprise.id,
-                                                            RelatedParty.platform_id == platform.id))
+def _declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int) -> sa.Exists:
+    return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)
+
+
+def _suspension(programme_id: int | sa.ColumnElement, platform_id: int) -> sa.Exists:
+    return sa.exists().where(ProgrammeSuspension.programme_id == programme_id,
+                             ProgrammeSuspension.platform_id == platform_id)
+
+
+def is_related(session: Session, enterprise: Enterprise, platform: Platform, *, declared: bool | None = None) -> bool:
+    """Declared related, or sharing a credit code, a legal representative or an actual controller.
+    `declared`: whether a relation is declared, when the caller has read it already."""
+    if declared is None:
+        declared = bool(session.scalar(select(_declared_related(enterprise.id, platform.id))))
 
     def same(a: str | None, b: str | None) -> bool:
         return bool(a and b and a.strip() == b.strip())
 
-    return declared is not None or same(enterprise.credit_code, platform.credit_code) \
+    return declared or same(enterprise.credit_code, platform.credit_code) \
         or same(enterprise.legal_representative, platform.legal_representative) \
         or same(enterprise.actual_controller, platform.actual_controller)
 
 
 def is_suspended(session: Session, programme_id: int, platform_id: int) -> bool:
-    return session.scalar(select(ProgrammeSuspension.id).where(ProgrammeSuspension.programme_id == programme_id,
-                                                               ProgrammeSuspension.platform_id == platform_id)) \
-        is not None
+    return bool(session.scalar(select(_suspension(programme_id, platform_id))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,26 +264,31 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     """Voucher part = min(ratio × eligible price, balance, per-order cap, what is left of the yearly cap
     of the enterprise's controller group), in fen, rounded down. Refusals: voucher_expired,
     voucher_not_eligible, voucher_insufficient, related_party."""
-    voucher = session.get(Voucher, voucher_id)
+    # One holder of a programme at a time (a row lock on PostgreSQL; SQLite has one writer): the group's
+    # yearly cap and the voucher's balance read here are still true when hold_for_booking writes. The
+    # voucher's row is locked too, so that it is read as the last holder committed it. In the same
+    # statement: whether the platform is suspended from the programme, or declared related to the enterprise.
+    suspended = _suspension(Voucher.programme_id, platform_id)
+    declared = _declared_related(Voucher.enterprise_id, platform_id)
+    found = session.execute(select(Voucher, suspended, declared).join(Voucher.programme)
+                            .options(contains_eager(Voucher.programme)).where(Voucher.id == voucher_id)
+                            .with_for_update(of=(Voucher, Programme))
+                            .execution_options(populate_existing=True)).first()
+    voucher, suspended, declared = found or (None, False, False)
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
-    # One holder of a programme at a time (a row lock on PostgreSQL; SQLite has one writer): the group's
-    # yearly cap and the voucher's balance read here are still true when hold_for_booking writes.
-    session.execute(select(Programme.id).where(Programme.id == voucher.programme_id).with_for_update())
-    session.refresh(voucher, ["balance_fen", "state"])
     if voucher.state != VoucherState.ACTIVE or voucher.expires_at <= now:
         raise RuleBroken("voucher_expired", _("The voucher %(serial)s is no longer valid.", serial=voucher.serial),
                          field="voucher_id")
     programme, enterprise = voucher.programme, voucher.enterprise
     platform = session.get(Platform, platform_id)
-    if (programme.eligible_platform_ids and platform_id not in programme.eligible_platform_ids) \
-            or is_suspended(session, programme.id, platform_id):
+    if (programme.eligible_platform_ids and platform_id not in programme.eligible_platform_ids) or suspended:
         raise RuleBroken("voucher_not_eligible", _("This platform does not take vouchers of %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
     if programme.eligible_category_codes and not category_code.startswith(tuple(programme.eligible_category_codes)):
         raise RuleBroken("voucher_not_eligible", _("This kind of instrument is not covered by %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
-    if is_related(session, enterprise, platform):
+    if is_related(session, enterprise, platform, declared=declared):
         raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
                                             "may pay for services between them."), field="voucher_id")
     ratio = programme.sme_coverage_bp if enterprise.is_tech_sme else programme.coverage_bp
