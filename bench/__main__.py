@@ -149,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
              f"the CPU count ({os.cpu_count()}) means other processes shared the CPUs and inflated the figures, "
              "the p95 most.",
              "Each database is ANALYZEd after the bulk load, so the planners know the data (on SQLite: "
-             "sqlite_stat1). Without statistics SQLite walks the state index for a price range or the newest-first "
-             "browse instead of the price or publication-time index: several times slower on district-L."]
+             "sqlite_stat1; PostgreSQL gets VACUUM ANALYZE after the bookings, as autovacuum would soon run "
+             "it). Without statistics SQLite walks the state index for a price range or the newest-first "
+             "browse instead of the price or publication-time index: several times slower on district-L.",
+             "The booking figures use district-L's 200 busiest instruments (a week holds about 20 of their "
+             "bookings, most of them active ahead of today), its 400 free instruments (nothing to pay: "
+             "booking creation involves no gateway) and the member with 5,000 bookings in their feed's year."]
     report = render(runs, settings, started=started, load_at_start=load_at_start, load_at_end=load_average(),
                     notes=notes)
     arguments.output.write_text(report, encoding="utf-8")
@@ -170,9 +174,8 @@ def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: 
     try:
         with server_class(url, WORK_DIR / f"gunicorn-{name}-{figure.workers}-workers.log",
                           workers=figure.workers) as server:
-            probes = {"app": server.cpu_seconds, "clients": _own_cpu}
-            if database_cpu is not None:
-                probes["database"] = database_cpu
+            probes = {"app": server.cpu_seconds, "database": database_cpu, "clients": _own_cpu}
+            probes = {name: probe for name, probe in probes.items() if probe is not None}
             result = measure_throughput(figure, server.base_url, built, cpu=probes)
             if result.error and (ended := server.exit_status()):
                 result = replace(result, error=f"{result.error} ({ended})")
