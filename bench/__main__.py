@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.booking_figures import BENCHMARKS as BOOKING_BENCHMARKS
     from bench.booking_figures import THROUGHPUTS
     from bench.figures import BENCHMARKS, ONE_OFFS
-    from bench.report import DatabaseRun, load_average, render
+    from bench.report import DatabaseRun, duration, load_average, render
     from bench.runner import Settings, Target, measure_once, run
     from bench.server import AppServer
+    from bench.vouchers import ONE_OFFS as VOUCHER_ONE_OFFS
 
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     settings = Settings(samples=arguments.samples, warmups=arguments.warmups, time_budget=arguments.time_budget)
@@ -134,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                            for figure in THROUGHPUTS if name in figure.databases]
             # after the servers: the one-off jobs write (releases, an import) and have the CPUs to themselves
             one_offs = []
-            for one_off in ONE_OFFS:
+            for one_off in [*ONE_OFFS, *VOUCHER_ONE_OFFS]:
                 outcome = measure_once(one_off, built)
                 one_offs.append(outcome)
                 for timing in outcome.timings:
-                    log.info("%s: %s: %.2f s (%s)", label, one_off.name, timing.seconds, timing.label)
+                    log.info("%s: %s: %s (%s)", label, one_off.name, duration(timing.seconds), timing.label)
                 if outcome.error:
                     log.info("%s: %s: ERROR %s", label, one_off.name, outcome.error)
             runs.append(DatabaseRun(label, built, results, one_offs, throughputs=throughputs,
@@ -197,6 +198,8 @@ def _ms(value: float | None) -> str:
 
 
 def summary(runs: list[DatabaseRun], output: Path) -> str:
+    from bench.report import duration
+
     lines = []
     for each in runs:
         lines.append(f"{each.label}: district-L generated in {each.dataset.total_seconds:.1f} s, "
@@ -214,8 +217,8 @@ def summary(runs: list[DatabaseRun], output: Path) -> str:
             target = outcome.one_off.target_seconds
             for timing in outcome.timings:
                 verdict = "met" if timing.seconds <= target else "MISSED"
-                lines.append(f"  {outcome.one_off.name:<30} {timing.seconds:>6.2f}s   target {target:g}s  {verdict}  "
-                             f"{timing.label}")
+                lines.append(f"  {outcome.one_off.name:<30} {duration(timing.seconds):>9}   target "
+                             f"{duration(target, target=True)}  {verdict}  {timing.label}")
             if outcome.error:
                 lines.append(f"  {outcome.one_off.name:<30} MISSED: {outcome.error}")
     lines.append(f"written: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")

@@ -55,6 +55,14 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} ms"
 
 
+def duration(seconds: float, *, target: bool = False) -> str:
+    """A one-off figure's time, or its target: in seconds, or in milliseconds below a tenth of a second
+    (what a voucher adds to a booking)."""
+    if abs(seconds) >= 0.1:
+        return f"{seconds:g} s" if target else f"{seconds:.2f} s"
+    return f"{seconds * 1000:g} ms" if target else f"{seconds * 1000:.1f} ms"
+
+
 def _yes_no(met: bool) -> str:
     return "yes" if met else "**no**"
 
@@ -126,10 +134,10 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
             for outcome in run.one_offs:
                 target = outcome.one_off.target_seconds
                 for timing in outcome.timings:
-                    lines.append(f"| {outcome.one_off.name} | {timing.label} | {timing.seconds:.2f} s "
-                                 f"| ≤ {target:g} s | {_yes_no(timing.seconds <= target)} |")
+                    lines.append(f"| {outcome.one_off.name} | {timing.label} | {duration(timing.seconds)} "
+                                 f"| ≤ {duration(target, target=True)} | {_yes_no(timing.seconds <= target)} |")
                 if not outcome.timings:
-                    lines.append(f"| {outcome.one_off.name} | – | – | ≤ {target:g} s | **no** |")
+                    lines.append(f"| {outcome.one_off.name} | – | – | ≤ {duration(target, target=True)} | **no** |")
         if run.throughputs:
             lines += ["", "| throughput figure | workers | clients | requests | errors | time | rate "
                           "| latency p50 | p95 | target | met |",
