@@ -135,11 +135,11 @@ def compute_availability(session: Session, instrument: Instrument, start: dateti
     busy = as_intervals(session.execute(  # the times alone: no booking objects to build
         select(Booking.start_at, Booking.block_end_at).where(
             Booking.instrument_id == instrument.id, Booking.state.in_(ACTIVE_BOOKING_STATES),
-            Booking.start_at < end, Booking.block_end_at > start)).tuples())
+            Booking.start_at < end, Booking.block_end_at > start)).all())
     busy |= as_intervals(session.execute(
         select(MaintenanceWindow.start_at, MaintenanceWindow.end_at).where(
             MaintenanceWindow.instrument_id == instrument.id, MaintenanceWindow.start_at < end,
-            MaintenanceWindow.end_at > start)).tuples())
+            MaintenanceWindow.end_at > start)).all())
     busy &= window
     free = open_intervals(rules, start, end) - busy
     return Availability(free=as_pairs(free), busy=as_pairs(busy))
