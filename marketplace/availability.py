@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import chinese_calendar
 import portion
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -100,6 +101,13 @@ def busy_bookings(session: Session, instrument_id: int, start: datetime, end: da
     if exclude_id is not None:
         query = query.where(Booking.id != exclude_id)
     return list(session.scalars(query))
+
+
+def is_taken(session: Session, instrument_id: int, start: datetime, end: datetime) -> bool:
+    """Whether an active booking's time (buffer included) meets [start, end): one EXISTS, no objects."""
+    return bool(session.scalar(select(sa.exists().where(
+        Booking.instrument_id == instrument_id, Booking.state.in_(ACTIVE_BOOKING_STATES),
+        Booking.start_at < end, Booking.block_end_at > start))))
 
 
 def maintenance_windows(session: Session, instrument_id: int, start: datetime, end: datetime

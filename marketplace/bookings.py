@@ -18,8 +18,7 @@ from core.models import Enterprise, Role, RoleGrant, User
 from core.outbox import enqueue_mail
 from core.states import move
 from marketplace import payments
-from marketplace.availability import (busy_bookings, effective_rules, holiday_days, maintenance_windows,
-                                      open_intervals)
+from marketplace.availability import effective_rules, holiday_days, is_taken, maintenance_windows, open_intervals
 from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS,
                                 INSTRUMENT_STATE_LABELS, Booking, BookingRules, BookingSeries, BookingState,
                                 Instrument, InstrumentState, PaymentState, Qualification, QualificationRule,
@@ -247,7 +246,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
         raise _refuse("terms_changed", _("The service terms have changed; read and accept the current ones."),
                       "accept_terms")
     block_end_at = end_at + timedelta(minutes=rules.buffer_minutes)
-    if busy_bookings(session, instrument.id, start_at, block_end_at):
+    if is_taken(session, instrument.id, start_at, block_end_at):
         raise _conflict()
     quote = quote_price(instrument, user_type, start_at, end_at)
     part = None if voucher_id is None else vouchers.quote_voucher_part(

@@ -151,7 +151,7 @@ def _selection(instrument: Instrument, user_type: UserType | None, start: dateti
     if start is None or end is None or end <= start:
         return None
     quote = bookings.quote_price(instrument, user_type, start, end) if user_type is not None else None
-    busy = bool(availability.busy_bookings(db.session, instrument.id, start, end))
+    busy = availability.is_taken(db.session, instrument.id, start, end)
     return Selection(start, end, quote, price_text(quote) if quote else "", busy)
 
 
