@@ -12,6 +12,11 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
+    import gc
+
     from core.scheduler import start_scheduler
 
     start_scheduler(worker.wsgi)
+    # What the app loaded at start lives as long as the worker: keep it out of the garbage collector's
+    # sweeps, which otherwise roughly double the slowest requests (measured on the 5,000-event feed).
+    gc.freeze()

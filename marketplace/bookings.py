@@ -212,7 +212,7 @@ def _lock_instrument(session: Session, instrument_id: int) -> Instrument:
     """Serialise bookings of one instrument: a row lock on PostgreSQL (the exclusion constraint is the
     guarantee; the lock turns a race into a clear answer); SQLite holds its write lock already."""
     instrument = session.scalar(select(Instrument).where(Instrument.id == instrument_id)
-                                .with_for_update(of=Instrument))
+                                .options(sa.orm.lazyload("*")).with_for_update(of=Instrument))
     if instrument is None:
         raise NotFound("not_found", _("There is no such instrument."))
     return instrument
