@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -233,16 +234,25 @@ def _suspension(programme_id: int | sa.ColumnElement, platform_id: int) -> sa.Ex
                              ProgrammeSuspension.platform_id == platform_id)
 
 
-def is_related(session: Session, enterprise: Enterprise, platform: Platform, *, declared: bool | None = None) -> bool:
-    """Declared related, or sharing a credit code, a legal representative or an actual controller.
-    `declared`: whether a relation is declared, when the caller has read it already."""
-    if declared is None:
-        declared = bool(session.scalar(select(_declared_related(enterprise.id, platform.id))))
+class LegalEntity(Protocol):
+    """A platform's legal entity: the Platform, or its three columns as a row."""
 
+    credit_code: str | None
+    legal_representative: str | None
+    actual_controller: str | None
+
+
+def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
+    """Declared related, or sharing a credit code, a legal representative or an actual controller."""
+    return bool(session.scalar(select(_declared_related(enterprise.id, platform.id)))) \
+        or shares_legal_entity(enterprise, platform)
+
+
+def shares_legal_entity(enterprise: Enterprise, platform: LegalEntity) -> bool:
     def same(a: str | None, b: str | None) -> bool:
         return bool(a and b and a.strip() == b.strip())
 
-    return declared or same(enterprise.credit_code, platform.credit_code) \
+    return same(enterprise.credit_code, platform.credit_code) \
         or same(enterprise.legal_representative, platform.legal_representative) \
         or same(enterprise.actual_controller, platform.actual_controller)
 
@@ -267,28 +277,30 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     # One holder of a programme at a time (a row lock on PostgreSQL; SQLite has one writer): the group's
     # yearly cap and the voucher's balance read here are still true when hold_for_booking writes. The
     # voucher's row is locked too, so that it is read as the last holder committed it. In the same
-    # statement: whether the platform is suspended from the programme, or declared related to the enterprise.
-    suspended = _suspension(Voucher.programme_id, platform_id)
-    declared = _declared_related(Voucher.enterprise_id, platform_id)
-    found = session.execute(select(Voucher, suspended, declared).join(Voucher.programme)
-                            .options(contains_eager(Voucher.programme)).where(Voucher.id == voucher_id)
-                            .with_for_update(of=(Voucher, Programme))
-                            .execution_options(populate_existing=True)).first()
-    voucher, suspended, declared = found or (None, False, False)
+    # statement: whether the platform is suspended from the programme or declared related to the
+    # enterprise, and the platform's legal entity.
+    platforms = Platform.__table__
+    found = session.execute(
+        select(Voucher, _suspension(Voucher.programme_id, platform_id).label("suspended"),
+               _declared_related(Voucher.enterprise_id, platform_id).label("declared"), platforms.c.credit_code,
+               platforms.c.legal_representative, platforms.c.actual_controller)
+        .join(Voucher.programme).join(platforms, platforms.c.id == platform_id)
+        .options(contains_eager(Voucher.programme)).where(Voucher.id == voucher_id)
+        .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True)).first()
+    voucher = found.Voucher if found is not None else None
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
     if voucher.state != VoucherState.ACTIVE or voucher.expires_at <= now:
         raise RuleBroken("voucher_expired", _("The voucher %(serial)s is no longer valid.", serial=voucher.serial),
                          field="voucher_id")
     programme, enterprise = voucher.programme, voucher.enterprise
-    platform = session.get(Platform, platform_id)
-    if (programme.eligible_platform_ids and platform_id not in programme.eligible_platform_ids) or suspended:
+    if (programme.eligible_platform_ids and platform_id not in programme.eligible_platform_ids) or found.suspended:
         raise RuleBroken("voucher_not_eligible", _("This platform does not take vouchers of %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
     if programme.eligible_category_codes and not category_code.startswith(tuple(programme.eligible_category_codes)):
         raise RuleBroken("voucher_not_eligible", _("This kind of instrument is not covered by %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
-    if is_related(session, enterprise, platform, declared=declared):
+    if found.declared or shares_legal_entity(enterprise, found):
         raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
                                             "may pay for services between them."), field="voucher_id")
     ratio = programme.sme_coverage_bp if enterprise.is_tech_sme else programme.coverage_bp
