@@ -19,11 +19,10 @@ from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
 from core.states import move
-from marketplace import availability, bookings, releases, services
+from marketplace import availability, bookings, payments, releases, services
 from marketplace.models import (BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking, BookingRules, BookingState,
-                                Instrument, MaintenanceWindow, Payment, PaymentMethod, PaymentPurpose, PaymentState,
-                                PaymentStatus, Qualification, QualificationRule, ServiceTerms, WaitlistEntry,
-                                WaitlistState)
+                                Instrument, MaintenanceWindow, PaymentState, Qualification, QualificationRule,
+                                ServiceTerms, WaitlistEntry, WaitlistState)
 from vouchers import claims as voucher_claims
 from vouchers import demo as voucher_demo
 from vouchers import services as voucher_services
@@ -450,46 +449,23 @@ class _BookingDemo:
             return
         if booking.state == S.APPROVED:
             self._pay_by_transfer(booking, admin, at=paid_at)
-            bookings.confirm_booking(session, booking, actor=Actor.of(admin, None), now=paid_at)
         if target == S.NO_SHOW:
             self._no_show(booking)
         elif target in (S.IN_PROGRESS, S.COMPLETED):
             operator = self._staff(instrument, Role.PLATFORM_OPERATOR)
             bookings.check_in(session, booking, actor=Actor.of(operator, None), user=operator,
                               now=min(booking.start_at + timedelta(minutes=5), self.now))
-            if target == S.COMPLETED:
-                self._complete(booking, operator)
+            if target == S.COMPLETED:  # checked out on time
+                bookings.check_out(session, booking, actor=Actor.of(operator, None), user=operator,
+                                   now=booking.end_at)
 
     def _pay_by_transfer(self, booking: Booking, admin: User, *, at: datetime) -> None:
-        """The platform records the enterprise's bank transfer (对公转账) of its whole share."""
+        """The platform records the enterprise's bank transfer (对公转账) of its whole share; the booking is
+        confirmed by it."""
         received_on = to_local(at).date()
-        payment = Payment(booking=booking, purpose=PaymentPurpose.SHARE, method=PaymentMethod.TRANSFER,
-                          status=PaymentStatus.TRANSFER_RECEIVED, amount_fen=booking.payable_fen,
-                          captured_fen=booking.payable_fen, idempotency_key=f"demo-transfer-{booking.id}",
-                          transfer_reference=f"KQ{received_on:%Y%m%d}{booking.id:05d}",
-                          transfer_received_on=received_on, recorded_by_id=admin.id, created_at=at, updated_at=at)
-        booking.payment_method, booking.payment_state = PaymentMethod.TRANSFER, PaymentState.PAID
-        self.session.add(payment)
-        self.session.flush()
-        record_audit(self.session, Actor.of(admin, None), "payment.transfer_recorded", payment,
-                     after={"booking_id": booking.id, "amount_fen": payment.amount_fen,
-                            "reference": payment.transfer_reference})
-
-    def _complete(self, booking: Booking, operator: User) -> None:
-        """Checked out on time: the final price is the price paid (bookings.check_out would also settle
-        the payment with the gateway, which a transfer already settled)."""
-        move(booking, S.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-        booking.checked_out_at = booking.end_at
-        booking.final_price_fen = bookings.final_price(booking, availability.effective_rules(
-            self.session, booking.instrument_id))
-        booking.sequence += 1
-        if booking.voucher_id is not None:  # the voucher pays its part of the final price
-            booking.final_voucher_fen = voucher_services.consume_for_booking(
-                self.session, booking_id=booking.id, final_price_fen=booking.final_price_fen,
-                actor=Actor.of(operator, None), now=booking.end_at)
-        self.session.flush()
-        record_audit(self.session, Actor.of(operator, None), "booking.completed", booking,
-                     before={"state": "in_progress"}, after=booking.audit_view())
+        payments.record_transfer(self.session, booking, actor=Actor.of(admin, None), user=admin, now=at,
+                                 amount_fen=booking.payable_fen, received_on=received_on,
+                                 reference=f"KQ{received_on:%Y%m%d}{booking.id:05d}")
 
     def _no_show(self, booking: Booking) -> None:
         """As the mark_no_shows job records it; the fee is kept from the transfer (100 % by the rules, at most
