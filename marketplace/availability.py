@@ -46,8 +46,9 @@ def day_kind(day: date) -> DayKind:
 def effective_rules(session: Session, instrument: Instrument | int) -> BookingRules:
     """The instrument's own rules, else the district's defaults."""
     instrument_id = getattr(instrument, "id", instrument)
-    own = session.scalar(select(BookingRules).where(BookingRules.instrument_id == instrument_id))
-    return own if own is not None else district_rules(session)
+    return session.scalar(select(BookingRules).where(sa.or_(BookingRules.instrument_id == instrument_id,
+                                                            BookingRules.instrument_id.is_(None)))
+                          .order_by(BookingRules.instrument_id.is_(None)).limit(1))  # its own row first
 
 
 def district_rules(session: Session) -> BookingRules:
