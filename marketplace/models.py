@@ -603,6 +603,13 @@ WAITLIST_STATE_LABELS = {
 }
 
 
+# The one table of the waitlist's moves (STYLE 2.4); states absent here are final.
+WAITLIST_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
+    WaitlistState.WAITING: {WaitlistState.OFFERED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},
+    WaitlistState.OFFERED: {WaitlistState.BOOKED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},
+}
+
+
 class WaitlistEntry(db.Model):
     __tablename__ = "waitlist_entries"
     __table_args__ = (sa.CheckConstraint("end_at > start_at", name="ends_after_start"),

@@ -3,7 +3,6 @@ time (the instrument rules' waitlist_offer_minutes), then the next (issue 5 §3)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -18,14 +17,9 @@ from core.outbox import enqueue_mail
 from core.states import move
 from marketplace import bookings
 from marketplace.availability import busy_bookings, effective_rules, maintenance_windows
-from marketplace.models import (WAITLIST_STATE_LABELS, Booking, BookingRules, Instrument, WaitlistEntry,
-                                WaitlistState)
+from marketplace.models import (WAITLIST_STATE_LABELS, WAITLIST_TRANSITIONS, Booking, BookingRules, Instrument,
+                                WaitlistEntry, WaitlistState)
 
-# The one table of the waitlist's moves (STYLE 2.4); states absent here are final.
-WAITLIST_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
-    WaitlistState.WAITING: {WaitlistState.OFFERED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},
-    WaitlistState.OFFERED: {WaitlistState.BOOKED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},
-}
 OPEN_STATES = (WaitlistState.WAITING, WaitlistState.OFFERED)
 SHOWN_ENTRIES = 200
 
