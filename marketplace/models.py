@@ -469,6 +469,10 @@ class Booking(db.Model):
                            name="fees_not_negative"),
         sa.CheckConstraint("state <> 'rejected' OR decision_note IS NOT NULL", name="rejection_has_reason"),
         sa.Index("ix_bookings_instrument_time", "instrument_id", "start_at"),
+        # "which bookings of an instrument meet [start, end)" (availability, the conflict check): read
+        # from the end time up, the scan stops at the booking horizon instead of walking the instrument's
+        # whole history, and the index alone answers it
+        sa.Index("ix_bookings_instrument_end", "instrument_id", "block_end_at", "start_at", "state"),
         sa.Index("ix_bookings_state_time", "state", "start_at"),
     )
 

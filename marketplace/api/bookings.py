@@ -15,9 +15,9 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import NotFound, RuleBroken
 from core.extensions import ErrorBody, db
-from marketplace import bookings, services
+from marketplace import bookings
 from marketplace.api import bp
-from marketplace.availability import MAX_RANGE, compute_availability
+from marketplace.availability import MAX_RANGE, catalogue_rules, compute_availability
 from marketplace.catalogue import MAX_ID
 from marketplace.models import Booking, BookingState, PaymentMethod, PaymentState, UserType
 
@@ -97,10 +97,10 @@ def instrument_availability(instrument_id: int, *, start: datetime, end: datetim
     """Free and busy time of a catalogue instrument in [start, end): open hours (Asia/Shanghai), closed on
     Chinese public holidays and open on make-up working days, less bookings, buffers and maintenance.
     In the query string the offset's + is written %2B (a bare + reads as a space)."""
-    instrument = services.get_instrument(db.session, instrument_id, None)
-    if not instrument.is_in_catalogue:
+    rules = catalogue_rules(db.session, instrument_id)
+    if rules is None:
         raise NotFound("not_found", _("There is no such instrument."))
-    found = compute_availability(db.session, instrument, start, end)
+    found = compute_availability(db.session, instrument_id, start, end, rules=rules)
     return {"free": [{"start": a, "end": b} for a, b in found.free],
             "busy": [{"start": a, "end": b} for a, b in found.busy]}
 
