@@ -96,8 +96,8 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     are the district enterprises' hourly rate in fen, both bounds included (a range upside down finds
     nothing, as any empty range: the OpenAPI document cannot say the bounds depend on each other); an
     unknown category code finds nothing; free_from and free_to (both or neither, aware) keep the
-    published instruments free for the whole of that time (free_between). Two queries (the page's ids
-    with the total, its instruments) and one for their photos; a page past the end counts apart."""
+    published instruments free for the whole of that time (free_between). Three queries (the count, the
+    page's ids, its instruments; a keyword search's total comes with its ids) and one for their photos."""
     if sort not in set(CatalogueSort):
         raise RuleBroken("invalid_sort", _("Unknown sort order."), field="sort")
     if page < 1:
@@ -130,28 +130,25 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     words = bool(q and search.tokens(q))
     order = _order(CatalogueSort(sort), language=language, q=q if words else None)
     count_stmt = select(sa.func.count()).select_from(Instrument).where(*conditions)
-    # The total rides on the page's rows (a window over all the matches, which the sort reads anyway):
-    # one pass over the matches, not two. Only a page past the end needs the count of its own.
-    total_column = sa.func.count().over().label("total")
     if words:
         count_stmt = search.restrict(count_stmt, dialect, q)
         # The matches first, fenced off in a subquery (its OFFSET keeps the planner from merging it),
         # then sorted: else the planner may walk an index in the sort's order and test the search on
-        # row after row.
+        # row after row. All the matches are sorted anyway, so the total rides on the page's rows (a
+        # window): one pass over them, not two.
         keys = [expression.label(f"key_{n}") for n, (expression, _descending) in enumerate(order)]
         matched = search.restrict(select(Instrument.id, *keys).where(*conditions), dialect, q).offset(0)
         fenced = matched.subquery("matched")
-        ids_stmt = select(fenced.c.id, total_column).order_by(*_clauses(
+        ids_stmt = select(fenced.c.id, sa.func.count().over().label("total")).order_by(*_clauses(
             [(fenced.c[f"key_{n}"], descending) for n, (_expression, descending) in enumerate(order)]))
     else:
-        ids_stmt = select(Instrument.id, total_column).where(*conditions).order_by(*_clauses(order))
+        # A browse walks an index in the sort's order and stops after the page; the count is apart (from
+        # an index alone: ix_instruments_catalogue_count on PostgreSQL).
+        ids_stmt = select(Instrument.id).where(*conditions).order_by(*_clauses(order))
     # The page's ids from narrow rows, then only those instruments with what the page shows.
     rows = session.execute(ids_stmt.limit(per_page).offset((page - 1) * per_page)).all()
     ids = [row.id for row in rows]
-    if rows:
-        total = rows[0].total
-    else:  # nothing matches, or the page is past the end
-        total = session.scalar(count_stmt) or 0 if page > 1 else 0
+    total = rows[0].total if words and rows else session.scalar(count_stmt) or 0
     loaded = {instrument.id: instrument for instrument in session.scalars(
         select(Instrument).where(Instrument.id.in_(ids))
         .options(defaultload(Instrument.platform).lazyload(Platform.industry_rows)))} if ids else {}

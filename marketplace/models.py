@@ -14,8 +14,10 @@ from core.extensions import db
 from core.models import Platform, User
 
 
-# search.py's index, made by hand in the migration: SQLite's FTS5 table and PostgreSQL's GIN index
-not_modelled("instrument_search", "ix_instruments_search_text")
+# search.py's index, made by hand in the migration: SQLite's FTS5 table and PostgreSQL's GIN index;
+# and PostgreSQL's own catalogue indexes (migration 8d2e4b6a1f37)
+not_modelled("instrument_search", "ix_instruments_search_text", "ix_instruments_catalogue_newest",
+             "ix_instruments_catalogue_count")
 
 
 class InstrumentState(StrEnum):
@@ -473,7 +475,9 @@ class Booking(db.Model):
         # from the end time up, the scan stops at the booking horizon instead of walking the instrument's
         # whole history, and the index alone answers it
         sa.Index("ix_bookings_instrument_end", "instrument_id", "block_end_at", "start_at", "state"),
-        sa.Index("ix_bookings_state_time", "state", "start_at"),
+        # by state and time (the jobs), and covering "which instruments are booked in [start, end)" for the
+        # catalogue's free-time filter, read from the index alone
+        sa.Index("ix_bookings_state_time", "state", "start_at", "block_end_at", "instrument_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
