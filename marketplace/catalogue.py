@@ -143,7 +143,7 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
             [(fenced.c[f"key_{n}"], descending) for n, (_expression, descending) in enumerate(order)]))
     else:
         # A browse walks an index in the sort's order and stops after the page; the count is apart (from
-        # an index alone: ix_instruments_catalogue_count on PostgreSQL).
+        # ix_instruments_catalogue alone).
         ids_stmt = select(Instrument.id).where(*conditions).order_by(*_clauses(order))
     # The page's ids from narrow rows, then only those instruments with what the page shows.
     rows = session.execute(ids_stmt.limit(per_page).offset((page - 1) * per_page)).all()
