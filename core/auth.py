@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import g, request
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from core.audit import Actor
@@ -73,7 +74,9 @@ def _bearer_user() -> User | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_secret(token.strip())))
+    row = db.session.scalars(  # the token, its user and the user's roles in one query
+        select(ApiToken).where(ApiToken.token_hash == hash_secret(token.strip()))
+        .options(joinedload(ApiToken.user).joinedload(User.grants))).unique().one_or_none()
     if row is None or not row.is_live(utcnow()) or not row.user.is_active:
         return None
     g.api_token = row

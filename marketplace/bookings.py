@@ -98,12 +98,14 @@ def is_qualified(session: Session, user: User, instrument_id: int, on: date) -> 
 
 
 def current_terms(session: Session, platform_id: int) -> ServiceTerms:
-    """The platform's latest service terms, else the district's model terms."""
-    for owner in (ServiceTerms.platform_id == platform_id, ServiceTerms.platform_id.is_(None)):
-        terms = session.scalar(select(ServiceTerms).where(owner).order_by(ServiceTerms.version.desc()).limit(1))
-        if terms is not None:
-            return terms
-    raise NotFound("not_found", _("There are no service terms."))
+    """The platform's latest service terms, else the district's model terms (one query: the platform's
+    versions first)."""
+    terms = session.scalar(select(ServiceTerms).where(sa.or_(ServiceTerms.platform_id == platform_id,
+                                                             ServiceTerms.platform_id.is_(None)))
+                           .order_by(ServiceTerms.platform_id.is_(None), ServiceTerms.version.desc()).limit(1))
+    if terms is None:
+        raise NotFound("not_found", _("There are no service terms."))
+    return terms
 
 
 # --- price --------------------------------------------------------------------------------------
@@ -258,27 +260,35 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
                       block_end_at=block_end_at, purpose=purpose, user_type=user_type, needs_operator=needs_operator,
                       terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
                       price_fen=quote.price_fen, voucher_id=voucher_id, voucher_fen=part.amount_fen if part else 0,
-                      payable_fen=payable, payment_state=PaymentState.DUE if payable else PaymentState.NOT_DUE)
-    try:
-        with session.begin_nested():
-            session.add(booking)
-            session.flush()
+                      payable_fen=payable, payment_state=PaymentState.DUE if payable else PaymentState.NOT_DUE,
+                      sequence=0)
+    requested = booking.audit_view()
+    needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
+        and user_type != UserType.OWN_STAFF
+    # Without approval the rule approves at once, and with nothing to pay the booking is confirmed: it is
+    # written in the state it ends in (one INSERT, no UPDATE of a row just written), each step audited.
+    rule, steps = Actor.system("rule:no_approval_needed"), []
+    if not needs_approval:
+        steps.append(_advance(booking, BookingState.APPROVED, actor=rule, now=now))
+        if booking.payable_fen == 0:
+            steps.append(_advance(booking, BookingState.CONFIRMED, actor=rule, now=now))
+    session.add(booking)
+    try:  # no savepoint: a conflict ends the request's transaction (callers that go on hold one of their own)
+        session.flush()
     except IntegrityError as error:
         if _is_overlap_violation(error):
             raise _conflict() from None
         raise
-    record_audit(session, actor, "booking.requested", booking, after=booking.audit_view())
+    record_audit(session, actor, "booking.requested", booking, after=requested)
+    for action, before, after in steps:
+        record_audit(session, rule, action, booking, before=before, after=after)
     if part is not None:
         vouchers.hold_for_booking(session, part, booking_id=booking.id, platform_id=instrument.platform_id,
                                   actor=actor, now=now)
-    needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
-        and user_type != UserType.OWN_STAFF
     if needs_approval:
         _notify_platform(session, booking, "booking_requested")
-    else:
-        _decide(session, booking, BookingState.APPROVED, actor=Actor.system("rule:no_approval_needed"), now=now)
-    if booking.state != BookingState.CONFIRMED:  # confirmed at once: the confirmation is the only mail
-        _notify(session, booking, "booking_requested")
+    # confirmed at once: the confirmation is the only mail
+    _notify(session, booking, "booking_confirmed" if booking.state == BookingState.CONFIRMED else "booking_requested")
     return booking
 
 
@@ -314,16 +324,24 @@ def book_series(session: Session, *, actor: Actor, user: User, instrument_id: in
     return series, booked, skipped
 
 
-def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Actor, now: datetime,
-            note: str | None = None) -> None:
+def _advance(booking: Booking, to: BookingState, *, actor: Actor, now: datetime, note: str | None = None
+             ) -> tuple[str, dict, dict]:
+    """Move a booking on (approved, rejected, confirmed), in memory; returns its audit entry's action,
+    before and after."""
     before = booking.state.value
     move(booking, to, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
     booking.sequence += 1
     if to in (BookingState.APPROVED, BookingState.REJECTED):
         booking.decided_by_id, booking.decided_at, booking.decision_note = actor.user_id, now, note
-    session.flush()
-    record_audit(session, actor, f"booking.{to.value}", booking, before={"state": before},
-                 after=booking.audit_view() | ({"note": note} if note else {}))
+    if to == BookingState.CONFIRMED:
+        booking.confirmed_at = now
+    return f"booking.{to.value}", {"state": before}, booking.audit_view() | ({"note": note} if note else {})
+
+
+def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Actor, now: datetime,
+            note: str | None = None) -> None:
+    action, before, after = _advance(booking, to, actor=actor, now=now, note=note)
+    record_audit(session, actor, action, booking, before=before, after=after)
     if to == BookingState.REJECTED:
         _give_back(session, booking, actor=actor, now=now)
     # paid for (or nothing to pay) while waiting for approval: confirmed on approval
@@ -358,12 +376,8 @@ def reject_booking(session: Session, booking: Booking, *, actor: Actor, user: Us
 
 def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> Booking:
     """Approved and paid for (authorised, transferred, or nothing due): the slot is the booker's."""
-    before = booking.state.value
-    move(booking, BookingState.CONFIRMED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-    booking.confirmed_at = now
-    booking.sequence += 1
-    session.flush()
-    record_audit(session, actor, "booking.confirmed", booking, before={"state": before}, after=booking.audit_view())
+    action, before, after = _advance(booking, BookingState.CONFIRMED, actor=actor, now=now)
+    record_audit(session, actor, action, booking, before=before, after=after)
     _notify(session, booking, "booking_confirmed")
     return booking
 
