@@ -213,8 +213,9 @@ def check_qualification(session: Session, rules: BookingRules, user: User, instr
 def _lock_instrument(session: Session, instrument_id: int) -> Instrument:
     """Serialise bookings of one instrument: a row lock on PostgreSQL (the exclusion constraint is the
     guarantee; the lock turns a race into a clear answer); SQLite holds its write lock already."""
-    instrument = session.scalar(select(Instrument).where(Instrument.id == instrument_id)
-                                .options(sa.orm.lazyload("*")).with_for_update(of=Instrument))
+    instrument = session.scalar(select(Instrument).where(Instrument.id == instrument_id)  # with its category's code
+                                .options(sa.orm.lazyload("*"), sa.orm.joinedload(Instrument.category).lazyload("*"))
+                                .with_for_update(of=Instrument))
     if instrument is None:
         raise NotFound("not_found", _("There is no such instrument."))
     return instrument
@@ -279,12 +280,12 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
         if _is_overlap_violation(error):
             raise _conflict() from None
         raise
+    if part is not None:  # before the audit entries are added: they are written with the hold's in one batch
+        vouchers.hold_for_booking(session, part, booking_id=booking.id, platform_id=instrument.platform_id,
+                                  actor=actor, now=now)
     record_audit(session, actor, "booking.requested", booking, after=requested)
     for action, before, after in steps:
         record_audit(session, rule, action, booking, before=before, after=after)
-    if part is not None:
-        vouchers.hold_for_booking(session, part, booking_id=booking.id, platform_id=instrument.platform_id,
-                                  actor=actor, now=now)
     if needs_approval:
         _notify_platform(session, booking, "booking_requested")
     # confirmed at once: the confirmation is the only mail

@@ -12,7 +12,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, lazyload
 from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
@@ -285,7 +285,8 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
                _declared_related(Voucher.enterprise_id, platform_id).label("declared"), platforms.c.credit_code,
                platforms.c.legal_representative, platforms.c.actual_controller)
         .join(Voucher.programme).join(platforms, platforms.c.id == platform_id)
-        .options(contains_eager(Voucher.programme)).where(Voucher.id == voucher_id)
+        # the enterprise by its key, from the session (the booking loaded it): a join here cost more to plan
+        .options(contains_eager(Voucher.programme), lazyload(Voucher.enterprise)).where(Voucher.id == voucher_id)
         .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True)).first()
     voucher = found.Voucher if found is not None else None
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
