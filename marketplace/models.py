@@ -134,10 +134,12 @@ class Instrument(db.Model):
         # count (free-time filters included) reads the index alone, not the wide rows
         sa.Index("ix_instruments_catalogue", "state", "category_id", "original_value_fen",
                  "hourly_rate_district_enterprise_fen", "sharing_mode", "platform_id", "id"),
+        # a platform's instruments, and whether it has any in the catalogue (the filter's platforms), alone
+        sa.Index("ix_instruments_platform_id", "platform_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id"), index=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id"))  # ix_instruments_platform_id
     asset_number: Mapped[str] = mapped_column(sa.String(50))
     name_zh: Mapped[str] = mapped_column(sa.String(200))
     name_en: Mapped[str] = mapped_column(sa.String(200), default="")

@@ -1,4 +1,4 @@
-"""marketplace: catalogue indexes: counts from the index alone; PostgreSQL's newest-first order
+"""marketplace: catalogue indexes: counts and the platforms filter from the index alone; PostgreSQL's newest-first order
 
 Revision ID: 8d2e4b6a1f37
 Revises: 5c1f7a2e9b40
@@ -24,6 +24,8 @@ def upgrade():
     with op.batch_alter_table('instruments', schema=None) as batch_op:
         batch_op.drop_index('ix_instruments_catalogue')
         batch_op.create_index('ix_instruments_catalogue', CATALOGUE_COLUMNS, unique=False)
+        batch_op.drop_index('ix_instruments_platform_id')
+        batch_op.create_index('ix_instruments_platform_id', ['platform_id', 'state'], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         # the catalogue's default order (newest first): a browse reads the page's ids and stops
         op.execute("CREATE INDEX ix_instruments_catalogue_newest ON instruments "
@@ -34,5 +36,7 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX ix_instruments_catalogue_newest")
     with op.batch_alter_table('instruments', schema=None) as batch_op:
+        batch_op.drop_index('ix_instruments_platform_id')
+        batch_op.create_index('ix_instruments_platform_id', ['platform_id'], unique=False)
         batch_op.drop_index('ix_instruments_catalogue')
         batch_op.create_index('ix_instruments_catalogue', ['state', 'category_id'], unique=False)
