@@ -79,12 +79,15 @@ def credit_code(index: int) -> str:
 
 
 def bench_app(url: str) -> Flask:
-    """The app the harness works with in-process, on the database at `url`."""
+    """The app the harness works with in-process, on the database at `url`; the process's garbage
+    collector set as a gunicorn worker's (gunicorn.conf.py), so in-process figures run as a request would."""
     from config import Config
-    from core.app import create_app
+    from core.app import create_app, tune_garbage_collector
 
-    return create_app(Config, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False, SECRET_KEY="bench",
-                      RATELIMIT_STORAGE_URI="memory://")
+    app = create_app(Config, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False, SECRET_KEY="bench",
+                     RATELIMIT_STORAGE_URI="memory://")
+    tune_garbage_collector()
+    return app
 
 
 def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:

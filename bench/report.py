@@ -94,8 +94,9 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         "clients in threads of this process (one `requests` session each), all starting together after their "
         "warm-ups; the rate is the timed requests over the time from the start to the last answer",
         "- one-off figures: after the server has stopped, each job runs once in-process on the same database "
-        "(the app built by `create_app`, one `unit_of_work`), timed with `time.perf_counter` commit included; "
-        "every run must reach the target",
+        "(the app built by `create_app`, one `unit_of_work`, the garbage collector set as a gunicorn worker's: "
+        "`core.app.tune_garbage_collector`), timed with `time.perf_counter` commit included; every run must "
+        "reach the target",
         "",
     ]
     for run in runs:
