@@ -489,16 +489,22 @@ def mark_no_shows(session: Session, *, now: datetime) -> int:
         rules = effective_rules(session, booking.instrument_id)
         if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
             continue
-        move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-        booking.cancellation_fee_fen = no_show_fee(booking, rules)
-        booking.sequence += 1
-        session.flush()
-        record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
-                     after=booking.audit_view())
-        payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
-        vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+        mark_no_show(session, booking, rules=rules, actor=actor, now=now)
         marked += 1
     return marked
+
+
+def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, actor: Actor, now: datetime) -> None:
+    """A confirmed booking nobody checked in to: no-show, its fee (by the rules) kept from what was paid
+    and the rest given back, a voucher's hold released (fees are never paid by a voucher)."""
+    move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.cancellation_fee_fen = no_show_fee(booking, rules)
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
+                 after=booking.audit_view())
+    payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
 
 
 def send_reminders(session: Session, *, now: datetime) -> int:

@@ -18,11 +18,9 @@ from core.db import utcnow
 from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
-from core.states import move
 from marketplace import availability, bookings, payments, releases, services
-from marketplace.models import (BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking, BookingRules, BookingState,
-                                Instrument, MaintenanceWindow, PaymentState, Qualification, QualificationRule,
-                                ServiceTerms, WaitlistEntry, WaitlistState)
+from marketplace.models import (Booking, BookingRules, BookingState, Instrument, MaintenanceWindow, PaymentState,
+                                Qualification, QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
 from vouchers import claims as voucher_claims
 from vouchers import demo as voucher_demo
 from vouchers import services as voucher_services
@@ -468,19 +466,10 @@ class _BookingDemo:
                                  reference=f"KQ{received_on:%Y%m%d}{booking.id:05d}")
 
     def _no_show(self, booking: Booking) -> None:
-        """As the mark_no_shows job records it; the fee is kept from the transfer (100 % by the rules, at most
-        the enterprise's share) and a voucher's hold released."""
-        move(booking, S.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-        booking.cancellation_fee_fen = bookings.no_show_fee(booking, availability.effective_rules(
-            self.session, booking.instrument_id))
-        booking.sequence += 1
-        self.session.flush()
-        job = Actor.system("job:mark_no_shows")
-        record_audit(self.session, job, "booking.no_show", booking, before={"state": "confirmed"},
-                     after=booking.audit_view())
-        if booking.voucher_id is not None:
-            voucher_services.release_for_booking(self.session, booking_id=booking.id, actor=job,
-                                                 now=booking.start_at + timedelta(minutes=30))
+        """As the mark_no_shows job marks it, half an hour after its start."""
+        rules = availability.effective_rules(self.session, booking.instrument_id)
+        bookings.mark_no_show(self.session, booking, rules=rules, actor=Actor.system("job:mark_no_shows"),
+                              now=booking.start_at + timedelta(minutes=30))
 
     def _in_progress(self) -> None:
         """Someone at the overnight analyser right now: started an hour ago, three hours long. When the
