@@ -151,6 +151,14 @@ def catalogue_query_label(number: int) -> str:
     return "&".join(f"{key}={value}" for key, value in query.items())
 
 
+def expect_results_page(response: requests.Response, search: str, *, none_found: str) -> None:
+    """GET /catalogue{search} answered 200, the form took the search (no field refused) and the page
+    shows at least one instrument."""
+    _expect(response.status_code == 200, f"GET /catalogue{search} answered {response.status_code}")
+    _expect("is-invalid" not in response.text, f"GET /catalogue{search}: the form refused the search")
+    _expect(_RESULT_CARD in response.text, f"GET /catalogue{search}: {none_found}")
+
+
 def catalogue_search(target: Target) -> Sample:
     """Anonymous, one keep-alive session; timed: GET /catalogue?… for the queries in turn."""
     base_url = target.base_url
@@ -161,10 +169,7 @@ def catalogue_search(target: Target) -> Sample:
         started = time.perf_counter()
         response = session.get(f"{base_url}/catalogue", params=query, timeout=TIMEOUT)
         elapsed = time.perf_counter() - started
-        label = catalogue_query_label(i)
-        _expect(response.status_code == 200, f"GET /catalogue?{label} answered {response.status_code}")
-        _expect("is-invalid" not in response.text, f"GET /catalogue?{label}: the form refused the search")
-        _expect(_RESULT_CARD in response.text, f"GET /catalogue?{label}: no instrument found")
+        expect_results_page(response, f"?{catalogue_query_label(i)}", none_found="no instrument found")
         return elapsed
 
     return sample
