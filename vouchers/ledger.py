@@ -41,15 +41,18 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
     if amount_fen <= 0:
         raise ValueError("a ledger entry moves a positive amount")
     effect = dict(zip(COLUMNS, EFFECTS[kind], strict=True))
-    vouchers = Voucher.__table__  # a plain UPDATE of the table: the ORM's bulk-update path costs more than the SQL
-    changes = {name: vouchers.c[name] + sign * amount_fen for name, sign in effect.items() if sign}
-    guards = [vouchers.c[name] >= amount_fen for name, sign in effect.items() if sign < 0]
+    # A plain UPDATE of the table (the ORM's bulk-update path cost more than the SQL). It does not autoflush
+    # as the ORM's does, so the session's pending changes go first, as before (nothing pending: no SQL).
+    session.flush()
+    table = Voucher.__table__
+    changes = {name: table.c[name] + sign * amount_fen for name, sign in effect.items() if sign}
+    guards = [table.c[name] >= amount_fen for name, sign in effect.items() if sign < 0]
     if kind == EntryKind.REDEEM:
-        guards.append(vouchers.c.consumed_fen - vouchers.c.redeemed_fen >= amount_fen)
+        guards.append(table.c.consumed_fen - table.c.redeemed_fen >= amount_fen)
     if require_active:
-        guards.append(vouchers.c.state == VoucherState.ACTIVE)
-    moved = session.execute(update(vouchers).where(vouchers.c.id == voucher.id, *guards).values(**changes)
-                            .returning(*(vouchers.c[name] for name in COLUMNS))).first()
+        guards.append(table.c.state == VoucherState.ACTIVE)
+    moved = session.execute(update(table).where(table.c.id == voucher.id, *guards).values(**changes)
+                            .returning(*(table.c[name] for name in COLUMNS))).first()
     if moved is None:
         raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s does not have %(amount)s left.",
                                                    serial=voucher.serial, amount=format_yuan(amount_fen)),
