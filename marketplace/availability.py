@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.clock import LOCAL_ZONE, to_local
+from core.clock import local_midnight, to_local
 from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking, BookingRules, Instrument,
                                 MaintenanceWindow)
 
@@ -70,7 +70,7 @@ def district_rules(session: Session) -> BookingRules:
 def _wall_clock(day: date, text: str) -> datetime:
     """'08:30' on a local day → aware UTC; '24:00' is the end of that day."""
     hours, minutes = (int(part) for part in text.split(":"))
-    local = datetime.combine(day, time(0), tzinfo=LOCAL_ZONE) + timedelta(hours=hours, minutes=minutes)
+    local = local_midnight(day) + timedelta(hours=hours, minutes=minutes)
     return local.astimezone(timezone.utc)
 
 

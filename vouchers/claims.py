@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.audit import Actor, record_audit
-from core.clock import LOCAL_ZONE, to_local
+from core.clock import local_midnight, to_local
 from core.db import UTCDateTime
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Platform, Role, User
@@ -131,8 +131,7 @@ class Use:
 
 def _local_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, the day after end 00:00) in Asia/Shanghai, as aware instants."""
-    return (datetime.combine(start, time(), tzinfo=LOCAL_ZONE),
-            datetime.combine(end + timedelta(days=1), time(), tzinfo=LOCAL_ZONE))
+    return local_midnight(start), local_midnight(end + timedelta(days=1))
 
 
 def unclaimed_uses(session: Session, kind: ClaimKind, owner_id: int, *, period_start: date | None = None,

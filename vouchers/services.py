@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, contains_eager, lazyload
 from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
-from core.clock import LOCAL_ZONE, to_local
+from core.clock import local_midnight, to_local
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
@@ -119,7 +119,7 @@ def group_enterprise_ids(session: Session, enterprise: Enterprise) -> list[int]:
 
 
 def _year_bounds(year: int) -> tuple[datetime, datetime]:
-    return (datetime(year, 1, 1, tzinfo=LOCAL_ZONE), datetime(year + 1, 1, 1, tzinfo=LOCAL_ZONE))
+    return local_midnight(date(year, 1, 1)), local_midnight(date(year + 1, 1, 1))
 
 
 def group_issued_fen(session: Session, programme: Programme, enterprise: Enterprise) -> int:

@@ -4,7 +4,7 @@ marketplace/bookings.py and marketplace/availability.py; these views load, call 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from core.auth import AccessRule, current_actor, current_principal, requires
-from core.clock import LOCAL_ZONE, from_local, to_local
+from core.clock import from_local, local_midnight, to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import db
@@ -61,10 +61,6 @@ def _overlaps(start: datetime, end: datetime, pairs: list[tuple[datetime, dateti
     return any(a < end and start < b for a, b in pairs)
 
 
-def _local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=LOCAL_ZONE)
-
-
 def _row_minutes(rules: BookingRules) -> list[int]:
     """The rows of the grid: from the earliest opening to the latest closing of the instrument's week,
     on the slot grid (counted from midnight, as the rules count it)."""
@@ -98,7 +94,7 @@ def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability
 def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime
                   ) -> tuple[list[int], list[Day]]:
     """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai."""
-    start, end = _local_midnight(days[0]), _local_midnight(days[-1] + timedelta(days=1))
+    start, end = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
     start_utc, end_utc = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     free_busy = availability.compute_availability(db.session, instrument, start_utc, end_utc, rules=rules)
     maintenance = [(m.start_at, m.end_at)
@@ -111,7 +107,7 @@ def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date],
         kind = availability.day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
         slots = []
         for minute in rows:
-            slot_start = _local_midnight(day) + timedelta(minutes=minute)
+            slot_start = local_midnight(day) + timedelta(minutes=minute)
             slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
                                bookable_from=bookable_from, bookable_until=bookable_until))
         grid.append(Day(day, kind, slots))

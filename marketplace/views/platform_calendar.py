@@ -4,7 +4,7 @@ defaults), maintenance windows, qualifications and service terms. The rules are 
 marketplace/bookings.py and marketplace/calendar_admin.py; these views load, call and render."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,7 +13,7 @@ from flask_babel import ngettext
 from flask_wtf import FlaskForm
 
 from core.auth import AccessRule, current_actor, current_principal, requires
-from core.clock import LOCAL_ZONE, from_local, to_local
+from core.clock import from_local, local_midnight, to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Forbidden, KequipError, RuleBroken
 from core.extensions import db
@@ -59,8 +59,7 @@ def _day_arg(name: str = "day") -> date:
 
 
 def _local_range(first: date, days: int) -> tuple[datetime, datetime]:
-    start = datetime.combine(first, time(0), tzinfo=LOCAL_ZONE)
-    return from_local(start), from_local(start + timedelta(days=days))
+    return from_local(local_midnight(first)), from_local(local_midnight(first + timedelta(days=days)))
 
 
 def _back(default: str):
