@@ -66,10 +66,19 @@ def utcnow() -> datetime:
 
 
 @sa.event.listens_for(Engine, "connect")
-def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
-    """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign keys; let
-    readers go on while one writer writes (WAL); wait for the write lock rather than fail."""
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
+def _on_connect(dbapi_connection, connection_record) -> None:
+    """SQLite, the pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign
+    keys; let readers go on while one writer writes (WAL); wait for the write lock rather than fail.
+
+    PostgreSQL: psycopg prepares a statement once a connection has run it five times, and after five
+    more the server may plan it once for any values (a generic plan), blind to the values bound: on
+    district-L the catalogue's keyword searches took 85-100 ms instead of 2-5 ms, and the sum of a
+    group's voucher spending for the yearly cap 8 ms instead of 0.1 ms, growing with the ledger. Every
+    execution is planned for its values; the prepared statement still saves the parsing."""
+    if type(dbapi_connection).__module__.startswith("psycopg"):
+        dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
+    elif type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
