@@ -66,25 +66,39 @@ def utcnow() -> datetime:
 
 
 @sa.event.listens_for(Engine, "connect")
-def _on_connect(dbapi_connection, connection_record) -> None:
-    """SQLite, the pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign
-    keys; let readers go on while one writer writes (WAL); wait for the write lock rather than fail.
-
-    PostgreSQL: psycopg prepares a statement once a connection has run it five times, and after five
-    more the server may plan it once for any values (a generic plan), blind to the values bound: on
-    district-L the catalogue's keyword searches took 85-100 ms instead of 2-5 ms, and the sum of a
-    group's voucher spending for the yearly cap 8 ms instead of 0.1 ms, growing with the ledger. Every
-    execution is planned for its values; the prepared statement still saves the parsing."""
-    if type(dbapi_connection).__module__.startswith("psycopg"):
-        dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
-        dbapi_connection.commit()
-    elif type(dbapi_connection).__module__.startswith("sqlite3"):
+def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
+    """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign keys; let
+    readers go on while one writer writes (WAL); wait for the write lock rather than fail. Read the file
+    through a memory map (its first 2 GiB, SQLite's largest), from the operating system's cache that
+    every worker shares, rather than page by page into a private cache of 2 MB: on district-L a keyword
+    search read its matches in 1.6 ms instead of 3.9 ms."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA mmap_size=2147418112")
         cursor.close()
+
+
+# An execution option for statements whose best plan depends on the values bound (a search's keywords,
+# a range over a growing table): see _plan_for_values.
+PLAN_FOR_VALUES = {"plan_for_values": True}
+
+
+@sa.event.listens_for(Engine, "do_execute")
+def _plan_for_values(cursor, statement, parameters, context) -> bool | None:
+    """psycopg prepares a statement once a connection has run it five times, and five runs later
+    PostgreSQL may keep one plan for any values (a generic plan), blind to the values bound. That suits
+    the lookups by key of a booking, which it spares planning; it does not suit a statement marked with
+    PLAN_FOR_VALUES, which is run unprepared and so planned for its values each time: with generic plans
+    two of the catalogue's keyword searches took 85-100 ms instead of 2-5 ms (district-L), and the sum
+    of a group's voucher spending for the yearly cap 8 ms instead of 0.1 ms, growing with the ledger."""
+    if context.execution_options.get("plan_for_values") and context.dialect.driver == "psycopg":
+        cursor.execute(statement, parameters, prepare=False)
+        return True
+    return None
 
 
 @sa.event.listens_for(Engine, "begin")

@@ -17,8 +17,9 @@ import portion
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defaultload
+from sqlalchemy.orm import Session, defaultload, joinedload
 
+from core.db import PLAN_FOR_VALUES
 from core.errors import NotFound, RuleBroken
 from core.models import Industry, Platform, PlatformIndustry, User
 from marketplace import search, services
@@ -146,12 +147,17 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         # ix_instruments_catalogue alone).
         ids_stmt = select(Instrument.id).where(*conditions).order_by(*_clauses(order))
     # The page's ids from narrow rows, then only those instruments with what the page shows.
-    rows = session.execute(ids_stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    # Keywords, filters and free time decide which plan is quick: each search is planned for its values.
+    rows = session.execute(ids_stmt.limit(per_page).offset((page - 1) * per_page),
+                           execution_options=PLAN_FOR_VALUES).all()
     ids = [row.id for row in rows]
-    total = rows[0].total if words and rows else session.scalar(count_stmt) or 0
+    total = rows[0].total if words and rows else session.scalar(count_stmt, execution_options=PLAN_FOR_VALUES) or 0
+    # in one statement: each instrument with its platform, category and parent category, and photos
     loaded = {instrument.id: instrument for instrument in session.scalars(
         select(Instrument).where(Instrument.id.in_(ids))
-        .options(defaultload(Instrument.platform).lazyload(Platform.industry_rows)))} if ids else {}
+        .options(defaultload(Instrument.platform).lazyload(Platform.industry_rows),
+                 defaultload(Instrument.category).joinedload(InstrumentCategory.parent),
+                 joinedload(Instrument.photos))).unique()} if ids else {}
     return CataloguePage(items=[loaded[i] for i in ids], total=total, page=page, per_page=per_page,
                          large_line_fen=large_line_fen)
 

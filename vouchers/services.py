@@ -17,6 +17,7 @@ from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
+from core.db import PLAN_FOR_VALUES
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
@@ -138,7 +139,8 @@ def group_spent_fen(session: Session, programme: Programme, enterprise: Enterpri
         select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id).where(
             Voucher.programme_id == programme.id,
             Voucher.enterprise_id.in_(group_enterprise_ids(session, enterprise)),
-            LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)), LedgerEntry.at >= start, LedgerEntry.at < end)))
+            LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)), LedgerEntry.at >= start, LedgerEntry.at < end),
+        execution_options=PLAN_FOR_VALUES))
 
 
 # --- applications and issuance --------------------------------------------------------------------
