@@ -136,6 +136,8 @@ class Instrument(db.Model):
                  "hourly_rate_district_enterprise_fen", "sharing_mode", "platform_id", "id"),
         # a platform's instruments, and whether it has any in the catalogue (the filter's platforms), alone
         sa.Index("ix_instruments_platform_id", "platform_id", "state"),
+        # a price range without a category: its count and its page in any order from the index alone
+        sa.Index("ix_instruments_price", "hourly_rate_district_enterprise_fen", "state", "published_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,7 +164,7 @@ class Instrument(db.Model):
     setup_fee_own_staff_fen: Mapped[Fen] = mapped_column(default=0)
     hourly_rate_own_staff_fen: Mapped[Fen] = mapped_column(default=0)
     setup_fee_district_enterprise_fen: Mapped[Fen] = mapped_column(default=0)
-    hourly_rate_district_enterprise_fen: Mapped[Fen] = mapped_column(default=0, index=True)
+    hourly_rate_district_enterprise_fen: Mapped[Fen] = mapped_column(default=0)
     setup_fee_other_fen: Mapped[Fen] = mapped_column(default=0)
     hourly_rate_other_fen: Mapped[Fen] = mapped_column(default=0)
 
