@@ -8,20 +8,24 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+import time
 from collections.abc import Iterator
+from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 import portion
 import sqlalchemy as sa
+from cachetools import TTLCache
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defaultload, joinedload
 
 from core.db import PLAN_FOR_VALUES
 from core.errors import NotFound, RuleBroken
-from core.models import Industry, Platform, PlatformIndustry, User
+from core.models import Industry, Organisation, Platform, PlatformIndustry, User
 from marketplace import search, services
 from marketplace.availability import MAX_RANGE, district_rules, open_intervals
 from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking, BookingRules, Instrument,
@@ -277,3 +281,74 @@ def list_catalogue_platforms(session: Session) -> list[sa.Row]:
     has_instruments = select(Instrument.id).where(Instrument.platform_id == Platform.id,
                                                   Instrument.state.in_(CATALOGUE_STATES)).exists()
     return list(session.execute(select(Platform.id, Platform.name).where(has_instruments).order_by(Platform.name)))
+
+
+# --- the filter's lists, kept by each process -------------------------------------------------------
+
+FILTER_LISTS_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryOption:
+    code: str
+    name_zh: str
+    name_en: str
+    is_sub: bool  # a second-level category
+
+    def name(self, language: str) -> str:
+        return self.name_en if language == "en" else self.name_zh
+
+
+@dataclass(frozen=True, slots=True)
+class FilterLists:
+    """What the catalogue's filter offers: every category, and the platforms with instruments in the
+    catalogue as (id, name)."""
+
+    categories: tuple[CategoryOption, ...]
+    platforms: tuple[tuple[int, str], ...]
+
+
+def _clock() -> float:
+    return time.monotonic()
+
+
+_filter_lists: TTLCache[str, FilterLists] = TTLCache(maxsize=8, ttl=FILTER_LISTS_SECONDS, timer=lambda: _clock())
+_filter_lists_lock = threading.Lock()  # cachetools' caches are not thread-safe; gunicorn's threads share this one
+
+
+def filter_lists(session: Session) -> FilterLists:
+    """The catalogue filter's lists, of the session's database. Every catalogue page shows them and they
+    change rarely, so each process keeps them FILTER_LISTS_SECONDS: a change this process commits shows
+    at once (_forget_on_commit), one that another worker commits within that time. Two queries fewer
+    a page (about 2 ms on PostgreSQL)."""
+    key = str(session.get_bind().engine.url)
+    with _filter_lists_lock:
+        found = _filter_lists.get(key)
+    if found is None:
+        found = FilterLists(
+            categories=tuple(CategoryOption(c.code, c.name_zh, c.name_en, c.parent_id is not None)
+                             for c in services.list_categories(session)),
+            platforms=tuple((row.id, row.name) for row in list_catalogue_platforms(session)))
+        with _filter_lists_lock:
+            _filter_lists[key] = found
+    return found
+
+
+def forget_filter_lists() -> None:
+    with _filter_lists_lock:
+        _filter_lists.clear()
+
+
+FILTER_SOURCES = (Instrument, InstrumentCategory, Organisation)  # a platform's name is its organisation's
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _note_filter_change(session: Session, _flush_context) -> None:
+    if any(isinstance(obj, FILTER_SOURCES) for obj in chain(session.new, session.dirty, session.deleted)):
+        session.info["filter_lists_changed"] = True
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _forget_on_commit(session: Session) -> None:
+    if session.info.pop("filter_lists_changed", False):
+        forget_filter_lists()

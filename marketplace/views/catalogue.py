@@ -22,8 +22,8 @@ from core.templating import NavItem
 from marketplace import catalogue as catalogue_service
 from marketplace import services
 from marketplace.availability import MAX_RANGE
-from marketplace.catalogue import MAX_ID, CatalogueSort
-from marketplace.models import SHARING_MODE_LABELS, InstrumentCategory, SharingMode
+from marketplace.catalogue import MAX_ID, CatalogueSort, FilterLists
+from marketplace.models import SHARING_MODE_LABELS, SharingMode
 from marketplace.views import bp, page_number
 
 NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]
@@ -66,12 +66,12 @@ class CatalogueSearchForm(FlaskForm):
     sort = SelectField(_l("Sort by"), choices=[SelectChoice(s.value, label) for s, label in SORT_LABELS.items()],
                        default=CatalogueSort.RELEVANCE.value)
 
-    def fill(self, categories: list[InstrumentCategory], platforms: list, language: str) -> None:
+    def fill(self, lists: FilterLists, language: str) -> None:
         self.category.choices = [SelectChoice("", _("All categories")), *(
-            SelectChoice(c.code, c.name(language) if c.parent_id is None else f"\u2003{c.name(language)}")
-            for c in categories)]
+            SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language))
+            for c in lists.categories)]
         self.platform_id.choices = [SelectChoice("", _("All platforms")),
-                                    *(SelectChoice(str(p.id), p.name) for p in platforms)]
+                                    *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms)]
 
     def validate_max_yuan(self, field: IntegerField) -> None:
         if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
@@ -132,7 +132,7 @@ def _dialect() -> str:
 def catalogue():
     language = current_language()
     form = CatalogueSearchForm(request.args)
-    form.fill(services.list_categories(db.session), catalogue_service.list_catalogue_platforms(db.session), language)
+    form.fill(catalogue_service.filter_lists(db.session), language)
     page = None
     if form.validate():
         page = catalogue_service.search_catalogue(

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from datetime import datetime, timezone
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy import select
 
 from core.audit import Actor
 from core.errors import RuleBroken
-from core.models import Enterprise, Industry, Platform
+from core.models import Enterprise, Industry, Organisation, Platform
 from core.templating import yuan
-from marketplace import services
+from marketplace import catalogue, services
 from marketplace.catalogue import CatalogueSort, search_catalogue
 from marketplace.models import InstrumentState, SharingMode
 from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
@@ -166,6 +168,29 @@ def test_catalogue_page_filters_come_from_the_url(client, trio, other_platform):
                       "&industry=semiconductor_optoelectronics").get_data(as_text=True)
     assert cards(html) & {ms.id, em.id, ir.id} == {em.id}
     assert 'data-testid="large-badge"' not in html  # the microscope is below the line
+
+
+def platform_options(html: str) -> list[str]:
+    select_html = re.search(r'<select[^>]*id="platform_id".*?</select>', html, re.S).group(0)
+    return re.findall(r"<option[^>]*>([^<]*)</option>", select_html)
+
+
+def test_the_filter_shows_what_this_process_commits_at_once_and_another_workers_change_within_a_minute(
+        client, session, trio, monkeypatch):
+    ms, _em, _ir = trio
+    platform = session.get(Platform, ms.platform_id)
+    session.commit()
+    assert platform.name in platform_options(client.get("/catalogue").get_data(as_text=True))
+    platform.name = "柯桥纺织产业创新研究院（新名）"
+    session.commit()  # this process: the lists are dropped at the commit
+    assert "柯桥纺织产业创新研究院（新名）" in platform_options(client.get("/catalogue").get_data(as_text=True))
+    # another worker renames it: this process still shows what it read, until its lists are a minute old
+    session.execute(sa.update(Organisation).where(Organisation.id == platform.id).values(name="另一名称"))
+    session.commit()
+    assert "另一名称" not in platform_options(client.get("/catalogue").get_data(as_text=True))
+    later = time.monotonic() + catalogue.FILTER_LISTS_SECONDS + 1
+    monkeypatch.setattr(catalogue, "_clock", lambda: later)
+    assert "另一名称" in platform_options(client.get("/catalogue").get_data(as_text=True))
 
 
 def test_catalogue_page_explains_a_bad_filter_instead_of_searching(client, trio):
