@@ -299,7 +299,7 @@ class CategoryOption:
         return self.name_en if language == "en" else self.name_zh
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # each made once and kept: compared and hashed by identity
 class FilterLists:
     """What the catalogue's filter offers: every category, and the platforms with instruments in the
     catalogue as (id, name)."""

@@ -3,6 +3,7 @@ platform's public page."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app, render_template, request, send_from_directory
@@ -67,11 +68,7 @@ class CatalogueSearchForm(FlaskForm):
                        default=CatalogueSort.RELEVANCE.value)
 
     def fill(self, lists: FilterLists, language: str) -> None:
-        self.category.choices = [SelectChoice("", _("All categories")), *(
-            SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language))
-            for c in lists.categories)]
-        self.platform_id.choices = [SelectChoice("", _("All platforms")),
-                                    *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms)]
+        self.category.choices, self.platform_id.choices = _filter_choices(lists, language)
 
     def validate_max_yuan(self, field: IntegerField) -> None:
         if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
@@ -112,6 +109,17 @@ class CatalogueSearchForm(FlaskForm):
                 "free_from": from_local(self.free_from.data) if self.free_from.data else None,
                 "free_to": from_local(self.free_to.data) if self.free_to.data else None,
                 "sort": self.sort.data or CatalogueSort.RELEVANCE}
+
+
+@lru_cache(maxsize=8)
+def _filter_choices(lists: FilterLists, language: str) -> tuple[tuple[SelectChoice, ...], tuple[SelectChoice, ...]]:
+    """The category and platform choices, made once for the lists the process keeps (not again on every
+    page: hundreds of objects a page less for the garbage collector)."""
+    categories = (SelectChoice("", _("All categories")), *(
+        SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language)) for c in lists.categories))
+    platforms = (SelectChoice("", _("All platforms")),
+                 *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms))
+    return categories, platforms
 
 
 def _given(field: DateTimeLocalField) -> bool:
