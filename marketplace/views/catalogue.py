@@ -33,6 +33,12 @@ PER_PAGE = 20
 MAX_YUAN = 1_000_000_000
 SORT_LABELS = {CatalogueSort.RELEVANCE: _l("Relevance"), CatalogueSort.NAME: _l("Name"),
                CatalogueSort.PRICE: _l("Price, lowest first"), CatalogueSort.NEWEST: _l("Newest first")}
+# the fixed choices (lazy labels); the page shows them translated by _filter_choices
+INDUSTRY_CHOICES = (SelectChoice("", _l("All industries")),
+                    *(SelectChoice(industry.value, label) for industry, label in INDUSTRY_LABELS.items()))
+SHARING_MODE_CHOICES = (SelectChoice("", _l("Any sharing mode")),
+                        *(SelectChoice(mode.value, label) for mode, label in SHARING_MODE_LABELS.items()))
+SORT_CHOICES = tuple(SelectChoice(sort.value, label) for sort, label in SORT_LABELS.items())
 
 
 def _optional_int(value: object) -> int | None:
@@ -54,21 +60,19 @@ class CatalogueSearchForm(FlaskForm):
     q = SearchField(_l("Keywords"), validators=[Optional(), Length(max=200)])
     category = SelectField(_l("Category"), choices=[], default="")
     platform_id = SelectField(_l("Platform"), coerce=_optional_int, choices=[], validate_choice=False)
-    industry = SelectField(_l("Industry"), default="", choices=[SelectChoice("", _l("All industries")),
-                                                    *(SelectChoice(i.value, label) for i, label in INDUSTRY_LABELS.items())])
-    sharing_mode = SelectField(_l("Sharing mode"), default="", choices=[SelectChoice("", _l("Any sharing mode")), *(
-        SelectChoice(mode.value, label) for mode, label in SHARING_MODE_LABELS.items())])
+    industry = SelectField(_l("Industry"), default="", choices=INDUSTRY_CHOICES)
+    sharing_mode = SelectField(_l("Sharing mode"), default="", choices=SHARING_MODE_CHOICES)
     large = BooleanField(_l("Large instruments only"))
     min_yuan = IntegerField(_l("Hourly rate from (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
     max_yuan = IntegerField(_l("Hourly rate up to (yuan)"), validators=[Optional(), NumberRange(min=0, max=MAX_YUAN)])
     free_from = DateTimeLocalField(_l("Free from"), format="%Y-%m-%dT%H:%M", validators=[Optional()], description=_l(
         "Beijing time: only instruments open and neither booked nor under maintenance for the whole time"))
     free_to = DateTimeLocalField(_l("Free until"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
-    sort = SelectField(_l("Sort by"), choices=[SelectChoice(s.value, label) for s, label in SORT_LABELS.items()],
-                       default=CatalogueSort.RELEVANCE.value)
+    sort = SelectField(_l("Sort by"), choices=SORT_CHOICES, default=CatalogueSort.RELEVANCE.value)
 
     def fill(self, lists: FilterLists, language: str) -> None:
-        self.category.choices, self.platform_id.choices = _filter_choices(lists, language)
+        for name, choices in _filter_choices(lists, language).items():
+            self[name].choices = choices
 
     def validate_max_yuan(self, field: IntegerField) -> None:
         if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
@@ -112,14 +116,19 @@ class CatalogueSearchForm(FlaskForm):
 
 
 @lru_cache(maxsize=8)
-def _filter_choices(lists: FilterLists, language: str) -> tuple[tuple[SelectChoice, ...], tuple[SelectChoice, ...]]:
-    """The category and platform choices, made once for the lists the process keeps (not again on every
-    page: hundreds of objects a page less for the garbage collector)."""
-    categories = (SelectChoice("", _("All categories")), *(
-        SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language)) for c in lists.categories))
-    platforms = (SelectChoice("", _("All platforms")),
-                 *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms))
-    return categories, platforms
+def _filter_choices(lists: FilterLists, language: str) -> dict[str, tuple[SelectChoice, ...]]:
+    """Every select's choices in the page's language, made once for the lists the process keeps rather
+    than on every page (hundreds of objects a page less for the garbage collector, no lazy labels)."""
+    def translated(choices: tuple[SelectChoice, ...]) -> tuple[SelectChoice, ...]:
+        return tuple(SelectChoice(choice.value, str(choice.label)) for choice in choices)
+
+    return {"category": (SelectChoice("", _("All categories")), *(
+                SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language))
+                for c in lists.categories)),
+            "platform_id": (SelectChoice("", _("All platforms")),
+                            *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms)),
+            "industry": translated(INDUSTRY_CHOICES), "sharing_mode": translated(SHARING_MODE_CHOICES),
+            "sort": translated(SORT_CHOICES)}
 
 
 def _given(field: DateTimeLocalField) -> bool:
