@@ -179,8 +179,8 @@ class Instrument(db.Model):
     updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     search_text: Mapped[str] = mapped_column(sa.Text, default="")  # tokens for full-text search (search.py)
 
-    platform: Mapped[Platform] = relationship(lazy="joined")
-    category: Mapped[InstrumentCategory] = relationship(lazy="joined")
+    platform: Mapped[Platform] = relationship(lazy="joined", innerjoin=True)  # never NULL: an inner join
+    category: Mapped[InstrumentCategory] = relationship(lazy="joined", innerjoin=True)
     photos: Mapped[list[InstrumentPhoto]] = relationship(
         back_populates="instrument", cascade="all, delete-orphan", order_by="InstrumentPhoto.position",
         lazy="selectin")
