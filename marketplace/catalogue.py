@@ -101,8 +101,9 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     are the district enterprises' hourly rate in fen, both bounds included (a range upside down finds
     nothing, as any empty range: the OpenAPI document cannot say the bounds depend on each other); an
     unknown category code finds nothing; free_from and free_to (both or neither, aware) keep the
-    published instruments free for the whole of that time (free_between). Three queries (the count, the
-    page's ids, its instruments; a keyword search's total comes with its ids) and one for their photos."""
+    published instruments free for the whole of that time (free_between). Two queries (the page's ids,
+    then its instruments with their platforms, categories and photos) and, for a browse, the count (a
+    keyword search's total comes with its ids)."""
     if sort not in set(CatalogueSort):
         raise RuleBroken("invalid_sort", _("Unknown sort order."), field="sort")
     if page < 1:
