@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench.booking_figures import BENCHMARKS as BOOKING_BENCHMARKS
     from bench.booking_figures import THROUGHPUTS
     from bench.figures import BENCHMARKS, ONE_OFFS
-    from bench.report import DatabaseRun, duration, load_average, render
+    from bench.report import DatabaseRun, cpu_gauge, duration, load_average, render
     from bench.runner import Settings, Target, measure_once, run
     from bench.server import AppServer
     from bench.vouchers import ONE_OFFS as VOUCHER_ONE_OFFS
 
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     settings = Settings(samples=arguments.samples, warmups=arguments.warmups, time_budget=arguments.time_budget)
-    started, load_at_start = datetime.now(timezone.utc), load_average()
+    started, load_at_start, gauge_at_start = datetime.now(timezone.utc), load_average(), cpu_gauge()
     sources = {"sqlite": sqlite_database, "postgresql": postgresql_database}
     runs: list[DatabaseRun] = []
     for name in arguments.databases:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                      "and the bookings in %.1f s (written in %.1f s): %s", label, built.total_seconds,
                      built.schema_seconds, built.bulk_seconds, built.instrument_seconds, built.bookings.seconds,
                      built.bookings.insert_seconds, built.counts)
-            results, load_before = [], load_average()
+            results, load_before, gauge_before = [], load_average(), cpu_gauge()
             with AppServer(url, WORK_DIR / f"gunicorn-{name}.log") as server:
                 target = Target(server.base_url, built)
                 for benchmark in [*BENCHMARKS, *BOOKING_BENCHMARKS]:
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 if outcome.error:
                     log.info("%s: %s: ERROR %s", label, one_off.name, outcome.error)
             runs.append(DatabaseRun(label, built, results, one_offs, throughputs=throughputs,
-                                    load=f"{load_before} before the figures, {load_average()} after them"))
+                                    load=f"{load_before} before the figures, {load_average()} after them",
+                                    gauge=f"{gauge_before} before the figures, {cpu_gauge()} after them"))
 
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     notes = [argon2_note(), "Requests are sequential, but the machine may run other work: a load average above "
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
              "bookings, most of them active ahead of today), its 400 free instruments (nothing to pay: "
              "booking creation involves no gateway) and the member with 5,000 bookings in their feed's year."]
     report = render(runs, settings, started=started, load_at_start=load_at_start, load_at_end=load_average(),
-                    notes=notes)
+                    gauge_at_start=gauge_at_start, gauge_at_end=cpu_gauge(), notes=notes)
     arguments.output.write_text(report, encoding="utf-8")
     print(summary(runs, arguments.output))
     return 0 if all(r.error is None for each in runs for r in [*each.results, *each.one_offs, *each.throughputs]) \

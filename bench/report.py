@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import timeit
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ class DatabaseRun:
     one_offs: list[OneOffResult] = field(default_factory=list)
     throughputs: list[ThroughputResult] = field(default_factory=list)
     load: str = ""  # the load average around this database's figures
+    gauge: str = ""  # the CPU gauge around them
 
 
 def _cpu_model() -> str:
@@ -75,8 +77,22 @@ def load_average() -> str:
         return "unknown"
 
 
+def _gauge_work() -> int:
+    total = 0
+    for number in range(200_000):
+        total += number * number % 7
+    return total
+
+
+def cpu_gauge() -> str:
+    """The same pure-Python work timed now (median of 7 runs). A virtual machine's CPU is not always as
+    fast: on this one the gauge and every figure with it have moved by a third between runs, with no
+    other work running (the load average shows none of that)."""
+    return f"{statistics.median(timeit.repeat(_gauge_work, number=1, repeat=7)) * 1000:.1f} ms"
+
+
 def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, load_at_start: str,
-           load_at_end: str, notes: list[str]) -> str:
+           load_at_end: str, gauge_at_start: str, gauge_at_end: str, notes: list[str]) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -85,6 +101,8 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         f"- date: {started.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC",
         *(f"- {key}: {value}" for key, value in machine().items()),
         f"- load average (1/5/15 min): {load_at_start} at the start, {load_at_end} at the end",
+        f"- CPU gauge (`bench.report.cpu_gauge`: the same pure-Python loop, a slower machine takes longer): "
+        f"{gauge_at_start} at the start, {gauge_at_end} at the end",
         "- server: gunicorn with gunicorn.conf.py, WEB_CONCURRENCY=2, scheduler off, rate-limit counters in memory",
         f"- method: sequential requests over loopback with `requests`, {settings.warmups} warm-ups then up to "
         f"{settings.samples} samples per figure (fewer where the figure says so; at most "
@@ -109,6 +127,7 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
             + " (the demo district included). Generated accounts share one password hash.",
             "",
             *([f"Load average (1/5/15 min): {run.load}.", ""] if run.load else []),
+            *([f"CPU gauge: {run.gauge}.", ""] if run.gauge else []),
             "| step | time | target | met |",
             "|---|---:|---:|:---:|",
             f"| empty database → migrations → demo district | {dataset.schema_seconds:.1f} s | | |",
