@@ -15,7 +15,7 @@ def _flag(name: str, default: bool = False) -> bool:
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")  # None: generated once and kept in instance/
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'kequip.sqlite'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}  # connections idle for a while are pinged before use: core.db._ping_if_idle
     DOMAINS: tuple[str, ...] = ("marketplace", "vouchers")  # domain packages, each with init_app(app)
     DEBUG = _flag("FLASK_DEBUG")
 

@@ -1,6 +1,7 @@
 """Database foundations: the declarative base, column types, and the unit of work (STYLE 2.3, 2.6)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -10,6 +11,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+from sqlalchemy.pool import Pool
 
 NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
@@ -80,6 +82,33 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA mmap_size=2147418112")
         cursor.close()
+
+
+# A pooled connection idle this long is asked whether the server still has it before it is used again.
+IDLE_BEFORE_PING = 10.0  # seconds
+
+
+@sa.event.listens_for(Pool, "checkin")
+def _note_idle(dbapi_connection, connection_record) -> None:
+    connection_record.info["idle_since"] = time.monotonic()
+
+
+@sa.event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, connection_record, connection_proxy) -> None:
+    """A PostgreSQL connection that waited in the pool may have been closed meanwhile (a restart of the
+    server, a timeout on the way); one given back a moment ago has not. SQLAlchemy's pool_pre_ping asks
+    the server before every checkout, a round trip on every request; here only a connection idle for
+    IDLE_BEFORE_PING seconds is asked, and a dead one is replaced (DisconnectionError: the pool connects
+    anew). A SQLite file cannot go away."""
+    idle_since = connection_record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING:
+        return
+    if type(dbapi_connection).__module__.startswith("psycopg"):
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as error:  # psycopg.OperationalError, or any other sign of a broken connection
+            raise sa.exc.DisconnectionError() from error
 
 
 # An execution option for statements whose best plan depends on the values bound (a search's keywords,

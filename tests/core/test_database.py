@@ -1,8 +1,11 @@
 """How every connection is set up (core.db), on the database the suite runs on."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import func, select, text
+from sqlalchemy.pool import NullPool
 
+from core import db as core_db
 from core.db import PLAN_FOR_VALUES
 from marketplace.models import Instrument
 
@@ -23,3 +26,21 @@ def test_each_connection_is_set_up_for_its_database(session, db_kind):
     prepared = list(session.scalars(text("SELECT statement FROM pg_prepared_statements")))
     assert any("original_value_fen" in statement for statement in prepared)  # unmarked: prepared
     assert not any("hourly_rate_district_enterprise_fen" in statement for statement in prepared)
+
+
+def test_a_postgresql_connection_the_server_closed_while_it_waited_in_the_pool_is_replaced(app, db_kind, monkeypatch):
+    """Without the ping the pool would hand the dead connection over and the request's first statement
+    would fail; with it, the checkout finds it dead and connects anew."""
+    if db_kind == "sqlite":
+        return  # a file cannot go away
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    engine, admin = sa.create_engine(url), sa.create_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        first = connection.scalar(text("SELECT pg_backend_pid()"))
+    with admin.connect() as other:
+        assert other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    monkeypatch.setattr(core_db, "IDLE_BEFORE_PING", 0.0)  # it has waited long enough to be asked
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT pg_backend_pid()")) not in (None, first)
+    engine.dispose()
+    admin.dispose()
