@@ -11,18 +11,18 @@ from itertools import count
 
 import requests
 
-from bench.bookings import FEED_EVENTS, FUTURE_WEEKS, local_midnight, open_days
+from bench.bookings import FEED_EVENTS, FUTURE_WEEKS, open_days
 from bench.dataset import BENCH_PASSWORD, Dataset, bench_app
 from bench.figures import TIMEOUT, BenchmarkFailed, _expect, expect_results_page
 from bench.runner import Benchmark, Request, Sample, Target, Throughput
+from core.clock import local_midnight, to_local
 
 WEEKS_AHEAD = FUTURE_WEEKS  # the weeks asked about: this one and the next ones, where the active bookings are
-LOCAL_OFFSET = "+08:00"
 
 
 def _week(dataset: Dataset, number: int) -> tuple[datetime, datetime]:
     """[Monday 00:00, next Monday 00:00) Asia/Shanghai of the week `number` weeks after the generation's."""
-    today = (dataset.bookings.now + timedelta(hours=8)).date()
+    today = to_local(dataset.bookings.now).date()
     start = local_midnight(today - timedelta(days=today.weekday()) + timedelta(weeks=number))
     return start, start + timedelta(weeks=1)
 
@@ -34,7 +34,7 @@ def week_label(number: int) -> str:
 
 def _iso(instant: datetime) -> str:
     """An instant as the API takes it: Asia/Shanghai wall-clock time with its offset."""
-    return (instant + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S") + LOCAL_OFFSET
+    return to_local(instant).isoformat(timespec="seconds")
 
 
 def _hot(dataset: Dataset, number: int) -> int:
@@ -125,7 +125,7 @@ FREE_QUERIES: tuple[tuple[int, str, str, dict[str, str]], ...] = (
 
 def _free_window(dataset: Dataset, number: int) -> tuple[datetime, datetime, dict[str, str]]:
     days_ahead, opens, closes, filters = FREE_QUERIES[number % len(FREE_QUERIES)]
-    today = (dataset.bookings.now + timedelta(hours=8)).date()
+    today = to_local(dataset.bookings.now).date()
     day = open_days(today + timedelta(days=1), today + timedelta(weeks=WEEKS_AHEAD))[days_ahead - 1]
     midnight = local_midnight(day)
     return (midnight + _clock(opens), midnight + _clock(closes), filters)
@@ -182,7 +182,7 @@ def catalogue_free_page(target: Target) -> Sample:
 
 
 def _local_field(instant: datetime) -> str:
-    return (instant + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M")
+    return to_local(instant).strftime("%Y-%m-%dT%H:%M")
 
 
 # --- a private iCalendar feed ----------------------------------------------------------------------
@@ -260,7 +260,7 @@ def booking_clients(base_url: str, dataset: Dataset, clients: int) -> list[Reque
     by instrument, so no two requests ask for the same time of the same instrument."""
     members, free = dataset.bookings.members, dataset.bookings.free
     _expect(len(members) >= clients and len(free) >= clients, "too few members or free instruments for the clients")
-    today = (dataset.bookings.now + timedelta(hours=8)).date()
+    today = to_local(dataset.bookings.now).date()
     days = open_days(today + timedelta(days=1), today + timedelta(days=60))
     requests_made = []
     for number in range(clients):

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+
+from core.clock import local_midnight, to_local
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,6 @@ SEED = 1_000_000
 
 BLOCKS = ((8 * 60 + 30, 12 * 60), (13 * 60 + 30, 17 * 60 + 30))  # the district's open hours, minutes of the day
 DURATIONS = (30, 60, 60, 90, 120, 120, 180, 240)  # minutes
-LOCAL = timedelta(hours=8)  # Asia/Shanghai keeps no daylight saving
 PURPOSES = ("常规检测", "来样测试", "研发样品表征", "质量抽检", "对比试验", "方法开发", "客户委托检测")
 
 # Where a past or future booking ended up, with weights; requested bookings are the appointment-only
@@ -246,14 +247,9 @@ def open_days(first: date, last: date) -> list[date]:
     return days
 
 
-def local_midnight(day: date) -> datetime:
-    """00:00 Asia/Shanghai of a day, as an aware UTC instant."""
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - LOCAL
-
-
 def _open_days(now: datetime) -> list[int]:
     """The open days from PAST_WEEKS back to FUTURE_WEEKS ahead, as local midnights in minutes since the epoch."""
-    today = (now + LOCAL).date()
+    today = to_local(now).date()
     days = open_days(today - timedelta(weeks=PAST_WEEKS, days=today.weekday()), today + timedelta(weeks=FUTURE_WEEKS))
     return [_minutes(local_midnight(day)) for day in days]
 

@@ -26,10 +26,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from bench.bookings import local_midnight, open_days
+from bench.bookings import open_days
 from bench.dataset import Dataset, _insert_returning_ids, bench_app
 from bench.figures import _expect
 from bench.runner import OneOff, Timing
+from core.clock import local_midnight, to_local
 
 BUREAU = "bureau@kequip.test"  # the demo district's bureau admin issues the benchmark's vouchers
 SEED = 6
@@ -90,7 +91,6 @@ def _issue_vouchers(dataset: Dataset) -> list[tuple[int, int]]:
     """A programme open today and a voucher of ¥1,000,000 for each of the first HOLDERS members, applied
     for and approved through vouchers.services. Returns (user id, voucher id) pairs."""
     from core.audit import Actor
-    from core.clock import to_local
     from core.db import unit_of_work, utcnow
     from core.models import Role, User
     from vouchers import services
@@ -133,7 +133,7 @@ def _free_slots(dataset: Dataset) -> Iterator[tuple[int, datetime, datetime]]:
     ).bindparams(sa.bindparam("now", type_=UTCDateTime())), {"now": now, "limit": BOOKABLE}))
     db.session.remove()
     _expect(len(ids) == BOOKABLE, f"only {len(ids)} priced instruments have nothing booked ahead")
-    today = (now + timedelta(hours=8)).date()
+    today = to_local(now).date()
     for day in open_days(today + timedelta(days=2), today + timedelta(days=80)):
         for hour in HOLD_HOURS:
             start = local_midnight(day) + timedelta(hours=int(hour[:2]), minutes=int(hour[3:]))
@@ -245,7 +245,6 @@ def claim_of_uses(dataset: Dataset) -> list[Timing]:
 
 def _measure_claim() -> list[Timing]:
     from core.audit import Actor
-    from core.clock import to_local
     from core.db import unit_of_work, utcnow
     from core.extensions import db
     from core.models import User
@@ -272,7 +271,6 @@ def _measure_claim() -> list[Timing]:
 
 def _voucher_uses() -> tuple[int, int, date, int]:
     """Write the voucher uses; returns the platform, its admin, the first day served and the vouchers."""
-    from core.clock import to_local
     from core.extensions import db
 
     with db.engine.begin() as connection:
