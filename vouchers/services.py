@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -133,14 +134,23 @@ def group_spent_fen(session: Session, programme: Programme, enterprise: Enterpri
     """What the group's vouchers of the programme paid or hold for bookings this (local) year: holds less
     releases. Consumption moves held money, so it is already counted."""
     start, end = _year_bounds(year)
+    return int(session.scalar(_group_spent_statement(), {
+        "programme_id": programme.id, "enterprise_ids": group_enterprise_ids(session, enterprise),
+        "start": start, "end": end}))
+
+
+@cache
+def _group_spent_statement() -> sa.Select:
+    """group_spent_fen's sum, built once. Which plan is quick depends on the group and the year: each run
+    is planned for its values."""
     signed = sa.case((LedgerEntry.kind == EntryKind.HOLD.value, LedgerEntry.amount_fen),
                      else_=-LedgerEntry.amount_fen)
-    return int(session.scalar(
-        select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id).where(
-            Voucher.programme_id == programme.id,
-            Voucher.enterprise_id.in_(group_enterprise_ids(session, enterprise)),
-            LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)), LedgerEntry.at >= start, LedgerEntry.at < end),
-        execution_options=PLAN_FOR_VALUES))
+    return (select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id)
+            .where(Voucher.programme_id == sa.bindparam("programme_id"),
+                   Voucher.enterprise_id.in_(sa.bindparam("enterprise_ids", expanding=True)),
+                   LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)),
+                   LedgerEntry.at >= sa.bindparam("start"), LedgerEntry.at < sa.bindparam("end"))
+            .execution_options(**PLAN_FOR_VALUES))
 
 
 # --- applications and issuance --------------------------------------------------------------------
@@ -227,11 +237,11 @@ def reject_application(session: Session, application: Application, *, actor: Act
 
 # --- spending at booking ----------------------------------------------------------------------------
 
-def _declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int) -> sa.Exists:
+def _declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
     return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)
 
 
-def _suspension(programme_id: int | sa.ColumnElement, platform_id: int) -> sa.Exists:
+def _suspension(programme_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
     return sa.exists().where(ProgrammeSuspension.programme_id == programme_id,
                              ProgrammeSuspension.platform_id == platform_id)
 
@@ -271,6 +281,22 @@ class VoucherPart:
     enterprise_pays_fen: int  # at booking: the price less the voucher part, or all of it (enterprise-reimbursed)
 
 
+@cache
+def _quote_statement() -> sa.Select:
+    """The voucher and its programme, locked, with what quote_voucher_part asks of the platform; built once
+    (its values are bound at each run: building and keying a statement this size cost more than running it)."""
+    platforms = Platform.__table__
+    platform_id = sa.bindparam("platform_id", type_=sa.Integer)
+    # the enterprise by its key, from the session (the booking loaded it): a join here cost more to plan
+    return (select(Voucher, _suspension(Voucher.programme_id, platform_id).label("suspended"),
+                   _declared_related(Voucher.enterprise_id, platform_id).label("declared"), platforms.c.credit_code,
+                   platforms.c.legal_representative, platforms.c.actual_controller)
+            .join(Voucher.programme).join(platforms, platforms.c.id == platform_id)
+            .options(contains_eager(Voucher.programme), lazyload(Voucher.enterprise))
+            .where(Voucher.id == sa.bindparam("voucher_id", type_=sa.Integer))
+            .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True))
+
+
 def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int | None, platform_id: int,
                        category_code: str, price_fen: int, now: datetime) -> VoucherPart:
     """Voucher part = min(ratio × eligible price, balance, per-order cap, what is left of the yearly cap
@@ -281,15 +307,7 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     # voucher's row is locked too, so that it is read as the last holder committed it. In the same
     # statement: whether the platform is suspended from the programme or declared related to the
     # enterprise, and the platform's legal entity.
-    platforms = Platform.__table__
-    found = session.execute(
-        select(Voucher, _suspension(Voucher.programme_id, platform_id).label("suspended"),
-               _declared_related(Voucher.enterprise_id, platform_id).label("declared"), platforms.c.credit_code,
-               platforms.c.legal_representative, platforms.c.actual_controller)
-        .join(Voucher.programme).join(platforms, platforms.c.id == platform_id)
-        # the enterprise by its key, from the session (the booking loaded it): a join here cost more to plan
-        .options(contains_eager(Voucher.programme), lazyload(Voucher.enterprise)).where(Voucher.id == voucher_id)
-        .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True)).first()
+    found = session.execute(_quote_statement(), {"voucher_id": voucher_id, "platform_id": platform_id}).first()
     voucher = found.Voucher if found is not None else None
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
