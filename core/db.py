@@ -130,6 +130,33 @@ def _plan_for_values(cursor, statement, parameters, context) -> bool | None:
     return None
 
 
+@sa.event.listens_for(Engine, "before_cursor_execute")
+def _note_writes(connection: sa.Connection, cursor, statement: str, parameters, context, executemany) -> None:
+    """Whether the transaction ran anything but SELECT (see _end_reads_by_commit)."""
+    if "wrote" not in connection.info and statement.lstrip()[:6].upper() != "SELECT":
+        connection.info["wrote"] = True
+
+
+@sa.event.listens_for(Engine, "rollback")
+def _end_reads_by_commit(connection: sa.Connection) -> None:
+    """psycopg forgets every statement it prepared at each ROLLBACK (and has the server drop them), and
+    every request that only read ends with one (the session's close): no statement a page ran was ever
+    prepared, so each was planned anew (the catalogue's page of instruments: 1.7 ms of planning for
+    0.6 ms of work). A transaction that ran only SELECT statements ends by COMMIT instead, which is the
+    same to the server (the app selects no function that changes anything, such as set_config); the
+    rollback that follows finds no transaction and does nothing. After any other statement, a
+    savepoint's too, the ROLLBACK goes ahead as it was."""
+    wrote = connection.info.pop("wrote", False)
+    dbapi_connection = connection.connection.dbapi_connection
+    if not wrote and type(dbapi_connection).__module__.startswith("psycopg"):
+        dbapi_connection.commit()
+
+
+@sa.event.listens_for(Engine, "commit")
+def _forget_writes(connection: sa.Connection) -> None:
+    connection.info.pop("wrote", None)
+
+
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_on_begin(connection: sa.Connection) -> None:
     """On SQLite every transaction takes the write lock when it begins (BEGIN IMMEDIATE): a check and

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from core import db as core_db
@@ -44,3 +45,26 @@ def test_a_postgresql_connection_the_server_closed_while_it_waited_in_the_pool_i
         assert connection.scalar(text("SELECT pg_backend_pid()")) not in (None, first)
     engine.dispose()
     admin.dispose()
+
+
+def test_on_postgresql_a_transaction_that_only_read_keeps_the_prepared_statements_and_one_that_wrote_is_undone(
+        app, db_kind):
+    """psycopg forgets what it prepared at every ROLLBACK: a transaction of SELECTs ends by COMMIT instead
+    (core.db._end_reads_by_commit), so a statement read request after request is run prepared. A
+    transaction that changed anything is rolled back as before."""
+    if db_kind == "sqlite":
+        return
+    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1)
+    count = select(func.count()).select_from(Instrument).where(Instrument.original_value_fen > 1)
+    for _ in range(6):  # one request each, which reads and ends with the session's close: a rollback
+        with Session(engine) as session:
+            session.scalar(count)
+    with engine.connect() as connection:
+        prepared = list(connection.scalars(text("SELECT statement FROM pg_prepared_statements")))
+    assert any("original_value_fen" in statement for statement in prepared)
+    with Session(engine) as session:
+        session.execute(text("CREATE TABLE kequip_probe (n integer)"))
+        session.execute(text("INSERT INTO kequip_probe VALUES (1)"))
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT to_regclass('kequip_probe')")) is None  # undone
+    engine.dispose()

@@ -116,6 +116,14 @@ def test_a_price_range_upside_down_finds_nothing(trio, search):
 
 # --- sorts and pages --------------------------------------------------------------------------
 
+@pytest.fixture(params=["walk", "apart"])
+def browse_plan(request, monkeypatch):
+    """Both ways a browse finds its page on PostgreSQL: walking an index in the sort's order (many
+    matches) or sorting the matches apart (a few; catalogue.SORT_APART_UP_TO). SQLite always walks."""
+    monkeypatch.setattr(catalogue, "SORT_APART_UP_TO", 0 if request.param == "walk" else 10_000)
+    return request.param
+
+
 @pytest.mark.parametrize("sort, language, expected", [
     ("newest", "zh_CN", ["ir", "em", "ms"]),
     ("relevance", "zh_CN", ["ir", "em", "ms"]),  # without a query: newest first
@@ -123,7 +131,7 @@ def test_a_price_range_upside_down_finds_nothing(trio, search):
     ("name", "zh_CN", ["ir", "em", "ms"]),  # 傅 < 场 < 液 in the dictionary's radical order
     ("name", "en", ["ir", "ms", "em"]),  # FTIR, LC-MS/MS, Scanning
 ])
-def test_each_sort(trio, search, sort, language, expected):
+def test_each_sort(trio, search, browse_plan, sort, language, expected):
     names = dict(zip(("ms", "em", "ir"), trio))
     assert found(search(sort=sort, language=language), trio) == [names[n].id for n in expected]
 
@@ -141,6 +149,15 @@ def test_pages_split_the_results_without_overlap(create_instrument, search):
     assert {p.total for p in pages} == {5} and pages[0].pages == 3
     assert sorted(i.id for p in pages for i in p.items) == sorted(i.id for i in made)
     assert list(pages[0].iter_pages()) == [1, 2, 3]
+
+
+def test_a_browse_pages_its_results_in_order_either_way(create_instrument, search, browse_plan):
+    made = [create_instrument(state=S.PUBLISHED, hourly_rate_district_enterprise_fen=77_701 + n % 3) for n in range(5)]
+    pages = [search(category=made[0].category.code, price_min_fen=77_701, price_max_fen=77_703,
+                    sort=CatalogueSort.PRICE, page=n, per_page=2) for n in (1, 2, 3, 4)]
+    assert [len(p.items) for p in pages] == [2, 2, 1, 0] and {p.total for p in pages} == {5}
+    in_order = sorted(made, key=lambda i: (i.hourly_rate_district_enterprise_fen, i.name_zh, i.id))
+    assert [i.id for p in pages for i in p.items] == [i.id for i in in_order]
 
 
 # --- pages --------------------------------------------------------------------------------------
