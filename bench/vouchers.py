@@ -31,6 +31,7 @@ from bench.dataset import Dataset, _insert_returning_ids, bench_app
 from bench.figures import _expect
 from bench.runner import OneOff, Timing
 from core.clock import local_midnight, to_local
+from vouchers.ledger import ENTRY_COLUMNS
 
 BUREAU = "bureau@kequip.test"  # the demo district's bureau admin issues the benchmark's vouchers
 SEED = 6
@@ -164,10 +165,6 @@ def _timed_booking(user_id: int, slot: tuple[int, datetime, datetime], voucher_i
 
 
 # --- bulk rows that agree with the ledger ------------------------------------------------------------
-
-LEDGER_COLUMNS = ("voucher_id", "kind", "amount_fen", "booking_id", "claim_id", "platform_id", "actor_id",
-                  "actor_label", "at")
-
 
 def _write(connection: sa.Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Rows of plain values (aware datetimes) into a table, in the connection's transaction: COPY on
@@ -318,7 +315,7 @@ def _voucher_uses() -> tuple[int, int, date, int]:
                             _aware(row.created_at)))
             entries.append((voucher_id, "consume", part, row.id, None, platform_id, row.operator_id, "bench",
                             _aware(row.checked_out_at)))
-        _write(connection, "voucher_ledger_entries", LEDGER_COLUMNS, entries)
+        _write(connection, "voucher_ledger_entries", ENTRY_COLUMNS, entries)
         changes = [{"b_id": row.id, "b_voucher": voucher_ids[row.enterprise_id], "b_part": parts[row.id]}
                    for row in used]
         connection.execute(sa.text(
@@ -402,7 +399,7 @@ def _ledger_histories() -> tuple[int, int, int]:
                                       issued_fen=sum(v["amount_fen"] for v in issued),
                                       created_at=opened - timedelta(days=30))
             ids = _vouchers(connection, programme_id, year, issued, bureau_id=bureau_id)
-            _write(connection, "voucher_ledger_entries", LEDGER_COLUMNS,
+            _write(connection, "voucher_ledger_entries", ENTRY_COLUMNS,
                    [(voucher_id, *entry) for voucher_id, (_voucher, entries) in zip(ids, histories, strict=True)
                     for entry in entries])
             if tampered is None:

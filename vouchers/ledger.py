@@ -1,7 +1,7 @@
 """The voucher ledger: the one place where a voucher's money moves (DESIGN §2.4).
 
-Every movement is an append-only LedgerEntry and, in the same statement, a conditional UPDATE of the
-voucher's columns that refuses to take any column below zero: concurrent holds on one voucher can
+Every movement is an append-only LedgerEntry and, in the same transaction (on PostgreSQL the same
+statement), a conditional UPDATE of the voucher's columns that refuses to take any column below zero: concurrent holds on one voucher can
 never spend more than its balance, on SQLite (one writer at a time) and PostgreSQL (the UPDATE locks
 the row and re-checks its condition) alike."""
 from __future__ import annotations
@@ -32,6 +32,9 @@ EFFECTS: dict[EntryKind, tuple[int, int, int, int]] = {
     EntryKind.REDEEM: (0, 0, 0, 1),
 }
 COLUMNS = ("balance_fen", "held_fen", "consumed_fen", "redeemed_fen")
+# What post writes of an entry (the rest is the key)
+ENTRY_COLUMNS = ("voucher_id", "kind", "amount_fen", "booking_id", "claim_id", "platform_id", "actor_id",
+                 "actor_label", "at")
 
 
 def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *, actor: Actor, now: datetime,
@@ -42,19 +45,23 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
     if amount_fen <= 0:
         raise ValueError("a ledger entry moves a positive amount")
     session.flush()  # the session's pending changes first (nothing pending: no SQL): see _move_statement
-    moved = session.execute(_move_statement(kind, require_active=require_active),
-                            {"voucher_id": voucher.id, "amount": amount_fen}).first()
+    move = {"voucher_id": voucher.id, "amount": amount_fen}
+    entry = {"voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
+             "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
+             "actor_label": actor.label[:100], "at": now}
+    if session.get_bind().dialect.name == "postgresql":  # the move and its entry in one statement
+        moved = session.execute(_move_and_enter_statement(kind, require_active=require_active),
+                                move | {f"entry_{name}": value for name, value in entry.items()}).first()
+    else:
+        moved = session.execute(_move_statement(kind, require_active=require_active), move).first()
+        if moved is not None:  # the entry by a plain INSERT: nothing reads it back as an object
+            session.execute(insert(LedgerEntry.__table__), entry)
     if moved is None:
         raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s does not have %(amount)s left.",
                                                    serial=voucher.serial, amount=format_yuan(amount_fen)),
                          field="voucher_id")
     for name, value in zip(COLUMNS, moved, strict=True):  # the columns as the database has them now
         set_committed_value(voucher, name, value)
-    # the entry by a plain INSERT too: nothing reads it back as an object, and a flush of one cost more than it
-    session.execute(insert(LedgerEntry.__table__), {
-        "voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
-        "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
-        "actor_label": actor.label[:100], "at": now})
     record_audit(session, actor, f"voucher.{kind.value}", voucher,
                  after={"amount_fen": amount_fen, "booking_id": booking_id, "claim_id": claim_id,
                         **{name: getattr(voucher, name) for name in COLUMNS}})
@@ -78,6 +85,19 @@ def _move_statement(kind: EntryKind, *, require_active: bool) -> sa.Update:
         guards.append(table.c.state == VoucherState.ACTIVE)
     return (update(table).where(table.c.id == sa.bindparam("voucher_id", type_=sa.Integer), *guards)
             .values(**changes).returning(*(table.c[name] for name in COLUMNS)))
+
+
+@cache
+def _move_and_enter_statement(kind: EntryKind, *, require_active: bool) -> sa.Select:
+    """On PostgreSQL, the move and its entry in one statement, one round trip less: the UPDATE in a
+    WITH, the INSERT of the entry from its result (so only if it moved), the moved columns selected."""
+    moved = _move_statement(kind, require_active=require_active).cte("moved")
+    ledger = LedgerEntry.__table__
+    # named apart from the UPDATE's columns: a parameter named as a column of the table would be SET
+    values = {name: sa.bindparam(f"entry_{name}", type_=ledger.c[name].type) for name in ENTRY_COLUMNS}
+    entered = insert(ledger).from_select(list(values), select(*values.values()).where(
+        sa.exists(select(moved.c.balance_fen)))).cte("entered")
+    return select(*(moved.c[name] for name in COLUMNS)).add_cte(entered)
 
 
 @dataclass(frozen=True, slots=True)
