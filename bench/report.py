@@ -108,7 +108,7 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         f"{settings.samples} samples per figure (fewer where the figure says so; at most "
         f"{settings.time_budget:.0f} s each), timed with `time.perf_counter`; p50/p95 by `statistics.quantiles` "
         "(inclusive)",
-        "- throughput figures: a server of their own (gunicorn with the figure's worker count, 2 threads each), "
+        "- throughput figures: a server of their own (gunicorn with the figure's worker count, one thread each), "
         "clients in threads of this process (one `requests` session each), all starting together after their "
         "warm-ups; the rate is the timed requests over the time from the start to the last answer",
         "- one-off figures: after the server has stopped, each job runs once in-process on the same database "
