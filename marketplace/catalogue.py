@@ -84,9 +84,10 @@ def is_large(instrument: Instrument, *, line_fen: int) -> bool:
 
 def category_ids(lists: FilterLists, code: str) -> list[int]:
     """A first-level code ("01") takes its sub-categories ("01xx"); a second-level code only itself;
-    anything else is no category at all. From the lists each process keeps (filter_lists), so that the
-    search's plan sees the ids themselves: with a subquery PostgreSQL searched category by category
-    (a keyword in a first-level category: 7.3 ms, 3.7 ms with the ids)."""
+    anything else is no category at all. From the lists each process keeps (filter_lists: a category
+    another worker adds is searched within a minute), so that the search's plan sees the ids
+    themselves: with a subquery PostgreSQL searched category by category (a keyword in a first-level
+    category: 7.3 ms, 3.7 ms with the ids)."""
     if not CATEGORY_CODE.fullmatch(code):
         return []
     return [c.id for c in lists.categories
@@ -138,7 +139,7 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     words = bool(q and search.tokens(q))
     order = _order(CatalogueSort(sort), language=language, q=q if words else None)
     count_stmt = select(sa.func.count()).select_from(Instrument).where(*conditions)
-    page_of = {"limit": per_page, "offset": (page - 1) * per_page}
+    offset = (page - 1) * per_page
     # The page's ids from narrow rows, then only those instruments with what the page shows. Keywords,
     # filters and free time decide which plan is quick: each statement is planned for its values.
     if words:
@@ -146,7 +147,7 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         # over them, not two; past the last page, the count alone.
         matched = search.restrict(select(Instrument.id).where(*conditions), dialect, q)
         rows = session.execute(_sorted_apart(matched, order).add_columns(sa.func.count().over().label("total"))
-                               .limit(page_of["limit"]).offset(page_of["offset"]),
+                               .limit(per_page).offset(offset),
                                execution_options=PLAN_FOR_VALUES).all()
         ids = [row.id for row in rows]
         total = rows[0].total if rows else session.scalar(search.restrict(count_stmt, dialect, q),
@@ -160,8 +161,8 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         browse = select(Instrument.id).where(*conditions)
         ids_stmt = (_sorted_apart(browse, order) if dialect == "postgresql" and total <= SORT_APART_UP_TO
                     else browse.order_by(*_clauses(order)))
-        ids = list(session.scalars(ids_stmt.limit(page_of["limit"]).offset(page_of["offset"]),
-                                   execution_options=PLAN_FOR_VALUES)) if total > page_of["offset"] else []
+        ids = list(session.scalars(ids_stmt.limit(per_page).offset(offset),
+                                   execution_options=PLAN_FOR_VALUES)) if total > offset else []
     # in one statement: each instrument with its platform, category and parent category, and photos
     loaded = {instrument.id: instrument for instrument in session.scalars(
         select(Instrument).where(Instrument.id.in_(ids))
@@ -318,8 +319,8 @@ class CategoryOption:
 
 @dataclass(frozen=True, slots=True, eq=False)  # each made once and kept: compared and hashed by identity
 class FilterLists:
-    """What the catalogue's filter offers: every category, and the platforms with instruments in the
-    catalogue as (id, name)."""
+    """What the catalogue's filter offers: every category (whose ids a search by category takes from
+    here), and the platforms with instruments in the catalogue as (id, name)."""
 
     categories: tuple[CategoryOption, ...]
     platforms: tuple[tuple[int, str], ...]

@@ -1,9 +1,9 @@
 """The voucher ledger: the one place where a voucher's money moves (DESIGN §2.4).
 
 Every movement is an append-only LedgerEntry and, in the same transaction (on PostgreSQL the same
-statement), a conditional UPDATE of the voucher's columns that refuses to take any column below zero: concurrent holds on one voucher can
-never spend more than its balance, on SQLite (one writer at a time) and PostgreSQL (the UPDATE locks
-the row and re-checks its condition) alike."""
+statement), a conditional UPDATE of the voucher's columns that refuses to take any column below zero:
+concurrent holds on one voucher can never spend more than its balance, on SQLite (one writer at a
+time) and PostgreSQL (the UPDATE locks the row and re-checks its condition) alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
