@@ -173,8 +173,10 @@ def test_catalogue_page_searches_without_login_and_shows_card_details(client, tr
     assert response.status_code == 200
     assert ms.id in cards(html) and em.id not in cards(html) and ir.id not in cards(html)
     for text in ("液相色谱-质谱联用仪", "LC-MS/MS", "TSQ Altis Plus", "Thermo Fisher Scientific", "柯桥纺织产业创新研究院",
-                 "¥400.00", 'data-testid="large-badge"', f'href="/platforms/{ms.platform_id}"'):
+                 "¥400.00", 'data-testid="large-badge"', f'href="/platforms/{ms.platform_id}"', "开放共享"):
         assert text in html
+    english = client.get("/catalogue", query_string={"q": "电镜", "lang": "en"}).get_data(as_text=True)
+    assert "By appointment with the platform" in english and "预约共享" not in english
 
 
 def test_catalogue_page_filters_come_from_the_url(client, trio, other_platform):
@@ -185,6 +187,9 @@ def test_catalogue_page_filters_come_from_the_url(client, trio, other_platform):
                       "&industry=semiconductor_optoelectronics").get_data(as_text=True)
     assert cards(html) & {ms.id, em.id, ir.id} == {em.id}
     assert 'data-testid="large-badge"' not in html  # the microscope is below the line
+    # each select shows what the URL asked, in the page's order: sort, category, platform, industry, sharing mode
+    assert re.findall(r'<option value="([^"]*)" selected>', html) == [
+        "relevance", "", str(other_platform.id), "semiconductor_optoelectronics", "appointment"]
 
 
 def platform_options(html: str) -> list[str]:
