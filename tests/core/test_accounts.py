@@ -163,7 +163,7 @@ def test_password_hashed_with_old_parameters_is_upgraded_at_login(client, sessio
     session.flush()
     assert client.post("/login", data={"email": "introducer@kequip.test", "password": "kequip-demo"}).status_code == 302
     session.refresh(user)
-    assert "m=19456,t=2,p=1" in user.password_hash
+    assert "m=19456,t=2,p=2" in user.password_hash
 
 
 def test_language_switch_keeps_the_page_and_its_query(login_as, client):
