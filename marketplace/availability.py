@@ -51,6 +51,18 @@ INSTRUMENT_ID = sa.bindparam("instrument_id", type_=sa.Integer)
 START, END = sa.bindparam("start", type_=Booking.start_at.type), sa.bindparam("end", type_=Booking.start_at.type)
 
 
+def _booking_meets(instrument_id, start, end) -> tuple[sa.ColumnElement[bool], ...]:
+    """An active booking of the instrument whose time, its buffer included, meets [start, end)."""
+    return (Booking.instrument_id == instrument_id, Booking.state.in_(ACTIVE_BOOKING_STATES),
+            Booking.start_at < end, Booking.block_end_at > start)
+
+
+def _maintenance_meets(instrument_id, start, end) -> tuple[sa.ColumnElement[bool], ...]:
+    """A maintenance window of the instrument that meets [start, end)."""
+    return (MaintenanceWindow.instrument_id == instrument_id, MaintenanceWindow.start_at < end,
+            MaintenanceWindow.end_at > start)
+
+
 @cache
 def _rules_statement(*, in_catalogue_only: bool) -> sa.Select:
     """The rules of instrument `instrument_id`: its own row first, else the district's."""
@@ -119,9 +131,7 @@ def holiday_days(rules: BookingRules, start: datetime, end: datetime) -> list[da
 def busy_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
                   *, exclude_id: int | None = None) -> list[Booking]:
     """Active bookings whose time (buffer included) meets [start, end)."""
-    query = select(Booking).where(Booking.instrument_id == instrument_id,
-                                  Booking.state.in_(ACTIVE_BOOKING_STATES),
-                                  Booking.start_at < end, Booking.block_end_at > start).order_by(Booking.start_at)
+    query = select(Booking).where(*_booking_meets(instrument_id, start, end)).order_by(Booking.start_at)
     if exclude_id is not None:
         query = query.where(Booking.id != exclude_id)
     return list(session.scalars(query))
@@ -140,15 +150,13 @@ def maintenance_windows(session: Session, instrument_id: int, start: datetime, e
 
 @cache
 def _taken_statement() -> sa.Select:
-    return select(sa.exists().where(Booking.instrument_id == INSTRUMENT_ID, Booking.state.in_(ACTIVE_BOOKING_STATES),
-                                    Booking.start_at < END, Booking.block_end_at > START))
+    return select(sa.exists().where(*_booking_meets(INSTRUMENT_ID, START, END)))
 
 
 @cache
 def _maintenance_statement() -> sa.Select:
-    return select(MaintenanceWindow).where(
-        MaintenanceWindow.instrument_id == INSTRUMENT_ID, MaintenanceWindow.start_at < END,
-        MaintenanceWindow.end_at > START).order_by(MaintenanceWindow.start_at)
+    return select(MaintenanceWindow).where(*_maintenance_meets(INSTRUMENT_ID, START, END)).order_by(
+        MaintenanceWindow.start_at)
 
 
 def as_intervals(pairs: Iterable[tuple[datetime, datetime]]) -> portion.Interval:
@@ -170,13 +178,10 @@ class Availability:
 def _busy_times_statement() -> sa.Select:
     """(start, end) of the active bookings (buffers included) and maintenance windows of instrument
     `instrument_id` that meet [`start`, `end`)."""
-    booked = select(Booking.start_at, Booking.block_end_at).where(
-        Booking.instrument_id == INSTRUMENT_ID, Booking.state.in_(ACTIVE_BOOKING_STATES),
-        Booking.start_at < END, Booking.block_end_at > START)
-    maintained = select(MaintenanceWindow.start_at, MaintenanceWindow.end_at).where(
-        MaintenanceWindow.instrument_id == INSTRUMENT_ID, MaintenanceWindow.start_at < END,
-        MaintenanceWindow.end_at > START)
-    return sa.union_all(booked, maintained)
+    return sa.union_all(
+        select(Booking.start_at, Booking.block_end_at).where(*_booking_meets(INSTRUMENT_ID, START, END)),
+        select(MaintenanceWindow.start_at, MaintenanceWindow.end_at).where(
+            *_maintenance_meets(INSTRUMENT_ID, START, END)))
 
 
 def compute_availability(session: Session, instrument: Instrument | int, start: datetime, end: datetime,
