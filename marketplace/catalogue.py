@@ -11,10 +11,10 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import chain
 
 import portion
 import sqlalchemy as sa
@@ -82,7 +82,7 @@ def is_large(instrument: Instrument, *, line_fen: int) -> bool:
     return instrument.original_value_fen >= line_fen
 
 
-def category_ids(lists: FilterLists, code: str) -> list[int]:
+def _category_ids(lists: FilterLists, code: str) -> list[int]:
     """A first-level code ("01") takes its sub-categories ("01xx"); a second-level code only itself;
     anything else is no category at all. From the lists each process keeps (filter_lists: a category
     another worker adds is searched within a minute), so that the search's plan sees the ids
@@ -118,7 +118,7 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     price = PUBLIC_PRICE
     conditions: list[sa.ColumnElement[bool]] = [Instrument.state.in_(CATALOGUE_STATES)]
     if category:
-        conditions.append(Instrument.category_id.in_(category_ids(filter_lists(session), category)))
+        conditions.append(Instrument.category_id.in_(_category_ids(filter_lists(session), category)))
     if platform_id is not None:
         conditions.append(Instrument.platform_id == platform_id)
     if industry is not None:
