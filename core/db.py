@@ -130,51 +130,35 @@ def _plan_for_values(cursor, statement, parameters, context) -> bool | None:
     return None
 
 
-@sa.event.listens_for(Engine, "before_cursor_execute")
-def _note_writes(connection: sa.Connection, cursor, statement: str, parameters, context, executemany) -> None:
-    """Whether the transaction ran anything but SELECT (see _end_reads_by_commit)."""
-    if "wrote" not in connection.info and statement.lstrip()[:6].upper() != "SELECT":
-        connection.info["wrote"] = True
-
-
-@sa.event.listens_for(Engine, "rollback")
-def _end_reads_by_commit(connection: sa.Connection) -> None:
-    """psycopg forgets every statement it prepared at each ROLLBACK (and has the server drop them), and
-    every request that only read ends with one (the session's close): no statement a page ran was ever
-    prepared, so each was planned anew (the catalogue's page of instruments: 1.7 ms of planning for
-    0.6 ms of work). A transaction that ran only SELECT statements ends by COMMIT instead, which is the
-    same to the server (the app selects no function that changes anything, such as set_config); the
-    rollback that follows finds no transaction and does nothing. After any other statement, a
-    savepoint's too, the ROLLBACK goes ahead as it was."""
-    wrote = connection.info.pop("wrote", False)
-    dbapi_connection = connection.connection.dbapi_connection
-    if not wrote and type(dbapi_connection).__module__.startswith("psycopg"):
-        dbapi_connection.commit()
-
-
-@sa.event.listens_for(Engine, "commit")
-def _forget_writes(connection: sa.Connection) -> None:
-    connection.info.pop("wrote", None)
+# The execution option a unit of work sets on its connection: on SQLite its transaction takes the
+# write lock when it begins (see _sqlite_on_begin).
+WRITES = {"kequip_writes": True}
 
 
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_on_begin(connection: sa.Connection) -> None:
-    """On SQLite every transaction takes the write lock when it begins (BEGIN IMMEDIATE): a check and
-    the write that depends on it can never interleave with another writer's, and a transaction never
-    fails half-way because a reader became a writer. Transactions are short (one request, one job)."""
+    """On SQLite a unit of work takes the write lock when it begins (BEGIN IMMEDIATE): a check and the
+    write that depends on it can never interleave with another writer's, and a transaction never fails
+    half-way because a reader became a writer while another wrote. Every other transaction only reads
+    (a page, a feed, a report) and begins deferred: it reads a WAL snapshot and never waits for a writer."""
     if connection.dialect.name == "sqlite":
-        # A read beside the request's own transaction (the rate-limit counters) must not wait for the
-        # write lock that transaction holds in this very thread: it reads a WAL snapshot instead.
-        deferred = connection.get_execution_options().get("sqlite_deferred", False)
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        writes = connection.get_execution_options().get("kequip_writes", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
-    """One request or job run: commit once at the end, roll back on any error and re-raise."""
+    """One request's or job's change: a write transaction, committed once at the end, rolled back on
+    any error (and the error re-raised). On SQLite a read transaction the caller left open ends first,
+    so that the write one begins with the write lock held (objects loaded before are expired and
+    reload under it); on PostgreSQL the transaction goes on, and rows are locked where a rule needs it."""
     from core.extensions import db
 
     session = db.session
+    if session().in_transaction() and session.get_bind().dialect.name == "sqlite":
+        session.commit()  # only reads happened: this ends the deferred transaction
+    if not session().in_transaction():
+        session.connection(execution_options=WRITES)
     try:
         yield session
         session.commit()

@@ -80,6 +80,11 @@ def db_kind(request) -> str:
     return request.param
 
 
+# A test about one database's own behaviour runs on that database only (never returns early elsewhere).
+only_sqlite = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
+only_postgresql = pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)
+
+
 class FreshContextClient(FlaskClient):
     """Each request gets its own app context (so its own `g` and session), as in production, while the
     test keeps one open for its own queries; both use the test's connection and transaction."""
