@@ -25,6 +25,7 @@ class Config:
     SESSION_COOKIE_SECURE = _flag("SESSION_COOKIE_SECURE")
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # REMEMBER_COOKIE_SECURE follows SESSION_COOKIE_SECURE (core.security)
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 11 * 1024 * 1024))
 
@@ -39,8 +40,15 @@ class Config:
 
     # Rate limits: "kequipdb://" keeps the counters in our database, shared by every worker
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "kequipdb://")
-    RATELIMIT_HEADERS_ENABLED = True
-    LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "5 per minute")
+    # Log-in failures (core.ratelimit), each window starting at its first failure: per account and
+    # address, and a larger number per address alone; an account is never locked for other addresses
+    LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "5 per 15 minutes")
+    LOGIN_ADDRESS_FAILURE_LIMIT = os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "50 per hour")
+    # Requests for a password-reset mail, per account (its mailbox) and per address
+    PASSWORD_RESET_ACCOUNT_LIMIT = os.environ.get("PASSWORD_RESET_ACCOUNT_LIMIT", "5 per hour")
+    PASSWORD_RESET_ADDRESS_LIMIT = os.environ.get("PASSWORD_RESET_ADDRESS_LIMIT", "20 per hour")
+    # How many reverse proxies in front of the app to trust for X-Forwarded-For/-Proto (0: none)
+    PROXY_FIX = int(os.environ.get("PROXY_FIX", 0))
 
     # Accounts
     PASSWORD_RESET_TTL_MINUTES = int(os.environ.get("PASSWORD_RESET_TTL_MINUTES", 60))

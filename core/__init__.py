@@ -7,13 +7,14 @@ from werkzeug.exceptions import HTTPException
 
 def init_app(app: Flask) -> None:
     """core registers itself the way every domain package does."""
-    from core import api, cli, templating, views
+    from core import api, cli, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
     from core.inputs import refuse_nul_characters
     from core.jobs import JOBS
     from core.scheduler import register_jobs
 
+    security.register(app)
     app.register_blueprint(views.bp)
     api.register(app)
     templating.register(app)

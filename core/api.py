@@ -18,7 +18,8 @@ from core.db import unit_of_work, utcnow
 from core.audit import Actor
 from core.errors import KequipError, Unauthorized
 from core.extensions import api, csrf
-from core.ratelimit import limit_login_failures
+from core.models import ApiToken
+from core.ratelimit import limited_login
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def error_response(error: Exception) -> ResponseReturnValue:
     headers = {}
     if isinstance(error, KequipError):
         status, code, message = error.status, error.code, error.message
+        headers.update(getattr(error, "headers", None) or {})
         if error.field:
             fields = {error.field: [error.message]}
     elif isinstance(error, HTTPException) and error.code and error.code < 500:
@@ -130,20 +132,25 @@ class MeOut(ma.Schema):
 
 @bp.route("/tokens", methods=["POST"])
 @public
-@limit_login_failures
 @bp.arguments(TokenIn)
 @bp.response(201, TokenOut)
 @bp.alt_response(401, description="Wrong e-mail or password")
+@bp.alt_response(429, description="Too many failed log-ins: the same limits as the log-in page")
 def create_token(data: dict):
     """Trade an e-mail and password for a bearer token."""
-    with unit_of_work() as session:
-        user = services.authenticate(session, email=data["email"], password=data["password"])
-        if user is None:
-            g.login_failed = True
-            raise Unauthorized("unauthorized", _("Wrong e-mail or password."))
-        ttl = timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
-        token, row = services.issue_api_token(session, user, actor=Actor.of(user, request.remote_addr),
-                                              now=utcnow(), ttl=ttl)
+    def check() -> tuple[str, ApiToken] | None:
+        with unit_of_work() as session:
+            user = services.authenticate(session, email=data["email"], password=data["password"])
+            if user is None:
+                return None
+            ttl = timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
+            return services.issue_api_token(session, user, actor=Actor.of(user, request.remote_addr),
+                                            now=utcnow(), ttl=ttl)
+
+    issued = limited_login(data["email"], check)
+    if issued is None:
+        raise Unauthorized("unauthorized", _("Wrong e-mail or password."))
+    token, row = issued
     return {"token": token, "expires_at": row.expires_at}
 
 

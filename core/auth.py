@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,10 +57,11 @@ def hash_secret(token: str) -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The session's person, unless inactive or their password changed since (User.get_id)."""
-    key, _, fingerprint = user_id.partition(":")
+    """The session's person, unless inactive or the session is older than their last log-out or new
+    password (User.get_id): checked on every request."""
+    key, _, version = user_id.partition(":")
     user = db.session.get(User, int(key)) if key.isdigit() else None
-    if user is None or not user.is_active or not hmac.compare_digest(fingerprint, user.password_fingerprint()):
+    if user is None or not user.is_active or version != str(user.session_version):
         return None
     return user
 
@@ -90,7 +90,7 @@ def current_principal() -> User | None:
         if "api_user" not in g:
             g.api_user = _bearer_user()
         return g.api_user
-    return current_user if current_user.is_authenticated else None
+    return current_user._get_current_object() if current_user.is_authenticated else None  # the User, not a proxy
 
 
 def current_actor() -> Actor:

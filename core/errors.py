@@ -37,3 +37,13 @@ class IllegalTransition(RuleBroken):
 
 class Unauthorized(KequipError):
     status = 401
+
+
+class TooManyRequests(KequipError):
+    """A limit on attempts is spent: Retry-After says in how many seconds the next one is heard."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, *, retry_after: int):
+        super().__init__(code, message)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -62,6 +62,14 @@ class ResetPasswordForm(FlaskForm):
     submit = SubmitField(_l("Set the password"))
 
 
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
+    password_again = PasswordField(_l("Password again"),
+                                   validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
+    submit = SubmitField(_l("Change the password"))
+
+
 class ProfileForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])

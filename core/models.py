@@ -1,7 +1,6 @@
 """Core tables: people, organisations, roles, tokens, audit log, outbox, rate-limit counters."""
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -146,6 +145,8 @@ class User(UserMixin, db.Model):
     locale: Mapped[str] = mapped_column(sa.String(8), default="zh_CN")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+    # Raised by log-out and by a new password: every session and remember-me cookie made before ends
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     grants: Mapped[list[RoleGrant]] = relationship(back_populates="user", cascade="all, delete-orphan",
                                                    lazy="selectin", order_by="RoleGrant.id")
@@ -161,12 +162,9 @@ class User(UserMixin, db.Model):
         return {g.organisation_id for g in self.grants if g.role in roles and g.organisation_id is not None}
 
     def get_id(self) -> str:
-        """What the session and the remember-me cookie keep: the id and a fingerprint of the password
-        hash, so a new password ends every session made with the old one (core.auth.load_user)."""
-        return f"{self.id}:{self.password_fingerprint()}"
-
-    def password_fingerprint(self) -> str:
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+        """What the session and the remember-me cookie keep: the id and the session version, so a
+        cookie made before a log-out or a new password no longer logs anyone in (core.auth.load_user)."""
+        return f"{self.id}:{self.session_version}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

@@ -1,18 +1,26 @@
-"""A storage for the limits library (behind Flask-Limiter) that keeps fixed-window counters in
-our own database, so every web worker on every machine shares them: `RATELIMIT_STORAGE_URI=kequipdb://`."""
+"""Limits on log-in failures and password-reset requests, counted by the limits library behind
+Flask-Limiter in fixed windows, each starting at its first count; and a storage for it that keeps the
+counters in our own database, so every web worker on every machine shares them:
+`RATELIMIT_STORAGE_URI=kequipdb://`."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import sqlalchemy as sa
-from flask import current_app, g, request
-from flask_limiter.util import get_remote_address
+from flask import current_app, request
+from flask_babel import ngettext
+from limits import RateLimitItem, parse
 from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.errors import TooManyRequests
 from core.extensions import db, limiter
 from core.models import RateLimitCounter
+
+T = TypeVar("T")
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -73,30 +81,77 @@ class DatabaseStorage(Storage):
             connection.execute(sa.delete(RateLimitCounter.__table__).where(RateLimitCounter.key == key))
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_FAILURE_LIMIT"]
+# --- log-in and password-reset limits ---------------------------------------------------------
+
+def _limit(setting: str) -> RateLimitItem:
+    return parse(current_app.config[setting])
 
 
-def _login_email() -> str:
-    body = request.get_json(silent=True) if request.is_json else None
-    email = request.form.get("email") or (body.get("email") if isinstance(body, dict) else None) or ""
-    return str(email).strip().lower()[:254]
+def _account(email: str) -> str:
+    return email.strip().lower()[:254]
 
 
-def _login_failed(response) -> bool:
-    """Whether the view set g.login_failed. If so, the page's own transaction ends before the failure
-    is counted: on SQLite it holds the write lock (BEGIN IMMEDIATE) that counting needs, in this thread."""
-    if not g.get("login_failed", False):
-        return False
+def _address() -> str:
+    """The client's address: the last proxy's peer, or the forwarded one with PROXY_FIX."""
+    return request.remote_addr or "unknown"
+
+
+def _outside_the_request_transaction() -> None:
+    """A counter is written in a transaction of its own; the request's ends first: on SQLite it holds
+    the write lock (BEGIN IMMEDIATE) that the counter needs, in this very thread."""
     db.session.rollback()
-    return True
 
 
-def limit_login_failures(view: Callable) -> Callable:
-    """More than LOGIN_FAILURE_LIMIT failures for one account or one address → 429. Only failures
-    count: the view sets g.login_failed."""
-    by_account = limiter.limit(_login_limit, key_func=lambda: f"login-account:{_login_email()}",
-                               methods=["POST"], deduct_when=_login_failed)
-    by_address = limiter.limit(_login_limit, key_func=lambda: f"login-address:{get_remote_address()}",
-                               methods=["POST"], deduct_when=_login_failed)
-    return by_address(by_account(view))
+def _refuse(item: RateLimitItem, identifiers: tuple[str, ...], message: Callable[[int], str]) -> NoReturn:
+    reset_at = limiter.limiter.get_window_stats(item, *identifiers).reset_time
+    seconds = max(1, math.ceil(reset_at - time.time()))
+    raise TooManyRequests("rate_limited", message(math.ceil(seconds / 60)), retry_after=seconds)
+
+
+def limited_login(email: str, check: Callable[[], T | None]) -> T | None:
+    """Runs check (the password's; None if it failed) within the log-in limits:
+    - LOGIN_FAILURE_LIMIT failures of one account from one address lock that pair until its window
+      ends; a success ends the window. The guess is counted before the password is checked, so of
+      attempts at the same moment no more than the limit are checked.
+    - LOGIN_ADDRESS_FAILURE_LIMIT failures from one address, for any accounts, lock the address until
+      its window ends.
+    An account is never locked for other addresses: its owner logs in from anywhere else."""
+    account, address = _account(email), _address()
+    per_pair, per_address = _limit("LOGIN_FAILURE_LIMIT"), _limit("LOGIN_ADDRESS_FAILURE_LIMIT")
+    pair, from_address = ("login-pair", account, address), ("login-address", address)
+    strategy = limiter.limiter
+    _outside_the_request_transaction()
+    if not strategy.test(per_address, *from_address):
+        _refuse(per_address, from_address, lambda minutes: ngettext(
+            "Too many failed log-ins from your address. Try again in %(num)d minute.",
+            "Too many failed log-ins from your address. Try again in %(num)d minutes.", minutes))
+    if not strategy.hit(per_pair, *pair):
+        _refuse(per_pair, pair, lambda minutes: ngettext(
+            "Too many wrong passwords for this account from your address. Try again in %(num)d minute, "
+            "or ask for a link to set a new password.",
+            "Too many wrong passwords for this account from your address. Try again in %(num)d minutes, "
+            "or ask for a link to set a new password.", minutes))
+    result = check()
+    _outside_the_request_transaction()
+    if result is None:
+        strategy.hit(per_address, *from_address)
+    else:
+        strategy.clear(per_pair, *pair)
+    return result
+
+
+def count_reset_request(email: str) -> None:
+    """Each request for a password-reset mail counts, whether or not the account exists (so the answer
+    tells nothing): PASSWORD_RESET_ACCOUNT_LIMIT per account keeps its mailbox from being flooded, and
+    the links already sent stay valid; PASSWORD_RESET_ADDRESS_LIMIT per address."""
+    strategy = limiter.limiter
+    _outside_the_request_transaction()
+    for setting, identifiers in (("PASSWORD_RESET_ACCOUNT_LIMIT", ("reset-account", _account(email))),
+                                 ("PASSWORD_RESET_ADDRESS_LIMIT", ("reset-address", _address()))):
+        item = _limit(setting)
+        if not strategy.hit(item, *identifiers):
+            _refuse(item, identifiers, lambda minutes: ngettext(
+                "Too many requests for a new password. Try again in %(num)d minute; "
+                "the links already sent stay valid for their time.",
+                "Too many requests for a new password. Try again in %(num)d minutes; "
+                "the links already sent stay valid for their time.", minutes))

@@ -162,17 +162,50 @@ def reset_password(session: Session, *, token: str, password: str, now: datetime
                               .values(used_at=now)).rowcount
     if claimed != 1:
         raise RuleBroken("token_invalid", _("This link has expired or was used already. Ask for a new one."))
-    user.password_hash = hash_password(password)
     session.execute(sa.update(PasswordResetToken)
                     .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
                     .values(used_at=now))
-    # whoever knew the old password may hold a token: it ends with it (sessions end by User.get_id)
-    revoked = session.execute(sa.update(ApiToken)
-                              .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                              .values(revoked_at=now)).rowcount
-    session.flush()
+    revoked = _set_password(session, user, password, now=now)
     record_audit(session, Actor.of(user, actor.ip), "user.password_reset", user,
-                 after={"api_tokens_revoked": revoked})
+                 after={"api_tokens_revoked": revoked, "sessions_ended": True})
+    return user
+
+
+def change_password(session: Session, user: User, *, current: str, new: str, now: datetime,
+                    actor: Actor) -> User:
+    """The person's own change: the current password first. Every other session ends; the caller
+    keeps its own by storing the new User.get_id in it."""
+    if not verify_password(user, current):
+        raise RuleBroken("wrong_password", _("This is not your current password."), field="current_password")
+    _ensure_password(new)
+    revoked = _set_password(session, user, new, now=now)
+    record_audit(session, actor, "user.password_changed", user,
+                 after={"api_tokens_revoked": revoked, "sessions_ended": True})
+    return user
+
+
+def _set_password(session: Session, user: User, password: str, *, now: datetime) -> int:
+    """A new password ends what the old one opened: every session and remember-me cookie (the
+    session version) and every API token, since whoever knew the old password may hold one.
+    Returns how many tokens were revoked."""
+    user.password_hash = hash_password(password)
+    _raise_session_version(session, user)
+    return session.execute(sa.update(ApiToken)
+                           .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                           .values(revoked_at=now)).rowcount
+
+
+def _raise_session_version(session: Session, user: User) -> None:
+    """Incremented in the database, so two requests raising it at once both count."""
+    user.session_version = User.session_version + 1
+    session.flush()
+    session.refresh(user, ["session_version"])
+
+
+def end_sessions(session: Session, user: User, *, actor: Actor) -> User:
+    """Log-out: every session and remember-me cookie of the person ends, a copied one too."""
+    _raise_session_version(session, user)
+    record_audit(session, actor, "user.sessions_ended", user, after={"session_version": user.session_version})
     return user
 
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask import session as http_session
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
+from flask_login.config import COOKIE_NAME
 from werkzeug.exceptions import HTTPException
 
-from core import forms, services
+from core import forms, ratelimit, services
 from core.auth import current_actor, current_principal, public, requires
 from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.models import (ApiToken, Enterprise, Organisation, OrganisationKind, Platform, Role, RoleGrant, User,
                          VerificationState)
-from core.ratelimit import limit_login_failures
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
@@ -71,16 +71,17 @@ def home():
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limit_login_failures
 def login():
     form = forms.LoginForm()
     if form.validate_on_submit():
-        with unit_of_work() as session:
-            user = services.authenticate(session, email=form.email.data, password=form.password.data)
+        def check() -> User | None:
+            with unit_of_work() as session:
+                return services.authenticate(session, email=form.email.data, password=form.password.data)
+
+        user = ratelimit.limited_login(form.email.data, check)
         if user is not None:
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
-        g.login_failed = True
         flash(_("Wrong e-mail or password."), "danger")
     return render_template("core/login.html", form=form, next=request.args.get("next"))
 
@@ -88,6 +89,9 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @requires()
 def logout():
+    """Ends every session of the person, a copy of this one's cookie too (the session version)."""
+    with unit_of_work() as session:
+        services.end_sessions(session, current_principal(), actor=current_actor())
     logout_user()
     flash(_("You are logged out."), "info")
     return redirect(url_for("core.home"))
@@ -121,6 +125,7 @@ def register():
 def request_password_reset():
     form = forms.ResetRequestForm()
     if form.validate_on_submit():
+        ratelimit.count_reset_request(form.email.data)
         ttl = timedelta(minutes=current_app.config["PASSWORD_RESET_TTL_MINUTES"])
         with unit_of_work() as session:
             services.request_password_reset(session, email=form.email.data, now=utcnow(), ttl=ttl)
@@ -173,6 +178,27 @@ def profile():
         return redirect(url_for("core.profile"))
     return render_template("core/profile.html", form=form, new_token=new_token,
                            tokens=services.list_api_tokens(db.session, user), now=utcnow())
+
+
+@bp.route("/profile/password", methods=["GET", "POST"])
+@requires()
+def change_password():
+    """Every other session of the person ends; this one goes on with the new session version."""
+    user = current_principal()
+    form = forms.PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.change_password(session, user, current=form.current_password.data,
+                                         new=form.password.data, now=utcnow(), actor=current_actor())
+        except RuleBroken as error:
+            _fail(form, error)
+        else:
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies
+            login_user(user, remember=remembered)  # this session, and its remember-me cookie, live on
+            flash(_("Your password is changed. You are logged out everywhere else."), "success")
+            return redirect(url_for("core.profile"))
+    return render_template("core/password_change.html", form=form)
 
 
 @bp.route("/profile/tokens", methods=["POST"])

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask import Flask
 from flask_babel import force_locale
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 from sqlalchemy.orm import Session
 
 from core.extensions import db, limiter
@@ -27,6 +27,28 @@ def fresh_login_limits(live_app: Flask) -> None:
     start each test from zero so no test depends on the failures of those before it."""
     with live_app.app_context():
         limiter.reset()
+
+
+@pytest.fixture
+def csp_violations(context: BrowserContext) -> Iterator[list[str]]:
+    """What the browser refused under our content security policy (an inline script or style, a script
+    or connection from elsewhere), as Chromium reports it on the console: every browser test fails on
+    any. A test that provokes one on purpose empties the list."""
+    refused: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    context.on("console", note)
+    yield refused
+    assert not refused, refused
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations(request: pytest.FixtureRequest) -> None:
+    if "page" in request.fixturenames:
+        request.getfixturevalue("csp_violations")
 
 
 @pytest.fixture

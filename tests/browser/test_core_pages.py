@@ -176,3 +176,27 @@ def test_logout_ends_the_session_and_the_dashboard_then_asks_to_log_in_with_401(
         public_hrefs = [url_for(item.endpoint) for item in live_app.extensions[NAV_EXTENSION] if item.rule.is_public]
     expect(page.get_by_test_id("role-nav").get_by_role("link")).to_have_count(len(public_hrefs))
     assert role_nav_hrefs(page) == public_hrefs
+
+
+def test_the_browser_refuses_an_inline_script_and_style_that_the_policy_does_not_allow(page, live_server,
+                                                                                     csp_violations):
+    """As an injected script would be: the page's own scripts (Bootstrap's menu) still work."""
+    page.goto(f"{live_server.url}/login")
+    page.evaluate("""() => {
+        const script = document.createElement("script");
+        script.textContent = "window.injected = true";
+        document.body.appendChild(script);
+        document.body.insertAdjacentHTML("beforeend", '<p id="styled" style="color: rgb(255, 0, 0)">x</p>');
+    }""")
+    assert page.evaluate("window.injected") is None
+    assert page.evaluate("getComputedStyle(document.getElementById('styled')).color") != "rgb(255, 0, 0)"
+    for _ in range(50):  # the console's reports arrive after the page's work
+        if sum(kind in " ".join(csp_violations) for kind in ("inline script", "inline style")) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert any("inline script" in text for text in csp_violations), csp_violations
+    assert any("inline style" in text for text in csp_violations), csp_violations
+    csp_violations.clear()
+    page.set_viewport_size(PHONE)
+    page.locator(".navbar-toggler").click()
+    expect(page.locator("#main-nav")).to_be_visible()

@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from limits import parse
 from sqlalchemy import func, select
 
 from core import services
@@ -67,31 +68,99 @@ def test_wrong_password_and_unknown_email_give_the_same_message(client):
     assert alert.findall(wrong) and alert.findall(wrong) == alert.findall(unknown)
 
 
-def test_sixth_failed_login_for_one_account_is_refused_with_429(client):
-    for _ in range(5):
-        assert client.post("/login", data={"email": "finance@kequip.test", "password": "x"}).status_code == 200
-    refused = client.post("/login", data={"email": "finance@kequip.test", "password": "kequip-demo"})
+WRONG = "Wrong e-mail or password."
+
+
+def _limit(app, setting: str) -> int:
+    return parse(app.config[setting]).amount
+
+
+def _log_in(client, email: str, password: str, address: str = "127.0.0.1"):
+    return client.post("/login?lang=en", data={"email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_exactly_the_configured_number_of_wrong_passwords_is_heard_then_429(app, client):
+    limit = _limit(app, "LOGIN_FAILURE_LIMIT")
+    assert limit == 5
+    for _ in range(limit):
+        wrong = _log_in(client, "finance@kequip.test", "x", "10.0.0.1")
+        assert wrong.status_code == 200 and WRONG in wrong.get_data(as_text=True)
+    refused = _log_in(client, "finance@kequip.test", "kequip-demo", "10.0.0.1")  # even the right one
     assert refused.status_code == 429
-    assert "Retry-After" in refused.headers
-    # another account from elsewhere is not affected
-    other = client.post("/login", data={"email": "auditor@kequip.test", "password": "kequip-demo"},
-                        environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert other.status_code == 302
+    assert "Too many wrong passwords for this account from your address. Try again in 15 minutes" in \
+        refused.get_data(as_text=True)
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    # the owner, from elsewhere, gets in at once: an account is never locked for other addresses
+    assert _log_in(client, "finance@kequip.test", "kequip-demo", "10.0.0.2").status_code == 302
 
 
-def test_failures_from_one_address_across_accounts_are_limited(client):
-    for n in range(5):
-        client.post("/login", data={"email": f"nobody{n}@kequip.test", "password": "x"},
-                    environ_base={"REMOTE_ADDR": "10.1.1.1"})
-    response = client.post("/login", data={"email": "bureau@kequip.test", "password": "kequip-demo"},
-                           environ_base={"REMOTE_ADDR": "10.1.1.1"})
-    assert response.status_code == 429
+def test_a_success_starts_the_pair_afresh(app, client):
+    limit = _limit(app, "LOGIN_FAILURE_LIMIT")
+    for _ in range(limit - 1):
+        assert _log_in(client, "expert@kequip.test", "x").status_code == 200
+    assert _log_in(client, "expert@kequip.test", "kequip-demo").status_code == 302
+    for _ in range(limit):
+        assert _log_in(client, "expert@kequip.test", "x").status_code == 200
+    assert _log_in(client, "expert@kequip.test", "x").status_code == 429
 
 
-def test_successful_logins_do_not_count_against_the_limit(client):
-    for _ in range(8):
-        response = client.post("/login", data={"email": "expert@kequip.test", "password": "kequip-demo"})
+def test_failures_from_one_address_across_accounts_lock_that_address_only(app, client):
+    limit = _limit(app, "LOGIN_ADDRESS_FAILURE_LIMIT")
+    assert limit > _limit(app, "LOGIN_FAILURE_LIMIT")
+    for n in range(limit):
+        assert _log_in(client, f"nobody{n}@kequip.test", "x", "10.1.1.1").status_code == 200
+    refused = _log_in(client, "bureau@kequip.test", "kequip-demo", "10.1.1.1")
+    assert refused.status_code == 429
+    assert "Too many failed log-ins from your address. Try again in 60 minutes." in refused.get_data(as_text=True)
+    assert _log_in(client, "bureau@kequip.test", "kequip-demo", "10.1.1.2").status_code == 302
+
+
+def test_successful_logins_do_not_count_against_the_limits(app, client):
+    for _ in range(_limit(app, "LOGIN_FAILURE_LIMIT") + 3):
+        assert _log_in(client, "expert@kequip.test", "kequip-demo").status_code == 302
+
+
+def test_the_token_endpoint_keeps_the_same_limits_and_counts(app, api_as):
+    api = api_as(None)
+
+    def ask(password: str, address: str = "10.2.2.2"):
+        return api.post("/api/v1/tokens?lang=en", json={"email": "auditor@kequip.test", "password": password},
+                        environ_base={"REMOTE_ADDR": address})
+
+    limit = _limit(app, "LOGIN_FAILURE_LIMIT")
+    client = api.client
+    assert _log_in(client, "auditor@kequip.test", "x", "10.2.2.2").status_code == 200  # the page counts too
+    for _ in range(limit - 1):
+        response = ask("x")
+        assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    refused = ask("kequip-demo")
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "rate_limited"
+    assert "Try again in 15" in refused.get_json()["error"]["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    assert _log_in(client, "auditor@kequip.test", "kequip-demo", "10.2.2.2").status_code == 429
+    assert ask("kequip-demo", "10.2.2.3").status_code == 201
+
+
+def test_password_reset_requests_are_limited_per_account_and_per_address(app, client, session):
+    per_account = _limit(app, "PASSWORD_RESET_ACCOUNT_LIMIT")
+    for _ in range(per_account):
+        response = client.post("/password/reset?lang=en", data={"email": "operator@kequip.test"},
+                               environ_base={"REMOTE_ADDR": "10.3.3.3"})
         assert response.status_code == 302
+    # the account's mailbox gets no more, from any address; the links sent stay valid
+    refused = client.post("/password/reset?lang=en", data={"email": "Operator@kequip.test"},
+                          environ_base={"REMOTE_ADDR": "10.3.3.4"})
+    assert refused.status_code == 429 and "Too many requests for a new password" in refused.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == per_account
+    per_address = _limit(app, "PASSWORD_RESET_ADDRESS_LIMIT")
+    for n in range(per_address):
+        assert client.post("/password/reset", data={"email": f"nobody{n}@kequip.test"},
+                           environ_base={"REMOTE_ADDR": "10.3.3.5"}).status_code == 302
+    assert client.post("/password/reset", data={"email": "auditor@kequip.test"},
+                       environ_base={"REMOTE_ADDR": "10.3.3.5"}).status_code == 429
+    assert client.post("/password/reset", data={"email": "auditor@kequip.test"},
+                       environ_base={"REMOTE_ADDR": "10.3.3.6"}).status_code == 302
 
 
 def test_password_reset_mail_arrives_in_chinese_with_a_working_single_use_link(app, client, session, mailbox):
@@ -141,6 +210,74 @@ def test_profile_saves_name_phone_and_language(login_as, session, demo_user):
 def test_profile_refuses_unknown_language(login_as):
     response = login_as("operator").post("/profile", data={"name": "x", "locale": "fr"})
     assert response.status_code == 200 and "is-invalid" in response.get_data(as_text=True)
+
+
+def _copy_of(app, client, *cookies: str):
+    """Another browser holding copies of these cookies of a client, as a thief would."""
+    copy = app.test_client()
+    for name in cookies:
+        copy.set_cookie(name, client.get_cookie(name).value)
+    return copy
+
+
+def test_a_session_copied_before_logout_no_longer_works_after_it(app, session, demo_user):
+    owner = app.test_client()
+    assert owner.post("/login", data={"email": "platform@kequip.test", "password": "kequip-demo",
+                                      "remember": "y"}).status_code == 302
+    copied_session = _copy_of(app, owner, "session")
+    copied_remember = _copy_of(app, owner, "remember_token")
+    assert copied_session.get("/dashboard").status_code == 200
+    assert copied_remember.get("/dashboard").status_code == 200
+    assert owner.post("/logout").status_code == 302
+    assert owner.get("/dashboard").status_code == 401
+    assert copied_session.get("/dashboard").status_code == 401
+    assert copied_remember.get("/dashboard").status_code == 401
+    user = demo_user("platform")
+    ended = session.scalars(select(AuditEntry).where(AuditEntry.action == "user.sessions_ended",
+                                                     AuditEntry.subject_id == user.id)).all()
+    assert len(ended) == 1 and ended[0].actor_id == user.id
+    assert ended[0].after == {"session_version": user.session_version}
+    # logging in again works, with the new version
+    assert owner.post("/login", data={"email": "platform@kequip.test", "password": "kequip-demo"}).status_code == 302
+    assert owner.get("/dashboard").status_code == 200 and copied_session.get("/dashboard").status_code == 401
+
+
+def test_changing_the_password_keeps_this_session_and_ends_the_others(app, session, demo_user, api_as):
+    mine = app.test_client()
+    assert mine.post("/login", data={"email": "operator@kequip.test", "password": "kequip-demo",
+                                     "remember": "y"}).status_code == 302
+    elsewhere = app.test_client()
+    assert elsewhere.post("/login", data={"email": "operator@kequip.test", "password": "kequip-demo"}
+                          ).status_code == 302
+    api = api_as("operator")
+    assert mine.get("/profile/password").status_code == 200
+    changed = mine.post("/profile/password", data={"current_password": "kequip-demo", "password": "a-new-secret",
+                                                   "password_again": "a-new-secret"})
+    assert changed.status_code == 302 and changed.location == "/profile"
+    assert mine.get("/dashboard").status_code == 200
+    assert _copy_of(app, mine, "remember_token").get("/dashboard").status_code == 200  # renewed with it
+    assert elsewhere.get("/dashboard").status_code == 401
+    assert api.get("/api/v1/me").status_code == 401
+    user = demo_user("operator")
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "user.password_changed",
+                                                    AuditEntry.subject_id == user.id))
+    assert entry.actor_id == user.id and entry.after == {"api_tokens_revoked": 1, "sessions_ended": True}
+    assert services.authenticate(session, email="operator@kequip.test", password="a-new-secret") is not None
+
+
+def test_a_wrong_current_password_changes_nothing(login_as, session, demo_user):
+    client = login_as("introducer")
+    version = demo_user("introducer").session_version
+    response = client.post("/profile/password?lang=en", data={
+        "current_password": "not-it", "password": "a-new-secret", "password_again": "a-new-secret"})
+    assert response.status_code == 200
+    assert "This is not your current password." in response.get_data(as_text=True)
+    session.expire_all()
+    assert demo_user("introducer").session_version == version
+    assert client.get("/dashboard").status_code == 200
+    assert services.authenticate(session, email="introducer@kequip.test", password="kequip-demo") is not None
+    assert session.scalar(select(func.count()).select_from(AuditEntry)
+                          .where(AuditEntry.action == "user.password_changed")) == 0
 
 
 def test_logout_ends_the_session(login_as):

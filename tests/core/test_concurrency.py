@@ -98,3 +98,48 @@ def test_concurrent_grants_of_one_role_create_it_once(live_app):
             User.email == email, RoleGrant.role == Role.EXPERT))
         assert count == 1
         db.session.remove()
+
+
+def test_concurrent_guesses_at_one_account_hear_exactly_the_limit(live_app):
+    """Each guess takes its place in the (account, address) count before the password is checked, so
+    guesses sent at the same moment cannot slip past the limit together."""
+    from limits import parse
+
+    email = f"guess-race-{uuid.uuid4().hex[:8]}@example.com"
+    address = f"10.77.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    limit = parse(live_app.config["LOGIN_FAILURE_LIMIT"]).amount
+    statuses: list[int] = []
+    barrier = threading.Barrier(limit + 7)
+
+    def guess() -> None:
+        client = live_app.test_client()
+        barrier.wait()
+        statuses.append(client.post("/api/v1/tokens", json={"email": email, "password": "wrong"},
+                                    environ_base={"REMOTE_ADDR": address}).status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(limit + 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) == [401] * limit + [429] * 7
+
+
+def test_rate_limit_counters_in_the_database_count_every_concurrent_increment(live_app):
+    key = f"race-{uuid.uuid4().hex[:8]}"
+    counts: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def increment() -> None:
+        with live_app.app_context():
+            barrier.wait()
+            counts.append(DatabaseStorage().incr(key, 60))
+
+    threads = [threading.Thread(target=increment) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(counts) == list(range(1, 9))
+    with live_app.app_context():
+        DatabaseStorage().clear(key)
