@@ -40,7 +40,9 @@ def test_platform_admin_registers_and_submits_an_instrument(login_as, session):
 
 
 @pytest.mark.parametrize("field, value", [("original_value_fen", "0"), ("original_value_fen", "12.345"),
-                                          ("hourly_rate_other_fen", "-1"), ("name_zh", ""), ("category_id", "1")])
+                                          ("original_value_fen", "1e26"), ("original_value_fen", "1e999999999"),
+                                          ("hourly_rate_other_fen", "-1"), ("hourly_rate_other_fen", "-1e26"),
+                                          ("name_zh", ""), ("category_id", "1")])
 def test_bad_fields_show_beside_them_and_nothing_is_saved(login_as, session, field, value):
     response = login_as("platform").post("/instruments/new", data=form_data(session, **{field: value}))
     assert response.status_code == 422
