@@ -15,9 +15,14 @@ class AmountTooLarge(ValueError):
     """Above MAX_YUAN (or below -MAX_YUAN)."""
 
 
+class TooManyDecimals(ValueError):
+    """Fractions of a fen."""
+
+
 def yuan_to_fen(yuan: Decimal | int | str) -> int:
-    """Exact: '1234.56' → 123456. More than two decimals is refused (ValueError), never rounded; an
-    amount beyond MAX_YUAN either way is refused (AmountTooLarge) before it is multiplied."""
+    """Exact: '1234.56' → 123456. Not a number is refused (ValueError); more than two decimals too
+    (TooManyDecimals), never rounded; an amount beyond MAX_YUAN either way (AmountTooLarge), before any
+    arithmetic on it."""
     try:
         amount = Decimal(str(yuan).strip().replace(",", ""))
     except InvalidOperation:
@@ -27,7 +32,7 @@ def yuan_to_fen(yuan: Decimal | int | str) -> int:
     if amount.copy_abs() > MAX_YUAN:  # compared exactly, whatever its exponent
         raise AmountTooLarge("too large")
     if amount != amount.quantize(CENT):
-        raise ValueError("more than two decimals")
+        raise TooManyDecimals("more than two decimals")
     return int(amount * FEN_PER_YUAN)
 
 
