@@ -12,11 +12,11 @@ from wtforms import BooleanField, SubmitField
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.db import unit_of_work, utcnow
-from core.transactions import end_reads
 from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Platform, Role
 from core.templating import NavItem
+from core.transactions import end_reads
 from marketplace import imports
 from marketplace.views import bp, my_platform
 
