@@ -68,6 +68,12 @@ class Config:
     # The instrument registry
     LARGE_INSTRUMENT_LINE_FEN = int(os.environ.get("LARGE_INSTRUMENT_LINE_FEN", 300_000_00))  # 300,000 yuan
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))  # may be a shared volume
+    # The XLSX import of instruments: a file beyond any of these is refused before the work it bounds
+    IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 10 * 1024 * 1024))
+    IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_MAX_UNPACKED_BYTES", 40 * 1024 * 1024))
+    IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", 5_000))  # under the headers, empty rows included
+    IMPORT_MAX_COLUMNS = int(os.environ.get("IMPORT_MAX_COLUMNS", 60))
+    IMPORT_MAX_CELLS = int(os.environ.get("IMPORT_MAX_CELLS", 125_000))  # filled cells: every column of the template
 
     # The payment gateway: Stripe's HTTP API (localstripe in development and tests, `make payments`)
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420")

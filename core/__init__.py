@@ -10,7 +10,7 @@ def init_app(app: Flask) -> None:
     from core import api, cli, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
-    from core.inputs import refuse_nul_characters
+    from core.inputs import check_request_input
     from core.jobs import JOBS
     from core.scheduler import register_jobs
 
@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     templating.register(app)
     cli.register(app)
     register_jobs(app, JOBS)
-    app.before_request(refuse_nul_characters)
+    app.before_request(check_request_input)
 
     def handle_error(error: Exception):
         return api.error_response(error) if is_api_request() else views.error_page(error)

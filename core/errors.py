@@ -15,6 +15,12 @@ class KequipError(Exception):
         self.details = details
 
 
+class InvalidInput(KequipError):
+    """Input no view can read: a body that is not JSON, a NUL character."""
+
+    status = 400
+
+
 class RuleBroken(KequipError):
     status = 422
 

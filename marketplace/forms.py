@@ -15,7 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import HiddenInput
 
-from core.money import fen_to_yuan, yuan_to_fen
+from core.money import MAX_YUAN, fen_to_yuan, yuan_to_fen
 from marketplace.models import (EDITABLE_FIELDS, QUALIFICATION_RULE_LABELS, SHARING_MODE_LABELS, BookingRules,
                                 Instrument, InstrumentCategory, UserType)
 
@@ -24,7 +24,7 @@ YUAN_FIELDS = ("original_value_fen", *(name for _t, setup, hourly in FEE_FIELDS 
 
 
 def _two_decimals(form: FlaskForm, field: DecimalField) -> None:
-    if field.data is not None:
+    if field.data is not None and not field.errors:  # out of range: NumberRange has said so
         try:
             yuan_to_fen(field.data)
         except ValueError:
@@ -33,7 +33,7 @@ def _two_decimals(form: FlaskForm, field: DecimalField) -> None:
 
 def _yuan_field(label, *, required: bool = False, minimum: Decimal = Decimal("0")) -> DecimalField:
     return DecimalField(label, places=2, validators=[
-        DataRequired() if required else Optional(), NumberRange(min=minimum, max=Decimal("100000000000")),
+        DataRequired() if required else Optional(), NumberRange(min=minimum, max=MAX_YUAN),
         _two_decimals])
 
 

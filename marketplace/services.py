@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import secrets
+import warnings
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,11 @@ from marketplace.search import instrument_index_text
 
 MAX_PHOTOS = 8
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
-PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
 PHOTO_MAX_SIDE = 1600
+# Pixels a photo may have, by what its format costs to decode: a JPEG is decoded scaled down to near
+# the stored size, a PNG or WebP whole (an RGBA PNG twice, to resize it; a WebP about four times). Each
+# stays under 100 MB of memory at its limit.
+MAX_PHOTO_PIXELS = {"JPEG": 24_000_000, "PNG": 8_000_000, "WEBP": 6_000_000}
 FEE_FIELDS = tuple(name for name in PUBLIC_FIELDS if name.endswith("_fen") and name != "original_value_fen")
 
 
@@ -327,36 +332,75 @@ def allowed_moves(instrument: Instrument) -> set[InstrumentState]:
 
 # --- photos -----------------------------------------------------------------------------------
 
-def add_photo(session: Session, instrument: Instrument, user: User, *, actor: Actor, data: bytes,
+@dataclass(frozen=True, slots=True)
+class PreparedPhoto:
+    """An uploaded photo checked and re-encoded, ready to store."""
+
+    jpeg: bytes
+    width: int
+    height: int
+
+
+def _too_many_pixels(image_format: str | None) -> RuleBroken:
+    """For a photo beyond its format's limit; or, with no format, beyond Pillow's own (far larger) one."""
+    jpeg = MAX_PHOTO_PIXELS["JPEG"] // 1_000_000
+    if image_format is None:
+        message = _("This photo has far too many pixels: at most %(jpeg)d million, as JPEG.", jpeg=jpeg)
+    else:
+        message = _("A %(format)s photo may have at most %(n)d million pixels: make it smaller, or save it as JPEG "
+                    "(up to %(jpeg)d million).", format=image_format, n=MAX_PHOTO_PIXELS[image_format] // 1_000_000,
+                    jpeg=jpeg)
+    return RuleBroken("photo_too_many_pixels", message, field="photo")
+
+
+def prepare_photo(data: bytes) -> PreparedPhoto:
+    """Accept JPEG, PNG or WebP up to 10 MB and MAX_PHOTO_PIXELS (counted from the header, before any
+    pixel is decoded: photo_too_many_pixels); re-encode it as JPEG, at most 1600 px a side, with the
+    orientation applied and no EXIF or other metadata. Needs no database: the caller does this before
+    its transaction begins."""
+    if len(data) > MAX_PHOTO_BYTES:
+        raise RuleBroken("photo_too_large", _("A photo may be at most 10 MB."), field="photo")
+    not_a_photo = RuleBroken("photo_format", _("Photos must be JPEG, PNG or WebP."), field="photo")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own, far larger, limit
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in MAX_PHOTO_PIXELS:
+                    raise not_a_photo
+                if image.width * image.height > MAX_PHOTO_PIXELS[image.format]:
+                    raise _too_many_pixels(image.format)
+                # decoded once (a JPEG scaled down by up to 8 as it is decoded), then shrunk in one step,
+                # in place: the copies below are of the small picture
+                image.draft("RGB", (PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
+                image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE), reducing_gap=None)
+                picture = ImageOps.exif_transpose(image).convert("RGB")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _too_many_pixels(None) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise not_a_photo from None
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85, optimize=True)  # no exif= → none written
+    return PreparedPhoto(buffer.getvalue(), picture.width, picture.height)
+
+
+def add_photo(session: Session, instrument: Instrument, user: User, *, actor: Actor, photo: PreparedPhoto,
               upload_dir: Path) -> InstrumentPhoto:
-    """Accept JPEG, PNG or WebP up to 10 MB; store it re-encoded as JPEG, at most 1600 px a side, with
-    the orientation applied and no EXIF or other metadata."""
+    """Store a prepared photo as the instrument's last one (at most MAX_PHOTOS)."""
     ensure_may_manage(user, instrument)
     if instrument.state == InstrumentState.RETIRED:
         raise RuleBroken("instrument_retired", _("A retired instrument cannot be changed."), field="photo")
     if len(instrument.photos) >= MAX_PHOTOS:
         raise RuleBroken("too_many_photos", _("An instrument has at most %(n)d photos.", n=MAX_PHOTOS), field="photo")
-    if len(data) > MAX_PHOTO_BYTES:
-        raise RuleBroken("photo_too_large", _("A photo may be at most 10 MB."), field="photo")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in PHOTO_FORMATS:
-                raise RuleBroken("photo_format", _("Photos must be JPEG, PNG or WebP."), field="photo")
-            image.load()
-            picture = ImageOps.exif_transpose(image).convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise RuleBroken("photo_format", _("Photos must be JPEG, PNG or WebP."), field="photo") from None
-    picture.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
     stored_name = f"{instrument.id}-{secrets.token_hex(8)}.jpg"
     target = photo_path(upload_dir, stored_name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(target, "JPEG", quality=85, optimize=True)  # no exif= → none written
-    photo = InstrumentPhoto(stored_name=stored_name, width=picture.width, height=picture.height,
-                            position=max((p.position for p in instrument.photos), default=-1) + 1)
-    instrument.photos.append(photo)
+    target.write_bytes(photo.jpeg)
+    stored = InstrumentPhoto(stored_name=stored_name, width=photo.width, height=photo.height,
+                             position=max((p.position for p in instrument.photos), default=-1) + 1)
+    instrument.photos.append(stored)
     session.flush()
     record_audit(session, actor, "instrument.photo_added", instrument, after={"photo": stored_name})
-    return photo
+    return stored
 
 
 def remove_photo(session: Session, photo: InstrumentPhoto, user: User, *, actor: Actor) -> None:

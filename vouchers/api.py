@@ -18,13 +18,13 @@ from core.db import unit_of_work, utcnow
 from core.errors import Forbidden
 from core.extensions import ErrorBody, db
 from core.models import Role
+from core.money import MAX_FEN
 from vouchers import listing, services
 from vouchers.models import ApplicationState, EntryKind, RedemptionMode, Voucher, VoucherState
 
 bp = Blueprint("vouchers_api", __name__, url_prefix="/api/v1", description="Innovation vouchers")
 
 MAX_ID = 2**31 - 1
-MAX_FEN = 10**15
 MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 100
 SECURITY = [{"bearer": []}]

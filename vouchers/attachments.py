@@ -1,5 +1,6 @@
 """Files of voucher applications and claims: PDF, JPEG or PNG, 10 MB each, told by their content (not
-their name or the browser's word), kept under UPLOAD_DIR/vouchers/ with random names.
+their name or the browser's word), an image at most Pillow's MAX_IMAGE_PIXELS (a decompression bomb is
+refused from its header, never decoded), kept under UPLOAD_DIR/vouchers/ with random names.
 
 Who may download: the enterprise that applied (its members), and the bureau and the auditor; for a
 claim's files also the claiming platform's admins or enterprise's members, and the finance officer."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +55,17 @@ def check_upload(upload: Upload) -> CheckedFile:
     if upload.data.startswith(b"%PDF-"):
         return CheckedFile(upload, *PDF)
     try:
-        with Image.open(io.BytesIO(upload.data)) as image:
-            found = IMAGE_FORMATS.get(image.format or "")
-            if found is not None:
-                image.verify()  # a truncated or corrupt image fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(upload.data)) as image:  # reads the header only
+                found = IMAGE_FORMATS.get(image.format or "")
+                if found is not None:
+                    image.verify()  # a truncated or corrupt image fails here
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise RuleBroken("attachment_too_many_pixels",
+                         _("%(name)s has more pixels than an image may have (%(n)d million).",
+                           name=name, n=Image.MAX_IMAGE_PIXELS // 1_000_000), field="attachments") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         found = None  # not an image at all: refused as any other content
     if found is not None:
         return CheckedFile(upload, *found)

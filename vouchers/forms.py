@@ -16,10 +16,9 @@ from wtforms import (DateField, DecimalField, IntegerField, SelectField, SelectM
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from core.money import fen_to_yuan, yuan_to_fen
+from core.money import MAX_YUAN, fen_to_yuan, yuan_to_fen
 from vouchers.models import APPLICATION_STATE_LABELS, REDEMPTION_MODE_LABELS, VOUCHER_STATE_LABELS, Programme
 
-MAX_YUAN = Decimal("100000000000")  # 1e11 yuan: beyond any budget, and within a BIGINT of fen
 BASIS_POINTS_PER_PERCENT = 100
 
 
@@ -37,7 +36,7 @@ def bp_to_percent(bp: int) -> Decimal:
 
 def _two_decimals(convert):
     def check(form: FlaskForm, field: DecimalField) -> None:
-        if field.data is not None:
+        if field.data is not None and not field.errors:  # out of range: NumberRange has said so
             try:
                 convert(field.data)
             except ValueError:

@@ -13,13 +13,13 @@ from core.api import page_of, text
 from core.auth import current_principal, public
 from core.extensions import current_language, db
 from core.models import Industry
+from core.money import MAX_FEN
 from marketplace import catalogue, services
 from marketplace.api import bp
 from marketplace.api.bookings import check_range, instant
 from marketplace.catalogue import MAX_ID, MAX_PER_PAGE, CatalogueSort
 from marketplace.models import Instrument, InstrumentState, SharingMode, UserType
 
-MAX_FEN = 10**15
 MAX_PAGE = 1_000_000
 
 

@@ -16,6 +16,7 @@ from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Platform, Role
 from core.templating import NavItem
+from core.transactions import end_reads
 from marketplace import imports
 from marketplace.views import bp, my_platform
 
@@ -42,7 +43,7 @@ def _render(form: ImportForm, platforms: list[Platform], platform: Platform, *, 
     return render_template("marketplace/import.html", form=form, platforms=platforms, platform=platform,
                            error=error, row_errors=result.errors[:ERRORS_SHOWN] if result else [],
                            error_count=len(result.errors) if result else 0,
-                           max_bytes=imports.MAX_IMPORT_BYTES, max_rows=imports.MAX_IMPORT_ROWS), status
+                           limits=imports.ImportLimits.configured()), status
 
 
 @bp.route("/instruments/import", methods=["GET", "POST"])
@@ -52,11 +53,14 @@ def import_instruments():
     form = ImportForm()
     if not form.validate_on_submit():
         return _render(form, platforms, platform, status=422 if form.is_submitted() else 200)
+    limits = imports.ImportLimits.configured()
+    data = form.file.data.read(limits.max_bytes + 1)
+    end_reads()  # the file is read outside any transaction; the unit of work below reloads what it needs
     try:
+        rows = imports.read_workbook(data, limits)
         with unit_of_work() as session:
             result = imports.import_instruments(session, platform, current_principal(), actor=current_actor(),
-                                                data=form.file.data.read(), submit=form.submit_for_review.data,
-                                                now=utcnow())
+                                                rows=rows, submit=form.submit_for_review.data, now=utcnow())
     except RuleBroken as error:
         return _render(form, platforms, platform, error=error, status=422)
     flash(ngettext("%(num)d instrument imported.", "%(num)d instruments imported.", result.imported), "success")
@@ -69,5 +73,8 @@ def import_instruments():
 @bp.route("/instruments/import/template.xlsx")
 @requires(Role.PLATFORM_ADMIN)
 def import_template():
-    return send_file(io.BytesIO(imports.template_xlsx(db.session)), mimetype=imports.XLSX_MIMETYPE,
+    choices = imports.category_choices(db.session)
+    end_reads()  # the workbook is written outside any transaction
+    return send_file(io.BytesIO(imports.template_xlsx(choices, imports.ImportLimits.configured())),
+                     mimetype=imports.XLSX_MIMETYPE,
                      as_attachment=True, download_name=imports.TEMPLATE_FILENAME, max_age=0)

@@ -15,6 +15,7 @@ from core.extensions import current_language, db
 from core.forms import show_rule_error
 from core.models import Platform, Role
 from core.templating import NavItem
+from core.transactions import end_reads
 from marketplace import services
 from marketplace.catalogue import MAX_ID
 from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
@@ -151,14 +152,17 @@ def retire_instrument(instrument_id: int):
 @requires(Role.PLATFORM_ADMIN)
 def upload_photo(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
+    services.ensure_may_manage(current_principal(), instrument)
     upload = request.files.get("photo")
     if upload is None or not upload.filename:
         flash(_("Choose a photo first."), "danger")
     else:
+        data = upload.read(services.MAX_PHOTO_BYTES + 1)
+        end_reads()  # the photo is decoded and re-encoded outside any transaction
         try:
+            photo = services.prepare_photo(data)
             with unit_of_work() as session:
-                services.add_photo(session, instrument, current_principal(), actor=current_actor(),
-                                   data=upload.read(services.MAX_PHOTO_BYTES + 1),
+                services.add_photo(session, instrument, current_principal(), actor=current_actor(), photo=photo,
                                    upload_dir=Path(current_app.config["UPLOAD_DIR"]))
         except RuleBroken as error:
             flash(error.message, "danger")

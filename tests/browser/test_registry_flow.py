@@ -142,7 +142,7 @@ def test_a_registered_instrument_is_published_by_the_bureau_and_found_by_a_visit
 def filled_template(live_app, rows: list[dict[str, object]]) -> bytes:
     """The live app's own template with the rows ({header: value}) written under its headers."""
     with live_app.app_context():
-        template = imports.template_xlsx(db.session)
+        template = imports.template_xlsx(imports.category_choices(db.session), imports.ImportLimits.configured())
         db.session.remove()
     workbook = openpyxl.load_workbook(io.BytesIO(template))
     sheet = workbook[imports.DATA_SHEET]

@@ -279,8 +279,8 @@ def test_photos_are_served_only_for_instruments_the_caller_may_see(app, session,
     monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tmp_path))
     admin = demo_user("platform")
     shown, hidden = create_instrument(state=S.PUBLISHED), create_instrument(state=S.DRAFT)
-    photos = {instrument.id: services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=jpeg(),
-                                                upload_dir=tmp_path).stored_name
+    photos = {instrument.id: services.add_photo(session, instrument, admin, actor=Actor.of(admin, None),
+                                                photo=services.prepare_photo(jpeg()), upload_dir=tmp_path).stored_name
               for instrument in (shown, hidden)}
     with client.get(f"/instruments/photos/{photos[shown.id]}") as response:
         assert (response.status_code, response.mimetype) == (200, "image/jpeg")

@@ -1,8 +1,11 @@
 """XLSX bulk import: the template, all-or-nothing imports, every bad-file case, exact amounts, who may."""
 from __future__ import annotations
 
+import dataclasses
 import io
+import re
 import time
+import zipfile
 from datetime import date, datetime
 
 import openpyxl
@@ -30,18 +33,22 @@ def platform(session, admin):
     return session.get(Platform, admin.grants[0].organisation_id)
 
 
+def limits(**changes) -> imports.ImportLimits:
+    return dataclasses.replace(imports.ImportLimits.configured(), **changes)
+
+
 def count(session, platform) -> int:
     return session.scalar(select(func.count()).select_from(Instrument).where(Instrument.platform_id == platform.id))
 
 
 def run_import(session, platform, admin, data: bytes, *, submit: bool = False) -> imports.ImportResult:
-    return imports.import_instruments(session, platform, admin, actor=Actor.of(admin, "127.0.0.1"), data=data,
-                                      submit=submit, now=utcnow())
+    return imports.import_instruments(session, platform, admin, actor=Actor.of(admin, "127.0.0.1"),
+                                      rows=imports.read_workbook(data), submit=submit, now=utcnow())
 
 
 def row_errors(session, platform, rows: list[dict]) -> list[tuple[int, str]]:
     """(row, column) of each error of a file made of these rows."""
-    result = imports.validate_rows(session, rows_xlsx(rows), platform.id)
+    result = imports.validate_rows(session, imports.read_workbook(rows_xlsx(rows)), platform.id)
     return [(error.row, error.column) for error in result.errors]
 
 
@@ -256,7 +263,7 @@ def test_duplicates_inside_the_file_are_errors(session, platform):
     rows = [sample_row(n) for n in range(5)]
     rows[3] |= {"资产编号": rows[0]["资产编号"], "型号": rows[0]["型号"]}
     rows[4] |= {"资产编号": rows[0]["资产编号"], "型号": "another model"}  # same asset number, other model: fine
-    result = imports.validate_rows(session, rows_xlsx(rows), platform.id)
+    result = imports.validate_rows(session, imports.read_workbook(rows_xlsx(rows)), platform.id)
     assert [(e.row, e.column) for e in result.errors] == [(5, "资产编号")]
     assert "2" in result.errors[0].message  # names the first row
 
@@ -305,7 +312,7 @@ def _empty_workbook() -> bytes:
     (lambda: rows_xlsx([{}, {}], headers=HEADERS), "empty_sheet"),  # blank rows only
     (_empty_workbook, "empty_sheet"),
     (lambda: rows_xlsx([sample_row(1)], headers=HEADERS[:-1]), "wrong_headers"),
-    (lambda: b"PK\x03\x04" + bytes(imports.MAX_IMPORT_BYTES), "file_too_large"),
+    (lambda: b"PK\x03\x04" + bytes(imports.ImportLimits.configured().max_bytes), "file_too_large"),
 ], ids=["csv", "png", "zip", "nothing", "headers-only", "blank-rows", "empty-workbook", "wrong-headers", "over-10-MB"])
 def test_each_bad_file_gets_a_clear_message(session, platform, admin, make, code):
     before = count(session, platform)
@@ -319,7 +326,7 @@ def test_each_bad_file_gets_a_clear_message(session, platform, admin, make, code
 def test_wrong_headers_say_which_are_missing_and_which_are_unknown(session, platform):
     headers = [h for h in HEADERS if h != "型号"] + ["备注"]
     with pytest.raises(RuleBroken) as caught:
-        imports.validate_rows(session, rows_xlsx([sample_row(1)], headers=headers), platform.id)
+        imports.read_workbook(rows_xlsx([sample_row(1)], headers=headers))
     assert caught.value.code == "wrong_headers"
     assert caught.value.details == {"missing": ["型号"], "unknown": ["备注"]}
     assert "「型号」" in caught.value.message and "「备注」" in caught.value.message
@@ -328,12 +335,12 @@ def test_wrong_headers_say_which_are_missing_and_which_are_unknown(session, plat
 def test_headers_in_another_order_or_with_ascii_brackets_are_fine(session, platform):
     headers = [h.replace("（", "(").replace("）", ")") for h in reversed(HEADERS)]
     rows = [{h.replace("（", "(").replace("）", ")"): v for h, v in sample_row(1).items()}]
-    assert imports.validate_rows(session, rows_xlsx(rows, headers=headers), platform.id).ok
+    assert imports.validate_rows(session, imports.read_workbook(rows_xlsx(rows, headers=headers)), platform.id).ok
 
 
 def test_a_file_with_too_many_rows_is_refused(session, platform):
     with pytest.raises(RuleBroken) as caught:
-        imports.validate_rows(session, rows_xlsx([sample_row(n) for n in range(6)]), platform.id, max_rows=5)
+        imports.read_workbook(rows_xlsx([sample_row(n) for n in range(6)]), limits(max_rows=5))
     assert caught.value.code == "too_many_rows"
 
 
@@ -341,7 +348,7 @@ def test_a_bad_file_on_the_page_says_nothing_was_imported(login_as, session, pla
     response = upload(login_as("platform"), _png())
     assert response.status_code == 422
     assert 'data-code="not_xlsx"' in response.get_data(as_text=True)
-    response = upload(login_as("platform"), b"PK\x03\x04" + bytes(imports.MAX_IMPORT_BYTES))
+    response = upload(login_as("platform"), b"PK\x03\x04" + bytes(imports.ImportLimits.configured().max_bytes))
     assert response.status_code == 422
     assert 'data-code="file_too_large"' in response.get_data(as_text=True)
 
@@ -375,3 +382,117 @@ def test_an_admin_cannot_import_into_another_platform(login_as, session, platfor
     assert count(session, other) == before
     with pytest.raises(Forbidden):
         run_import(session, other, admin, rows_xlsx([sample_row(1)]))
+
+
+# --- bounded work: every limit refuses before the work it bounds ------------------------------
+
+def inline_cell(reference: str, text: str = "x") -> str:
+    return f'<c r="{reference}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def refused(data: bytes, **changes) -> tuple[str, float]:
+    began = time.perf_counter()
+    with pytest.raises(RuleBroken) as caught:
+        imports.read_workbook(data, limits(**changes))
+    assert caught.value.message and caught.value.field == "file"
+    return caught.value.code, time.perf_counter() - began
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda: imports.crafted_xlsx(dimension="A1:Y20000001"), "too_many_rows"),  # the sheet says so
+    # it says 2 rows, but a cell sits in row 20,000,000: counted as read, refused at row 5,002
+    (lambda: imports.crafted_xlsx([f'<row r="20000000">{inline_cell("A20000000")}</row>'], dimension="A1:Y2"),
+     "too_many_rows"),
+    (lambda: imports.crafted_xlsx('<row r="%d"/>' % n for n in range(2, 5003)), "too_many_rows"),  # blank ones count
+    (lambda: imports.crafted_xlsx(["<row/>"] * 5001), "too_many_rows"),  # rows without numbers too
+    (lambda: imports.crafted_xlsx(dimension="A1:CZ2"), "too_many_columns"),
+    (lambda: imports.crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
+    (lambda: imports.crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
+    (lambda: imports.crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
+    (lambda: imports.crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
+], ids=["dimension-20M-rows", "cell-in-row-20M", "5001-blank-rows", "5001-unnumbered-rows", "dimension-104-columns",
+        "cell-in-column-61", "unpacks-to-41MB", "broken-xml", "missing-shared-string"])
+def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(make, code):
+    assert imports.ImportLimits.configured() == limits(max_rows=5000, max_columns=60)
+    found, seconds = refused(make())
+    assert found == code and seconds < 5  # a few hundredths of a second here
+
+
+def test_blank_rows_within_the_limit_are_skipped_and_the_row_after_them_is_read(session, platform, admin):
+    good = rows_xlsx([sample_row(1, 购置日期="2020-01-01")])  # text: the crafted file has no date style
+    with zipfile.ZipFile(io.BytesIO(good)) as archive:
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    data_row = sheet.split("</row>", 1)[1].split("</sheetData>")[0].replace('r="2"', 'r="4000"')
+    data_row = re.sub(r'r="([A-Z]+)2"', r'r="\g<1>4000"', data_row)
+    rows = imports.read_workbook(imports.crafted_xlsx([data_row]))
+    assert [row.number for row in rows] == [4000] and not rows[0].errors
+
+
+def test_too_many_filled_cells_are_refused(session):
+    assert refused(rows_xlsx([sample_row(n) for n in range(3)]), max_cells=50)[0] == "too_many_cells"
+
+
+def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read():
+    data = shared_strings_xlsx(1001)
+    assert refused(data, max_cells=1000)[0] == "too_many_cells"
+    assert imports.read_workbook(shared_strings_xlsx(1000), limits(max_cells=1000))  # its strings are fine
+
+
+def shared_strings_xlsx(strings: int) -> bytes:
+    """A one-row file whose asset number is string 0 of a shared table of `strings` strings (as Excel
+    and WPS write text), the strings spread over chunks so that some cross a chunk's edge."""
+    with zipfile.ZipFile(io.BytesIO(rows_xlsx([sample_row(1)]))) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", (
+        b'<Override PartName="/xl/sharedStrings.xml" '
+        b'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'))
+    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
+        b'<Relationship Id="rIdStrings" Target="sharedStrings.xml" '
+        b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/></Relationships>'))
+    filler = "长" * 700  # 2.1 KB a string: 1,000 strings span two 1 MB chunks
+    parts["xl/sharedStrings.xml"] = ('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                                     + "".join(f"<si><t>KQ-S-{n}{filler if n else ''}</t></si>" for n in range(strings))
+                                     + "</sst>").encode()
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    parts["xl/worksheets/sheet1.xml"] = re.sub(r'<c r="A2" t="inlineStr"><is><t>[^<]*</t></is></c>',
+                                               '<c r="A2" t="s"><v>0</v></c>', sheet).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in parts.items():
+            target.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_a_part_read_whole_is_limited_on_its_own(session):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(rows_xlsx([sample_row(1)]))) as source, \
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "xl/styles.xml":  # 2 MB of cell styles would take openpyxl seconds and 40 MB
+                content = content.replace(b"</styleSheet>", b" " * 2 * 1024 * 1024 + b"</styleSheet>")
+            target.writestr(name, content)
+    assert refused(buffer.getvalue())[0] == "file_too_large"
+
+
+def test_an_amount_of_1e26_yuan_is_a_cell_error_not_a_crash(session, platform):
+    for value in ("1e26", 1e26, "-1e26", "1e999999999"):
+        assert row_errors(session, platform, [sample_row(1, **{"原值（元）": value})]) == [(2, "原值（元）")], value
+
+
+def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, monkeypatch):
+    """On SQLite a transaction holds the write lock from its BEGIN: while the page reads the file, none
+    is open (a spy around the real read_workbook looks), so other requests write meanwhile."""
+    from core.extensions import db
+
+    open_while_reading = []
+    read_workbook = imports.read_workbook
+
+    def spy(*args):
+        open_while_reading.append(db.session().in_transaction())
+        return read_workbook(*args)
+
+    monkeypatch.setattr(imports, "read_workbook", spy)
+    response = upload(login_as("platform"), rows_xlsx([sample_row(1)]))
+    assert response.status_code == 302 and open_while_reading == [False]
+    assert count(session, platform) >= 1

@@ -163,5 +163,6 @@ def test_a_retired_instrument_takes_no_photos(session, create_instrument, demo_u
     instrument = create_instrument(state=S.RETIRED)
     admin = demo_user("platform")
     with pytest.raises(RuleBroken) as refused:
-        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=b"x", upload_dir=tmp_path)
+        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None),
+                           photo=services.PreparedPhoto(b"x", 1, 1), upload_dir=tmp_path)
     assert refused.value.code == "instrument_retired"

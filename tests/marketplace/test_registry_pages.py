@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from core.errors import RuleBroken
 from core.models import Platform
 from marketplace import services
 from marketplace.models import Instrument, InstrumentState
+from tests.images import png_claiming
 
 S = InstrumentState
 
@@ -40,7 +42,9 @@ def test_platform_admin_registers_and_submits_an_instrument(login_as, session):
 
 
 @pytest.mark.parametrize("field, value", [("original_value_fen", "0"), ("original_value_fen", "12.345"),
-                                          ("hourly_rate_other_fen", "-1"), ("name_zh", ""), ("category_id", "1")])
+                                          ("original_value_fen", "1e26"), ("original_value_fen", "1e999999999"),
+                                          ("hourly_rate_other_fen", "-1"), ("hourly_rate_other_fen", "-1e26"),
+                                          ("name_zh", ""), ("category_id", "1")])
 def test_bad_fields_show_beside_them_and_nothing_is_saved(login_as, session, field, value):
     response = login_as("platform").post("/instruments/new", data=form_data(session, **{field: value}))
     assert response.status_code == 422
@@ -166,17 +170,44 @@ def test_other_files_are_refused_as_photos(login_as, session, create_instrument,
     assert instrument.photos == []
 
 
+@pytest.mark.parametrize("payload, code", [
+    (lambda: _image("PNG", (4000, 2500)), "photo_too_many_pixels"),  # 10 MP: a PNG is decoded whole
+    (lambda: png_claiming(20_000, 20_000), "photo_too_many_pixels"),  # 400 MP claimed: Pillow's own bomb limit
+    (lambda: png_claiming(3_000, 3_000), "photo_too_many_pixels"),  # 9 MP claimed in 100 bytes
+    (lambda: b"\xff\xd8\xff" + bytes(services.MAX_PHOTO_BYTES), "photo_too_large"),
+], ids=["png-10MP", "png-claims-400MP", "png-claims-9MP", "over-10MB"])
+def test_photos_beyond_their_limits_are_refused_before_decoding(session, create_instrument, payload, code):
+    with pytest.raises(RuleBroken) as refused:
+        services.prepare_photo(payload())
+    assert refused.value.code == code and refused.value.field == "photo" and refused.value.message
+
+
+def test_a_24_megapixel_jpeg_is_taken_and_stored_at_1600_px(session):
+    photo = services.prepare_photo(_image("JPEG", (6000, 4000)))
+    assert (photo.width, photo.height) == (1600, 1067)
+
+
+def test_a_refused_photo_is_shown_on_the_page_and_nothing_is_stored(login_as, session, create_instrument):
+    instrument = create_instrument()
+    page = login_as("platform").post(f"/instruments/{instrument.id}/photos",
+                                     data={"photo": (io.BytesIO(png_claiming(20_000, 20_000)), "bomb.png")},
+                                     content_type="multipart/form-data", follow_redirects=True)
+    assert page.status_code == 200 and "alert-danger" in page.get_data(as_text=True)
+    session.refresh(instrument)
+    assert instrument.photos == []
+
+
 def test_at_most_eight_photos(app, session, create_instrument, demo_user, tmp_path):
     from core.audit import Actor
 
     instrument = create_instrument()
     admin = demo_user("platform")
     for _ in range(8):
-        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=_image("PNG", (50, 50)),
-                           upload_dir=tmp_path)
+        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None),
+                           photo=services.prepare_photo(_image("PNG", (50, 50))), upload_dir=tmp_path)
     with pytest.raises(Exception) as refused:
-        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None), data=_image("WEBP", (50, 50)),
-                           upload_dir=tmp_path)
+        services.add_photo(session, instrument, admin, actor=Actor.of(admin, None),
+                           photo=services.prepare_photo(_image("WEBP", (50, 50))), upload_dir=tmp_path)
     assert getattr(refused.value, "code", None) == "too_many_photos"
 
 

@@ -17,7 +17,10 @@ from werkzeug.test import encode_multipart
 
 from core.clock import to_local
 from core.db import utcnow
+from core.errors import RuleBroken
+from tests.images import png_claiming
 from tests.vouchers.conftest import enterprise_of, page_of
+from vouchers import attachments
 from vouchers.models import Application, ApplicationState, Attachment, Programme, Voucher
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -72,6 +75,14 @@ def test_an_enterprise_member_applies_with_files(app, login_as, session, demo_us
     assert "营业执照.pdf" in page.one("attachments")["text"]
     mine = page_of(client.get("/my/voucher-applications"))
     assert len(mine.all("application-row")) == 1
+
+
+def test_an_image_claiming_more_pixels_than_allowed_is_refused_from_its_header(app):
+    with app.test_request_context():
+        with pytest.raises(RuleBroken) as refused:
+            attachments.check_upload(attachments.Upload("scan.png", png_claiming(20_000, 20_000)))
+    assert (refused.value.code, refused.value.field) == ("attachment_too_many_pixels", "attachments")
+    assert "scan.png" in refused.value.message
 
 
 @pytest.mark.parametrize("name, data, message", [

@@ -50,6 +50,7 @@ def test_bureau_creates_a_programme_in_yuan_and_percent(login_as, session, demo_
 
 @pytest.mark.parametrize("field, value", [
     ("name", ""), ("year", "1999"), ("pool_fen", "0"), ("pool_fen", "100.001"), ("pool_fen", "abc"),
+    ("pool_fen", "1e26"), ("order_cap_fen", "1e999999999"), ("year", "9" * 5001), ("coverage_bp", "1e999999999"),
     ("coverage_bp", "0"), ("coverage_bp", "100.01"), ("coverage_bp", "50.005"),
     ("sme_coverage_bp", "40"),  # below the general ratio: the service's rule
     ("enterprise_year_cap_fen", "0"), ("order_cap_fen", ""), ("order_cap_fen", "-5"), ("validity_days", "0"),
