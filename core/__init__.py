@@ -10,10 +10,11 @@ def init_app(app: Flask) -> None:
     from core import api, cli, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
-    from core.inputs import check_request_input
+    from core.inputs import IdConverter, check_request_input
     from core.jobs import JOBS
     from core.scheduler import register_jobs
 
+    app.url_map.converters["id"] = IdConverter
     security.register(app)
     app.register_blueprint(views.bp)
     api.register(app)

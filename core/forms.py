@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask import flash
 from flask_wtf import FlaskForm
 from stdnum.cn import uscc
 from wtforms import (BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField,
@@ -139,6 +140,12 @@ class AuditFilterForm(FlaskForm):
     subject_type = StringField(_l("Object type"), validators=[Optional(), Length(max=50)])
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=100)])
 
+
+
+def show_error(form: FlaskForm, error: KequipError) -> None:
+    """A service's error beside its field, or as a flash message when the form has no such field."""
+    if not show_rule_error(form, error):
+        flash(error.message, "danger")
 
 
 def show_rule_error(form: FlaskForm, error: KequipError) -> bool:

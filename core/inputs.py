@@ -14,10 +14,25 @@ from typing import Any
 
 from flask import request
 from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
 
 from core.errors import InvalidInput, RuleBroken
 
 NUL = "\x00"
+MAX_ID = 2**31 - 1  # ids are 32-bit: a larger number in a URL or query finds nothing rather than overflow
+MAX_PAGE = 1_000_000  # a larger ?page= shows the last, empty page rather than overflow the database's OFFSET
+
+
+class IdConverter(IntegerConverter):
+    """`<id:booking_id>` in a route: a positive 32-bit id; anything else is the page not found."""
+
+    def __init__(self, url_map, **kwargs) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+def page_number() -> int:
+    """The ?page= asked for: 1 when missing or bad, at most MAX_PAGE."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 def check_request_input() -> None:

@@ -17,6 +17,7 @@ from core.auth import current_actor, current_principal, public, requires
 from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
+from core.inputs import page_number
 from core.models import (ApiToken, Enterprise, Organisation, OrganisationKind, Platform, Role, RoleGrant, User,
                          VerificationState)
 
@@ -32,15 +33,6 @@ def _safe_next(target: str | None) -> str:
             and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
         return target
     return url_for("core.dashboard")
-
-
-def _page() -> int:
-    return request.args.get("page", 1, type=int) or 1
-
-
-def _fail(form: forms.FlaskForm, error: KequipError) -> None:
-    if not forms.show_rule_error(form, error):
-        flash(error.message, "danger")
 
 
 def error_page(error: Exception) -> ResponseReturnValue:
@@ -112,7 +104,7 @@ def register():
             with unit_of_work() as session:
                 user = services.register_enterprise(session, data, actor=current_actor())
         except RuleBroken as error:
-            _fail(form, error)
+            forms.show_error(form, error)
         else:
             login_user(user)
             flash(_("Welcome! The bureau verifies your enterprise before you may book."), "success")
@@ -147,7 +139,7 @@ def reset_password(token: str):
                 services.reset_password(session, token=token, password=form.password.data, now=utcnow(),
                                         actor=current_actor())
         except RuleBroken as error:
-            _fail(form, error)
+            forms.show_error(form, error)
         else:
             flash(_("Your password is set. Log in with it."), "success")
             return redirect(url_for("core.login"))
@@ -192,7 +184,7 @@ def change_password():
                 services.change_password(session, user, current=form.current_password.data,
                                          new=form.password.data, now=utcnow(), actor=current_actor())
         except RuleBroken as error:
-            _fail(form, error)
+            forms.show_error(form, error)
         else:
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies
             login_user(user, remember=remembered)  # this session, and its remember-me cookie, live on
@@ -212,7 +204,7 @@ def create_api_token():
                            new_token=token, tokens=services.list_api_tokens(db.session, user), now=utcnow())
 
 
-@bp.route("/profile/tokens/<int:token_id>/revoke", methods=["POST"])
+@bp.route("/profile/tokens/<id:token_id>/revoke", methods=["POST"])
 @requires()
 def revoke_api_token(token_id: int):
     row = db.get_or_404(ApiToken, token_id)
@@ -232,12 +224,12 @@ def organisations():
     stmt = services.list_organisations(
         db.session, kind=OrganisationKind(kind) if kind in set(OrganisationKind) else None,
         state=VerificationState(state) if state in set(VerificationState) else None, q=request.args.get("q"))
-    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("core/organisations.html", page=page, kind=kind, state=state,
                            q=request.args.get("q", ""))
 
 
-@bp.route("/organisations/<int:org_id>")
+@bp.route("/organisations/<id:org_id>")
 @requires()
 def organisation(org_id: int):
     org = db.get_or_404(Organisation, org_id)
@@ -262,7 +254,7 @@ def _organisation_form(org: Organisation, user: User) -> forms.OrganisationForm:
     return forms.OrganisationForm(obj=org)
 
 
-@bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
+@bp.route("/organisations/<id:org_id>/edit", methods=["GET", "POST"])
 @requires(Role.BUREAU_ADMIN, Role.PLATFORM_ADMIN, Role.ENTERPRISE_MEMBER)
 def edit_organisation(org_id: int):
     org = db.get_or_404(Organisation, org_id)
@@ -278,14 +270,14 @@ def edit_organisation(org_id: int):
             with unit_of_work() as session:
                 services.update_organisation(session, org, user, actor=current_actor(), changes=changes)
         except RuleBroken as error:
-            _fail(form, error)
+            forms.show_error(form, error)
         else:
             flash(_("Saved."), "success")
             return redirect(url_for("core.organisation", org_id=org.id))
     return render_template("core/organisation_edit.html", org=org, form=form)
 
 
-@bp.route("/organisations/<int:org_id>/verify", methods=["POST"])
+@bp.route("/organisations/<id:org_id>/verify", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def verify_organisation(org_id: int):
     enterprise = db.get_or_404(Enterprise, org_id)
@@ -311,7 +303,7 @@ def verify_organisation(org_id: int):
 @requires(Role.BUREAU_ADMIN)
 def users():
     stmt = services.list_users(db.session, q=request.args.get("q"))
-    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("core/users.html", page=page, q=request.args.get("q", ""))
 
 
@@ -321,14 +313,14 @@ def _grant_form() -> forms.RoleGrantForm:
     return form
 
 
-@bp.route("/users/<int:user_id>")
+@bp.route("/users/<id:user_id>")
 @requires(Role.BUREAU_ADMIN)
 def user_detail(user_id: int):
     person = db.get_or_404(User, user_id)
     return render_template("core/user.html", person=person, form=_grant_form())
 
 
-@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+@bp.route("/users/<id:user_id>/roles", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def grant_role(user_id: int):
     person = db.get_or_404(User, user_id)
@@ -340,14 +332,14 @@ def grant_role(user_id: int):
                 services.grant_role(session, person, actor=current_actor(), role=Role(form.role.data),
                                     organisation=organisation)
         except RuleBroken as error:
-            _fail(form, error)
+            forms.show_error(form, error)
         else:
             flash(_("The role is granted."), "success")
             return redirect(url_for("core.user_detail", user_id=person.id))
     return render_template("core/user.html", person=person, form=form), 422
 
 
-@bp.route("/roles/<int:grant_id>/revoke", methods=["POST"])
+@bp.route("/roles/<id:grant_id>/revoke", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def revoke_role(grant_id: int):
     grant = db.get_or_404(RoleGrant, grant_id)
@@ -371,5 +363,5 @@ def audit_log():
     form.validate()
     stmt = services.list_audit_entries(db.session, action=form.action.data, subject_type=form.subject_type.data,
                                        actor=form.actor.data)
-    page = db.paginate(stmt, page=_page(), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("core/audit.html", form=form, page=page)

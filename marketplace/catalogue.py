@@ -34,7 +34,6 @@ from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking
 
 MAX_PER_PAGE = 100
 SORT_APART_UP_TO = 2_000  # a browse with at most this many matches sorts them apart (PostgreSQL)
-MAX_ID = 2**31 - 1  # ids are 32-bit: larger numbers in a URL or query find nothing rather than overflow
 CATEGORY_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2})?")
 # the price the catalogue shows, filters and sorts on: the hourly rate for district enterprises
 PUBLIC_PRICE = Instrument.hourly_rate_district_enterprise_fen

@@ -17,6 +17,7 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Forbidden
 from core.extensions import ErrorBody, db
+from core.inputs import MAX_ID, MAX_PAGE
 from core.models import Role
 from core.money import MAX_FEN
 from vouchers import listing, services
@@ -24,8 +25,6 @@ from vouchers.models import ApplicationState, EntryKind, RedemptionMode, Voucher
 
 bp = Blueprint("vouchers_api", __name__, url_prefix="/api/v1", description="Innovation vouchers")
 
-MAX_ID = 2**31 - 1
-MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 100
 SECURITY = [{"bearer": []}]
 
@@ -124,7 +123,7 @@ def list_vouchers(*, programme_id: int | None, enterprise_id: int | None, state:
     return {"items": found.items, "total": found.total, "page": page, "per_page": per_page}
 
 
-@bp.route(f"/vouchers/<int(max={MAX_ID}):voucher_id>", methods=["GET"])
+@bp.route("/vouchers/<id:voucher_id>", methods=["GET"])
 @requires()
 @bp.response(200, VoucherDetailOut)
 @bp.alt_response(404, schema=ErrorBody, description="No such voucher, or not one the caller may see")

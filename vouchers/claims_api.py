@@ -12,14 +12,13 @@ from flask_smorest import Blueprint
 from core.auth import current_principal, requires
 from core.extensions import db
 from core.api import page_of
+from core.inputs import MAX_ID, MAX_PAGE
 from vouchers import claims
 from vouchers.api import LocalTime
 from vouchers.models import Claim, ClaimKind, ClaimState
 
 bp = Blueprint("voucher_claims_api", __name__, url_prefix="/api/v1", description="Innovation voucher claims")
 
-MAX_ID = 2**31 - 1
-MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 100
 SECURITY = [{"bearer": []}]
 

@@ -20,7 +20,8 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
-from core.forms import show_rule_error
+from core.forms import show_error
+from core.inputs import page_number
 from core.models import Enterprise, Platform, Role
 from core.templating import NavItem, register_nav
 from vouchers import attachments, claim_documents, claims, flags, related, services
@@ -31,10 +32,7 @@ from vouchers.models import CLAIM_STATE_LABELS, Claim, ClaimKind, ClaimState, Vo
 
 bp = Blueprint("voucher_claims", __name__)
 
-MAX_ID = 2**31 - 1
-ID = f"int(max={MAX_ID})"
 PER_PAGE = 50
-MAX_PAGE = 1_000_000
 BUREAU, FINANCE, AUDITOR = Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR
 READERS = claims.READERS
 CLAIMANTS = (Role.PLATFORM_ADMIN, Role.ENTERPRISE_MEMBER)
@@ -48,15 +46,6 @@ NAV = [
     NavItem("voucher_claims.flags", _l("Voucher flags"), AccessRule(frozenset({BUREAU, AUDITOR}))),
     NavItem("voucher_claims.related_parties", _l("Related parties"), AccessRule(frozenset({BUREAU, AUDITOR}))),
 ]
-
-
-def _page() -> int:
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
-
-
-def _fail(form, error: KequipError) -> None:
-    if not show_rule_error(form, error):
-        flash(error.message, "danger")
 
 
 def _upload_dir() -> Path:
@@ -83,7 +72,7 @@ def _list(title: str, *, state: ClaimState | None = None, own_only: bool = False
     chosen_state = ClaimState(form.state.data) if form.state.data and not form.state.errors else state
     platform_id = None if form.platform_id.errors else form.platform_id.data or None
     page = db.paginate(claims.claims_query(user, state=chosen_state, platform_id=platform_id, own_only=own_only),
-                       page=_page(), per_page=PER_PAGE, error_out=False)
+                       page=page_number(), per_page=PER_PAGE, error_out=False)
     names = _claimant_names(page.items)
     return render_template("vouchers/claim_list.html", title=title, page=page, form=form, names=names,
                            chosen_state=chosen_state, new_endpoint=new_endpoint, show_filter=not own_only)
@@ -171,7 +160,7 @@ def new_provider_claim():
                     bank_account_number=form.bank_account_number.data,
                     declaration_accepted=form.declaration_accepted.data, now=utcnow())
         except KequipError as error:
-            _fail(form, error)
+            show_error(form, error)
         else:
             flash(_("The claim is submitted; the bureau reviews it."), "success")
             return redirect(url_for("voucher_claims.claim", claim_id=claim.id))
@@ -208,7 +197,7 @@ def new_enterprise_claim():
                     upload_dir=_upload_dir())]
         except KequipError as error:
             attachments.discard(_upload_dir(), written)
-            _fail(form, error)
+            show_error(form, error)
         else:
             flash(_("The claim is submitted; the bureau reviews it."), "success")
             return redirect(url_for("voucher_claims.claim", claim_id=claim.id))
@@ -230,7 +219,7 @@ def _document(claim: Claim) -> claim_documents.ClaimDocument:
         rows=claims.claim_rows(db.session, claim, language=current_language()))
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>")
+@bp.route("/voucher-claims/<id:claim_id>")
 @requires(*CLAIMANTS, *READERS)
 def claim(claim_id: int):
     user = current_principal()
@@ -255,7 +244,7 @@ def _back_to(claim_id: int) -> Response:
     return redirect(url_for("voucher_claims.claim", claim_id=claim_id))
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>/approve", methods=["POST"])
+@bp.route("/voucher-claims/<id:claim_id>/approve", methods=["POST"])
 @requires(BUREAU)
 def approve_claim(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -274,7 +263,7 @@ def approve_claim(claim_id: int):
     return _back_to(claim_id)
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>/return", methods=["POST"])
+@bp.route("/voucher-claims/<id:claim_id>/return", methods=["POST"])
 @requires(BUREAU)
 def return_claim(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -294,7 +283,7 @@ def return_claim(claim_id: int):
     return _back_to(claim_id)
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>/resubmit", methods=["POST"])
+@bp.route("/voucher-claims/<id:claim_id>/resubmit", methods=["POST"])
 @requires(*CLAIMANTS)
 def resubmit_claim(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -315,7 +304,7 @@ def resubmit_claim(claim_id: int):
     return _back_to(claim_id)
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>/paid", methods=["POST"])
+@bp.route("/voucher-claims/<id:claim_id>/paid", methods=["POST"])
 @requires(FINANCE)
 def mark_paid(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -334,7 +323,7 @@ def mark_paid(claim_id: int):
     return _back_to(claim_id)
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>/attachments", methods=["POST"])
+@bp.route("/voucher-claims/<id:claim_id>/attachments", methods=["POST"])
 @requires(*CLAIMANTS)
 def add_claim_attachments(claim_id: int):
     user = current_principal()
@@ -371,7 +360,7 @@ def _download(data: bytes, mimetype: str, filename: str) -> Response:
     return response
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>.xlsx")
+@bp.route("/voucher-claims/<id:claim_id>.xlsx")
 @requires(*CLAIMANTS, *READERS)
 def claim_xlsx(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -379,7 +368,7 @@ def claim_xlsx(claim_id: int):
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", f"claim-{found.id}.xlsx")
 
 
-@bp.route(f"/voucher-claims/<{ID}:claim_id>.pdf")
+@bp.route("/voucher-claims/<id:claim_id>.pdf")
 @requires(*CLAIMANTS, *READERS)
 def claim_pdf(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
@@ -428,7 +417,7 @@ def declare_related():
                                          platform=session.get(Platform, form.platform_id.data),
                                          note=form.note.data or "")
         except KequipError as error:
-            _fail(form, error)
+            show_error(form, error)
         else:
             flash(_("The two are declared related: no voucher of the enterprise pays at the platform."), "success")
             return redirect(url_for("voucher_claims.related_parties"))

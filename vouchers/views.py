@@ -17,7 +17,8 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import KequipError, NotFound, RuleBroken
 from core.extensions import current_language, db
-from core.forms import show_rule_error
+from core.forms import show_error
+from core.inputs import page_number
 from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
@@ -31,10 +32,7 @@ from vouchers.models import (APPLICATION_STATE_LABELS, ENTRY_KIND_LABELS, REDEMP
 
 bp = Blueprint("vouchers", __name__)
 
-MAX_ID = 2**31 - 1  # ids are 32-bit: a larger number in a URL finds nothing rather than overflow
-ID = f"int(max={MAX_ID})"
 PER_PAGE = 50
-MAX_PAGE = 1_000_000
 READERS = listing.READERS
 BUREAU = Role.BUREAU_ADMIN
 
@@ -45,15 +43,6 @@ NAV = [
     NavItem("vouchers.open_programmes", _l("Apply for a voucher"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
     NavItem("vouchers.my_vouchers", _l("My vouchers"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
 ]
-
-
-def _page() -> int:
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
-
-
-def _fail(form, error: KequipError) -> None:
-    if not show_rule_error(form, error):
-        flash(error.message, "danger")
 
 
 def _back(default: str) -> Response:
@@ -99,7 +88,7 @@ def new_programme():
     return _save_programme(None)
 
 
-@bp.route(f"/voucher-programmes/<{ID}:programme_id>/edit", methods=["GET", "POST"])
+@bp.route("/voucher-programmes/<id:programme_id>/edit", methods=["GET", "POST"])
 @requires(BUREAU)
 def edit_programme(programme_id: int):
     return _save_programme(listing.get_programme(db.session, programme_id))
@@ -117,7 +106,7 @@ def _save_programme(programme: Programme | None):
                     saved = services.update_programme(session, programme, actor=current_actor(),
                                                       user=current_principal(), values=form.values())
         except RuleBroken as error:
-            _fail(form, error)
+            show_error(form, error)
         else:
             flash(_("Saved."), "success")
             return redirect(url_for("vouchers.programme", programme_id=saved.id))
@@ -125,7 +114,7 @@ def _save_programme(programme: Programme | None):
         422 if form.is_submitted() else 200
 
 
-@bp.route(f"/voucher-programmes/<{ID}:programme_id>")
+@bp.route("/voucher-programmes/<id:programme_id>")
 @requires(*READERS)
 def programme(programme_id: int):
     found = listing.get_programme(db.session, programme_id)
@@ -142,7 +131,7 @@ def programme(programme_id: int):
                            platforms=dict(listing.platform_choices(db.session)))
 
 
-@bp.route(f"/voucher-programmes/<{ID}:programme_id>/chart-<any(pool, platforms):kind>.svg")
+@bp.route("/voucher-programmes/<id:programme_id>/chart-<any(pool, platforms):kind>.svg")
 @requires(*READERS)
 def programme_chart(programme_id: int, kind: str):
     found = listing.get_programme(db.session, programme_id)
@@ -155,7 +144,7 @@ def programme_chart(programme_id: int, kind: str):
     return response
 
 
-@bp.route(f"/voucher-programmes/<{ID}:programme_id>/suspensions", methods=["POST"])
+@bp.route("/voucher-programmes/<id:programme_id>/suspensions", methods=["POST"])
 @requires(BUREAU)
 def suspend_platform(programme_id: int):
     found = listing.get_programme(db.session, programme_id)
@@ -188,7 +177,7 @@ def open_programmes():
                            enterprises=listing.member_enterprises(db.session, user))
 
 
-@bp.route(f"/voucher-programmes/<{ID}:programme_id>/apply", methods=["GET", "POST"])
+@bp.route("/voucher-programmes/<id:programme_id>/apply", methods=["GET", "POST"])
 @requires(Role.ENTERPRISE_MEMBER)
 def apply(programme_id: int):
     found = listing.get_programme(db.session, programme_id)
@@ -211,7 +200,7 @@ def apply(programme_id: int):
                     user=user, upload_dir=_upload_dir())]
         except KequipError as error:
             attachments.discard(_upload_dir(), written)
-            _fail(form, error)
+            show_error(form, error)
         else:
             flash(_("Your application is submitted; the bureau reviews it."), "success")
             return redirect(url_for("vouchers.application", application_id=application.id))
@@ -223,12 +212,12 @@ def apply(programme_id: int):
 @bp.route("/my/voucher-applications")
 @requires(Role.ENTERPRISE_MEMBER)
 def my_applications():
-    page = db.paginate(listing.applications_query(current_principal(), own_only=True), page=_page(),
+    page = db.paginate(listing.applications_query(current_principal(), own_only=True), page=page_number(),
                        per_page=PER_PAGE, error_out=False)
     return render_template("vouchers/my_applications.html", page=page)
 
 
-@bp.route(f"/voucher-applications/<{ID}:application_id>/attachments", methods=["POST"])
+@bp.route("/voucher-applications/<id:application_id>/attachments", methods=["POST"])
 @requires(Role.ENTERPRISE_MEMBER)
 def add_attachments(application_id: int):
     user = current_principal()
@@ -254,7 +243,7 @@ def add_attachments(application_id: int):
     return redirect(url_for("vouchers.application", application_id=application.id))
 
 
-@bp.route(f"/voucher-attachments/<{ID}:attachment_id>")
+@bp.route("/voucher-attachments/<id:attachment_id>")
 @requires()
 def attachment(attachment_id: int):
     found = attachments.get_downloadable(db.session, attachment_id, current_principal())
@@ -287,7 +276,7 @@ def applications():
     form.validate()
     programme_id = None if form.programme_id.errors else form.programme_id.data or None
     state = None if form.state.errors or not form.state.data else ApplicationState(form.state.data)
-    page = db.paginate(listing.applications_query(user, programme_id=programme_id, state=state), page=_page(),
+    page = db.paginate(listing.applications_query(user, programme_id=programme_id, state=state), page=page_number(),
                        per_page=PER_PAGE, error_out=False)
     groups = {a.id: listing.controller_group(db.session, a) for a in page.items}
     forms = {a.id: _decision_forms(a) for a in page.items if a.state == ApplicationState.SUBMITTED}
@@ -295,7 +284,7 @@ def applications():
                            may_decide=user.has_role(BUREAU))
 
 
-@bp.route(f"/voucher-applications/<{ID}:application_id>")
+@bp.route("/voucher-applications/<id:application_id>")
 @requires(Role.ENTERPRISE_MEMBER, *READERS)
 def application(application_id: int):
     user = current_principal()
@@ -313,7 +302,7 @@ def _submitted_application(application_id: int) -> Application:
     return listing.get_application(db.session, application_id, current_principal())
 
 
-@bp.route(f"/voucher-applications/<{ID}:application_id>/approve", methods=["POST"])
+@bp.route("/voucher-applications/<id:application_id>/approve", methods=["POST"])
 @requires(BUREAU)
 def approve_application(application_id: int):
     found = _submitted_application(application_id)
@@ -332,7 +321,7 @@ def approve_application(application_id: int):
     return _back(url_for("vouchers.application", application_id=found.id))
 
 
-@bp.route(f"/voucher-applications/<{ID}:application_id>/reject", methods=["POST"])
+@bp.route("/voucher-applications/<id:application_id>/reject", methods=["POST"])
 @requires(BUREAU)
 def reject_application(application_id: int):
     found = _submitted_application(application_id)
@@ -366,19 +355,19 @@ def vouchers():
     state = VoucherState(chosen["state"]) if chosen["state"] else None
     page = db.paginate(listing.vouchers_query(current_principal(), programme_id=chosen["programme_id"],
                                               enterprise_id=chosen["enterprise_id"], state=state),
-                       page=_page(), per_page=PER_PAGE, error_out=False)
+                       page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("vouchers/vouchers.html", form=form, page=page)
 
 
 @bp.route("/my/vouchers")
 @requires(Role.ENTERPRISE_MEMBER)
 def my_vouchers():
-    page = db.paginate(listing.vouchers_query(current_principal(), own_only=True), page=_page(), per_page=PER_PAGE,
+    page = db.paginate(listing.vouchers_query(current_principal(), own_only=True), page=page_number(), per_page=PER_PAGE,
                        error_out=False)
     return render_template("vouchers/my_vouchers.html", page=page, now=utcnow())
 
 
-@bp.route(f"/vouchers/<{ID}:voucher_id>")
+@bp.route("/vouchers/<id:voucher_id>")
 @requires(Role.ENTERPRISE_MEMBER, *READERS)
 def voucher(voucher_id: int):
     user = current_principal()
@@ -388,7 +377,7 @@ def voucher(voucher_id: int):
                            void_form=VoidForm() if may_void else None, now=utcnow())
 
 
-@bp.route(f"/vouchers/<{ID}:voucher_id>/void", methods=["POST"])
+@bp.route("/vouchers/<id:voucher_id>/void", methods=["POST"])
 @requires(BUREAU)
 def void_voucher(voucher_id: int):
     found = services.get_voucher(db.session, voucher_id, current_principal())

@@ -18,14 +18,13 @@ from core.extensions import ErrorBody, db
 from marketplace import bookings
 from marketplace.api import bp
 from marketplace.availability import MAX_RANGE, catalogue_rules, compute_availability
-from marketplace.catalogue import MAX_ID
+from core.inputs import MAX_ID, MAX_PAGE
 from marketplace.models import Booking, BookingState, PaymentMethod, PaymentState, UserType
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
-MAX_PAGE = 1_000
 MAX_PER_PAGE = 100
-BOOKING_ID = f"<int(max={MAX_ID}):booking_id>"
+BOOKING_ID = "<id:booking_id>"
 
 
 # --- times ----------------------------------------------------------------------------------------
@@ -88,7 +87,7 @@ class AvailabilityOut(ma.Schema):
         "description": "Bookings with their buffers, and maintenance, merged; without personal data"})
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/availability", methods=["GET"])
+@bp.route("/instruments/<id:instrument_id>/availability", methods=["GET"])
 @public
 @bp.arguments(AvailabilityQuery, location="query", as_kwargs=True)
 @bp.response(200, AvailabilityOut)

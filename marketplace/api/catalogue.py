@@ -17,10 +17,10 @@ from core.money import MAX_FEN
 from marketplace import catalogue, services
 from marketplace.api import bp
 from marketplace.api.bookings import check_range, instant
-from marketplace.catalogue import MAX_ID, MAX_PER_PAGE, CatalogueSort
+from core.inputs import MAX_ID, MAX_PAGE
+from marketplace.catalogue import MAX_PER_PAGE, CatalogueSort
 from marketplace.models import Instrument, InstrumentState, SharingMode, UserType
 
-MAX_PAGE = 1_000_000
 
 
 class InstrumentQuery(ma.Schema):
@@ -160,7 +160,7 @@ def list_instruments(*, q: str | None, category: str | None, platform_id: int | 
     return {"items": found.items, "total": found.total, "page": found.page, "per_page": found.per_page}
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>", methods=["GET"])
+@bp.route("/instruments/<id:instrument_id>", methods=["GET"])
 @public
 @bp.response(200, InstrumentOut)
 @bp.alt_response(404, description="No such instrument in the catalogue, or not one the caller may see")

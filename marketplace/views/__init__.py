@@ -13,7 +13,6 @@ from core.extensions import db
 from core.models import Platform, Role
 
 bp = Blueprint("marketplace", __name__)
-MAX_PAGE = 1_000_000  # a larger ?page= shows the last empty page rather than overflow the database's OFFSET
 
 
 def my_platform() -> Platform:
@@ -23,11 +22,6 @@ def my_platform() -> Platform:
     if wanted not in platform_ids:
         raise Forbidden("forbidden", _("You are not an admin of this platform."))
     return db.session.get(Platform, wanted)
-
-
-def page_number() -> int:
-    """The ?page= asked for: 1 when missing or bad, at most MAX_PAGE."""
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 from marketplace.views import (bookings, calendars, catalogue, imports, payments, platform_calendar,  # noqa: E402

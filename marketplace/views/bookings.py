@@ -23,7 +23,6 @@ from core.money import format_yuan
 from core.templating import NavItem
 from marketplace import availability, bookings, payments, services
 from marketplace.availability import DayKind
-from marketplace.catalogue import MAX_ID
 from marketplace.forms import BookingForm, CancelBookingForm
 from marketplace.models import (BOOKING_STATE_LABELS, PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS, BookingRules,
                                 BookingState, Instrument, UserType)
@@ -280,7 +279,7 @@ def _book(form: BookingForm, instrument_id: int, user: User):
                            instrument=booked[0].instrument, STATE_LABELS=BOOKING_STATE_LABELS)
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/book", methods=["GET", "POST"])
+@bp.route("/instruments/<id:instrument_id>/book", methods=["GET", "POST"])
 @requires()
 def book_instrument(instrument_id: int):
     user = current_principal()
@@ -310,7 +309,7 @@ def book_instrument(instrument_id: int):
         return _render_booking_page(instrument, form, booker, status=422, alert=None if shown else error.message)
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/book/quote")
+@bp.route("/instruments/<id:instrument_id>/book/quote")
 @requires()
 def booking_quote(instrument_id: int):
     """The price of ?start=&end= for the caller, for the calendar's script: {price_fen, text, busy}, and
@@ -351,7 +350,7 @@ def _link_if(endpoint: str, allowed: bool, **values) -> str | None:
     return url_for(endpoint, **values) if allowed and endpoint in current_app.view_functions else None
 
 
-@bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>")
+@bp.route("/bookings/<id:booking_id>")
 @requires()
 def booking_detail(booking_id: int):
     user = current_principal()
@@ -404,14 +403,14 @@ def _cancel(booking_id: int, *, series: bool) -> None:
               "success")
 
 
-@bp.post(f"/bookings/<int(max={MAX_ID}):booking_id>/cancel")
+@bp.post("/bookings/<id:booking_id>/cancel")
 @requires()
 def cancel_booking(booking_id: int):
     _cancel(booking_id, series=False)
     return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
 
 
-@bp.post(f"/bookings/<int(max={MAX_ID}):booking_id>/cancel-series")
+@bp.post("/bookings/<id:booking_id>/cancel-series")
 @requires()
 def cancel_series(booking_id: int):
     """This occurrence and every later one of its series."""

@@ -14,7 +14,6 @@ from core.db import unit_of_work, utcnow
 from core.extensions import current_language, db
 from core.templating import NavItem
 from marketplace import bookings, ics, services
-from marketplace.catalogue import MAX_ID
 from marketplace.views import bp
 
 NAV: list[NavItem] = [NavItem("marketplace.calendar_feed", _l("My calendar feed"), AccessRule(frozenset()))]
@@ -40,7 +39,7 @@ def _calendar_response(body: bytes, *, filename: str | None = None, private: boo
     return response.make_conditional(request)
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/calendar.ics")
+@bp.route("/instruments/<id:instrument_id>/calendar.ics")
 @public
 def instrument_calendar(instrument_id: int) -> ResponseReturnValue:
     instrument = services.get_instrument(db.session, instrument_id, None)  # in the catalogue, whoever asks
@@ -57,7 +56,7 @@ def user_calendar(token: str) -> ResponseReturnValue:
     return _calendar_response(body)
 
 
-@bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>.ics")
+@bp.route("/bookings/<id:booking_id>.ics")
 @requires()
 def booking_ics(booking_id: int) -> ResponseReturnValue:
     booking = bookings.get_booking(db.session, booking_id, current_principal())  # others: 404

@@ -23,9 +23,10 @@ from core.templating import NavItem
 from marketplace import catalogue as catalogue_service
 from marketplace import services
 from marketplace.availability import MAX_RANGE
-from marketplace.catalogue import MAX_ID, CatalogueSort, FilterLists
+from core.inputs import MAX_ID, page_number
+from marketplace.catalogue import CatalogueSort, FilterLists
 from marketplace.models import SHARING_MODE_LABELS, SharingMode
-from marketplace.views import bp, page_number
+from marketplace.views import bp
 
 NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]
 
@@ -160,7 +161,7 @@ def catalogue():
                            show_filters=bool(form.errors or set(share_args) - {"q", "sort"}), language=language)
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>")
+@bp.route("/instruments/<id:instrument_id>")
 @public
 def instrument(instrument_id: int):
     user = current_principal()
@@ -183,7 +184,7 @@ def instrument_photo(stored_name: str) -> ResponseReturnValue:
     return response
 
 
-@bp.route(f"/platforms/<int(max={MAX_ID}):platform_id>")
+@bp.route("/platforms/<id:platform_id>")
 @public
 def platform_public(platform_id: int):
     platform = catalogue_service.get_public_platform(db.session, platform_id)

@@ -26,7 +26,6 @@ from core.extensions import db
 from core.money import yuan_to_fen
 from core.models import Role, User
 from marketplace import bookings, payments
-from marketplace.catalogue import MAX_ID
 from marketplace.models import Booking
 from marketplace.views import bp
 
@@ -73,7 +72,7 @@ def _load(booking_id: int, may: Callable[[User, Booking], bool], refusal: str
     return user, booking, _booking_page(booking.id)
 
 
-@bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>/pay", methods=["GET", "POST"])
+@bp.route("/bookings/<id:booking_id>/pay", methods=["GET", "POST"])
 @requires()
 def pay_booking(booking_id: int) -> ResponseReturnValue:
     user, booking, elsewhere = _load(booking_id, payments.can_pay, _("This booking has nothing to pay now."))
@@ -113,7 +112,7 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
                            publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"]), status
 
 
-@bp.route(f"/bookings/<int(max={MAX_ID}):booking_id>/transfer", methods=["GET", "POST"])
+@bp.route("/bookings/<id:booking_id>/transfer", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def record_transfer(booking_id: int) -> ResponseReturnValue:
     user, booking, elsewhere = _load(booking_id, payments.can_record_transfer,

@@ -22,7 +22,6 @@ from core.models import Platform, Role
 from core.templating import NavItem
 from marketplace import bookings, calendar_admin, services
 from marketplace.availability import district_rules, effective_rules
-from marketplace.catalogue import MAX_ID
 from marketplace.forms import (BookingRulesForm, MaintenanceImportForm, MaintenanceWindowForm, QualificationForm,
                                RejectForm, ServiceTermsForm)
 from marketplace.models import (BOOKING_STATE_LABELS, PAYMENT_STATE_LABELS, QUALIFICATION_RULE_LABELS, Instrument,
@@ -35,8 +34,8 @@ NAV = [
     NavItem("marketplace.day_sheet", _l("Day sheet"), AccessRule(STAFF)),
     NavItem("marketplace.district_booking_rules", _l("Booking rules"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
 ]
-BOOKING = f"/platform/bookings/<int(max={MAX_ID}):booking_id>"
-INSTRUMENT = f"/instruments/<int(max={MAX_ID}):instrument_id>"
+BOOKING = "/platform/bookings/<id:booking_id>"
+INSTRUMENT = "/instruments/<id:instrument_id>"
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # days a sheet or a schedule may show
 LABELS = {"STATE_LABELS": BOOKING_STATE_LABELS, "PAYMENT_STATE_LABELS": PAYMENT_STATE_LABELS}
 
@@ -294,7 +293,7 @@ def import_maintenance_windows(instrument_id: int):
                                               **kw)))
 
 
-@bp.post(f"/maintenance-windows/<int(max={MAX_ID}):window_id>/delete")
+@bp.post("/maintenance-windows/<id:window_id>/delete")
 @requires(*ADMIN)
 def remove_maintenance_window(window_id: int):
     return _remove(db.get_or_404(MaintenanceWindow, window_id), calendar_admin.remove_maintenance_window,
@@ -327,7 +326,7 @@ def qualifications(instrument_id: int):
     return redirect(url_for("marketplace.qualifications", instrument_id=instrument.id))
 
 
-@bp.post(f"/qualifications/<int(max={MAX_ID}):qualification_id>/revoke")
+@bp.post("/qualifications/<id:qualification_id>/revoke")
 @requires(*ADMIN)
 def revoke_qualification(qualification_id: int):
     return _remove(db.get_or_404(Qualification, qualification_id), calendar_admin.revoke_qualification,

@@ -17,10 +17,10 @@ from core.models import Platform, Role
 from core.templating import NavItem
 from core.transactions import end_reads
 from marketplace import services
-from marketplace.catalogue import MAX_ID
+from core.inputs import MAX_ID, page_number
 from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
 from marketplace.models import Instrument, InstrumentPhoto, InstrumentState
-from marketplace.views import bp, my_platform, page_number
+from marketplace.views import bp, my_platform
 
 NAV = [
     NavItem("marketplace.my_instruments", _l("Our instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN}))),
@@ -82,7 +82,7 @@ def new_instrument():
     return _render_form(form, None, platform, 422 if form.is_submitted() else 200)
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/edit", methods=["GET", "POST"])
+@bp.route("/instruments/<id:instrument_id>/edit", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def edit_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -121,34 +121,34 @@ def _act(instrument_id: int, action, done: str):
                     else url_for("marketplace.my_instruments", platform_id=instrument.platform_id))
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/submit", methods=["POST"])
+@bp.route("/instruments/<id:instrument_id>/submit", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def submit_instrument(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.submit_instrument(s, i, u, actor=actor, now=utcnow()),
                 _("Submitted for review."))
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/maintenance", methods=["POST"])
+@bp.route("/instruments/<id:instrument_id>/maintenance", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def start_maintenance(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=True),
                 _("The instrument is under maintenance."))
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/resume", methods=["POST"])
+@bp.route("/instruments/<id:instrument_id>/resume", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def end_maintenance(instrument_id: int):
     return _act(instrument_id, lambda s, i, u, actor: services.set_maintenance(s, i, u, actor=actor, on=False),
                 _("The instrument is back in service."))
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/retire", methods=["POST"])
+@bp.route("/instruments/<id:instrument_id>/retire", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def retire_instrument(instrument_id: int):
     return _act(instrument_id, services.retire_instrument, _("The instrument is retired."))
 
 
-@bp.route(f"/instruments/<int(max={MAX_ID}):instrument_id>/photos", methods=["POST"])
+@bp.route("/instruments/<id:instrument_id>/photos", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def upload_photo(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -171,7 +171,7 @@ def upload_photo(instrument_id: int):
     return redirect(url_for("marketplace.edit_instrument", instrument_id=instrument.id))
 
 
-@bp.route(f"/instruments/photos/<int(max={MAX_ID}):photo_id>/delete", methods=["POST"])
+@bp.route("/instruments/photos/<id:photo_id>/delete", methods=["POST"])
 @requires(Role.PLATFORM_ADMIN)
 def delete_photo(photo_id: int):
     photo = db.get_or_404(InstrumentPhoto, photo_id)
@@ -203,7 +203,7 @@ def review_queue():
     return render_template("marketplace/review_queue.html", form=form, page=page)
 
 
-@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>")
+@bp.route("/review/<id:instrument_id>")
 @requires(Role.BUREAU_ADMIN)
 def review_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -212,7 +212,7 @@ def review_instrument(instrument_id: int):
                            reject_form=RejectForm())
 
 
-@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>/publish", methods=["POST"])
+@bp.route("/review/<id:instrument_id>/publish", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def publish_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)
@@ -226,7 +226,7 @@ def publish_instrument(instrument_id: int):
     return redirect(url_for("marketplace.review_queue"))
 
 
-@bp.route(f"/review/<int(max={MAX_ID}):instrument_id>/reject", methods=["POST"])
+@bp.route("/review/<id:instrument_id>/reject", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def reject_instrument(instrument_id: int):
     instrument = db.get_or_404(Instrument, instrument_id)

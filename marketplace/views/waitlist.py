@@ -20,13 +20,13 @@ from core.errors import Conflict, RuleBroken
 from core.extensions import db
 from core.templating import NavItem
 from marketplace import bookings, waitlist
-from marketplace.catalogue import MAX_ID
+from core.inputs import MAX_ID
 from marketplace.models import WAITLIST_STATE_LABELS, WaitlistState
 from marketplace.views import bp
 
 NAV = [NavItem("marketplace.my_waitlist", _l("My waitlist"), AccessRule(frozenset()))]
 
-ENTRY = f"<int(max={MAX_ID}):entry_id>"
+ENTRY = "<id:entry_id>"
 
 
 class InstantField(StringField):

@@ -14,7 +14,7 @@ def counts(session) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("query", ["?kind=bogus&state=bogus", "?page=-5", "?page=abc", "?page=99999",
-                                   "?q=%FF%FE", "?q=" + "长" * 5000])
+                                   "?page=99999999999999999999", "?q=%FF%FE", "?q=" + "长" * 5000])
 def test_listing_pages_take_any_query(login_as, query):
     client = login_as("bureau")
     for path in ("/organisations", "/users", "/audit"):
@@ -22,7 +22,9 @@ def test_listing_pages_take_any_query(login_as, query):
 
 
 @pytest.mark.parametrize("path", ["/organisations/abc", "/organisations/99999999", "/users/0",
-                                  "/organisations/99999999/edit", "/password/reset/%00"])
+                                  "/users/99999999999999999999", "/organisations/2147483648/edit",
+                                  "/voucher-claims/99999999999999999999", "/bookings/99999999999999999999/pay",
+                                  "/voucher-programmes/0", "/password/reset/%00"])
 def test_unknown_objects_are_404_or_a_clear_redirect(login_as, path):
     assert login_as("bureau").get(path).status_code in (302, 400, 404)
 
