@@ -371,8 +371,8 @@ def _tell_vouchers_of_payments(session: Session, _context: object, _instances: o
     """Vouchers hear whether a booking a voucher pays part of is paid whenever its payment state changes,
     whichever payment step changed it (an enterprise-reimbursed use is claimable once it is paid)."""
     for booking in session.dirty:
-        if isinstance(booking, Booking) and booking.voucher_id is not None \
-                and sa.inspect(booking).attrs.payment_state.history.has_changes():
+        if isinstance(booking, Booking) and sa.inspect(booking).attrs.payment_state.history.has_changes() \
+                and booking.voucher_id is not None:
             vouchers.record_payment(session, booking_id=booking.id, is_paid=booking.payment_state in PAID_STATES)
 
 
