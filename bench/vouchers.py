@@ -33,6 +33,11 @@ from bench.runner import OneOff, Timing
 from core.clock import local_midnight, to_local
 from vouchers.ledger import ENTRY_COLUMNS
 
+# The voucher use of a booking, as vouchers.services.hold_for_booking and consume_for_booking write it
+USE_COLUMNS = ("booking_id", "voucher_id", "platform_id", "instrument_name_zh", "instrument_name_en", "asset_number",
+               "category_code", "start_at", "end_at", "price_fen", "ratio_bp", "checked_in_at", "checked_out_at",
+               "completed_at", "final_price_fen", "is_paid")
+
 BUREAU = "bureau@kequip.test"  # the demo district's bureau admin issues the benchmark's vouchers
 SEED = 6
 
@@ -278,7 +283,10 @@ def _voucher_uses() -> tuple[int, int, date, int]:
         _expect(count >= CLAIM_USES, f"no platform has {CLAIM_USES} completed bookings (at most {count})")
         used = connection.execute(sa.text(
             "SELECT b.id, b.enterprise_id, b.booker_id, b.operator_id, b.price_fen, b.created_at, b.checked_out_at, "
-            "e.is_tech_sme FROM bookings b JOIN instruments i ON i.id = b.instrument_id "
+            "e.is_tech_sme, i.name_zh, i.name_en, i.asset_number, c.code, b.start_at, b.end_at, b.checked_in_at, "
+            "b.final_price_fen, b.payment_state IN ('paid', 'refunded') AS is_paid "
+            "FROM bookings b JOIN instruments i ON i.id = b.instrument_id "
+            "JOIN instrument_categories c ON c.id = i.category_id "
             "JOIN enterprises e ON e.id = b.enterprise_id WHERE i.platform_id = :platform AND b.state = 'completed' "
             "AND b.price_fen > 1 AND b.voucher_id IS NULL ORDER BY b.end_at DESC, b.id LIMIT :count"),
             {"platform": platform_id, "count": CLAIM_USES}).all()
@@ -292,10 +300,11 @@ def _voucher_uses() -> tuple[int, int, date, int]:
         issued_at = first_hold - timedelta(days=1)
         year = to_local(issued_at).year
         validity = (datetime.now(timezone.utc) - issued_at).days + 365
-        issued, parts = [], {}
+        issued, parts, ratios = [], {}, {}
         for enterprise_id, rows in by_enterprise.items():
             for row in rows:
-                parts[row.id] = row.price_fen * (7_000 if row.is_tech_sme else 5_000) // 10_000
+                ratios[row.id] = 7_000 if row.is_tech_sme else 5_000
+                parts[row.id] = row.price_fen * ratios[row.id] // 10_000
             consumed = sum(parts[row.id] for row in rows)
             issued.append({"enterprise_id": enterprise_id, "applicant_id": rows[0].booker_id,
                            "amount_fen": consumed + 10_000_00, "balance_fen": 10_000_00, "held_fen": 0,
@@ -316,6 +325,11 @@ def _voucher_uses() -> tuple[int, int, date, int]:
             entries.append((voucher_id, "consume", part, row.id, None, platform_id, row.operator_id, "bench",
                             _aware(row.checked_out_at)))
         _write(connection, "voucher_ledger_entries", ENTRY_COLUMNS, entries)
+        _write(connection, "voucher_uses", USE_COLUMNS, [  # what the marketplace told of each at hold and completion
+            (row.id, voucher_ids[row.enterprise_id], platform_id, row.name_zh, row.name_en, row.asset_number, row.code,
+             _aware(row.start_at), _aware(row.end_at), row.price_fen, ratios[row.id], _aware(row.checked_in_at),
+             _aware(row.checked_out_at), _aware(row.checked_out_at), row.final_price_fen, bool(row.is_paid))
+            for row in used])
         changes = [{"b_id": row.id, "b_voucher": voucher_ids[row.enterprise_id], "b_part": parts[row.id]}
                    for row in used]
         connection.execute(sa.text(
@@ -324,7 +338,7 @@ def _voucher_uses() -> tuple[int, int, date, int]:
         connection.execute(sa.text(
             "UPDATE payments SET amount_fen = amount_fen - :b_part, captured_fen = captured_fen - :b_part "
             "WHERE booking_id = :b_id AND purpose = 'share'"), changes)
-        _analyze(connection, "voucher_ledger_entries", "vouchers", "voucher_applications")
+        _analyze(connection, "voucher_ledger_entries", "voucher_uses", "vouchers", "voucher_applications")
     first_day = to_local(min(_aware(row.checked_out_at) for row in used)).date()
     return platform_id, admin_id, first_day, len(issued)
 

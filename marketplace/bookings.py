@@ -281,8 +281,11 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
             raise _conflict() from None
         raise
     if part is not None:  # before the audit entries are added: they are written with the hold's in one batch
-        vouchers.hold_for_booking(session, part, booking_id=booking.id, platform_id=instrument.platform_id,
-                                  actor=actor, now=now)
+        vouchers.hold_for_booking(session, part, vouchers.BookedService(
+            booking_id=booking.id, platform_id=instrument.platform_id, instrument_name_zh=instrument.name_zh,
+            instrument_name_en=instrument.name_en, asset_number=instrument.asset_number,
+            category_code=instrument.category.code, start_at=start_at, end_at=end_at, price_fen=quote.price_fen),
+            actor=actor, now=now)
     record_audit(session, actor, "booking.requested", booking, after=requested)
     for action, before, after in steps:
         record_audit(session, rule, action, booking, before=before, after=after)
@@ -358,6 +361,21 @@ def _give_back(session: Session, booking: Booking, *, actor: Actor, now: datetim
     vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
 
 
+# A booking is paid when what the enterprise owed was captured or received: "paid", or "refunded" when
+# completion on a shorter time than booked gave back the overpaid difference.
+PAID_STATES = (PaymentState.PAID, PaymentState.REFUNDED)
+
+
+@sa.event.listens_for(Session, "before_flush")
+def _tell_vouchers_of_payments(session: Session, _context: object, _instances: object) -> None:
+    """Vouchers hear whether a booking a voucher pays part of is paid whenever its payment state changes,
+    whichever payment step changed it (an enterprise-reimbursed use is claimable once it is paid)."""
+    for booking in session.dirty:
+        if isinstance(booking, Booking) and sa.inspect(booking).attrs.payment_state.history.has_changes() \
+                and booking.voucher_id is not None:
+            vouchers.record_payment(session, booking_id=booking.id, is_paid=booking.payment_state in PAID_STATES)
+
+
 def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
     _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform approve its bookings."))
     _decide(session, booking, BookingState.APPROVED, actor=actor, now=now)
@@ -416,7 +434,8 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
     final_payable = booking.final_price_fen
     if booking.voucher_id is not None:
         booking.final_voucher_fen = vouchers.consume_for_booking(
-            session, booking_id=booking.id, actor=actor, now=now, final_price_fen=booking.final_price_fen)
+            session, booking_id=booking.id, actor=actor, now=now, final_price_fen=booking.final_price_fen,
+            checked_in_at=booking.checked_in_at, checked_out_at=booking.checked_out_at)
         if not vouchers.pays_in_full(session, booking.voucher_id):
             final_payable -= booking.final_voucher_fen
     session.flush()

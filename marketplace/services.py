@@ -70,6 +70,13 @@ def list_categories(session: Session) -> list[InstrumentCategory]:
     return list(session.scalars(select(InstrumentCategory).order_by(InstrumentCategory.code)))
 
 
+def category_choices(session: Session, language: str) -> list[tuple[str, str]]:
+    """Every category as (code, name) in code order, for lists that name them (the voucher programmes)."""
+    name = InstrumentCategory.name_en if language == "en" else InstrumentCategory.name_zh
+    return [(code, label) for code, label in session.execute(
+        select(InstrumentCategory.code, name).order_by(InstrumentCategory.code))]
+
+
 def category_by_code(session: Session, code: str) -> InstrumentCategory | None:
     return session.scalar(select(InstrumentCategory).where(InstrumentCategory.code == code))
 

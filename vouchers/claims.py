@@ -8,7 +8,8 @@ A voucher use is one booking's consumption: the ledger's CONSUME entries of a bo
 one claim: the query that gathers uses leaves out every booking already in a claim, and
 voucher_claim_lines.booking_id is unique, so of two claims racing for the same uses one fails (Conflict).
 
-vouchers sits below the marketplace: bookings and instruments are read by table name, never imported."""
+vouchers sits below the marketplace: what a claim shows of a booking (the instrument, whether it is paid)
+is the VoucherUse the marketplace handed over, never a read of its tables."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -24,13 +25,12 @@ from sqlalchemy.orm import Session
 
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
-from core.db import UTCDateTime
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Platform, Role, User
 from core.states import move
 from vouchers import ledger
 from vouchers.models import (CLAIM_STATE_LABELS, CLAIM_TRANSITIONS, Attachment, Claim, ClaimKind, ClaimLine,
-                             ClaimState, EntryKind, LedgerEntry, Programme, RedemptionMode, Voucher)
+                             ClaimState, EntryKind, LedgerEntry, Programme, RedemptionMode, Voucher, VoucherUse)
 
 READERS = (Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR)
 
@@ -40,19 +40,6 @@ DECLARATION = _l("I declare that the services listed in this claim were actually
                  "for any false statement, including the voiding of the vouchers involved and the suspension "
                  "from the programme.")
 
-# The marketplace's tables, by name (STYLE 1: no import of a higher package).
-bookings_table = sa.table(
-    "bookings", sa.column("id"), sa.column("state"), sa.column("payment_state"), sa.column("enterprise_id"),
-    sa.column("instrument_id"), sa.column("voucher_id"), sa.column("start_at", UTCDateTime()),
-    sa.column("end_at", UTCDateTime()), sa.column("checked_in_at", UTCDateTime()),
-    sa.column("checked_out_at", UTCDateTime()))
-instruments_table = sa.table("instruments", sa.column("id"), sa.column("platform_id"), sa.column("asset_number"),
-                             sa.column("name_zh"), sa.column("name_en"))
-COMPLETED = "completed"
-# An enterprise-reimbursed booking is claimable once the enterprise has paid it all: "paid", or "refunded"
-# when completion on a shorter time than booked gave back the overpaid difference (a completed booking is
-# never refunded otherwise; "due" and "payment_pending" come first when anything is outstanding).
-FULLY_PAID = ("paid", "refunded")
 MAX_TEXT = 500
 
 
@@ -137,23 +124,22 @@ def _local_bounds(start: date, end: date) -> tuple[datetime, datetime]:
 def unclaimed_uses(session: Session, kind: ClaimKind, owner_id: int, *, period_start: date | None = None,
                    period_end: date | None = None) -> list[Use]:
     """The uses a claim of this kind by this platform (provider) or enterprise (enterprise) may gather:
-    consumption of a completed booking, in a programme of the matching redemption mode, in no claim yet;
-    for an enterprise only bookings it has paid in full. Within the period (local dates) when given."""
+    consumption (written at completion only), in a programme of the matching redemption mode, in no claim
+    yet; for an enterprise only bookings it has paid in full. Within the period (local dates) when given."""
     mode = RedemptionMode.PROVIDER if kind == ClaimKind.PROVIDER else RedemptionMode.ENTERPRISE
     stmt = (select(LedgerEntry.booking_id, LedgerEntry.voucher_id, func.sum(LedgerEntry.amount_fen),
                    func.max(LedgerEntry.at))
             .join(Voucher, Voucher.id == LedgerEntry.voucher_id)
             .join(Programme, Programme.id == Voucher.programme_id)
-            .join(bookings_table, bookings_table.c.id == LedgerEntry.booking_id)
-            .where(LedgerEntry.kind == EntryKind.CONSUME, bookings_table.c.state == COMPLETED,
-                   Programme.redemption_mode == mode,
+            .where(LedgerEntry.kind == EntryKind.CONSUME, Programme.redemption_mode == mode,
                    ~sa.exists().where(ClaimLine.booking_id == LedgerEntry.booking_id))
             .group_by(LedgerEntry.booking_id, LedgerEntry.voucher_id)
             .order_by(func.max(LedgerEntry.at), LedgerEntry.booking_id))
     if kind == ClaimKind.PROVIDER:
         stmt = stmt.where(LedgerEntry.platform_id == owner_id)
     else:
-        stmt = stmt.where(Voucher.enterprise_id == owner_id, bookings_table.c.payment_state.in_(FULLY_PAID))
+        stmt = stmt.join(VoucherUse, VoucherUse.booking_id == LedgerEntry.booking_id).where(
+            Voucher.enterprise_id == owner_id, VoucherUse.is_paid)
     if period_start is not None and period_end is not None:
         start, end = _local_bounds(period_start, period_end)
         stmt = stmt.where(LedgerEntry.at >= start, LedgerEntry.at < end)
@@ -377,22 +363,16 @@ class ClaimRow:
 
 def claim_rows(session: Session, claim: Claim, *, language: str = "zh_CN") -> list[ClaimRow]:
     booking_ids = [line.booking_id for line in claim.lines]
-    name = instruments_table.c.name_en if language == "en" else instruments_table.c.name_zh
-    found = {row.id: row for row in session.execute(
-        select(bookings_table.c.id, Enterprise.name.label("enterprise"), name.label("instrument"),
-               instruments_table.c.name_zh, instruments_table.c.asset_number)
-        .select_from(bookings_table)
-        .join(instruments_table, instruments_table.c.id == bookings_table.c.instrument_id)
-        .outerjoin(Enterprise, Enterprise.id == bookings_table.c.enterprise_id)
-        .where(bookings_table.c.id.in_(booking_ids)))} if booking_ids else {}
+    uses = {use.booking_id: use for use in session.scalars(
+        select(VoucherUse).where(VoucherUse.booking_id.in_(booking_ids)))} if booking_ids else {}
     rows = []
     for line in claim.lines:
-        booking = found.get(line.booking_id)
+        use = uses.get(line.booking_id)
         rows.append(ClaimRow(
             line=line, serial=line.voucher.serial, booking_id=line.booking_id,
-            enterprise_name=(booking.enterprise if booking and booking.enterprise else line.voucher.enterprise.name),
-            instrument_name=(booking.instrument or booking.name_zh) if booking else "",
-            asset_number=booking.asset_number if booking else "", served_on=line.served_on,
+            enterprise_name=line.voucher.enterprise.name,  # the booking's enterprise: the voucher's own
+            instrument_name=use.instrument_name(language) if use else "",
+            asset_number=use.asset_number if use else "", served_on=line.served_on,
             amount_fen=line.amount_fen, returned_reason=line.returned_reason))
     return rows
 

@@ -6,9 +6,10 @@ follows a flag to the voucher (to void it) or the programme (to suspend the plat
 - the same consumption amount repeated between one enterprise and one platform;
 - claim lines filed long after the service.
 
-Usage comes from the booking's check-in and check-out until monitoring records instrument sessions:
-monitoring sits above vouchers, so it registers its own source with register_usage_source(app, source)
-and flags_for_bureau uses it (usage_source(app))."""
+What the flags know of a booking is its voucher use (vouchers/models.py: VoucherUse), as the marketplace
+handed it over. Usage comes from the check-in and check-out recorded there until monitoring records
+instrument sessions: monitoring sits above vouchers, so it registers its own source with
+register_usage_source(app, source) and flags_for_bureau uses it (usage_source(app))."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,8 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.clock import to_local
 from core.models import Enterprise, Platform
-from vouchers.claims import COMPLETED, bookings_table, instruments_table
-from vouchers.models import Claim, ClaimLine, EntryKind, LedgerEntry, Voucher
+from vouchers.models import Claim, ClaimLine, EntryKind, LedgerEntry, Voucher, VoucherUse
 
 FREQUENT_BOOKINGS = 5  # voucher bookings between one enterprise and one platform …
 FREQUENT_WINDOW = timedelta(days=30)  # … within this many days
@@ -39,9 +39,9 @@ USAGE_EXTENSION = "kequip.voucher_usage_source"
 
 def checkin_usage(session: Session, booking_ids: list[int]) -> dict[int, int]:
     """Usage as the operator recorded it: check-out less check-in."""
-    b = bookings_table.c
-    rows = session.execute(select(b.id, b.checked_in_at, b.checked_out_at).where(
-        b.id.in_(booking_ids), b.checked_in_at.is_not(None), b.checked_out_at.is_not(None))) if booking_ids else []
+    rows = session.execute(select(VoucherUse.booking_id, VoucherUse.checked_in_at, VoucherUse.checked_out_at).where(
+        VoucherUse.booking_id.in_(booking_ids), VoucherUse.checked_in_at.is_not(None),
+        VoucherUse.checked_out_at.is_not(None))) if booking_ids else []
     return {booking_id: max(int((out - in_).total_seconds()), 0) for booking_id, in_, out in rows}
 
 
@@ -159,16 +159,16 @@ def unused_completions(session: Session, *, now: datetime, usage: UsageSource = 
                        min_share_bp: int = MIN_USAGE_SHARE_BP) -> list[UsageFlag]:
     """Completed voucher bookings of the last year with no usage recorded, or less than min_share_bp of
     the booked time."""
-    b, i = bookings_table.c, instruments_table.c
+    use = VoucherUse
     enterprise, platform = aliased(Enterprise, flat=True), aliased(Platform, flat=True)
     rows = session.execute(
-        select(b.id, b.voucher_id, b.start_at, b.end_at, enterprise.name, platform.name, i.name_zh)
-        .select_from(bookings_table)
-        .join(instruments_table, i.id == b.instrument_id)
-        .join(platform, platform.id == i.platform_id)
-        .outerjoin(enterprise, enterprise.id == b.enterprise_id)
-        .where(b.state == COMPLETED, b.voucher_id.is_not(None), b.start_at >= now - LOOKBACK)
-        .order_by(b.start_at.desc())).all()
+        select(use.booking_id, use.voucher_id, use.start_at, use.end_at, enterprise.name, platform.name,
+               use.instrument_name_zh)
+        .join(platform, platform.id == use.platform_id)
+        .join(Voucher, Voucher.id == use.voucher_id)
+        .outerjoin(enterprise, enterprise.id == Voucher.enterprise_id)
+        .where(use.completed_at.is_not(None), use.start_at >= now - LOOKBACK)
+        .order_by(use.start_at.desc())).all()
     used = usage(session, [row[0] for row in rows])
     found = []
     for booking_id, voucher_id, start_at, end_at, enterprise_name, platform_name, instrument_name in rows:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -21,9 +21,6 @@ from vouchers.models import (Application, ApplicationState, LedgerEntry, Program
 
 READERS = (Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR)
 
-# The catalogue's categories, named by table: vouchers sits below the marketplace and imports none of it.
-_categories = sa.table("instrument_categories", sa.column("id"), sa.column("code"), sa.column("parent_id"),
-                       sa.column("name_zh"), sa.column("name_en"))
 
 
 def reads_all(user: User) -> bool:
@@ -65,10 +62,10 @@ def suspensions(session: Session, programme_id: int) -> list[ProgrammeSuspension
 
 
 def category_choices(session: Session, language: str) -> list[tuple[str, str]]:
-    """Every instrument category as (code, name), first-level ones first in code order."""
-    name = _categories.c.name_en if language == "en" else _categories.c.name_zh
-    return [(code, label) for code, label in session.execute(
-        select(_categories.c.code, name).order_by(_categories.c.code))]
+    """Every instrument category as (code, name) in code order, from the code list the marketplace lends
+    (services.register_category_source); none while no package lends one."""
+    source = current_app.extensions.get(services.CATEGORY_EXTENSION)
+    return source(session, language) if source is not None else []
 
 
 def platform_choices(session: Session) -> list[tuple[int, str]]:

@@ -1,6 +1,7 @@
 """Innovation vouchers (创新券): programmes, applications, vouchers, the append-only ledger, redemption
-claims and related parties (DESIGN §2.4). Bookings are the marketplace's: a ledger entry names a
-booking's key but maps no relationship to it (STYLE 1: vouchers sits below marketplace)."""
+claims and related parties (DESIGN §2.4). Bookings are the marketplace's: a ledger entry and a voucher use
+name a booking's key but map no relationship to it, and what vouchers need to know of a booking the
+marketplace tells them through the voucher services (vouchers sits below marketplace)."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -67,6 +68,11 @@ class Programme(db.Model):
     @property
     def remaining_fen(self) -> int:
         return self.pool_fen - self.issued_fen
+
+    def coverage_bp_for(self, enterprise: Enterprise) -> int:
+        """The share of the eligible price a voucher of this programme pays for the enterprise: the higher
+        ratio for a tech SME (科技型中小企业), else the general one."""
+        return self.sme_coverage_bp if enterprise.is_tech_sme else self.coverage_bp
 
     def audit_view(self) -> dict[str, Any]:
         return {c.name: (v.isoformat() if isinstance(v := getattr(self, c.key), (date, datetime))
@@ -242,6 +248,41 @@ class LedgerEntry(db.Model):
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     actor_label: Mapped[str] = mapped_column(sa.String(100))
     at: Mapped[UTCTime] = mapped_column(default=utcnow, index=True)
+
+
+class VoucherUse(db.Model):
+    """A booking a voucher pays part of, as the marketplace described it to vouchers: at the hold, what
+    was booked where, when and at what price, and the coverage ratio held (the one consumption applies);
+    at completion, when it was served and on what final price; and whether the enterprise has paid what
+    it owed (paid, or paid and the overpaid difference refunded). Claims, flags and reports read it and
+    the ledger, never the marketplace's tables. One per booking: a booking holds one voucher once."""
+
+    __tablename__ = "voucher_uses"
+    __table_args__ = (sa.CheckConstraint("price_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0)",
+                                         name="prices_not_negative"),
+                      sa.CheckConstraint("ratio_bp BETWEEN 1 AND 10000", name="ratio_is_a_share"),
+                      sa.CheckConstraint("end_at > start_at", name="ends_after_start"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(sa.ForeignKey("bookings.id"), unique=True)  # the booking reference
+    voucher_id: Mapped[int] = mapped_column(sa.ForeignKey("vouchers.id"), index=True)
+    platform_id: Mapped[int] = mapped_column(sa.ForeignKey("platforms.id"), index=True)  # the provider
+    instrument_name_zh: Mapped[str] = mapped_column(sa.String(200))
+    instrument_name_en: Mapped[str] = mapped_column(sa.String(200), default="")
+    asset_number: Mapped[str] = mapped_column(sa.String(50), default="")
+    category_code: Mapped[str] = mapped_column(sa.String(4))  # the instrument's, 2 or 4 digits
+    start_at: Mapped[UTCTime]  # the time booked
+    end_at: Mapped[UTCTime]
+    price_fen: Mapped[Fen]  # the price at booking
+    ratio_bp: Mapped[int]  # the coverage ratio held, applied again to the final price at completion
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the usage as the operator recorded it
+    checked_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)  # served to completion
+    final_price_fen: Mapped[int | None] = mapped_column(sa.BigInteger)
+    is_paid: Mapped[bool] = mapped_column(default=False)
+
+    def instrument_name(self, language: str) -> str:
+        return (self.instrument_name_en if language == "en" else "") or self.instrument_name_zh
 
 
 class ClaimKind(StrEnum):

@@ -4,9 +4,9 @@ no script and nothing fetched from elsewhere).
 
 Where the money went is read from the ledger. An entry of a booking (hold, release, consume, and a
 redemption paid for that booking) belongs to the platform that served it and to the category of the
-booked instrument: the booking's instrument is found through the `bookings` and `instruments` tables by
-name, since vouchers sits below the marketplace and imports none of its classes (STYLE 1). A redemption
-recorded for a claim without a booking belongs to the claim's platform and to no category.
+booked instrument, both kept on the booking's voucher use (handed over by the marketplace at the hold);
+a category is named from the marketplace's code list lent to vouchers (listing.category_choices). A
+redemption recorded for a claim without a booking belongs to the claim's platform and to no category.
 
 Industries: an enterprise records no industry, so issuance is not broken down by industry. What the
 vouchers paid or hold for is counted under the industries of the SERVING platform (DESIGN §2.1: each
@@ -26,12 +26,8 @@ from sqlalchemy.orm import Session
 
 from core.models import INDUSTRY_LABELS, Industry, Platform, PlatformIndustry
 from core.money import format_yuan
-from vouchers.models import Claim, EntryKind, LedgerEntry, Programme, Voucher
-
-_bookings = sa.table("bookings", sa.column("id"), sa.column("instrument_id"))
-_instruments = sa.table("instruments", sa.column("id"), sa.column("platform_id"), sa.column("category_id"))
-_categories = sa.table("instrument_categories", sa.column("id"), sa.column("code"), sa.column("name_zh"),
-                       sa.column("name_en"))
+from vouchers import listing
+from vouchers.models import Claim, EntryKind, LedgerEntry, Programme, Voucher, VoucherUse
 
 TOP_PLATFORMS_IN_CHART = 12
 
@@ -104,15 +100,13 @@ def programme_figures(session: Session, programme: Programme, *, language: str) 
 
 
 def _break_down(session: Session, programme: Programme, figures: ProgrammeFigures, *, language: str) -> None:
-    platform_id = func.coalesce(_instruments.c.platform_id, Claim.platform_id, LedgerEntry.platform_id)
-    top_code = func.substr(_categories.c.code, 1, 2)
+    platform_id = func.coalesce(VoucherUse.platform_id, Claim.platform_id, LedgerEntry.platform_id)
+    top_code = func.substr(VoucherUse.category_code, 1, 2)
     rows = session.execute(
         select(platform_id, top_code, *_signed_sums())
         .select_from(LedgerEntry)
         .join(Voucher, Voucher.id == LedgerEntry.voucher_id)
-        .outerjoin(_bookings, _bookings.c.id == LedgerEntry.booking_id)
-        .outerjoin(_instruments, _instruments.c.id == _bookings.c.instrument_id)
-        .outerjoin(_categories, _categories.c.id == _instruments.c.category_id)
+        .outerjoin(VoucherUse, VoucherUse.booking_id == LedgerEntry.booking_id)
         .outerjoin(Claim, Claim.id == LedgerEntry.claim_id)
         .where(Voucher.programme_id == programme.id,
                LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE, EntryKind.CONSUME, EntryKind.REDEEM)))
@@ -133,11 +127,7 @@ def _break_down(session: Session, programme: Programme, figures: ProgrammeFigure
          for pid, spent in by_platform.items() if not spent.is_empty),
         key=lambda row: (-row.spent.consumed_fen, -row.spent.held_fen, row.label))
 
-    codes = [code for code in by_category if code is not None]
-    column = _categories.c.name_en if language == "en" else _categories.c.name_zh
-    category_names = dict(session.execute(select(_categories.c.code, column).where(_categories.c.code.in_(codes)))
-                          .all()) \
-        if codes else {}
+    category_names = dict(listing.category_choices(session, language)) if any(by_category) else {}
     figures.by_category = [
         Row(code, f"{code} {category_names.get(code, '')}".strip() if code is not None else unattributed, spent)
         for code, spent in sorted(by_category.items(), key=lambda item: (item[0] is None, item[0] or ""))

@@ -2,15 +2,19 @@
 booking with its caps and refusals, holds, consumption, expiry and voiding (DESIGN §2.4).
 
 The marketplace calls quote_voucher_part / hold_for_booking / release_for_booking /
-consume_for_booking with plain values: vouchers knows no Booking class (STYLE 1)."""
+consume_for_booking / record_payment with plain values: vouchers knows no Booking class and reads no
+table of the marketplace. What claims, flags and reports need of a booking (where, when, at what price
+and ratio, how it ended, whether it is paid) it hands over in those calls, kept as a VoucherUse."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Protocol
 
 import sqlalchemy as sa
+from flask import Flask
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, contains_eager, lazyload
@@ -26,7 +30,7 @@ from core.states import move
 from vouchers import ledger
 from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
                              VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, LedgerEntry, Programme,
-                             ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState)
+                             ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState, VoucherUse)
 
 BASIS_POINTS = 10_000
 
@@ -102,6 +106,17 @@ def update_programme(session: Session, programme: Programme, *, actor: Actor, us
     session.flush()
     record_audit(session, actor, "voucher_programme.updated", programme, before=before, after=programme.audit_view())
     return programme
+
+
+# The instrument categories a programme names are the marketplace's code list: vouchers sits below the
+# marketplace and reads none of its tables, so the marketplace lends the list at start-up.
+# (session, language) → [(code, name)] in code order; read by listing.category_choices.
+CategorySource = Callable[[Session, str], list[tuple[str, str]]]
+CATEGORY_EXTENSION = "kequip.voucher_category_source"
+
+
+def register_category_source(app: Flask, source: CategorySource) -> None:
+    app.extensions[CATEGORY_EXTENSION] = source
 
 
 def open_programmes(session: Session, *, on: date) -> list[Programme]:
@@ -324,7 +339,7 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     if found.declared or shares_legal_entity(enterprise, found):
         raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
                                             "may pay for services between them."), field="voucher_id")
-    ratio = programme.sme_coverage_bp if enterprise.is_tech_sme else programme.coverage_bp
+    ratio = programme.coverage_bp_for(enterprise)
     cap_left = programme.enterprise_year_cap_fen - group_spent_fen(session, programme, enterprise,
                                                                    year=to_local(now).year)
     amount = min(price_fen * ratio // BASIS_POINTS, voucher.balance_fen, programme.order_cap_fen, cap_left)
@@ -335,12 +350,34 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     return VoucherPart(voucher, amount, ratio, pays)
 
 
-def hold_for_booking(session: Session, part: VoucherPart, *, booking_id: int, platform_id: int, actor: Actor,
+@dataclass(frozen=True, slots=True)
+class BookedService:
+    """What the marketplace tells vouchers of the booking a voucher part is held for."""
+
+    booking_id: int
+    platform_id: int  # the provider
+    instrument_name_zh: str
+    instrument_name_en: str
+    asset_number: str
+    category_code: str
+    start_at: datetime
+    end_at: datetime
+    price_fen: int
+
+
+def hold_for_booking(session: Session, part: VoucherPart, service: BookedService, *, actor: Actor,
                      now: datetime) -> None:
     """Set the quoted voucher part aside for the booking, in the transaction that quoted it (which holds
-    the programme's lock); the ledger's conditional UPDATE guards the balance besides."""
+    the programme's lock); the ledger's conditional UPDATE guards the balance besides. The use is kept
+    with the ratio quoted: consumption applies that one, whatever becomes of the enterprise meanwhile."""
     ledger.post(session, part.voucher, EntryKind.HOLD, part.amount_fen, actor=actor, now=now,
-                booking_id=booking_id, platform_id=platform_id, require_active=True)
+                booking_id=service.booking_id, platform_id=service.platform_id, require_active=True)
+    session.execute(sa.insert(VoucherUse.__table__), {
+        "booking_id": service.booking_id, "voucher_id": part.voucher.id, "platform_id": service.platform_id,
+        "instrument_name_zh": service.instrument_name_zh, "instrument_name_en": service.instrument_name_en,
+        "asset_number": service.asset_number, "category_code": service.category_code,
+        "start_at": service.start_at, "end_at": service.end_at, "price_fen": service.price_fen,
+        "ratio_bp": part.ratio_bp, "is_paid": False})
 
 
 def release_for_booking(session: Session, *, booking_id: int, actor: Actor, now: datetime) -> int:
@@ -353,24 +390,32 @@ def release_for_booking(session: Session, *, booking_id: int, actor: Actor, now:
     return held
 
 
-def consume_for_booking(session: Session, *, booking_id: int, final_price_fen: int, actor: Actor,
-                        now: datetime) -> int:
-    """At completion: the voucher pays its ratio of the final price, at most what it held; the rest of the
-    hold is released. Returns the voucher part consumed."""
+def consume_for_booking(session: Session, *, booking_id: int, final_price_fen: int, actor: Actor, now: datetime,
+                        checked_in_at: datetime | None = None, checked_out_at: datetime | None = None) -> int:
+    """At completion: the voucher pays the ratio held of the final price, at most what it held; the rest
+    of the hold is released. The use records the completion, the final price and the usage (check-in
+    and check-out). Returns the voucher part consumed."""
     voucher_id, held = ledger.held_for_booking(session, booking_id)
     if voucher_id is None or held <= 0:
         return 0
+    use = session.scalar(select(VoucherUse).where(VoucherUse.booking_id == booking_id))
+    use.completed_at, use.final_price_fen = now, final_price_fen
+    use.checked_in_at, use.checked_out_at = checked_in_at, checked_out_at
     voucher = session.get(Voucher, voucher_id)
-    ratio = voucher.programme.sme_coverage_bp if voucher.enterprise.is_tech_sme else voucher.programme.coverage_bp
-    consumed = min(final_price_fen * ratio // BASIS_POINTS, held)
-    platform_id = session.scalar(select(LedgerEntry.platform_id).where(
-        LedgerEntry.booking_id == booking_id, LedgerEntry.kind == EntryKind.HOLD).limit(1))
+    consumed = min(final_price_fen * use.ratio_bp // BASIS_POINTS, held)
     if consumed:
         ledger.post(session, voucher, EntryKind.CONSUME, consumed, actor=actor, now=now, booking_id=booking_id,
-                    platform_id=platform_id)
+                    platform_id=use.platform_id)
     if held - consumed:
         ledger.post(session, voucher, EntryKind.RELEASE, held - consumed, actor=actor, now=now, booking_id=booking_id)
     return consumed
+
+
+def record_payment(session: Session, *, booking_id: int, is_paid: bool) -> None:
+    """The marketplace tells whether the enterprise has paid what it owed for a booking a voucher pays
+    part of (an enterprise-reimbursed use is claimable once it is)."""
+    session.execute(update(VoucherUse).where(VoucherUse.booking_id == booking_id).values(is_paid=is_paid)
+                    .execution_options(synchronize_session=False))
 
 
 def pays_in_full(session: Session, voucher_id: int) -> bool:

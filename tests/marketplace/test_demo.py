@@ -21,7 +21,7 @@ from vouchers import ledger
 from vouchers import services as voucher_services
 from vouchers.demo import APPLICATIONS, programme_name
 from vouchers.models import (Application, ApplicationState, Claim, ClaimState, EntryKind, LedgerEntry, Programme,
-                             RelatedParty, Voucher)
+                             RelatedParty, Voucher, VoucherUse)
 
 
 def test_demo_district_with_instruments_and_bookings_loads_once(db_kind, new_database, tmp_path):
@@ -135,6 +135,12 @@ def _check_vouchers() -> None:
         _voucher_id, held = ledger.held_for_booking(session, booking.id)
         assert held == (booking.voucher_fen if booking.state in (BookingState.REQUESTED, BookingState.CONFIRMED)
                         else 0)
+        use = session.scalar(select(VoucherUse).where(VoucherUse.booking_id == booking.id))  # what vouchers read
+        assert (use.voucher_id, use.platform_id, use.start_at, use.price_fen, use.instrument_name_zh) == (
+            booking.voucher_id, booking.instrument.platform_id, booking.start_at, booking.price_fen,
+            booking.instrument.name_zh)
+        assert use.completed_at == (booking.checked_out_at if booking.state == BookingState.COMPLETED else None)
+        assert use.final_price_fen == booking.final_price_fen
 
     claims = session.scalars(select(Claim).order_by(Claim.id)).all()
     assert [c.state for c in claims] == [ClaimState.PAID, ClaimState.SUBMITTED]

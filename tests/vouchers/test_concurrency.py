@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from core.audit import Actor
+from core.clock import LOCAL_ZONE, to_local
 from core.db import unit_of_work, utcnow
 from core.demo import demo_credit_code
 from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Enterprise, Platform, Role, RoleGrant, User, VerificationState
+from marketplace import bookings
+from marketplace import services as catalogue
+from tests.marketplace.conftest import instrument_values
 from vouchers import ledger, services
 from vouchers.models import Application, Programme, Voucher
 
@@ -94,6 +98,32 @@ def test_concurrent_approvals_never_issue_beyond_the_pool(live_app):
         db.session.remove()
 
 
+def own_bookings(session, count: int) -> list[int]:
+    """`count` bookings of a new instrument by its platform's admin, on the mornings of the weeks ahead
+    (a day the district's rules close is passed over)."""
+    admin, bureau = (session.scalar(select(User).where(User.email == email))
+                     for email in ("platform@kequip.test", "bureau@kequip.test"))
+    platform = session.get(Platform, admin.grants[0].organisation_id)
+    instrument = catalogue.create_instrument(session, platform, admin, actor=Actor.system("test"), submit=True,
+                                             now=utcnow(), values=instrument_values(
+                                                 session, asset_number=f"KQ-HOLD-{uuid.uuid4().hex[:10]}"))
+    catalogue.publish_instrument(session, instrument, bureau, actor=Actor.system("test"), now=utcnow())
+    monday = to_local(utcnow()).date() - timedelta(days=to_local(utcnow()).weekday())
+    booked = []
+    for day in (monday + timedelta(days=n) for n in range(7, 35) if n % 7 < 5):
+        for hour in (9, 10):
+            start = datetime.combine(day, time(hour), tzinfo=LOCAL_ZONE)
+            try:
+                booked.append(bookings.book_instrument(session, actor=Actor.system("test"), user=admin,
+                                                       instrument_id=instrument.id, start_at=start,
+                                                       end_at=start + timedelta(hours=1), now=utcnow()).id)
+            except RuleBroken:
+                continue
+            if len(booked) == count:
+                return booked
+    raise AssertionError(f"only {len(booked)} slots could be booked")
+
+
 def test_concurrent_holds_never_take_more_than_the_balance(live_app):
     with live_app.app_context():
         with unit_of_work() as session:
@@ -108,14 +138,17 @@ def test_concurrent_holds_never_take_more_than_the_balance(live_app):
                                                      now=utcnow())
             voucher_id = services.approve_application(session, application, actor=Actor.system("test"), user=bureau,
                                                       amount_fen=100_000, now=utcnow()).id
+            booking_ids = own_bookings(session, 20)  # a hold is for a booking
         db.session.remove()
 
         def hold(session, n: int) -> str:
             part = services.quote_voucher_part(session, voucher_id, enterprise_id=enterprise_id,
                                                platform_id=platform_id, category_code="0101", price_fen=14_000,
                                                now=utcnow())
-            services.hold_for_booking(session, part, booking_id=None, platform_id=platform_id,
-                                      actor=Actor.system("test"), now=utcnow())
+            services.hold_for_booking(session, part, services.BookedService(
+                booking_id=booking_ids[n], platform_id=platform_id, instrument_name_zh="并发", instrument_name_en="",
+                asset_number="", category_code="0101", start_at=utcnow(), end_at=utcnow() + timedelta(hours=1),
+                price_fen=14_000), actor=Actor.system("test"), now=utcnow())
             return "held"
 
         outcomes = race(live_app, 20, hold)  # 7,000 fen each from 100,000: 14 holds fit, the 15th finds 2,000 (a smaller part)

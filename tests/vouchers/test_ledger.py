@@ -139,7 +139,7 @@ def test_voucher_part_is_capped_by_order_cap_and_balance(session, voucher, progr
 
 
 def test_voucher_part_is_capped_by_what_the_controller_group_has_left_this_year(
-        session, voucher, programme, platform, demo_user):
+        session, voucher, programme, platform, demo_user, create_instrument, monday_at):
     """Two enterprises issued vouchers before they were known to share a controller: once they are, their
     spending together stays within one yearly cap."""
     member = demo_user("enterprise")
@@ -160,8 +160,14 @@ def test_voucher_part_is_capped_by_what_the_controller_group_has_left_this_year(
     mine.is_tech_sme = sister.is_tech_sme = False
     session.flush()
     hold = quote(session, first, 140_000, platform_id=platform.id)
-    services.hold_for_booking(session, hold, booking_id=None, platform_id=platform.id, actor=Actor.system("test"),
-                              now=utcnow())
+    admin = demo_user("platform")  # a hold is for a booking: one by the platform's own staff
+    booking_id = bookings.book_instrument(session, actor=Actor.system("test"), user=admin,
+                                          instrument_id=create_instrument(state=InstrumentState.PUBLISHED).id,
+                                          start_at=monday_at(9), end_at=monday_at(10), now=utcnow()).id
+    services.hold_for_booking(session, hold, services.BookedService(
+        booking_id=booking_id, platform_id=platform.id, instrument_name_zh="检测", instrument_name_en="",
+        asset_number="", category_code="0101", start_at=utcnow(), end_at=utcnow() + timedelta(hours=1),
+        price_fen=140_000), actor=Actor.system("test"), now=utcnow())
     assert hold.amount_fen == 70_000
     assert services.group_spent_fen(session, shared, sister, year=utcnow().year) == 70_000
     assert quote(session, second, 200_000, platform_id=platform.id).amount_fen == 30_000  # 100,000 − 70,000
