@@ -1,7 +1,7 @@
 """vouchers: voucher uses, what claims, flags and reports read of a booking, backfilled
 
 Revision ID: a4c2e81f9d03
-Revises: 3b7c9e2d4a58
+Revises: a4c2e7f19b3d
 Create Date: 2026-11-28 09:00:00.000000
 
 A booking paid partly by a voucher is kept by vouchers as a voucher use: what the marketplace tells at
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a4c2e81f9d03'
-down_revision = '3b7c9e2d4a58'
+down_revision = 'a4c2e7f19b3d'
 branch_labels = None
 depends_on = None
 
