@@ -6,16 +6,23 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from core import outbox
 from core.db import unit_of_work, utcnow
 from core.models import RateLimitCounter
-from core.outbox import send_pending
 from core.scheduler import Job
 
 
 def send_outbox(now: datetime | None = None) -> int:
-    """Send the mail that waits; a sent message is never selected again."""
+    """Send the mail that waits: claimed in one transaction, sent with none open, recorded in another; a
+    sent message is never selected again."""
+    now = now or utcnow()
     with unit_of_work() as session:
-        return send_pending(session, now=now or utcnow())
+        letters = outbox.claim_pending(session, now=now)
+    if not letters:
+        return 0
+    outcomes = outbox.deliver(letters)
+    with unit_of_work() as session:
+        return outbox.record_outcomes(session, outcomes, now=now)
 
 
 def purge_rate_limit_counters() -> int:

@@ -360,6 +360,7 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a job is sending it (core.outbox)
 
 
 class RateLimitCounter(db.Model):

@@ -1,15 +1,21 @@
-"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit (STYLE 2.7)."""
+"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit (STYLE 2.7).
+
+The job claims what waits and commits, talks to the SMTP server with no transaction open (a slow or
+unreachable server holds no lock), then records each outcome in a new transaction. A job that dies
+between sending and recording leaves its claims to lapse: those messages are sent again (at least
+once, with the same Message-ID), never lost."""
 from __future__ import annotations
 
 import logging
 import smtplib
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.models import OutboxMessage
@@ -24,7 +30,7 @@ def enqueue_mail(session: Session, *, to: str, locale: str, template: str, conte
     return message
 
 
-def render_mail(message: OutboxMessage) -> EmailMessage:
+def render_mail(message: OutboxMessage | Letter) -> EmailMessage:
     context = dict(message.context, public_url=current_app.config["PUBLIC_URL"].rstrip("/"))
     with force_locale(message.locale):
         subject = render_template(f"mail/{message.template}.subject.txt", **context).strip()
@@ -50,42 +56,92 @@ def _smtp() -> smtplib.SMTP:
     return smtp
 
 
-def send_pending(session: Session, *, now: datetime, limit: int = 100) -> int:
-    """Send what waits, oldest first; a failure is counted and retried on a later run."""
+# --- sending: claim and commit, talk to SMTP with no transaction open, record the outcome ------
+
+CLAIM = timedelta(minutes=10)  # far longer than a batch takes; a job that died leaves its claims to lapse
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """What sending a message needs, copied from its row, so that no query runs while SMTP talks."""
+
+    id: int
+    to: str
+    locale: str
+    template: str
+    context: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    message_id: int
+    sent: bool
+    error: str | None = None
+    tried: bool = True  # False: the connection was gone before its turn; the attempt is given back
+
+
+def claim_pending(session: Session, *, now: datetime, limit: int = 100) -> list[Letter]:
+    """The messages that wait and no other job is sending, oldest first, claimed until now + CLAIM.
+    Each claim counts an attempt, so a message whose sending kills the job is not tried forever."""
     due = session.scalars(
         select(OutboxMessage)
         .where(OutboxMessage.sent_at.is_(None),
-               OutboxMessage.attempts < current_app.config["MAIL_MAX_ATTEMPTS"])
+               OutboxMessage.attempts < current_app.config["MAIL_MAX_ATTEMPTS"],
+               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now))
         .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)).all()
-    if not due:
-        return 0
-    sent = 0
+    for message in due:
+        message.claimed_until = now + CLAIM
+        message.attempts += 1
+    return [Letter(m.id, m.to, m.locale, m.template, dict(m.context)) for m in due]
+
+
+def deliver(letters: list[Letter]) -> list[Outcome]:
+    """Render and send over one SMTP connection; touches no database. A failure spoils its own
+    message only, unless the server closes the connection: the rest are then not tried."""
+    if not letters:
+        return []
     try:
         smtp = _smtp()
     except (OSError, smtplib.SMTPException) as error:
-        log.warning("SMTP server unreachable, %d messages wait: %s", len(due), error)
-        for message in due:
-            message.attempts += 1
-            message.last_error = str(error)[:500]
-        return 0
+        log.warning("SMTP server unreachable, %d messages wait: %s", len(letters), error)
+        return [Outcome(letter.id, sent=False, error=str(error)) for letter in letters]
+    outcomes: list[Outcome] = []
     with smtp:
-        for message in due:
-            message.attempts += 1
+        for letter in letters:
+            if smtp.sock is None:  # the server closed the connection: the rest wait, uncounted
+                outcomes.append(Outcome(letter.id, sent=False, tried=False))
+                continue
             try:
-                email = render_mail(message)
+                email = render_mail(letter)
             except Exception as error:  # a missing template or a bad context spoils this message only
-                message.last_error = f"render: {error!r}"[:500]
-                log.exception("outbox message %d cannot be rendered", message.id)
+                log.exception("outbox message %d cannot be rendered", letter.id)
+                outcomes.append(Outcome(letter.id, sent=False, error=f"render: {error!r}"))
                 continue
             try:
                 smtp.send_message(email)
             except smtplib.SMTPException as error:
-                message.last_error = str(error)[:500]
-                log.warning("outbox message %d not sent: %s", message.id, error)
-                if smtp.sock is None:  # the server closed the connection: the rest waits, uncounted
-                    break
+                log.warning("outbox message %d not sent: %s", letter.id, error)
+                outcomes.append(Outcome(letter.id, sent=False, error=str(error)))
                 continue
-            message.sent_at = now
-            message.last_error = None
+            outcomes.append(Outcome(letter.id, sent=True))
+    return outcomes
+
+
+def record_outcomes(session: Session, outcomes: list[Outcome], *, now: datetime) -> int:
+    """Write what happened and release the claims; the number sent. Recording twice changes nothing."""
+    messages = {m.id: m for m in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id.in_([o.message_id for o in outcomes])).with_for_update())}
+    sent = 0
+    for outcome in outcomes:
+        message = messages.get(outcome.message_id)
+        if message is None or message.sent_at is not None or message.claimed_until is None:
+            continue
+        message.claimed_until = None
+        if outcome.sent:
+            message.sent_at, message.last_error = now, None
             sent += 1
+        elif outcome.tried:
+            message.last_error = (outcome.error or "")[:500]
+        else:
+            message.attempts -= 1
     return sent

@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
-
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
+from core.extensions import db
 from core.jobs import send_outbox
 from core.models import OutboxMessage
 from core.outbox import enqueue_mail
@@ -59,6 +61,72 @@ def test_a_message_that_cannot_be_rendered_does_not_block_the_others(app, sessio
     assert send_outbox() == 0  # tried again on the next run, without resending the good one
     session.refresh(broken)
     assert broken.attempts == 2 and len([m for m in mailbox.messages if m["To"] == "fine@example.com"]) == 1
+
+
+class _LockProbingSmtpHandler:
+    """While a message is being handed over, writes to its outbox row from a connection of its own,
+    waiting for no lock: it succeeds only if the sending job holds no transaction on that row (on SQLite,
+    no transaction at all: any holds the database's write lock)."""
+
+    def __init__(self, url: str):
+        self.engine = sa.create_engine(url, connect_args={"timeout": 0} if url.startswith("sqlite") else {})
+        self.probes: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        try:
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '50ms'")
+                connection.execute(sa.update(OutboxMessage).where(OutboxMessage.to.in_(envelope.rcpt_tos))
+                                   .values(last_error=None))
+            self.probes.append("written")
+        except sa.exc.OperationalError as error:
+            self.probes.append(f"locked: {error}")
+        return "250 Message accepted for delivery"
+
+
+@pytest.mark.live
+def test_smtp_is_talked_to_with_no_transaction_open(live_app):
+    from core.db import unit_of_work
+    from aiosmtpd.controller import Controller
+
+    handler = _LockProbingSmtpHandler(live_app.config["SQLALCHEMY_DATABASE_URI"])
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    port = live_app.config["MAIL_PORT"]
+    live_app.config["MAIL_PORT"] = controller.port
+    try:
+        with live_app.app_context():
+            with unit_of_work() as session:
+                enqueue_mail(session, to="probe@example.com", locale="en", template="password_reset",
+                             context={"name": "P", "path": "/password/reset/x", "minutes": 60})
+            assert send_outbox() == 1
+            sent = db.session.scalar(select(OutboxMessage).where(OutboxMessage.to == "probe@example.com"))
+            assert sent.sent_at is not None and sent.claimed_until is None and sent.attempts == 1
+            db.session.remove()
+        assert handler.probes == ["written"]
+    finally:
+        live_app.config["MAIL_PORT"] = port
+        controller.stop()
+        handler.engine.dispose()
+
+
+def test_a_message_claimed_by_another_job_is_left_to_it_until_the_claim_lapses(app, session, mailbox):
+    from datetime import timedelta
+
+    from core import outbox
+    from core.db import utcnow
+
+    message = enqueue_mail(session, to="claimed@example.com", locale="en", template="password_reset",
+                           context={"name": "C", "path": "/password/reset/x", "minutes": 60})
+    session.flush()
+    now = utcnow()
+    assert [letter.to for letter in outbox.claim_pending(session, now=now)] == ["claimed@example.com"]
+    assert outbox.claim_pending(session, now=now + timedelta(minutes=1)) == []  # another job: nothing to take
+    assert send_outbox(now=now + timedelta(minutes=5)) == 0
+    assert send_outbox(now=now + outbox.CLAIM) == 1  # the first job died: its claim lapsed
+    session.refresh(message)
+    assert message.sent_at is not None and message.attempts == 2 and message.claimed_until is None
 
 
 class _ClosingSmtpHandler:
