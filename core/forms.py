@@ -28,9 +28,15 @@ def _check_credit_code(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(_("The check digit of this credit code is wrong."))
 
 
+# Password managers fill in and propose passwords by these
+CURRENT_PASSWORD = {"autocomplete": "current-password"}
+NEW_PASSWORD = {"autocomplete": "new-password"}
+
+
 class LoginForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)],
+                       render_kw={"autocomplete": "username"})
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)], render_kw=CURRENT_PASSWORD)
     remember = BooleanField(_l("Keep me logged in"))
     submit = SubmitField(_l("Log in"))
 
@@ -39,8 +45,9 @@ class RegistrationForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
-    password_again = PasswordField(_l("Password again"),
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+                             render_kw=NEW_PASSWORD)
+    password_again = PasswordField(_l("Password again"), render_kw=NEW_PASSWORD,
                                    validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
     enterprise_name = StringField(_l("Enterprise name"), validators=[DataRequired(), Length(max=200)])
     credit_code = StringField(_l("Unified social credit code"),
@@ -57,16 +64,19 @@ class ResetRequestForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
-    password_again = PasswordField(_l("Password again"),
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+                             render_kw=NEW_PASSWORD)
+    password_again = PasswordField(_l("Password again"), render_kw=NEW_PASSWORD,
                                    validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
     submit = SubmitField(_l("Set the password"))
 
 
 class PasswordChangeForm(FlaskForm):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)])
-    password_again = PasswordField(_l("Password again"),
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)],
+                                     render_kw=CURRENT_PASSWORD)
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+                             render_kw=NEW_PASSWORD)
+    password_again = PasswordField(_l("Password again"), render_kw=NEW_PASSWORD,
                                    validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
     submit = SubmitField(_l("Change the password"))
 

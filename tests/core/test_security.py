@@ -217,3 +217,11 @@ def test_an_svg_image_gets_a_policy_that_draws_it_and_runs_nothing(app):
     assert response.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'; " \
                                                           "frame-ancestors 'none'"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_password_fields_tell_password_managers_what_they_hold(login_as, client):
+    login = client.get("/login").get_data(as_text=True)
+    assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*id="password"', login)
+    change = login_as("expert").get("/profile/password").get_data(as_text=True)
+    assert re.search(r'autocomplete="current-password"[^>]*id="current_password"', change)
+    assert len(re.findall(r'autocomplete="new-password"', change)) == 2
