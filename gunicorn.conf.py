@@ -4,11 +4,14 @@ import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count() * 2)))
-# One thread a worker (gunicorn's sync worker): the work is CPU-bound and Python runs one thread at a
-# time, so a second thread only adds switching. POST /api/v1/bookings, 4 workers, 16 clients, district-L
-# on PostgreSQL, five runs each way in turn: 105/s on average with one thread (app CPU 15.1 ms a request),
-# 96/s with two (16.4 ms). More requests at once take more workers (WEB_CONCURRENCY).
-threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# Threads (gunicorn's gthread worker), so a request waiting on the network (the payment gateway, up to
+# its timeout) holds one thread and not a whole worker: with one thread a worker, a few hung gateway
+# calls would take every worker and the public pages would wait behind them. A worker takes a connection
+# only while one of its threads is free (worker_connections), so the others serve while one waits; 8
+# threads let the 8 payments of the gateway benchmark all hang on one worker while another still serves.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 8))
+worker_connections = threads
 accesslog = "-"
 # No keep-alive: each request is accepted by whichever worker is free. A kept-alive connection stays with
 # the worker that accepted it, so a few busy clients pile up on one worker while others idle (16 clients

@@ -1,5 +1,6 @@
-"""`python -m bench [--databases sqlite postgresql] [--samples N]`: build district-L on each database,
-serve it with gunicorn, measure every figure, write docs/benchmarks.md, print a summary."""
+"""`python -m bench [--databases sqlite postgresql] [--samples N] [--only NAME …] [--bookings N]`: build
+district-L on each database, serve it with gunicorn, measure every figure (or those --only names), write
+docs/benchmarks.md (with --only, .bench/benchmarks.md), print a summary."""
 from __future__ import annotations
 
 import argparse
@@ -79,6 +80,7 @@ def argon2_note() -> str:
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    from bench.bookings import BOOKINGS
     from bench.runner import Settings
 
     defaults = Settings()
@@ -88,8 +90,22 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmups", type=int, default=defaults.warmups, help="warm-up requests per figure")
     parser.add_argument("--time-budget", type=float, default=defaults.time_budget,
                         help="seconds per figure at most, warm-ups included")
-    parser.add_argument("--output", type=Path, default=REPORT, help="the Markdown report to write")
-    return parser.parse_args(argv)
+    parser.add_argument("--only", nargs="+", metavar="NAME", default=[],
+                        help="measure only the figures whose name contains one of these (any case), e.g. "
+                             "'busy week'; the report then goes to .bench/benchmarks.md unless --output says")
+    parser.add_argument("--bookings", type=int, default=BOOKINGS,
+                        help="bookings to generate: fewer build a quicker data set to iterate on")
+    parser.add_argument("--output", type=Path, help="the Markdown report to write")
+    arguments = parser.parse_args(argv)
+    if arguments.output is None:
+        arguments.output = WORK_DIR / "benchmarks.md" if arguments.only else REPORT
+    return arguments
+
+
+def selected(figures: list, only: list[str]) -> list:
+    """The figures (benchmarks, throughputs, one-offs) whose name contains one of `only`; all without it."""
+    wanted = [name.casefold() for name in only]
+    return [figure for figure in figures if not wanted or any(name in figure.name.casefold() for name in wanted)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench import dataset as datasets
     from bench.booking_figures import BENCHMARKS as BOOKING_BENCHMARKS
     from bench.booking_figures import THROUGHPUTS
+    from bench.busy_week import BENCHMARKS as BUSY_WEEK_BENCHMARKS
     from bench.figures import BENCHMARKS, ONE_OFFS
+    from bench.gateway_figures import BENCHMARKS as GATEWAY_BENCHMARKS
     from bench.report import DatabaseRun, cpu_gauge, duration, load_average, render
     from bench.runner import Settings, Target, measure_once, run
     from bench.server import AppServer
@@ -115,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in arguments.databases:
         with sources[name]() as (url, label, database_cpu):
             log.info("%s: building %s", label, datasets.DatasetSize().name)
-            built = datasets.build(url)
+            built = datasets.build(url, booking_count=arguments.bookings)
             log.info("%s: generated in %.1f s (schema and demo %.1f s, bulk %.1f s of which instruments %.1f s) "
                      "and the bookings in %.1f s (written in %.1f s): %s", label, built.total_seconds,
                      built.schema_seconds, built.bulk_seconds, built.instrument_seconds, built.bookings.seconds,
@@ -123,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             results, load_before, gauge_before = [], load_average(), cpu_gauge()
             with AppServer(url, WORK_DIR / f"gunicorn-{name}.log") as server:
                 target = Target(server.base_url, built)
-                for benchmark in [*BENCHMARKS, *BOOKING_BENCHMARKS]:
+                for benchmark in selected([*BENCHMARKS, *BOOKING_BENCHMARKS, *BUSY_WEEK_BENCHMARKS,
+                                           *GATEWAY_BENCHMARKS], arguments.only):
                     result = run(benchmark, target, settings)
                     if result.error and (ended := server.exit_status()):
                         result = replace(result, error=f"{result.error} ({ended})")
@@ -132,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                              _ms(result.p50), _ms(result.p95), f" ERROR {result.error}" if result.error else "")
             # after that server: each throughput figure with a server of its own (its worker count)
             throughputs = [_throughput(figure, url, built, name, label, AppServer, database_cpu)
-                           for figure in THROUGHPUTS if name in figure.databases]
+                           for figure in selected(THROUGHPUTS, arguments.only) if name in figure.databases]
             # after the servers: the one-off jobs write (releases, an import) and have the CPUs to themselves
             one_offs = []
-            for one_off in [*ONE_OFFS, *VOUCHER_ONE_OFFS]:
+            for one_off in selected([*ONE_OFFS, *VOUCHER_ONE_OFFS], arguments.only):
                 outcome = measure_once(one_off, built)
                 one_offs.append(outcome)
                 for timing in outcome.timings:

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from bench.bookings import BookingSet
+from bench.bookings import BOOKINGS, BookingSet
 from core.db import utcnow
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from bench.busy_week import BusyWeek
 
 BENCH_PASSWORD = "kequip-bench"
 
@@ -65,6 +67,7 @@ class Dataset:
     admins: list[Account] = field(default_factory=list)  # admins[i] runs the i-th generated platform
     published: list[CatalogueEntry] = field(default_factory=list)  # the generated published instruments
     bookings: BookingSet = field(default_factory=BookingSet)
+    busy_week: BusyWeek | None = None  # an instrument with the busiest week (bench.busy_week)
 
     @property
     def total_seconds(self) -> float:
@@ -90,11 +93,12 @@ def bench_app(url: str) -> Flask:
     return app
 
 
-def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
-    """Migrate an empty database at `url`, load the demo district, then bulk-insert the data set."""
+def build(url: str, size: DatasetSize = DatasetSize(), *, booking_count: int = BOOKINGS) -> Dataset:
+    """Migrate an empty database at `url`, load the demo district, then bulk-insert the data set
+    (`booking_count` bookings: fewer make a quicker data set to iterate on)."""
     import flask_migrate
 
-    from bench import bookings
+    from bench import bookings, busy_week
     from core import demo
     from core.extensions import db
 
@@ -118,7 +122,8 @@ def build(url: str, size: DatasetSize = DatasetSize()) -> Dataset:
             dataset.bulk_seconds = time.perf_counter() - started
 
             dataset.bookings = bookings.generate(db.engine, members=[account.email for account in dataset.members],
-                                                 now=utcnow())
+                                                 now=utcnow(), count=booking_count)
+            dataset.busy_week = busy_week.add_busy_instrument(db.engine, now=dataset.bookings.now)
             dataset.counts = _counts(db.engine)
         finally:
             db.session.remove()

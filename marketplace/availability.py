@@ -19,6 +19,7 @@ from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking
                                 MaintenanceWindow)
 
 MAX_RANGE = timedelta(days=62)
+Period = tuple[datetime, datetime]  # [lower, upper): from the first instant, until the second
 # On an official make-up working day (调休上班) the instrument keeps a Monday's hours.
 MAKEUP_DAY_HOURS_FROM = "0"
 
@@ -114,12 +115,16 @@ def hours_of_day(rules: BookingRules, day: date) -> list[list[str]]:
     return rules.open_hours.get(key, [])
 
 
-def open_intervals(rules: BookingRules, start: datetime, end: datetime) -> portion.Interval:
-    """The open time within [start, end), as an interval set of aware UTC instants."""
+def open_periods(rules: BookingRules, start: datetime, end: datetime) -> list[Period]:
+    """The open time within [start, end) as sorted, disjoint periods of aware UTC instants."""
     pairs = ((_wall_clock(day, opens), _wall_clock(day, closes))
              for day in local_days(start - timedelta(days=1), end) for opens, closes in hours_of_day(rules, day))
-    return as_intervals((max(opens, start), min(closes, end))
-                        for opens, closes in pairs if opens < end and closes > start)
+    return merged((max(opens, start), min(closes, end)) for opens, closes in pairs if opens < end and closes > start)
+
+
+def open_intervals(rules: BookingRules, start: datetime, end: datetime) -> portion.Interval:
+    """open_periods as an interval set, for checks of one time (is it open, within one open period)."""
+    return as_intervals(open_periods(rules, start, end))
 
 
 def holiday_days(rules: BookingRules, start: datetime, end: datetime) -> list[date]:
@@ -159,19 +164,55 @@ def _maintenance_statement() -> sa.Select:
         MaintenanceWindow.start_at)
 
 
-def as_intervals(pairs: Iterable[tuple[datetime, datetime]]) -> portion.Interval:
-    """The union of [lower, upper) pairs, made at once (one sort and merge; a union per pair is quadratic)."""
-    return portion.Interval(*(portion.closedopen(lower, upper) for lower, upper in pairs))
+def as_intervals(periods: Iterable[Period]) -> portion.Interval:
+    """The union of [lower, upper) periods as an interval set."""
+    return portion.Interval(*(portion.closedopen(lower, upper) for lower, upper in periods))
 
 
-def as_pairs(interval: portion.Interval) -> list[tuple[datetime, datetime]]:
-    return [(atomic.lower, atomic.upper) for atomic in interval if not atomic.empty]
+# --- time as sorted lists of [lower, upper) periods -------------------------------------------------
+# A week's free and busy time is worked out on plain sorted lists, each in one pass: a busy instrument's
+# week holds hundreds of periods, and set operations on interval objects cost a comparison of every
+# period with every other.
+
+def merged(periods: Iterable[Period]) -> list[Period]:
+    """The union of [lower, upper) periods, as sorted, disjoint ones: periods that overlap or touch
+    (one ends when the next starts) become one; empty ones are left out."""
+    union: list[Period] = []
+    for lower, upper in sorted(periods):
+        if lower >= upper:
+            continue
+        if union and lower <= union[-1][1]:
+            if upper > union[-1][1]:
+                union[-1] = (union[-1][0], upper)
+        else:
+            union.append((lower, upper))
+    return union
+
+
+def subtracted(periods: list[Period], taken: list[Period]) -> list[Period]:
+    """What of `periods` no period of `taken` covers. Both sorted and disjoint (as `merged` gives them),
+    walked once side by side; so is the answer."""
+    left: list[Period] = []
+    first = 0  # the first taken period that ends after the current period starts
+    for lower, upper in periods:
+        while first < len(taken) and taken[first][1] <= lower:
+            first += 1
+        at, index = lower, first
+        while index < len(taken) and taken[index][0] < upper:
+            taken_lower, taken_upper = taken[index]
+            if taken_lower > at:
+                left.append((at, taken_lower))
+            at = max(at, taken_upper)
+            index += 1
+        if at < upper:
+            left.append((at, upper))
+    return left
 
 
 @dataclass(frozen=True, slots=True)
 class Availability:
-    free: list[tuple[datetime, datetime]]
-    busy: list[tuple[datetime, datetime]]  # bookings with their buffers, and maintenance, merged
+    free: list[Period]
+    busy: list[Period]  # bookings with their buffers, and maintenance, merged
 
 
 @cache
@@ -192,7 +233,6 @@ def compute_availability(session: Session, instrument: Instrument | int, start: 
     instrument_id = getattr(instrument, "id", instrument)
     rules = rules or effective_rules(session, instrument_id)
     # the times alone, both kinds in one query; each meets [start, end), so clipping keeps what is inside
-    busy = as_intervals((max(lower, start), min(upper, end)) for lower, upper in session.execute(
+    busy = merged((max(lower, start), min(upper, end)) for lower, upper in session.execute(
         _busy_times_statement(), {"instrument_id": instrument_id, "start": start, "end": end}))
-    free = open_intervals(rules, start, end) - busy
-    return Availability(free=as_pairs(free), busy=as_pairs(busy))
+    return Availability(free=subtracted(open_periods(rules, start, end), busy), busy=busy)

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import marshmallow as ma
+from flask import jsonify
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -17,7 +18,7 @@ from core.errors import NotFound, RuleBroken
 from core.extensions import ErrorBody, db
 from marketplace import bookings
 from marketplace.api import bp
-from marketplace.availability import MAX_RANGE, catalogue_rules, compute_availability
+from marketplace.availability import MAX_RANGE, Period, catalogue_rules, compute_availability
 from core.inputs import MAX_ID, MAX_PAGE
 from marketplace.models import Booking, BookingState, PaymentMethod, PaymentState, UserType
 
@@ -100,8 +101,14 @@ def instrument_availability(instrument_id: int, *, start: datetime, end: datetim
     if rules is None:
         raise NotFound("not_found", _("There is no such instrument."))
     found = compute_availability(db.session, instrument_id, start, end, rules=rules)
-    return {"free": [{"start": a, "end": b} for a, b in found.free],
-            "busy": [{"start": a, "end": b} for a, b in found.busy]}
+    # written here as AvailabilityOut documents it: a busy week has hundreds of periods, and a schema's
+    # dump walks each one's fields
+    return jsonify(free=_periods_out(found.free), busy=_periods_out(found.busy))
+
+
+def _periods_out(periods: list[Period]) -> list[dict[str, str]]:
+    """Periods as PeriodOut writes them: ISO 8601 in Asia/Shanghai, with the offset."""
+    return [{"start": to_local(lower).isoformat(), "end": to_local(upper).isoformat()} for lower, upper in periods]
 
 
 # --- bookings -------------------------------------------------------------------------------------
