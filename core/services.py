@@ -35,6 +35,12 @@ def normalise_credit_code(value: str) -> str:
                          field="credit_code") from None
 
 
+def administers(user: User | None, platform_id: int) -> bool:
+    """Whether the person is an admin of the platform: the one check behind everything a platform runs
+    (its instruments, calendars, bookings, claims)."""
+    return user is not None and platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+
+
 def can_manage_organisation(user: User | None, organisation: Organisation) -> bool:
     if user is None:
         return False

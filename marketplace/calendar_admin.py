@@ -22,6 +22,7 @@ from core.clock import LOCAL_ZONE, to_local
 from core.errors import Forbidden, RuleBroken
 from core.models import Platform, Role, User
 from core.outbox import enqueue_mail
+from core.services import administers
 from marketplace.availability import busy_bookings, district_rules, effective_rules
 from marketplace.bookings import CHECK_IN_EARLY, can_manage, can_operate, current_terms, mail_context
 from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_TRANSITIONS, WEEKDAYS, Booking, BookingRules,
@@ -58,16 +59,11 @@ def can_edit_rules(user: User | None, instrument: Instrument | None) -> bool:
         return False
     if instrument is None:
         return user.has_role(Role.BUREAU_ADMIN)
-    return can_manage_calendar(user, instrument.platform_id)
-
-
-def can_manage_calendar(user: User | None, platform_id: int) -> bool:
-    """Rules, maintenance, qualifications and terms of a platform's instruments: its admins."""
-    return user is not None and platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+    return administers(user, instrument.platform_id)
 
 
 def ensure_may_manage_calendar(user: User | None, platform_id: int) -> None:
-    if not can_manage_calendar(user, platform_id):
+    if not administers(user, platform_id):
         raise Forbidden("forbidden", _("Only the admins of the instrument's platform manage its calendar."))
 
 
@@ -437,7 +433,7 @@ def publish_service_terms(session: Session, *, actor: Actor, user: User, platfor
     """A new version of the platform's terms (scope, confidentiality, IP, liability). Versions are
     never changed (append-only): bookings keep the version their booker accepted, and a booking made
     on an older one is refused with terms_changed."""
-    if not can_manage_calendar(user, platform.id):
+    if not administers(user, platform.id):
         raise Forbidden("forbidden", _("Only the platform's admins publish its service terms."))
     cleaned = {name: (texts.get(name) or "").strip() for name in TERMS_FIELDS}
     errors = {name: _("This part of the terms cannot be empty.") for name, text in cleaned.items() if not text}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.audit import Actor, record_audit
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.models import Platform, Role, User
+from core.services import administers
 from core.states import can_move, move
 from marketplace.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
                                 InstrumentCategory, InstrumentPhoto, InstrumentState, PUBLIC_FIELDS,
@@ -36,13 +37,9 @@ FEE_FIELDS = tuple(name for name in PUBLIC_FIELDS if name.endswith("_fen") and n
 
 # --- who may ----------------------------------------------------------------------------------
 
-def can_manage_instruments(user: User | None, platform_id: int) -> bool:
-    return user is not None and platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
-
-
 def ensure_may_manage(user: User, instrument_or_platform_id: Instrument | int) -> None:
     platform_id = getattr(instrument_or_platform_id, "platform_id", instrument_or_platform_id)
-    if not can_manage_instruments(user, platform_id):
+    if not administers(user, platform_id):
         raise Forbidden("forbidden", _("Only the admins of its platform may change this instrument."))
 
 
@@ -53,7 +50,7 @@ def ensure_bureau(user: User) -> None:
 
 def can_see(user: User | None, instrument: Instrument) -> bool:
     """The public sees catalogue instruments; the platform and the bureau see every state."""
-    return (instrument.is_in_catalogue or can_manage_instruments(user, instrument.platform_id)
+    return (instrument.is_in_catalogue or administers(user, instrument.platform_id)
             or (user is not None and user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR)))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core.audit import Actor, record_audit
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.models import Role, User
+from core.services import administers
 from vouchers.models import Application, ApplicationState, Attachment, Claim, ClaimKind
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -140,7 +141,7 @@ def can_download(session: Session, user: User | None, attachment: Attachment) ->
     if user.has_role(Role.FINANCE_OFFICER):
         return True
     if claim.kind == ClaimKind.PROVIDER:
-        return claim.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+        return administers(user, claim.platform_id)
     return claim.enterprise_id in user.organisation_ids(Role.ENTERPRISE_MEMBER)
 
 

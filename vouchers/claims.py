@@ -27,6 +27,7 @@ from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Platform, Role, User
+from core.services import administers
 from core.states import move
 from vouchers import ledger
 from vouchers.models import (CLAIM_STATE_LABELS, CLAIM_TRANSITIONS, Attachment, Claim, ClaimKind, ClaimLine,
@@ -54,7 +55,7 @@ def is_claimant(user: User | None, claim: Claim) -> bool:
     if user is None:
         return False
     if claim.kind == ClaimKind.PROVIDER:
-        return claim.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+        return administers(user, claim.platform_id)
     return claim.enterprise_id in user.organisation_ids(Role.ENTERPRISE_MEMBER)
 
 
@@ -202,7 +203,7 @@ def create_provider_claim(session: Session, *, actor: Actor, user: User, platfor
                           bank_account_number: str | None = None) -> Claim:
     """A platform admin claims every unclaimed use of the platform's services completed in the period.
     The bank account defaults to the platform's."""
-    if platform_id not in user.organisation_ids(Role.PLATFORM_ADMIN):
+    if not administers(user, platform_id):
         raise Forbidden("forbidden", _("Only the platform's admins file its claims."))
     platform = session.get(Platform, platform_id)
     bank = _check_claim_input(

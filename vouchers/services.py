@@ -26,6 +26,7 @@ from core.db import PLAN_FOR_VALUES
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
+from core.services import administers
 from core.states import move
 from vouchers import ledger
 from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
@@ -485,7 +486,7 @@ def declare_related(session: Session, *, actor: Actor, user: User, enterprise: E
                     note: str = "") -> RelatedParty:
     """The bureau, the enterprise or the platform declares the two related."""
     may = user.has_role(Role.BUREAU_ADMIN) or enterprise.id in user.organisation_ids(Role.ENTERPRISE_MEMBER) \
-        or platform.id in user.organisation_ids(Role.PLATFORM_ADMIN)
+        or administers(user, platform.id)
     if not may:
         raise Forbidden("forbidden", _("Only the bureau or one of the two parties declares a relation."))
     relation = session.scalar(select(RelatedParty).where(RelatedParty.enterprise_id == enterprise.id,

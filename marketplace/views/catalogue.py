@@ -24,6 +24,7 @@ from marketplace import catalogue as catalogue_service
 from marketplace import services
 from marketplace.availability import MAX_RANGE
 from core.inputs import MAX_ID, page_number
+from core.services import administers
 from marketplace.catalogue import CatalogueSort, FilterLists
 from marketplace.models import SHARING_MODE_LABELS, SharingMode
 from marketplace.views import bp
@@ -169,7 +170,7 @@ def instrument(instrument_id: int):
     return render_template("marketplace/instrument.html", instrument=item, language=current_language(),
                            is_large=catalogue_service.is_large(
                                item, line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"]),
-                           may_manage=services.can_manage_instruments(user, item.platform_id))
+                           may_manage=administers(user, item.platform_id))
 
 
 @bp.route("/instruments/photos/<stored_name>")

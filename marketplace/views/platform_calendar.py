@@ -19,6 +19,7 @@ from core.errors import Forbidden, KequipError, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
 from core.models import Platform, Role
+from core.services import administers
 from core.templating import NavItem
 from marketplace import bookings, calendar_admin, services
 from marketplace.availability import district_rules, effective_rules
@@ -155,7 +156,7 @@ def platform_calendar():
         Instrument.state.in_((InstrumentState.PUBLISHED, InstrumentState.MAINTENANCE)))).all()
     return render_template("marketplace/platform_calendar.html", platform=platform, instruments=instruments,
                            own_rules=calendar_admin.instruments_with_own_rules(db.session, [i.id for i in instruments]),
-                           may_manage=calendar_admin.can_manage_calendar(current_principal(), platform.id))
+                           may_manage=administers(current_principal(), platform.id))
 
 
 @bp.route(f"{INSTRUMENT}/schedule")
@@ -176,7 +177,7 @@ def instrument_schedule(instrument_id: int):
                                                                            until=end),
                            actions={b.id: calendar_admin.platform_actions(user, b, now=now) for b in rows},
                            previous_week=monday - timedelta(weeks=1), next_week=monday + timedelta(weeks=1),
-                           may_manage=calendar_admin.can_manage_calendar(user, instrument.platform_id), **LABELS)
+                           may_manage=administers(user, instrument.platform_id), **LABELS)
 
 
 def _rules_page(form: BookingRulesForm, instrument: Instrument | None, status: int = 200):
