@@ -1,0 +1,94 @@
+"""The import order of docs/architecture.md, read off the code: a package imports only those below it,
+and no two modules or subpackages of the application import each other, directly or round a loop."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each package with the packages it may import (core ← platforms ← vouchers ← marketplace ← monitoring
+# ← reports; funding ← evaluation, both on core and platforms, evaluation also on monitoring).
+MAY_IMPORT = {
+    "core": set(),
+    "platforms": {"core"},
+    "vouchers": {"core", "platforms"},
+    "marketplace": {"core", "platforms", "vouchers"},
+    "monitoring": {"core", "platforms", "vouchers", "marketplace"},
+    "reports": {"core", "platforms", "vouchers", "marketplace", "monitoring"},
+    "funding": {"core", "platforms"},
+    "evaluation": {"core", "platforms", "funding", "monitoring"},
+}
+
+
+def application_modules() -> dict[str, Path]:
+    modules = {}
+    for package in MAY_IMPORT:
+        for path in (ROOT / package).rglob("*.py") if (ROOT / package).is_dir() else ():
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imports_of(path: Path, module: str, modules: dict[str, Path], *, top_level_only: bool = False) -> set[str]:
+    """The application modules this file imports: `from a import b` is a.b where that is a module, else a.
+    Imports inside functions count too unless top_level_only (a deferred import is still a dependency,
+    but only imports at the top of a file can make Python's import of a module fail half-way)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in (tree.body if top_level_only else ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *filter(None, [base])])
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {name for name in found if name in modules and name != module}
+
+
+def import_graph(*, top_level_only: bool = False) -> networkx.DiGraph:
+    modules = application_modules()
+    graph = networkx.DiGraph()
+    for module, path in modules.items():
+        graph.add_node(module)
+        graph.add_edges_from((module, target) for target in imports_of(path, module, modules,
+                                                                        top_level_only=top_level_only)
+                             # a module's own package, and a package's __init__ wiring its own rooms
+                             if not module.startswith(target + ".") and not target.startswith(module + "."))
+    return graph
+
+
+@pytest.fixture(scope="module")
+def graph() -> networkx.DiGraph:
+    return import_graph()
+
+
+def unit(module: str) -> str:
+    """A module's unit in the order: its package, or its subpackage where the package has them."""
+    parts = module.split(".")
+    if len(parts) > 2 and (ROOT / parts[0] / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def test_a_package_imports_only_the_packages_below_it(graph):
+    wrong = sorted(f"{source} → {target}" for source, target in graph.edges
+                   if source.split(".")[0] != target.split(".")[0]
+                   and target.split(".")[0] not in MAY_IMPORT[source.split(".")[0]])
+    assert wrong == []
+
+
+def test_no_modules_import_each_other_round_a_loop_at_the_top_of_their_files():
+    assert sorted(sorted(cycle) for cycle in networkx.simple_cycles(import_graph(top_level_only=True))) == []
+
+
+def test_subpackages_import_each_other_one_way_only(graph):
+    units = networkx.DiGraph()
+    units.add_edges_from((unit(a), unit(b)) for a, b in graph.edges if unit(a) != unit(b))
+    assert sorted(sorted(cycle) for cycle in networkx.simple_cycles(units)) == []
