@@ -17,7 +17,7 @@ from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.errors import TooManyRequests
-from core.extensions import db, limiter
+from core.extensions import limiter
 from core.models import RateLimitCounter
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ class DatabaseStorage(Storage):
 
     def _row(self, key: str) -> tuple[int, float] | None:
         table = RateLimitCounter.__table__
-        with self._engine().connect().execution_options(sqlite_deferred=True) as connection:
+        with self._engine().connect() as connection:
             row = connection.execute(sa.select(table.c.count, table.c.expires_at)
                                      .where(table.c.key == key)).first()
         return None if row is None or row.expires_at <= time.time() else (row.count, row.expires_at)
@@ -68,7 +68,7 @@ class DatabaseStorage(Storage):
         return row[1] if row else time.time()
 
     def check(self) -> bool:
-        with self._engine().connect().execution_options(sqlite_deferred=True) as connection:
+        with self._engine().connect() as connection:
             connection.execute(sa.select(1))
         return True
 
@@ -96,12 +96,6 @@ def _address() -> str:
     return request.remote_addr or "unknown"
 
 
-def _outside_the_request_transaction() -> None:
-    """A counter is written in a transaction of its own; the request's ends first: on SQLite it holds
-    the write lock (BEGIN IMMEDIATE) that the counter needs, in this very thread."""
-    db.session.rollback()
-
-
 def _refuse(item: RateLimitItem, identifiers: tuple[str, ...], message: Callable[[int], str]) -> NoReturn:
     reset_at = limiter.limiter.get_window_stats(item, *identifiers).reset_time
     seconds = max(1, math.ceil(reset_at - time.time()))
@@ -120,7 +114,6 @@ def limited_login(email: str, check: Callable[[], T | None]) -> T | None:
     per_pair, per_address = _limit("LOGIN_FAILURE_LIMIT"), _limit("LOGIN_ADDRESS_FAILURE_LIMIT")
     pair, from_address = ("login-pair", account, address), ("login-address", address)
     strategy = limiter.limiter
-    _outside_the_request_transaction()
     if not strategy.test(per_address, *from_address):
         _refuse(per_address, from_address, lambda minutes: ngettext(
             "Too many failed log-ins from your address. Try again in %(num)d minute.",
@@ -132,7 +125,6 @@ def limited_login(email: str, check: Callable[[], T | None]) -> T | None:
             "Too many wrong passwords for this account from your address. Try again in %(num)d minutes, "
             "or ask for a link to set a new password.", minutes))
     result = check()
-    _outside_the_request_transaction()
     if result is None:
         strategy.hit(per_address, *from_address)
     else:
@@ -145,7 +137,6 @@ def count_reset_request(email: str) -> None:
     tells nothing): PASSWORD_RESET_ACCOUNT_LIMIT per account keeps its mailbox from being flooded, and
     the links already sent stay valid; PASSWORD_RESET_ADDRESS_LIMIT per address."""
     strategy = limiter.limiter
-    _outside_the_request_transaction()
     for setting, identifiers in (("PASSWORD_RESET_ACCOUNT_LIMIT", ("reset-account", _account(email))),
                                  ("PASSWORD_RESET_ADDRESS_LIMIT", ("reset-address", _address()))):
         item = _limit(setting)
