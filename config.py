@@ -82,7 +82,12 @@ class Config:
     # Stripe.js for the card field (https://js.stripe.com/v3/ with Stripe); None: the stand-in localstripe
     # serves at <STRIPE_API_BASE>/js.stripe.com/v3/
     STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL")
-    PAYMENT_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_TIMEOUT_SECONDS", 10))
+    # Every gateway call gives up after these (connecting, then waiting for each read): a hung gateway
+    # holds a worker no longer, and the booker is told that nothing was charged
+    PAYMENT_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_CONNECT_TIMEOUT_SECONDS", "3"))
+    PAYMENT_READ_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_READ_TIMEOUT_SECONDS", "5"))
+    # Tests only: the process dies at this named point (marketplace.payments.fault_point)
+    FAULT_POINT = os.environ.get("KEQUIP_FAULT_POINT")
 
     # Jobs
     SCHEDULER_ENABLED = _flag("SCHEDULER_ENABLED", True)
@@ -107,4 +112,5 @@ class TestingConfig(Config):
     PUBLIC_URL = "http://kequip.test"
     STRIPE_API_BASE = "http://127.0.0.1:8420"  # the tests point it at the localstripe they start
     STRIPE_JS_URL = None
-    PAYMENT_TIMEOUT_SECONDS = 2.0
+    PAYMENT_CONNECT_TIMEOUT_SECONDS = 1.0
+    PAYMENT_READ_TIMEOUT_SECONDS = 2.0

@@ -1,7 +1,16 @@
-"""The booking life: rules, price, the double-booking guarantee, approval, check-in and -out,
-cancellation, expiry and no-shows (DESIGN §2.2)."""
+"""The booking life: rules, price, the double-booking guarantee, approval, payment, check-in and -out,
+cancellation, expiry and no-shows (DESIGN §2.2).
+
+Every change of a booking's state takes the booking's row lock and reads its state afresh under it
+(lock_booking), so that of two racing changes the second sees the first and is refused with 409. This
+module owns the booking's life and calls marketplace/payments.py for the money, never the other way: a
+change schedules what is to be done at the payment gateway, and booking_change (or pay_by_card) makes
+those calls after the change has committed, with no transaction open, recording each answer in a unit
+of work of its own."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -13,16 +22,38 @@ from sqlalchemy.orm import Session
 
 from core.audit import Actor, record_audit
 from core.clock import to_local
+from core.db import unit_of_work
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User
 from core.outbox import enqueue_mail
-from core.states import move
+from core.states import can_move, move
 from marketplace import payments
-from marketplace.availability import effective_rules, holiday_days, is_taken, maintenance_windows, open_intervals
-from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS,
-                                INSTRUMENT_STATE_LABELS, Booking, BookingRules, BookingSeries, BookingState,
-                                Instrument, InstrumentState, PaymentState, Qualification, QualificationRule,
-                                ServiceTerms, SharingMode, UserType)
+from marketplace.availability import (
+    effective_rules,
+    holiday_days,
+    is_taken,
+    maintenance_windows,
+    open_intervals,
+)
+from marketplace.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_STATE_LABELS,
+    BOOKING_TRANSITIONS,
+    INSTRUMENT_STATE_LABELS,
+    Booking,
+    BookingRules,
+    BookingSeries,
+    BookingState,
+    Instrument,
+    InstrumentState,
+    Payment,
+    PaymentState,
+    Qualification,
+    QualificationRule,
+    ServiceTerms,
+    SharingMode,
+    UserType,
+)
 from vouchers import services as vouchers
 
 CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
@@ -229,6 +260,109 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
     return getattr(error.orig, "sqlstate", None) == "23P01" or "ex_bookings_no_overlap" in str(error.orig)
 
 
+# --- one change at a time, and the gateway after commit -------------------------------------------
+
+def lock_booking(session: Session, booking: Booking, *, to: BookingState | None = None) -> Booking:
+    """Take the booking's row lock (FOR UPDATE on PostgreSQL; on SQLite the unit of work's write
+    transaction serialises writers) and read the booking and its payments afresh under it: a concurrent
+    request may have changed them while this one waited. With `to`, a move its state no longer allows
+    is refused with 409 booking_state_changed: of racing changes, one is made and the others are told."""
+    session.flush()
+    session.execute(select(Booking).where(Booking.id == booking.id).with_for_update(of=Booking)
+                    .execution_options(populate_existing=True)).scalar_one()
+    if to is not None and not can_move(booking, to, BOOKING_TRANSITIONS):
+        raise Conflict("booking_state_changed", _(
+            "This booking is %(state)s now, so it cannot become %(to)s. Reload the page to see it.",
+            state=str(BOOKING_STATE_LABELS[booking.state]), to=str(BOOKING_STATE_LABELS[to])))
+    return booking
+
+
+@contextmanager
+def booking_change(*, actor: Actor, now: datetime) -> Iterator[Session]:
+    """The unit of work of a change of bookings (the edge's, in place of core.db.unit_of_work): it
+    commits, then the gateway calls the change scheduled (a release, a capture, a refund) are made with
+    no transaction open, each answer recorded in a unit of work of its own; what the gateway does not
+    answer is left pending for reconciliation."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        yield session
+        calls = payments.scheduled_calls(session)
+    carry_out(calls, actor=actor, now=now)
+
+
+def carry_out(calls: list[payments.GatewayCall], *, actor: Actor, now: datetime) -> list[payments.Recorded]:
+    """Make each call (no transaction is open), then record its answer under the booking's lock: an
+    authorisation for an approved booking confirms it, and the calls an answer leads to (the release of
+    an authorisation a cancellation overtook) are made next. Stops at the first call left unanswered:
+    the gateway is not answering, and reconciliation takes over."""
+    queue, recorded = list(calls), []
+    while queue:
+        call = queue.pop(0)
+        answer = payments.call_gateway(call)
+        with unit_of_work() as session:
+            payments.forget_scheduled(session)
+            booking = lock_booking(session, session.get(Booking, call.booking_id))
+            result = payments.record_answer(session, booking, call, answer, actor=actor)
+            if result.authorised and booking.state == BookingState.APPROVED:
+                confirm_booking(session, booking, actor=actor, now=now)
+            queue += payments.scheduled_calls(session)
+        recorded.append(result)
+        if not result.settled:
+            break
+    return recorded
+
+
+def pay_by_card(booking_id: int, *, actor: Actor, user: User, now: datetime, card: str | None) -> None:
+    """The booker pays the share by card: the authorisation is recorded and committed, made at the
+    gateway with no transaction open, and its answer recorded: authorised → the booking is confirmed
+    (once approved). Raises what the booker reads, after everything is committed: card_declined,
+    payment_gateway_unavailable (503; the booking is PENDING until reconciled or paid again),
+    booking_state_changed (cancelled meanwhile: the authorisation is released), payment_in_progress."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        booking = lock_booking(session, get_booking(session, booking_id, user))
+        payments.begin_card_payment(session, booking, actor=actor, user=user, now=now)
+        calls = payments.scheduled_calls(session, card=card)
+    problem = next((r.problem for r in carry_out(calls, actor=actor, now=now) if r.problem), None)
+    if problem is not None:
+        raise problem
+
+
+def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
+    """The booker pays by bank transfer: the booking waits for the platform to record it."""
+    return payments.choose_transfer(session, lock_booking(session, booking), actor=actor, user=user, now=now)
+
+
+def can_record_transfer(user: User | None, booking: Booking) -> bool:
+    """The owning platform's admins record a transfer for a booking still to be paid."""
+    return can_manage(user, booking) and payments.awaits_payment(booking)
+
+
+def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                    amount_fen: int, received_on: date, reference: str) -> Payment:
+    """The platform admin records the transfer that arrived: the booking is paid and confirmed."""
+    lock_booking(session, booking)
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform record transfers."))
+    payment = payments.record_transfer(session, booking, actor=actor, user=user, now=now, amount_fen=amount_fen,
+                                       received_on=received_on, reference=reference)
+    if booking.state == BookingState.APPROVED:
+        confirm_booking(session, booking, actor=actor, now=now)
+    return payment
+
+
+def reconcile_payments(*, actor: Actor, now: datetime) -> int:
+    """Settle against the gateway every pending action no request is waiting for (an authorisation whose
+    answer was lost is found by its metadata, attached to a booking that still waits for it and released
+    otherwise), then cancel intents made for our payments that no payment recorded. Idempotent; returns
+    how many it settled."""
+    with unit_of_work() as session:
+        calls = payments.calls_to_reconcile(session, now=now)
+    done = carry_out(calls, actor=actor, now=now)
+    if done and not done[-1].settled:
+        return sum(result.settled for result in done)  # the gateway does not answer: the next run goes on
+    return sum(result.settled for result in done) + payments.release_orphans(actor=actor, now=now)
+
+
 # --- booking ------------------------------------------------------------------------------------
 
 def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
@@ -261,8 +395,8 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
                       block_end_at=block_end_at, purpose=purpose, user_type=user_type, needs_operator=needs_operator,
                       terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
                       price_fen=quote.price_fen, voucher_id=voucher_id, voucher_fen=part.amount_fen if part else 0,
-                      payable_fen=payable, payment_state=PaymentState.DUE if payable else PaymentState.NOT_DUE,
-                      sequence=0)
+                      payable_fen=payable, sequence=0)
+    payments.sync_payment_state(booking)
     requested = booking.audit_view()
     needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
         and user_type != UserType.OWN_STAFF
@@ -377,6 +511,7 @@ def _tell_vouchers_of_payments(session: Session, _context: object, _instances: o
 
 
 def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    lock_booking(session, booking, to=BookingState.APPROVED)
     _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform approve its bookings."))
     _decide(session, booking, BookingState.APPROVED, actor=actor, now=now)
     _notify(session, booking, "booking_approved")
@@ -385,6 +520,7 @@ def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: U
 
 def reject_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
                    reason: str) -> Booking:
+    lock_booking(session, booking, to=BookingState.REJECTED)
     _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform reject its bookings."))
     if not reason.strip():
         raise RuleBroken("reason_required", _("Give the booker a reason."), field="reason")
@@ -394,7 +530,8 @@ def reject_booking(session: Session, booking: Booking, *, actor: Actor, user: Us
 
 
 def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> Booking:
-    """Approved and paid for (authorised, transferred, or nothing due): the slot is the booker's."""
+    """Approved and paid for (authorised, transferred, or nothing due): the slot is the booker's. The
+    caller holds the booking's lock."""
     action, before, after = _advance(booking, BookingState.CONFIRMED, actor=actor, now=now)
     record_audit(session, actor, action, booking, before=before, after=after)
     _notify(session, booking, "booking_confirmed")
@@ -402,6 +539,7 @@ def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: da
 
 
 def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    lock_booking(session, booking, to=BookingState.IN_PROGRESS)
     _ensure(can_operate(user, booking), _("Only the platform's operators check users in."))
     if not booking.start_at - CHECK_IN_EARLY <= now < booking.end_at:
         raise RuleBroken("check_in_time", _("Check-in opens an hour before the start and closes at the end."))
@@ -425,6 +563,7 @@ def final_price(booking: Booking, rules: BookingRules) -> int:
 
 def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
     """Completed: the final price on the actual time is captured (or the difference charged)."""
+    lock_booking(session, booking, to=BookingState.COMPLETED)
     _ensure(can_operate(user, booking), _("Only the platform's operators check users out."))
     before = booking.state.value
     move(booking, BookingState.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
@@ -448,6 +587,7 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
 def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
                    reason: str = "") -> int:
     """Cancel by the booker or the platform, by the cancellation policy; returns the fee in fen."""
+    lock_booking(session, booking, to=BookingState.CANCELLED)
     _ensure(booking.booker_id == user.id or can_manage(user, booking),
             _("Only the booker and the platform's admins cancel a booking."))
     by_platform = booking.booker_id != user.id
@@ -487,8 +627,13 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
     due = session.scalars(select(Booking).where(
         Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), Booking.start_at <= now,
         Booking.payment_state != PaymentState.PENDING)).all()
-    actor = Actor.system("job:expire_bookings")
+    actor, expired = Actor.system("job:expire_bookings"), 0
     for booking in due:
+        lock_booking(session, booking)
+        if not can_move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS) \
+                or booking.payment_state == PaymentState.PENDING:
+            continue  # approved, paid or being paid meanwhile
+        expired += 1
         before = booking.state.value
         move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
         booking.sequence += 1
@@ -496,7 +641,7 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
                      after={"state": booking.state.value})
         _give_back(session, booking, actor=actor, now=now)
     session.flush()
-    return len(due)
+    return expired
 
 
 def mark_no_shows(session: Session, *, now: datetime) -> int:
@@ -508,6 +653,8 @@ def mark_no_shows(session: Session, *, now: datetime) -> int:
         rules = effective_rules(session, booking.instrument_id)
         if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
             continue
+        if lock_booking(session, booking).state != BookingState.CONFIRMED:
+            continue  # checked in or cancelled meanwhile
         mark_no_show(session, booking, rules=rules, actor=actor, now=now)
         marked += 1
     return marked
@@ -516,6 +663,7 @@ def mark_no_shows(session: Session, *, now: datetime) -> int:
 def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, actor: Actor, now: datetime) -> None:
     """A confirmed booking nobody checked in to: no-show, its fee (by the rules) kept from what was paid
     and the rest given back, a voucher's hold released (fees are never paid by a voucher)."""
+    lock_booking(session, booking, to=BookingState.NO_SHOW)
     move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
     booking.cancellation_fee_fen = no_show_fee(booking, rules)
     booking.sequence += 1

@@ -18,7 +18,7 @@ from core.db import utcnow
 from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
-from marketplace import availability, bookings, payments, releases, services
+from marketplace import availability, bookings, releases, services
 from marketplace.models import (Booking, BookingRules, BookingState, Instrument, MaintenanceWindow, PaymentState,
                                 Qualification, QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
 from vouchers import claims as voucher_claims
@@ -461,7 +461,7 @@ class _BookingDemo:
         """The platform records the enterprise's bank transfer (对公转账) of its whole share; the booking is
         confirmed by it."""
         received_on = to_local(at).date()
-        payments.record_transfer(self.session, booking, actor=Actor.of(admin, None), user=admin, now=at,
+        bookings.record_transfer(self.session, booking, actor=Actor.of(admin, None), user=admin, now=at,
                                  amount_fen=booking.payable_fen, received_on=received_on,
                                  reference=f"KQ{received_on:%Y%m%d}{booking.id:05d}")
 

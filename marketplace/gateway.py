@@ -23,9 +23,10 @@ class GatewayError(Exception):
 
 
 class StripeClient:
-    """Form-encoded calls with the secret key and a timeout; every POST carries an Idempotency-Key."""
+    """Form-encoded calls with the secret key and a timeout (seconds, or (connect, read)); every POST
+    carries an Idempotency-Key."""
 
-    def __init__(self, base_url: str, secret_key: str, timeout: float):
+    def __init__(self, base_url: str, secret_key: str, timeout: float | tuple[float, float]):
         self.base_url, self.secret_key, self.timeout = base_url.rstrip("/"), secret_key, timeout
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict:
@@ -82,4 +83,5 @@ def form_encode(params: dict[str, Any], prefix: str = "") -> list[tuple[str, str
 def gateway() -> StripeClient:
     """The client the app's configuration describes."""
     config = current_app.config
-    return StripeClient(config["STRIPE_API_BASE"], config["STRIPE_SECRET_KEY"], config["PAYMENT_TIMEOUT_SECONDS"])
+    return StripeClient(config["STRIPE_API_BASE"], config["STRIPE_SECRET_KEY"],
+                        (config["PAYMENT_CONNECT_TIMEOUT_SECONDS"], config["PAYMENT_READ_TIMEOUT_SECONDS"]))

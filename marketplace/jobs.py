@@ -8,7 +8,7 @@ from flask import current_app
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace import bookings, payments, releases, waitlist
+from marketplace import bookings, releases, waitlist
 
 
 def publish_scheduled_release(now: datetime | None = None) -> int:
@@ -21,13 +21,15 @@ def publish_scheduled_release(now: datetime | None = None) -> int:
 
 
 def expire_bookings(now: datetime | None = None) -> int:
-    with unit_of_work() as session:
-        return bookings.expire_bookings(session, now=now or utcnow())
+    now = now or utcnow()
+    with bookings.booking_change(actor=Actor.system("job:expire_bookings"), now=now) as session:
+        return bookings.expire_bookings(session, now=now)
 
 
 def mark_no_shows(now: datetime | None = None) -> int:
-    with unit_of_work() as session:
-        return bookings.mark_no_shows(session, now=now or utcnow())
+    now = now or utcnow()
+    with bookings.booking_change(actor=Actor.system("job:mark_no_shows"), now=now) as session:
+        return bookings.mark_no_shows(session, now=now)
 
 
 def send_booking_reminders(now: datetime | None = None) -> int:
@@ -45,8 +47,7 @@ def offer_waitlist_slots(now: datetime | None = None) -> int:
 
 def reconcile_payments(now: datetime | None = None) -> int:
     """Settle what the payment gateway left unanswered: the payments settled (and orphans cancelled)."""
-    with unit_of_work() as session:
-        return payments.reconcile_payments(session, actor=Actor.system("job:reconcile_payments"), now=now or utcnow())
+    return bookings.reconcile_payments(actor=Actor.system("job:reconcile_payments"), now=now or utcnow())
 
 
 JOBS: list[Job] = [

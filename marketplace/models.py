@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, synonym
 
 from core.db import Fen, UTCDateTime, UTCTime, not_modelled, str_enum, utcnow
 from core.extensions import db
@@ -565,6 +565,18 @@ class PaymentStatus(StrEnum):
     TRANSFER_RECEIVED = "transfer_received"
 
 
+# The one table of a payment's moves; they follow the gateway's PaymentIntent, which never goes back
+# (a refund changes refunded_fen, not the status). States absent here are final.
+PAYMENT_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
+    PaymentStatus.CREATING: {PaymentStatus.REQUIRES_CONFIRMATION, PaymentStatus.REQUIRES_CAPTURE,
+                             PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.FAILED},
+    PaymentStatus.REQUIRES_CONFIRMATION: {PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.CANCELED,
+                                          PaymentStatus.FAILED},
+    PaymentStatus.REQUIRES_CAPTURE: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
+    PaymentStatus.TRANSFER_EXPECTED: {PaymentStatus.TRANSFER_RECEIVED, PaymentStatus.CANCELED},
+}
+
+
 class Payment(db.Model):
     __tablename__ = "payments"
     __table_args__ = (
@@ -586,8 +598,8 @@ class Payment(db.Model):
     client_secret: Mapped[str | None] = mapped_column(sa.String(200))
     refund_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     attempt: Mapped[int] = mapped_column(default=0)  # of the call in flight; part of its idempotency key
-    # a settlement the gateway has not confirmed yet ("cancel", "capture" or "refund" of pending_amount_fen):
-    # the reconciliation job retries it until it is done
+    # what is to be done at the gateway ("authorise", "cancel", "capture" or "refund" of pending_amount_fen),
+    # committed before the call and cleared when its answer is recorded: reconciliation settles what stays
     pending_action: Mapped[str | None] = mapped_column(sa.String(20))
     pending_amount_fen: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
@@ -598,6 +610,7 @@ class Payment(db.Model):
     updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     booking: Mapped[Booking] = relationship(back_populates="payments")
+    state = synonym("status")  # the name core.states.move() changes
 
 
 class WaitlistState(StrEnum):

@@ -2,37 +2,56 @@
 manual capture) or paid by bank transfer (对公转账), captured at completion, cancelled or refunded by the
 cancellation policy, and reconciled when the gateway (marketplace/gateway.py) did not answer.
 
+A payment's status moves only along PAYMENT_TRANSITIONS (core.states.move); the booking's payment_state
+is derived from its payments in one place (sync_payment_state). This module keeps the payment records
+and talks to the gateway; the booking's life, its row lock and the units of work are marketplace/
+bookings.py's, which calls this module and is never called back.
+
+The gateway is never called inside a database transaction. What is to be done is recorded first, in
+the caller's unit of work: the payment's pending_action ("authorise", "cancel", "capture" or "refund")
+with its idempotency key. After that commits, call_gateway carries it out from a GatewayCall copied out
+of the session, with no transaction open; record_answer writes the answer in a new unit of work, under
+the booking's lock. An action whose answer never arrived (a timeout, a crash) stays pending: the
+reconciliation reads what the gateway did (the intent by its id, or by the booking's metadata when its
+creation was never recorded) and settles it.
+
 Every POST to the gateway carries an Idempotency-Key made of the payment's own key (booking, action,
 number: booking-7-authorise-1), the call and its attempt. localstripe ignores that header, so the app is
-idempotent on its own side too: the Payment row, whose key is unique, is flushed before the call that
-creates its intent, a repeat finds it, and a call whose answer was lost is settled by first reading
-what the gateway did. The app also enforces what localstripe does not: it never captures a cancelled
-intent (it reads the intent's status first) and never refunds more than it captured.
-
-A settlement the gateway has not confirmed is kept as payment.pending_action ("cancel", "capture" or
-"refund" of pending_amount_fen), with the booking's payment_state PENDING, until reconcile_payments
-carries it out. When paying fails, the service records the outcome, then raises RuleBroken (declined)
-or PaymentGatewayUnavailable (503): the edge catches it inside its unit of work, so that is committed."""
+idempotent on its own side too: a call whose answer was lost is settled by first reading what the
+gateway did. The app also enforces what localstripe does not: it never captures a cancelled intent (it
+reads the intent's status first) and never refunds more than it captured."""
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import Actor, record_audit
 from core.clock import to_local
-from core.errors import Forbidden, KequipError, RuleBroken
+from core.db import unit_of_work
+from core.errors import Conflict, Forbidden, KequipError, RuleBroken
 from core.models import User
 from core.money import format_yuan
-from marketplace import bookings
+from core.states import move
 from marketplace.gateway import GatewayError, StripeClient, gateway
-from marketplace.models import (Booking, BookingState, Payment, PaymentMethod, PaymentPurpose, PaymentState,
-                                PaymentStatus)
+from marketplace.models import (
+    PAYMENT_TRANSITIONS,
+    Booking,
+    BookingState,
+    Payment,
+    PaymentMethod,
+    PaymentPurpose,
+    PaymentState,
+    PaymentStatus,
+)
 
 log = logging.getLogger(__name__)
 CURRENCY = "cny"  # amounts in fen, the minor unit of CNY
@@ -48,6 +67,11 @@ KEY_ACTIONS = {(PaymentMethod.CARD, PaymentPurpose.SHARE): "authorise",
                (PaymentMethod.TRANSFER, PaymentPurpose.DIFFERENCE): "transfer-difference"}
 SETTLED = {"cancel": "payment.canceled", "capture": "payment.captured", "refund": "payment.refunded"}
 ORPHAN_WINDOW = timedelta(days=2)  # reconciliation looks for unrecorded intents of payments this recent
+# An action recorded this recently, and not answered "unavailable" since, may still be on its way to the
+# gateway (a request waiting for its answer): reconciliation leaves it, and a second payment waits for it.
+IN_FLIGHT = timedelta(minutes=1)
+SCHEDULED = "scheduled_payments"  # the session's list of payments whose action is to be made after commit
+FAULT_EXIT = 70  # the exit status of a process stopped at its FAULT_POINT
 
 
 class PaymentGatewayUnavailable(KequipError):
@@ -55,23 +79,18 @@ class PaymentGatewayUnavailable(KequipError):
 
     def __init__(self) -> None:
         super().__init__("payment_gateway_unavailable", _(
-            "The payment service is not reachable. Your booking is kept and nothing was charged; "
-            "try again in a few minutes."))
+            "The payment service is not answering; nothing was charged. Your booking is kept: try again in a few "
+            "minutes."))
 
 
 # --- who may ------------------------------------------------------------------------------------
 
 def can_pay(user: User | None, booking: Booking) -> bool:
     """The booker pays a requested or approved booking's share until it is authorised or paid."""
-    return user is not None and booking.booker_id == user.id and _awaits_payment(booking)
+    return user is not None and booking.booker_id == user.id and awaits_payment(booking)
 
 
-def can_record_transfer(user: User | None, booking: Booking) -> bool:
-    """The owning platform's admins record a transfer for a booking still to be paid."""
-    return bookings.can_manage(user, booking) and _awaits_payment(booking)
-
-
-def _awaits_payment(booking: Booking) -> bool:
+def awaits_payment(booking: Booking) -> bool:
     """A share may be paid as soon as the booking is made: while it waits for approval too (confirmed on
     approval, the authorisation released on rejection or expiry)."""
     return (booking.state in (BookingState.REQUESTED, BookingState.APPROVED) and booking.payable_fen > 0
@@ -90,75 +109,128 @@ def expected_transfer(booking: Booking) -> Payment | None:
     return next((p for p in booking.payments if p.status == PaymentStatus.TRANSFER_EXPECTED), None)
 
 
+# --- the calls, recorded before they are made ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GatewayCall:
+    """A payment's pending action with all that carrying it out needs, copied out of the session: the
+    call reads no database row, so it runs with no transaction open."""
+
+    payment_id: int
+    booking_id: int
+    action: str  # "authorise", "cancel", "capture" or "refund"
+    attempt: int
+    key: str  # the payment's idempotency key
+    tags: dict[str, str]  # the intent's metadata: whose it is
+    intent_id: str | None
+    amount_fen: int  # to authorise, capture or refund
+    purpose: PaymentPurpose = PaymentPurpose.SHARE
+    card: str | None = None  # authorise: the card (pm_… or card_…) to attach
+    confirm: bool = True  # authorise: attach and confirm; False (reconciliation): read what the gateway has
+    search: bool = False  # look for an intent made by an unanswered call before making one
+    card_of: str | None = None  # a difference: the share's intent, whose card it is charged to
+    refund_number: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayAnswer:
+    intent: dict | None = None  # the intent as the last call left it (None: there is none)
+    refund: dict | None = None
+    error: GatewayError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What an answer did: whether it settled the action (False: the gateway did not answer, the action
+    stays pending), what the person who asked reads (a decline, no answer), and whether an authorisation
+    now holds the booking's share."""
+
+    settled: bool = True
+    problem: KequipError | None = None
+    authorised: bool = False
+
+
+def _schedule(payment: Payment, action: str | None, amount_fen: int | None = None) -> None:
+    """The one place a payment's pending action is set (to be made after this unit of work commits: see
+    scheduled_calls) or cleared (None: done)."""
+    payment.pending_action, payment.pending_amount_fen = action, amount_fen
+    if action is not None:
+        payment.last_error = None
+        sa.orm.object_session(payment).info.setdefault(SCHEDULED, []).append(payment)
+
+
+def _to(payment: Payment, status: PaymentStatus) -> None:
+    """Follow the gateway (or the transfer) to `status` along PAYMENT_TRANSITIONS."""
+    if payment.status != status:
+        move(payment, status, PAYMENT_TRANSITIONS)
+
+
+def scheduled_calls(session: Session, *, card: str | None = None) -> list[GatewayCall]:
+    """The calls this unit of work scheduled: taken before its commit, made after it (an authorisation
+    with the card the booker entered)."""
+    payments = dict.fromkeys(session.info.pop(SCHEDULED, []))
+    return [_call(payment, card=card if payment.pending_action == "authorise" else None) for payment in payments
+            if payment.pending_action is not None]
+
+
+def forget_scheduled(session: Session) -> None:
+    """A unit of work starts with nothing scheduled (what a rolled-back one scheduled is void)."""
+    session.info.pop(SCHEDULED, None)
+
+
+def _call(payment: Payment, *, card: str | None = None, confirm: bool = True, search: bool = False) -> GatewayCall:
+    action = payment.pending_action
+    amount = payment.pending_amount_fen or payment.amount_fen
+    if action == "refund":
+        amount = min(amount, payment.captured_fen - payment.refunded_fen)
+    card_of = None
+    if payment.purpose == PaymentPurpose.DIFFERENCE and payment.intent_id is None:
+        card_of = _charged_card(payment.booking).intent_id
+    return GatewayCall(payment_id=payment.id, booking_id=payment.booking_id, action=action, attempt=payment.attempt,
+                       key=payment.idempotency_key, tags=_tags(payment), intent_id=payment.intent_id,
+                       amount_fen=amount, purpose=payment.purpose, card=card, confirm=confirm,
+                       search=search or payment.attempt > 0, card_of=card_of,
+                       refund_number=len(payment.refund_ids) + 1)
+
+
 # --- paying -------------------------------------------------------------------------------------
 
-def start_card_payment(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
-                       payment_method: str | None = None) -> Payment:
-    """The card payment of the booking's share: one PaymentIntent with manual capture, however often
-    this is called (a double click, a reload, a retry). Its client_secret is for the browser; the card
-    (a PaymentMethod or card id) may come now or with complete_card_payment."""
-    _lock(session, booking)
+def begin_card_payment(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
+    """Schedule the card authorisation of the booking's share, made after commit (scheduled_calls): one
+    PaymentIntent with manual capture, however often this is called (a double click, a reload, a
+    retry); nothing is scheduled when the share is authorised already. The caller holds the booking's
+    lock."""
     live = _live_card(booking)
     if live is not None and live.status == PaymentStatus.REQUIRES_CAPTURE:
         return live
     ensure_may_pay(user, booking)
-    if live is not None and live.intent_id is not None:
-        return live
+    if live is not None and live.pending_action == "authorise":
+        if _in_flight(live, now):
+            raise Conflict("payment_in_progress", _("Your payment is on its way to the payment service; reload "
+                                                    "this page in a moment."))
+        live.attempt += 1  # its answer never came: a new call, which reads first what the last one did
     _drop_expected_transfer(session, booking, actor=actor)
     payment = live or _new_payment(session, booking, PaymentMethod.CARD, PaymentPurpose.SHARE, booking.payable_fen)
     booking.payment_method = PaymentMethod.CARD
-    try:
-        _ensure_intent(gateway(), payment, payment_method=payment_method)
-    except GatewayError as error:
-        _gateway_failed(session, payment, error, actor=actor)
-    booking.payment_state = PaymentState.DUE
+    _schedule(payment, "authorise", payment.amount_fen)
+    sync_payment_state(booking)
+    session.flush()
     record_audit(session, actor, "payment.started", payment, after=_view(payment))
     return payment
 
 
-def complete_card_payment(session: Session, payment: Payment, *, actor: Actor, user: User, now: datetime,
-                          payment_method: str | None = None) -> Payment:
-    """Attach the card, confirm, and read the intent back. Authorised → the booking is confirmed.
-    Declined → RuleBroken card_declined; the booking stays approved and may be paid again. No answer
-    → PaymentGatewayUnavailable; the booking is PENDING until reconciled or paid again."""
-    booking = payment.booking
-    _lock(session, booking)
-    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
-        return payment  # a second submit of the same form
-    ensure_may_pay(user, booking)
-    if payment.method != PaymentMethod.CARD or payment.status not in (PaymentStatus.CREATING,
-                                                                      PaymentStatus.REQUIRES_CONFIRMATION):
-        raise RuleBroken("payment_closed", _("This payment attempt is over; start the payment again."))
-    client = gateway()
-    try:
-        intent: dict = {"status": "requires_confirmation"}  # as recorded, when every earlier call was answered
-        if payment.status == PaymentStatus.CREATING or payment.attempt:
-            intent = _ensure_intent(client, payment, payment_method=payment_method)
-        path = f"/v1/payment_intents/{payment.intent_id}"
-        if intent["status"] in ("requires_payment_method", "requires_confirmation") \
-                and not intent.get("last_payment_error"):
-            if payment_method and intent.get("payment_method") != payment_method:
-                intent = client.post(path, {"payment_method": payment_method}, key=_call_key(payment, "attach"))
-            if intent["status"] == "requires_payment_method":
-                raise RuleBroken("card_required", _("Enter the card's details."), field="card")
-            intent = client.post(f"{path}/confirm", key=_call_key(payment, "confirm"))
-    except GatewayError as error:
-        _gateway_failed(session, payment, error, actor=actor)
-    _read_confirmation(session, payment, intent, actor=actor, now=now)
-    return payment
-
-
 def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
-    """Pay by bank transfer: the booking waits, approved, for the platform to record the transfer."""
-    _lock(session, booking)
+    """Pay by bank transfer: the booking waits, approved, for the platform to record the transfer. The
+    caller holds the booking's lock."""
     ensure_may_pay(user, booking)
     expected = expected_transfer(booking)
     if expected is not None:
         return expected
-    payment = _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen)
-    payment.status = PaymentStatus.TRANSFER_EXPECTED
-    booking.payment_method, booking.payment_state = PaymentMethod.TRANSFER, PaymentState.DUE
-    _drop_card_attempts(booking)  # cancelled at the gateway by the next reconciliation
+    payment = _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen,
+                           status=PaymentStatus.TRANSFER_EXPECTED)
+    booking.payment_method = PaymentMethod.TRANSFER
+    _drop_card_attempts(booking)  # cancelled at the gateway after commit
+    sync_payment_state(booking)
     session.flush()
     record_audit(session, actor, "payment.transfer_chosen", payment, after=_view(payment))
     return payment
@@ -166,11 +238,9 @@ def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: U
 
 def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
                     amount_fen: int, received_on: date, reference: str) -> Payment:
-    """The platform admin records the transfer that arrived: the booking is paid and confirmed."""
-    _lock(session, booking)
-    if not bookings.can_manage(user, booking):
-        raise Forbidden("forbidden", _("Only the admins of the instrument's platform record transfers."))
-    if not can_record_transfer(user, booking):
+    """The transfer that arrived: the booking's share is paid. The caller holds the booking's lock and
+    has checked that this user may record it."""
+    if not awaits_payment(booking):
         raise RuleBroken("nothing_to_pay", _("This booking is not waiting for a payment."))
     if amount_fen != booking.payable_fen:
         raise RuleBroken("transfer_amount_mismatch", _(
@@ -181,29 +251,30 @@ def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: U
     if not reference.strip():
         raise RuleBroken("reference_required", _("Give the bank's reference of the transfer."), field="reference")
     payment = expected_transfer(booking) \
-        or _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen)
+        or _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen,
+                        status=PaymentStatus.TRANSFER_EXPECTED)
     before = _view(payment)
-    payment.status, payment.captured_fen = PaymentStatus.TRANSFER_RECEIVED, amount_fen
+    _to(payment, PaymentStatus.TRANSFER_RECEIVED)
+    payment.captured_fen = amount_fen
     payment.transfer_received_on, payment.transfer_reference = received_on, reference.strip()[:100]
     payment.recorded_by_id = user.id
-    booking.payment_method, booking.payment_state = PaymentMethod.TRANSFER, PaymentState.PAID
+    booking.payment_method = PaymentMethod.TRANSFER
     _drop_card_attempts(booking)
+    sync_payment_state(booking)
     session.flush()
     record_audit(session, actor, "payment.transfer_received", payment, before=before, after=_view(payment))
-    if booking.state == BookingState.APPROVED:
-        bookings.confirm_booking(session, booking, actor=actor, now=now)
     return payment
 
 
 # --- settling -----------------------------------------------------------------------------------
 
 def settle_cancellation(session: Session, booking: Booking, *, fee_fen: int, actor: Actor, now: datetime) -> None:
-    """After a cancellation or a no-show, keep fee_fen (0 to payable) and give the rest back. What the
-    gateway does not confirm stays pending for reconciliation; the booking's own change goes through."""
+    """After a cancellation or a no-show, keep fee_fen (0 to payable) and give the rest back: what is to
+    be done at the gateway is scheduled, made after commit, and reconciled if it is not answered."""
     if not 0 <= fee_fen <= booking.payable_fen:
         raise ValueError(f"fee {fee_fen} outside 0..{booking.payable_fen}")
     _keep_only(session, booking, fee_fen, actor=actor)
-    _settle_all(session, booking, actor=actor)
+    sync_payment_state(booking)
 
 
 def settle_completion(session: Session, booking: Booking, *, final_payable_fen: int, actor: Actor,
@@ -214,182 +285,23 @@ def settle_completion(session: Session, booking: Booking, *, final_payable_fen: 
     if remaining > 0:
         by_card = _charged_card(booking) is not None
         extra = _new_payment(session, booking, PaymentMethod.CARD if by_card else PaymentMethod.TRANSFER,
-                             PaymentPurpose.DIFFERENCE, remaining)
+                             PaymentPurpose.DIFFERENCE, remaining,
+                             status=PaymentStatus.CREATING if by_card else PaymentStatus.TRANSFER_EXPECTED)
         if by_card:
-            _schedule(extra, "capture", remaining)  # _settle creates, confirms off-session, then captures
-        else:
-            extra.status = PaymentStatus.TRANSFER_EXPECTED
+            _schedule(extra, "capture", remaining)  # created, confirmed off-session, then captured
         record_audit(session, actor, "payment.difference_due", extra, after=_view(extra))
-    _settle_all(session, booking, actor=actor)
-
-
-def reconcile_payments(session: Session, *, actor: Actor, now: datetime) -> int:
-    """Settle against the gateway every payment left CREATING, with a pending action, or confirmed
-    without an answer; then cancel intents made for our payments that no payment recorded (a creation
-    retried after a lost answer, a commit that failed). Idempotent; returns how many it settled."""
-    rows = session.scalars(select(Payment).join(Booking).where(sa.or_(
-        Payment.status == PaymentStatus.CREATING, Payment.pending_action.is_not(None),
-        sa.and_(Booking.payment_state == PaymentState.PENDING, Payment.status == PaymentStatus.REQUIRES_CONFIRMATION)))
-        .order_by(Payment.id)).all()
-    client, settled = gateway(), 0
-    for payment in rows:
-        booking = payment.booking
-        _lock(session, booking)
-        if payment.pending_action is not None:
-            done = _settle(session, client, payment, actor=actor)
-        else:
-            done = _reconcile_card_share(session, client, payment, actor=actor, now=now)
-        if not done:
-            return settled  # the gateway does not answer: the next run goes on
-        if booking.payment_state == PaymentState.PENDING:
-            booking.payment_state = _derived_state(booking)
-        settled += 1
-    return settled + _cancel_orphans(session, client, actor=actor, now=now)
-
-
-# --- the parts ----------------------------------------------------------------------------------
-
-def _lock(session: Session, booking: Booking) -> None:
-    """Serialise the payment changes of one booking (FOR UPDATE; SQLite serialises writers by itself)
-    and read it and its payments afresh: a concurrent request may have paid while we waited."""
-    session.flush()
-    session.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())
-    session.refresh(booking)
-    session.scalars(select(Payment).where(Payment.booking_id == booking.id)
-                    .execution_options(populate_existing=True)).all()
-
-
-def _live_card(booking: Booking) -> Payment | None:
-    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
-                 and p.pending_action is None and p.status in (PaymentStatus.CREATING,
-                                                               PaymentStatus.REQUIRES_CONFIRMATION,
-                                                               PaymentStatus.REQUIRES_CAPTURE)), None)
-
-
-def _new_payment(session: Session, booking: Booking, method: PaymentMethod, purpose: PaymentPurpose,
-                 amount_fen: int) -> Payment:
-    """A payment keyed by what it is: booking-7-authorise-2 is booking 7's second card authorisation.
-    The key is unique, so two racing requests cannot both make one."""
-    number = 1 + sum(1 for p in booking.payments if (p.method, p.purpose) == (method, purpose))
-    payment = Payment(booking=booking, method=method, purpose=purpose, status=PaymentStatus.CREATING,
-                      amount_fen=amount_fen,
-                      idempotency_key=f"booking-{booking.id}-{KEY_ACTIONS[method, purpose]}-{number}")
-    session.add(payment)
-    session.flush()
-    return payment
-
-
-def _call_key(payment: Payment, action: str) -> str:
-    return f"{payment.idempotency_key}-{action}-{payment.attempt}"
-
-
-def _view(payment: Payment) -> dict[str, Any]:
-    return {"status": payment.status.value, "amount_fen": payment.amount_fen, "captured_fen": payment.captured_fen,
-            "refunded_fen": payment.refunded_fen, "intent_id": payment.intent_id,
-            "pending_action": payment.pending_action, "pending_amount_fen": payment.pending_amount_fen}
-
-
-def _ensure_intent(client: StripeClient, payment: Payment, *, payment_method: str | None = None) -> dict:
-    """The payment's intent: read back; adopted after a creation whose answer was lost; or created."""
-    if payment.intent_id is not None:
-        return client.get(f"/v1/payment_intents/{payment.intent_id}")
-    intent = _find_intent(client, payment) if payment.attempt else None
-    if intent is None:
-        params: dict[str, Any] = {"amount": payment.amount_fen, "currency": CURRENCY, "capture_method": "manual",
-                                  "payment_method": payment_method,
-                                  "metadata": _tags(payment)}
-        if payment.purpose == PaymentPurpose.DIFFERENCE:
-            share = client.get(f"/v1/payment_intents/{_charged_card(payment.booking).intent_id}")
-            params |= {"payment_method": share["payment_method"], "confirm": True, "off_session": True}
-        intent = client.post("/v1/payment_intents", params, key=_call_key(payment, "create"))
-    payment.intent_id, payment.client_secret = intent["id"], intent.get("client_secret")
-    payment.status = INTENT_STATUS.get(intent["status"], payment.status)
-    return intent
-
-
-def _tags(payment: Payment) -> dict[str, Any]:
-    """The intent's metadata: whose it is. A booking is its id and creation time, since another database
-    (a test's, a reset development one) may have had a booking of the same id on the same gateway."""
-    return {"booking_id": payment.booking_id, "booked_at": payment.booking.created_at.isoformat(),
-            "idempotency_key": payment.idempotency_key}
-
-
-def _is_tagged(intent: dict, payment: Payment) -> bool:
-    tags = {name: str(value) for name, value in _tags(payment).items()}
-    return all((intent.get("metadata") or {}).get(name) == value for name, value in tags.items())
-
-
-def _find_intent(client: StripeClient, payment: Payment) -> dict | None:
-    return next((intent for intent in client.intents() if _is_tagged(intent, payment)), None)
-
-
-def _gateway_failed(session: Session, payment: Payment, error: GatewayError, *, actor: Actor) -> None:
-    """Record a failed call and raise what the user reads: a decline, a refusal, or no answer (pending)."""
-    booking = payment.booking
-    payment.last_error = error.message[:500]
-    if error.kind == "declined":
-        payment.status, booking.payment_state = PaymentStatus.FAILED, PaymentState.DUE
-        session.flush()
-        record_audit(session, actor, "payment.declined", payment, after=_view(payment) | {"code": error.code})
-        raise RuleBroken("card_declined", _("The card was declined and nothing was charged. Try another card, "
-                                            "or pay by bank transfer."), field="card")
-    if error.kind == "invalid":
-        log.error("payment %s: the gateway refused: %s", payment.id, error.message)
-        raise RuleBroken("payment_refused", _("The payment service refused this card; nothing was charged. "
-                                              "Check the card's details, or pay by bank transfer."), field="card")
-    payment.attempt += 1  # the retry is a new call: Stripe keeps even a 5xx answer under its key
-    booking.payment_state = PaymentState.PENDING
-    session.flush()
-    record_audit(session, actor, "payment.pending", payment, after=_view(payment) | {"error": payment.last_error})
-    raise PaymentGatewayUnavailable()
-
-
-def _read_confirmation(session: Session, payment: Payment, intent: dict, *, actor: Actor, now: datetime) -> None:
-    """A confirmed intent: authorised → the booking is confirmed; else the payment failed (raises)."""
-    booking = payment.booking
-    payment.status = INTENT_STATUS.get(intent["status"], payment.status)
-    if intent["status"] == "requires_capture":
-        payment.last_error, booking.payment_state = None, PaymentState.AUTHORISED
-        session.flush()
-        record_audit(session, actor, "payment.authorised", payment, after=_view(payment))
-        if booking.state == BookingState.APPROVED:
-            bookings.confirm_booking(session, booking, actor=actor, now=now)
-        return
-    error = intent.get("last_payment_error") or {}
-    if error:
-        _gateway_failed(session, payment, GatewayError("declined", error.get("message", ""), code=error.get("code")),
-                        actor=actor)
-    payment.status, payment.last_error = PaymentStatus.FAILED, f"intent {intent['status']}"
-    booking.payment_state = PaymentState.DUE
-    session.flush()
-    record_audit(session, actor, "payment.failed", payment, after=_view(payment))
-    raise RuleBroken("card_not_authorised", _("The card could not be authorised (it asks for a check this page "
-                                              "does not offer). Try another card, or pay by bank transfer."),
-                     field="card")
-
-
-def _reconcile_card_share(session: Session, client: StripeClient, payment: Payment, *, actor: Actor,
-                          now: datetime) -> bool:
-    """A share whose creation or confirmation went unanswered: read the intent and act on it."""
-    try:
-        intent = _ensure_intent(client, payment)
-    except GatewayError as error:
-        return _note_failure(payment, error)
-    if intent["status"] == "requires_capture" or intent.get("last_payment_error"):
-        try:
-            _read_confirmation(session, payment, intent, actor=actor, now=now)
-        except RuleBroken:
-            pass  # the decline is recorded on the payment; the booker pays again
-    else:
-        payment.booking.payment_state = PaymentState.DUE  # not confirmed: the booker enters the card again
-    return True
+    sync_payment_state(booking)
 
 
 def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Actor) -> int:
     """Keep keep_fen of what the booking's payments hold and give back the rest: an authorisation is
     captured up to it (or released), a capture refunded down to it, a received transfer gets the refund
-    due recorded; attempts never authorised are dropped. Returns what is kept beyond what is held."""
+    due recorded; attempts never authorised are dropped, and an authorisation still on its way (or never
+    answered) is released whatever it became. Returns what is kept beyond what is held."""
     for payment in booking.payments:
+        if payment.pending_action == "authorise":
+            _schedule(payment, "cancel")
+            continue
         if payment.pending_action is not None:
             continue
         authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
@@ -406,107 +318,286 @@ def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Acto
     return keep_fen
 
 
-def _schedule(payment: Payment, action: str, amount_fen: int | None = None) -> None:
-    payment.pending_action, payment.pending_amount_fen = action, amount_fen
+# --- at the gateway, with no transaction open ---------------------------------------------------
 
-
-def _settle_all(session: Session, booking: Booking, *, actor: Actor) -> None:
-    client = gateway()
-    for payment in booking.payments:
-        if payment.pending_action is not None and not _settle(session, client, payment, actor=actor):
-            break  # the gateway does not answer: what is left waits for reconciliation
-    booking.payment_state = _derived_state(booking)
-
-
-def _settle(session: Session, client: StripeClient, payment: Payment, *, actor: Actor) -> bool:
-    """Carry out the payment's pending action, reading first what the gateway already did. True when
-    settled (or declined); False when the gateway did not answer: the action stays pending."""
-    action, amount, before = payment.pending_action, payment.pending_amount_fen, _view(payment)
+def call_gateway(call: GatewayCall) -> GatewayAnswer:
+    """Carry out one recorded call, reading first what the gateway already did. Touches no database."""
+    client, intent, refund = gateway(), None, None
     try:
-        if payment.intent_id is None and action == "cancel":  # its creation went unanswered, if sent at all
-            intent = (_find_intent(client, payment) if payment.attempt else None) or {"id": None, "status": "canceled"}
-            payment.intent_id = intent["id"]
-        else:
-            intent = _ensure_intent(client, payment)
-        path = f"/v1/payment_intents/{payment.intent_id}"
-        if action == "cancel" and intent["status"] in CANCELLABLE:
-            intent = client.post(f"{path}/cancel", key=_call_key(payment, "cancel"))
-        elif action == "capture" and intent["status"] == "requires_capture":
-            intent = client.post(f"{path}/capture", {"amount_to_capture": amount}, key=_call_key(payment, "capture"))
-        elif action == "refund":
-            _refund(client, payment, amount)
+        intent = _intent_for(client, call)
+        path = f"/v1/payment_intents/{intent['id']}" if intent else ""
+        if call.action == "authorise" and intent and call.confirm and not intent.get("last_payment_error") \
+                and intent["status"] in ("requires_payment_method", "requires_confirmation"):
+            if call.card and intent.get("payment_method") != call.card:
+                intent = client.post(path, {"payment_method": call.card}, key=_call_key(call, "attach"))
+            if intent["status"] == "requires_confirmation":
+                intent = client.post(f"{path}/confirm", key=_call_key(call, "confirm"))
+        elif call.action == "cancel" and intent and intent["status"] in CANCELLABLE:
+            intent = _cancel(client, intent, call)
+        elif call.action == "capture" and intent and intent["status"] == "requires_capture":
+            intent = client.post(f"{path}/capture", {"amount_to_capture": call.amount_fen},
+                                 key=_call_key(call, "capture"))
+        elif call.action == "refund" and intent:
+            refund = _refund(client, call, intent["id"])
+        answer = GatewayAnswer(intent, refund)
     except GatewayError as error:
-        if error.kind != "declined":
-            return _note_failure(payment, error)
-        payment.status, payment.last_error = PaymentStatus.FAILED, error.message[:500]  # a difference declined
-    else:
-        payment.status = INTENT_STATUS.get(intent["status"], payment.status)
-        if action == "capture" and intent["status"] == "succeeded":
-            payment.captured_fen = amount
-        elif action == "capture":
-            log.error("payment %s: not captured, the intent is %s", payment.id, intent["status"])
-    payment.pending_action = payment.pending_amount_fen = None
-    session.flush()
-    record_audit(session, actor, SETTLED[action], payment, before=before, after=_view(payment))
-    return True
+        answer = GatewayAnswer(intent, refund, error)
+    fault_point("payment_answered")
+    return answer
 
 
-def _refund(client: StripeClient, payment: Payment, amount: int) -> None:
+def fault_point(name: str) -> None:
+    """Tests only: the process dies here (no cleanup, no commit) when the FAULT_POINT setting names this
+    point, as a worker killed between two steps would."""
+    if current_app.config.get("FAULT_POINT") == name:
+        logging.shutdown()
+        os._exit(FAULT_EXIT)
+
+
+def _intent_for(client: StripeClient, call: GatewayCall) -> dict | None:
+    """The payment's intent: read back; found by its metadata after a creation whose answer was lost; or
+    made, when the action makes one (an authorisation, a difference's charge)."""
+    if call.intent_id is not None:
+        return client.get(f"/v1/payment_intents/{call.intent_id}")
+    found = _find_intent(client, call.tags) if call.search or call.action in ("cancel", "refund") else None
+    makes = (call.action == "authorise" and call.confirm) or (call.action == "capture" and call.card_of)
+    if found is not None or not makes:
+        return found
+    params: dict[str, Any] = {"amount": call.amount_fen, "currency": CURRENCY, "capture_method": "manual",
+                              "payment_method": call.card, "metadata": call.tags}
+    if call.purpose == PaymentPurpose.DIFFERENCE:
+        share = client.get(f"/v1/payment_intents/{call.card_of}")
+        params |= {"payment_method": share["payment_method"], "confirm": True, "off_session": True}
+    return client.post("/v1/payment_intents", params, key=_call_key(call, "create"))
+
+
+def _cancel(client: StripeClient, intent: dict, call: GatewayCall) -> dict:
+    """Cancel the intent; one cancelled meanwhile by another call is read back as it is."""
+    try:
+        return client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=_call_key(call, "cancel"))
+    except GatewayError as error:
+        if error.kind != "invalid":
+            raise
+        again = client.get(f"/v1/payment_intents/{intent['id']}")
+        if again["status"] != "canceled":
+            raise
+        return again
+
+
+def _refund(client: StripeClient, call: GatewayCall, intent_id: str) -> dict | None:
     """Refund at most what was captured and not refunded; a refund an unanswered attempt made is adopted."""
-    amount = min(amount, payment.captured_fen - payment.refunded_fen)
-    if amount <= 0:
-        return
-    tag = f"{payment.idempotency_key}-refund-{len(payment.refund_ids) + 1}"
-    made = client.get("/v1/refunds", {"payment_intent": payment.intent_id, "limit": 100})["data"]
-    refund = next((r for r in made if (r.get("metadata") or {}).get("idempotency_key") == tag), None) \
-        or client.post("/v1/refunds", {"payment_intent": payment.intent_id, "amount": amount,
-                                       "metadata": {"idempotency_key": tag}}, key=_call_key(payment, "refund"))
-    payment.refund_ids = [*payment.refund_ids, refund["id"]]
-    payment.refunded_fen += refund["amount"]
+    if call.amount_fen <= 0:
+        return None
+    tag = f"{call.key}-refund-{call.refund_number}"
+    made = client.get("/v1/refunds", {"payment_intent": intent_id, "limit": 100})["data"]
+    return next((r for r in made if (r.get("metadata") or {}).get("idempotency_key") == tag), None) \
+        or client.post("/v1/refunds", {"payment_intent": intent_id, "amount": call.amount_fen,
+                                       "metadata": {"idempotency_key": tag}}, key=_call_key(call, "refund"))
 
 
-def _note_failure(payment: Payment, error: GatewayError) -> bool:
+def _call_key(call: GatewayCall, step: str) -> str:
+    return f"{call.key}-{step}-{call.attempt}"
+
+
+def _find_intent(client: StripeClient, tags: dict[str, str]) -> dict | None:
+    return next((intent for intent in client.intents() if _is_tagged(intent, tags)), None)
+
+
+def _is_tagged(intent: dict, tags: dict[str, str]) -> bool:
+    return all((intent.get("metadata") or {}).get(name) == value for name, value in tags.items())
+
+
+# --- the answers, recorded under the booking's lock ---------------------------------------------
+
+def record_answer(session: Session, booking: Booking, call: GatewayCall, answer: GatewayAnswer, *,
+                  actor: Actor) -> Recorded:
+    """Write what the gateway answered to `call`, in the caller's new unit of work, the booking locked
+    and read afresh: the payment's status moves by the answer, its pending action is cleared, or kept
+    (with the attempt counted) when the gateway did not answer."""
+    payment = next(p for p in booking.payments if p.id == call.payment_id)
+    if (payment.pending_action, payment.attempt, payment.intent_id) != (call.action, call.attempt, call.intent_id):
+        recorded = _overtaken(payment, call, answer)  # settled, taken over or better known meanwhile
+    elif answer.error is not None and answer.error.kind != "declined" \
+            and (call.action != "authorise" or answer.error.kind == "unavailable"):
+        recorded = _unanswered(session, payment, call, answer, actor=actor)
+    elif call.action == "authorise":
+        recorded = _record_authorisation(session, booking, payment, call, answer, actor=actor)
+    else:
+        recorded = _record_settlement(session, payment, call, answer, actor=actor)
+    sync_payment_state(booking)
+    session.flush()
+    return recorded
+
+
+def _overtaken(payment: Payment, call: GatewayCall, answer: GatewayAnswer) -> Recorded:
+    """The payment's action changed while the call was out (a cancellation released the booking an
+    authorisation was for; another call settled it): whatever the answer holds at the gateway for a
+    payment now cancelled is released, after commit."""
+    intent = answer.intent
+    _adopt(payment, intent)
+    held = intent is not None and intent["id"] == payment.intent_id and intent["status"] in CANCELLABLE
+    if payment.pending_action == "cancel" or (held and payment.status == PaymentStatus.CANCELED):
+        _schedule(payment, "cancel")  # made again with what is known now
+    if call.action == "authorise" and payment.status != PaymentStatus.REQUIRES_CAPTURE:
+        return Recorded(problem=_cancelled_meanwhile())
+    return Recorded()
+
+
+def _adopt(payment: Payment, intent: dict | None) -> None:
+    """The payment learns its intent, once (made by the call, or found by its metadata)."""
+    if intent is not None and payment.intent_id is None:
+        payment.intent_id, payment.client_secret = intent["id"], intent.get("client_secret")
+
+
+def _cancelled_meanwhile() -> Conflict:
+    return Conflict("booking_state_changed", _("This booking was cancelled while you paid: what was held on your "
+                                               "card is released and nothing was charged."))
+
+
+def _unanswered(session: Session, payment: Payment, call: GatewayCall, answer: GatewayAnswer, *,
+                actor: Actor) -> Recorded:
+    """No answer (or a refusal of a settlement): the action stays pending for reconciliation, with the
+    intent if one was made before the silence; the next call is a new one, since Stripe keeps even a 5xx
+    answer under its key."""
+    error = answer.error
+    _adopt(payment, answer.intent)
     payment.attempt += 1
     payment.last_error = error.message[:500]
-    payment.booking.payment_state = PaymentState.PENDING
-    log.warning("payment %s: %s left pending: %s", payment.id, payment.pending_action or payment.status.value,
-                error.message)
-    return False
-
-
-def _refund_transfer(session: Session, payment: Payment, amount_fen: int, *, actor: Actor) -> None:
-    """A transfer is paid back by the platform's bank, outside the gateway: the refund due is recorded."""
-    before = _view(payment)
-    payment.refunded_fen += amount_fen
+    log.warning("payment %s: %s left pending: %s", payment.id, call.action, error.message)
+    if call.action != "authorise":
+        return Recorded(settled=False)
     session.flush()
-    record_audit(session, actor, "payment.refund_due", payment, before=before, after=_view(payment))
+    record_audit(session, actor, "payment.pending", payment, after=_view(payment) | {"error": payment.last_error})
+    return Recorded(settled=False, problem=PaymentGatewayUnavailable())
 
 
-def _drop_card_attempts(booking: Booking) -> None:
-    """Card attempts never authorised are to be cancelled (by _settle_all, or by reconciliation)."""
-    for payment in booking.payments:
-        if payment.method == PaymentMethod.CARD and payment.pending_action is None \
-                and payment.status in (PaymentStatus.CREATING, PaymentStatus.REQUIRES_CONFIRMATION):
-            _schedule(payment, "cancel")
-
-
-def _drop_expected_transfer(session: Session, booking: Booking, *, actor: Actor) -> None:
-    expected = expected_transfer(booking)
-    if expected is not None:
-        expected.status = PaymentStatus.CANCELED
+def _record_authorisation(session: Session, booking: Booking, payment: Payment, call: GatewayCall,
+                          answer: GatewayAnswer, *, actor: Actor) -> Recorded:
+    """Authorised → held for the booking if it still waits for its payment, else released at once.
+    Declined, refused or unconfirmed → the attempt is over or waits for the card; nothing was charged."""
+    intent, error = answer.intent, answer.error
+    _adopt(payment, intent)
+    _schedule(payment, None)
+    declined = (error.message, error.code) if error is not None and error.kind == "declined" else None
+    if intent is not None and intent.get("last_payment_error"):
+        declined = (intent["last_payment_error"].get("message", ""), intent["last_payment_error"].get("code"))
+    if declined is not None:
+        payment.last_error = declined[0][:500]
+        _to(payment, PaymentStatus.FAILED)
         session.flush()
-        record_audit(session, actor, "payment.canceled", expected, after=_view(expected))
+        record_audit(session, actor, "payment.declined", payment, after=_view(payment) | {"code": declined[1]})
+        return Recorded(problem=RuleBroken("card_declined", _(
+            "The card was declined and nothing was charged. Try another card, or pay by bank transfer."), field="card"))
+    if error is not None:  # refused as invalid
+        log.error("payment %s: the gateway refused: %s", payment.id, error.message)
+        payment.last_error = error.message[:500]
+        if payment.intent_id is None:
+            _to(payment, PaymentStatus.FAILED)
+        return Recorded(problem=RuleBroken("payment_refused", _(
+            "The payment service refused this card; nothing was charged. Check the card's details, or pay by "
+            "bank transfer."), field="card"))
+    if intent is None:  # reconciliation: the creation never reached the gateway
+        _to(payment, PaymentStatus.CANCELED)
+        session.flush()
+        record_audit(session, actor, "payment.canceled", payment, after=_view(payment))
+        return Recorded()
+    _to(payment, INTENT_STATUS.get(intent["status"], payment.status))
+    payment.last_error = None
+    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
+        session.flush()
+        record_audit(session, actor, "payment.authorised", payment, after=_view(payment))
+        if awaits_payment(booking) and not any(_holds_share(p) for p in booking.payments if p is not payment):
+            return Recorded(authorised=True)
+        _schedule(payment, "cancel")  # the booking no longer waits for it: released after commit
+        return Recorded(problem=_cancelled_meanwhile())
+    if payment.status == PaymentStatus.REQUIRES_CONFIRMATION and call.confirm:
+        if intent["status"] == "requires_payment_method":
+            return Recorded(problem=RuleBroken("card_required", _("Enter the card's details."), field="card"))
+        payment.last_error = f"intent {intent['status']}"
+        _to(payment, PaymentStatus.FAILED)
+        session.flush()
+        record_audit(session, actor, "payment.failed", payment, after=_view(payment))
+        return Recorded(problem=RuleBroken("card_not_authorised", _(
+            "The card could not be authorised (it asks for a check this page does not offer). Try another card, "
+            "or pay by bank transfer."), field="card"))
+    return Recorded()  # not confirmed (reconciliation) or cancelled at the gateway: the booker pays again
 
 
-def _charged_card(booking: Booking) -> Payment | None:
-    """The share's card payment, authorised or captured: the card a difference is charged to."""
-    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
-                 and p.intent_id and (p.captured_fen or p.status == PaymentStatus.REQUIRES_CAPTURE
-                                      or p.pending_action == "capture")), None)
+def _record_settlement(session: Session, payment: Payment, call: GatewayCall, answer: GatewayAnswer, *,
+                       actor: Actor) -> Recorded:
+    before, intent = _view(payment), answer.intent
+    if answer.error is not None:  # a difference declined
+        payment.last_error = answer.error.message[:500]
+        _to(payment, PaymentStatus.FAILED)
+    elif intent is not None:
+        _adopt(payment, intent)
+        _to(payment, INTENT_STATUS.get(intent["status"], payment.status))
+    elif call.action == "cancel":  # no intent was ever made
+        _to(payment, PaymentStatus.CANCELED)
+    if call.action == "capture" and intent is not None and intent["status"] == "succeeded":
+        payment.captured_fen = call.amount_fen
+    elif call.action == "capture" and answer.error is None:
+        log.error("payment %s: not captured, the intent is %s", payment.id, intent and intent["status"])
+    if answer.refund is not None:
+        payment.refund_ids = [*payment.refund_ids, answer.refund["id"]]
+        payment.refunded_fen += answer.refund["amount"]
+    _schedule(payment, None)
+    session.flush()
+    record_audit(session, actor, SETTLED[call.action], payment, before=before, after=_view(payment))
+    return Recorded()
 
 
-def _derived_state(booking: Booking) -> PaymentState:
-    """Where the booking's payment stands, from its payments once settled (or not)."""
+# --- reconciliation -----------------------------------------------------------------------------
+
+def calls_to_reconcile(session: Session, *, now: datetime) -> list[GatewayCall]:
+    """Every pending action no request is still waiting for, to be read at the gateway and settled: an
+    authorisation is read (found by its metadata when its creation was never recorded), never confirmed."""
+    rows = session.scalars(select(Payment).where(
+        Payment.pending_action.is_not(None),
+        sa.or_(Payment.last_error.is_not(None), Payment.updated_at <= now - IN_FLIGHT)).order_by(Payment.id)).all()
+    return [_call(payment, confirm=False, search=True) for payment in rows]
+
+
+def release_orphans(*, actor: Actor, now: datetime) -> int:
+    """Cancel open intents tagged for one of our recent payments that are not that payment's own: made by
+    a creation retried after a lost answer. An intent whose creation the payment has not recorded yet is
+    left to that payment's own reconciliation."""
+    with unit_of_work() as session:
+        recent = {p.idempotency_key: (p.id, p.intent_id, p.pending_action, _tags(p)) for p in session.scalars(
+            select(Payment).where(Payment.method == PaymentMethod.CARD, Payment.created_at >= now - ORPHAN_WINDOW))}
+    if not recent:
+        return 0
+    client, released = gateway(), []
+    try:
+        for intent in list(client.intents()):
+            known = recent.get((intent.get("metadata") or {}).get("idempotency_key"))
+            if known is None or intent["status"] not in CANCELLABLE or not _is_tagged(intent, known[3]):
+                continue
+            payment_id, intent_id, pending, _tags_of = known
+            if intent["id"] == intent_id or (intent_id is None and pending is not None):
+                continue
+            client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=f"orphan-{intent['id']}-cancel")
+            released.append((payment_id, intent["id"]))
+    except GatewayError as error:
+        log.warning("orphan intents left for the next run: %s", error.message)
+    if released:
+        with unit_of_work() as session:
+            for payment_id, intent_id in released:
+                record_audit(session, actor, "payment.orphan_canceled", session.get(Payment, payment_id),
+                             after={"intent_id": intent_id})
+    return len(released)
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+def sync_payment_state(booking: Booking) -> None:
+    """The one place the booking's payment_state is set: derived from its payments."""
+    booking.payment_state = payment_state_of(booking)
+
+
+def payment_state_of(booking: Booking) -> PaymentState:
+    """Where the booking's payment stands, from its payments: PENDING while any action waits for the
+    gateway's answer."""
     payments = booking.payments
     if any(p.pending_action or p.status == PaymentStatus.CREATING for p in payments):
         return PaymentState.PENDING
@@ -519,28 +610,82 @@ def _derived_state(booking: Booking) -> PaymentState:
         return PaymentState.PAID
     if any(p.status == PaymentStatus.REQUIRES_CAPTURE for p in payments):
         return PaymentState.AUTHORISED
-    if booking.state in (BookingState.REQUESTED, BookingState.APPROVED):
-        return PaymentState.DUE
-    if any(p.method == PaymentMethod.CARD and p.status == PaymentStatus.CANCELED for p in payments):
+    if booking.payable_fen == 0 and not payments:
+        return PaymentState.NOT_DUE
+    if booking.state not in (BookingState.REQUESTED, BookingState.APPROVED) \
+            and any(p.method == PaymentMethod.CARD and p.status == PaymentStatus.CANCELED for p in payments):
         return PaymentState.RELEASED
-    return PaymentState.DUE if booking.payment_state == PaymentState.PENDING else booking.payment_state
+    return PaymentState.DUE
 
 
-def _cancel_orphans(session: Session, client: StripeClient, *, actor: Actor, now: datetime) -> int:
-    """Cancel open intents tagged for one of our recent payments that are not that payment's own: made
-    by a creation retried after a lost answer, or before a commit that failed."""
-    recent = {p.idempotency_key: p for p in session.scalars(select(Payment).where(
-        Payment.method == PaymentMethod.CARD, Payment.created_at >= now - ORPHAN_WINDOW))}
-    cancelled = 0
-    try:
-        for intent in list(client.intents()) if recent else []:
-            payment = recent.get((intent.get("metadata") or {}).get("idempotency_key"))
-            if payment is None or intent["id"] == payment.intent_id or intent["status"] not in CANCELLABLE \
-                    or payment.status == PaymentStatus.CREATING or not _is_tagged(intent, payment):
-                continue
-            client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=f"orphan-{intent['id']}-cancel")
-            record_audit(session, actor, "payment.orphan_canceled", payment, after={"intent_id": intent["id"]})
-            cancelled += 1
-    except GatewayError as error:
-        log.warning("orphan intents left for the next run: %s", error.message)
-    return cancelled
+def _in_flight(payment: Payment, now: datetime) -> bool:
+    return payment.pending_action is not None and payment.last_error is None \
+        and payment.updated_at > now - IN_FLIGHT
+
+
+def _holds_share(payment: Payment) -> bool:
+    return payment.purpose == PaymentPurpose.SHARE and (
+        payment.status in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.TRANSFER_RECEIVED) or payment.captured_fen > 0)
+
+
+def _live_card(booking: Booking) -> Payment | None:
+    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
+                 and p.pending_action in (None, "authorise")
+                 and p.status in (PaymentStatus.CREATING, PaymentStatus.REQUIRES_CONFIRMATION,
+                                  PaymentStatus.REQUIRES_CAPTURE)), None)
+
+
+def _new_payment(session: Session, booking: Booking, method: PaymentMethod, purpose: PaymentPurpose,
+                 amount_fen: int, *, status: PaymentStatus = PaymentStatus.CREATING) -> Payment:
+    """A payment keyed by what it is: booking-7-authorise-2 is booking 7's second card authorisation.
+    The key is unique, so two racing requests cannot both make one."""
+    number = 1 + sum(1 for p in booking.payments if (p.method, p.purpose) == (method, purpose))
+    payment = Payment(booking=booking, method=method, purpose=purpose, status=status, amount_fen=amount_fen,
+                      idempotency_key=f"booking-{booking.id}-{KEY_ACTIONS[method, purpose]}-{number}")
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def _view(payment: Payment) -> dict[str, Any]:
+    return {"status": payment.status.value, "amount_fen": payment.amount_fen, "captured_fen": payment.captured_fen,
+            "refunded_fen": payment.refunded_fen, "intent_id": payment.intent_id,
+            "pending_action": payment.pending_action, "pending_amount_fen": payment.pending_amount_fen}
+
+
+def _tags(payment: Payment) -> dict[str, str]:
+    """The intent's metadata: whose it is. A booking is its id and creation time, since another database
+    (a test's, a reset development one) may have had a booking of the same id on the same gateway."""
+    return {"booking_id": str(payment.booking_id), "booked_at": payment.booking.created_at.isoformat(),
+            "idempotency_key": payment.idempotency_key}
+
+
+def _refund_transfer(session: Session, payment: Payment, amount_fen: int, *, actor: Actor) -> None:
+    """A transfer is paid back by the platform's bank, outside the gateway: the refund due is recorded."""
+    before = _view(payment)
+    payment.refunded_fen += amount_fen
+    session.flush()
+    record_audit(session, actor, "payment.refund_due", payment, before=before, after=_view(payment))
+
+
+def _drop_card_attempts(booking: Booking) -> None:
+    """Card attempts never authorised are to be cancelled at the gateway."""
+    for payment in booking.payments:
+        if payment.method == PaymentMethod.CARD and payment.pending_action is None \
+                and payment.status in (PaymentStatus.CREATING, PaymentStatus.REQUIRES_CONFIRMATION):
+            _schedule(payment, "cancel")
+
+
+def _drop_expected_transfer(session: Session, booking: Booking, *, actor: Actor) -> None:
+    expected = expected_transfer(booking)
+    if expected is not None:
+        _to(expected, PaymentStatus.CANCELED)
+        session.flush()
+        record_audit(session, actor, "payment.canceled", expected, after=_view(expected))
+
+
+def _charged_card(booking: Booking) -> Payment | None:
+    """The share's card payment, authorised or captured: the card a difference is charged to."""
+    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
+                 and p.intent_id and (p.captured_fen or p.status == PaymentStatus.REQUIRES_CAPTURE
+                                      or p.pending_action == "capture")), None)

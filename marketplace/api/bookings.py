@@ -294,15 +294,15 @@ class CancelOut(ma.Schema):
 @bp.response(200, CancelOut)
 @bp.alt_response(403, schema=ErrorBody, description="Only the booker and the platform's admins cancel")
 @bp.alt_response(404, schema=ErrorBody, description="No such booking, or not one the caller may see")
-@bp.alt_response(422, schema=ErrorBody,
-                 description="illegal_transition: the booking cannot be cancelled any more")
+@bp.alt_response(409, schema=ErrorBody,
+                 description="booking_state_changed: the booking cannot be cancelled any more (cancelled, "
+                             "completed, or changed by someone else meanwhile)")
 @bp.doc(security=[{"bearer": []}])
 def cancel_booking(data: dict, booking_id: int):
     """Cancel a booking, by the booker or the platform, under the instrument's cancellation policy."""
     user = current_principal()
-    with unit_of_work() as session:
+    with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
         booking = bookings.get_booking(session, booking_id, user)
         fee = bookings.cancel_booking(session, booking, actor=current_actor(), user=user, now=utcnow(),
                                       reason=data["reason"])
-        answer = {"booking": booking_record(booking), "fee_fen": fee}
-    return answer
+    return {"booking": booking_record(booking), "fee_fen": fee}

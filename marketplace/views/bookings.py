@@ -358,7 +358,7 @@ def booking_detail(booking_id: int):
     now = utcnow()
     may_cancel = bookings.can_cancel(user, booking)
     series_rest = bookings.list_series_rest(db.session, booking, user) if may_cancel else []
-    may_pay = hasattr(payments, "can_pay") and payments.can_pay(user, booking)
+    may_pay = payments.can_pay(user, booking)
     return render_template(
         "marketplace/booking_detail.html", booking=booking, may_cancel=may_cancel,
         cancel_fee=bookings.quote_cancellation(db.session, booking, user, now=now) if may_cancel else None,
@@ -381,14 +381,14 @@ def _cancel(booking_id: int, *, series: bool) -> None:
         return
     user = current_principal()
     try:
-        with unit_of_work() as session:
+        with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
             booking = bookings.get_booking(session, booking_id, user)
             done = {"actor": current_actor(), "user": user, "now": utcnow(), "reason": form.reason.data or ""}
             if series:
                 fees = [b.cancellation_fee_fen for b in bookings.cancel_series(session, booking, **done)]
             else:
                 fees = [bookings.cancel_booking(session, booking, **done)]
-    except RuleBroken as error:
+    except (RuleBroken, Conflict) as error:
         flash(error.message, "danger")
         return
     if not fees:

@@ -20,8 +20,8 @@ from wtforms import DateField, DecimalField, HiddenField, StringField, SubmitFie
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp, ValidationError
 
 from core.auth import current_actor, current_principal, requires
-from core.db import unit_of_work, utcnow
-from core.errors import KequipError, RuleBroken
+from core.db import utcnow
+from core.errors import Conflict, KequipError, RuleBroken
 from core.extensions import db
 from core.money import yuan_to_fen
 from core.models import Role, User
@@ -83,17 +83,15 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
     chosen = card_form if "card-payment_method" in request.form else transfer_form
     if request.method == "POST" and chosen.validate_on_submit():
         problem: KequipError | None = None
-        with unit_of_work() as session:  # a decline or an unanswered call is committed with the booking's state
-            try:
-                if chosen is transfer_form:
-                    payments.choose_transfer(session, booking, actor=current_actor(), user=user, now=utcnow())
-                else:
-                    payment = payments.start_card_payment(session, booking, actor=current_actor(), user=user,
-                                                          now=utcnow(), payment_method=card_form.payment_method.data)
-                    payments.complete_card_payment(session, payment, actor=current_actor(), user=user, now=utcnow(),
-                                                   payment_method=card_form.payment_method.data)
-            except (payments.PaymentGatewayUnavailable, RuleBroken) as error:
-                problem = error
+        try:
+            if chosen is transfer_form:
+                with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
+                    bookings.choose_transfer(session, booking, actor=current_actor(), user=user, now=utcnow())
+            else:
+                bookings.pay_by_card(booking.id, actor=current_actor(), user=user, now=utcnow(),
+                                     card=card_form.payment_method.data)
+        except (RuleBroken, Conflict, payments.PaymentGatewayUnavailable) as error:  # what happened is committed
+            problem = error
         if problem is None:
             flash(_("Paid: the amount is held on your card and charged at the end of the booking.")
                   if chosen is card_form else
@@ -115,18 +113,18 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
 @bp.route("/bookings/<id:booking_id>/transfer", methods=["GET", "POST"])
 @requires(Role.PLATFORM_ADMIN)
 def record_transfer(booking_id: int) -> ResponseReturnValue:
-    user, booking, elsewhere = _load(booking_id, payments.can_record_transfer,
+    user, booking, elsewhere = _load(booking_id, bookings.can_record_transfer,
                                      _("This booking is not waiting for a payment."))
     if elsewhere:
         return elsewhere
     form, status = TransferRecordForm(), 200
     if form.validate_on_submit():
         try:
-            with unit_of_work() as session:
-                payments.record_transfer(session, booking, actor=current_actor(), user=user, now=utcnow(),
+            with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
+                bookings.record_transfer(session, booking, actor=current_actor(), user=user, now=utcnow(),
                                          amount_fen=yuan_to_fen(form.amount.data), received_on=form.received_on.data,
                                          reference=form.reference.data)
-        except RuleBroken as error:
+        except (RuleBroken, Conflict) as error:
             field = {"amount_fen": "amount"}.get(error.field, error.field)
             if field in form:
                 form[field].errors.append(error.message)

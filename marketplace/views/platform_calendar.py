@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import from_local, local_midnight, to_local
 from core.db import unit_of_work, utcnow
-from core.errors import Forbidden, KequipError, RuleBroken
+from core.errors import Conflict, Forbidden, KequipError, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
 from core.models import Platform, Role
@@ -96,10 +96,10 @@ def booking_approvals():
 def _act_on_booking(booking_id: int, action, done: str, back: str = "marketplace.booking_approvals"):
     user = current_principal()
     try:
-        with unit_of_work() as session:
+        with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
             booking = bookings.get_booking(session, booking_id, user)
             action(session, booking, actor=current_actor(), user=user, now=utcnow())
-    except RuleBroken as error:
+    except (RuleBroken, Conflict) as error:
         flash(error.message, "danger")
     else:
         flash(done, "success")

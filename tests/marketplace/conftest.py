@@ -4,11 +4,14 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import requests
 
+from config import TestingConfig
 from core.audit import Actor
 from core.db import utcnow
 from core.models import Platform
 from marketplace import services
+from marketplace.gateway import StripeClient
 from marketplace.models import Instrument, InstrumentState
 
 _serial = itertools.count(1)
@@ -107,5 +110,25 @@ def own_rules(session):
         session.add(rules)
         session.flush()
         return rules
+
+    return make
+
+
+@pytest.fixture
+def stripe(stripe_server) -> StripeClient:
+    """The test's own view of the payment gateway."""
+    return StripeClient(stripe_server.url, TestingConfig.STRIPE_SECRET_KEY, timeout=10)
+
+
+@pytest.fixture
+def card(stripe_server):
+    """card(number) → the card id that the page's Stripe.js stand-in makes of what a person types
+    (a token made with the publishable key, as in the browser)."""
+
+    def make(number: str = "4242424242424242") -> str:
+        response = requests.post(f"{stripe_server.url}/v1/tokens", timeout=10, data={
+            "card[number]": number, "card[exp_month]": "12", "card[exp_year]": "2030", "card[cvc]": "123",
+            "key": TestingConfig.STRIPE_PUBLISHABLE_KEY})
+        return response.json()["card"]["id"]
 
     return make

@@ -216,7 +216,7 @@ def test_cancelling_in_time_is_free(api_as, session, free_instrument, monday_at)
     assert (response.json["fee_fen"], response.json["booking"]["state"]) == (0, "cancelled")
     assert session.get(Booking, booking["id"]).cancel_reason == "改期"
     again = api_as("enterprise").post(f"/api/v1/bookings/{booking['id']}/cancel")
-    assert error_of(again) == (422, "illegal_transition")
+    assert error_of(again) == (409, "booking_state_changed")
 
 
 def test_a_late_cancellation_charges_the_policys_fee_to_the_fen(api_as, session, create_instrument, own_rules,

@@ -12,7 +12,7 @@ from core.audit import Actor
 from core.clock import to_local
 from core.models import AuditEntry, OutboxMessage
 from core.outbox import render_mail
-from marketplace import bookings, jobs, payments, waitlist
+from marketplace import bookings, jobs, waitlist
 from marketplace.models import BookingState, InstrumentState, PaymentState
 from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
@@ -64,7 +64,7 @@ def test_no_check_in_within_the_grace_period_is_a_no_show_with_its_fee_once(sess
     priced = create_instrument(state=InstrumentState.PUBLISHED)  # district enterprises: ¥100 + ¥400 an hour
     paid = book(priced, start, start + HOUR, now=start - timedelta(days=3))
     assert paid.payable_fen == 50_000
-    payments.record_transfer(session, paid, actor=Actor.of(admin, "127.0.0.1"), user=admin,
+    bookings.record_transfer(session, paid, actor=Actor.of(admin, "127.0.0.1"), user=admin,
                              now=start - timedelta(days=2), amount_fen=50_000,
                              received_on=to_local(start - timedelta(days=2)).date(), reference="ICBC 2026-0042")
     free = book(free_instrument, start, start + HOUR, now=start - timedelta(days=3))
@@ -137,7 +137,7 @@ def every_mail(session, create_instrument, appointment_instrument, free_instrume
     priced = create_instrument(state=InstrumentState.PUBLISHED, sharing_mode="appointment")
     approved = book(priced, start, start + HOUR, now=before)
     bookings.approve_booking(session, approved, **as_admin, now=before)  # approved, ¥500.00 to pay
-    payments.record_transfer(session, approved, **as_admin, now=before, amount_fen=50_000,
+    bookings.record_transfer(session, approved, **as_admin, now=before, amount_fen=50_000,
                              received_on=to_local(before).date(), reference="ICBC 2026-0042")  # confirmed
     bookings.cancel_booking(session, approved, actor=Actor.of(user, None), user=user,
                             now=start - 2 * HOUR)  # late: a fee of ¥250.00 (+ platform)

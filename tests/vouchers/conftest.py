@@ -162,7 +162,7 @@ def serve_booking(session, demo_user):
     is booked the day before it (the services take `now`), so its use can be claimed today."""
     from datetime import timedelta
 
-    from marketplace import bookings, payments
+    from marketplace import bookings
     from marketplace.models import BookingState
 
     def make(voucher: Voucher, instrument, start, *, hours: int = 2, member: str | User = "enterprise",
@@ -176,8 +176,8 @@ def serve_booking(session, demo_user):
         if booking.state == BookingState.REQUESTED:
             bookings.approve_booking(session, booking, actor=Actor.of(admin, "127.0.0.1"), user=admin, now=utcnow())
         if booking.payable_fen:
-            payments.choose_transfer(session, booking, actor=Actor.of(booker, "127.0.0.1"), user=booker, now=utcnow())
-            payments.record_transfer(session, booking, actor=Actor.of(admin, "127.0.0.1"), user=admin, now=utcnow(),
+            bookings.choose_transfer(session, booking, actor=Actor.of(booker, "127.0.0.1"), user=booker, now=utcnow())
+            bookings.record_transfer(session, booking, actor=Actor.of(admin, "127.0.0.1"), user=admin, now=utcnow(),
                                      amount_fen=booking.payable_fen, received_on=to_local(utcnow()).date(),
                                      reference=f"TRANSFER-{booking.id}")
         bookings.check_in(session, booking, actor=Actor.of(operator, "127.0.0.1"), user=operator, now=start)

@@ -410,7 +410,7 @@ def test_a_missing_font_is_said_plainly(app, session, demo_user, login_as, platf
 def test_two_claims_filed_at_once_never_share_a_use(live_app):
     """Each thread gathers and files in its own transaction: one claim takes the uses; the other finds none
     left (SQLite serialises writers) or meets the unique key (PostgreSQL) and answers with a Conflict."""
-    from marketplace import bookings, payments
+    from marketplace import bookings
     from marketplace import services as registry
     from tests.marketplace.conftest import instrument_values
     from vouchers import services
@@ -451,8 +451,8 @@ def test_two_claims_filed_at_once_never_share_a_use(live_app):
                                                    end_at=start + timedelta(hours=1), now=utcnow(),
                                                    voucher_id=voucher.id)
                 if booking.payable_fen:
-                    payments.choose_transfer(session, booking, actor=Actor.system("test"), user=member, now=utcnow())
-                    payments.record_transfer(session, booking, actor=Actor.system("test"), user=admin, now=utcnow(),
+                    bookings.choose_transfer(session, booking, actor=Actor.system("test"), user=member, now=utcnow())
+                    bookings.record_transfer(session, booking, actor=Actor.system("test"), user=admin, now=utcnow(),
                                              amount_fen=booking.payable_fen, received_on=local_now.date(),
                                              reference=f"R-{tag}-{hour}")
                 bookings.check_in(session, booking, actor=Actor.system("test"), user=operator, now=start)
