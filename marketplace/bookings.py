@@ -495,21 +495,6 @@ def _give_back(session: Session, booking: Booking, *, actor: Actor, now: datetim
     vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
 
 
-# A booking is paid when what the enterprise owed was captured or received: "paid", or "refunded" when
-# completion on a shorter time than booked gave back the overpaid difference.
-PAID_STATES = (PaymentState.PAID, PaymentState.REFUNDED)
-
-
-@sa.event.listens_for(Session, "before_flush")
-def _tell_vouchers_of_payments(session: Session, _context: object, _instances: object) -> None:
-    """Vouchers hear whether a booking a voucher pays part of is paid whenever its payment state changes,
-    whichever payment step changed it (an enterprise-reimbursed use is claimable once it is paid)."""
-    for booking in session.dirty:
-        if isinstance(booking, Booking) and sa.inspect(booking).attrs.payment_state.history.has_changes() \
-                and booking.voucher_id is not None:
-            vouchers.record_payment(session, booking_id=booking.id, is_paid=booking.payment_state in PAID_STATES)
-
-
 def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
     lock_booking(session, booking, to=BookingState.APPROVED)
     _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform approve its bookings."))

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from core.audit import Actor, record_audit
 from core.clock import to_local
@@ -52,6 +52,7 @@ from marketplace.models import (
     PaymentState,
     PaymentStatus,
 )
+from vouchers import services as vouchers
 
 log = logging.getLogger(__name__)
 CURRENCY = "cny"  # amounts in fen, the minor unit of CNY
@@ -590,9 +591,18 @@ def release_orphans(*, actor: Actor, now: datetime) -> int:
 
 # --- the parts ----------------------------------------------------------------------------------
 
+# A booking is paid when what the enterprise owed was captured or received: "paid", or "refunded" when
+# completion on a shorter time than booked gave back the overpaid difference.
+PAID_STATES = (PaymentState.PAID, PaymentState.REFUNDED)
+
+
 def sync_payment_state(booking: Booking) -> None:
-    """The one place the booking's payment_state is set: derived from its payments."""
-    booking.payment_state = payment_state_of(booking)
+    """The one place the booking's payment_state is set: derived from its payments. The voucher part's
+    use hears whether the booking is paid (an enterprise-reimbursed use is claimable once it is)."""
+    state, session = payment_state_of(booking), object_session(booking)
+    if state != booking.payment_state and booking.voucher_id is not None and booking.id is not None:
+        vouchers.record_payment(session, booking_id=booking.id, is_paid=state in PAID_STATES)
+    booking.payment_state = state
 
 
 def payment_state_of(booking: Booking) -> PaymentState:

@@ -16,7 +16,7 @@ from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from core.extensions import db
-from marketplace import bookings, payments
+from marketplace import bookings
 from marketplace.models import BookingState, InstrumentState, PaymentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of
@@ -43,8 +43,8 @@ def book_and_confirm(session, demo_user, voucher, instrument, start, *, hours: i
                                        now=start - timedelta(days=1), voucher_id=voucher.id)
     if booking.state == BookingState.REQUESTED:
         bookings.approve_booking(session, booking, actor=Actor.of(admin, None), user=admin, now=utcnow())
-    payments.choose_transfer(session, booking, actor=Actor.of(member, None), user=member, now=utcnow())
-    payments.record_transfer(session, booking, actor=Actor.of(admin, None), user=admin, now=utcnow(),
+    bookings.choose_transfer(session, booking, actor=Actor.of(member, None), user=member, now=utcnow())
+    bookings.record_transfer(session, booking, actor=Actor.of(admin, None), user=admin, now=utcnow(),
                              amount_fen=booking.payable_fen, received_on=to_local(utcnow()).date(),
                              reference=f"TRANSFER-{booking.id}")
     return booking
