@@ -39,11 +39,11 @@ migrate: $(VENV)/.app
 demo: migrate
 	$(BIN)/flask demo load
 
-# localstripe on 127.0.0.1 only, its state in instance/ (marketplace/localstripe_server.py)
+# localstripe on 127.0.0.1 only, its state in instance/ (marketplace/payments/localstripe_server.py)
 payments: $(VENV)/.app
 	@mkdir -p instance
 	@if ! (echo > /dev/tcp/127.0.0.1/$(STRIPE_PORT)) 2>/dev/null; then \
-	  nohup $(BIN)/python -m marketplace.localstripe_server --port $(STRIPE_PORT) \
+	  nohup $(BIN)/python -m marketplace.payments.localstripe_server --port $(STRIPE_PORT) \
 	    --state-file instance/localstripe.pickle > instance/localstripe.log 2>&1 & \
 	  echo "payment server (localstripe) on http://127.0.0.1:$(STRIPE_PORT)"; fi
 

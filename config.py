@@ -86,7 +86,7 @@ class Config:
     # holds a worker no longer, and the booker is told that nothing was charged
     PAYMENT_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_CONNECT_TIMEOUT_SECONDS", "3"))
     PAYMENT_READ_TIMEOUT_SECONDS = float(os.environ.get("PAYMENT_READ_TIMEOUT_SECONDS", "5"))
-    # Tests only: the process dies at this named point (marketplace.payments.fault_point)
+    # Tests only: the process dies at this named point (marketplace.payments.services.fault_point)
     FAULT_POINT = os.environ.get("KEQUIP_FAULT_POINT")
 
     # Jobs

@@ -64,7 +64,7 @@ class _InProcess:
 class _AvailabilityService(_InProcess):
     def __call__(self, number: int) -> float:
         from core.extensions import db
-        from marketplace.availability import compute_availability
+        from marketplace.booking.availability import compute_availability
         from marketplace.models import Instrument
 
         dataset = self.dataset
@@ -188,7 +188,7 @@ def _local_field(instant: datetime) -> str:
 # --- a private iCalendar feed ----------------------------------------------------------------------
 
 def ics_feed(target: Target) -> Sample:
-    """Untimed: a feed token issued in-process (marketplace.ics.issue_feed_token) for the member holding
+    """Untimed: a feed token issued in-process (marketplace.booking.ics.issue_feed_token) for the member holding
     FEED_EVENTS bookings in the feed's year; timed: GET /calendar/<token>.ics, which must hold them all."""
     base_url, dataset = target.base_url, target.dataset
     token = _issue_feed_token(dataset)
@@ -214,7 +214,7 @@ def _issue_feed_token(dataset: Dataset) -> str:
     from core.db import unit_of_work, utcnow
     from core.extensions import db
     from core.models import User
-    from marketplace.ics import issue_feed_token
+    from marketplace.booking.ics import issue_feed_token
 
     app = bench_app(dataset.url)
     with app.app_context():
@@ -229,7 +229,7 @@ def _issue_feed_token(dataset: Dataset) -> str:
 
 BENCHMARKS: list[Benchmark] = [
     Benchmark("availability of a week (service)", 10, availability_service,
-              "marketplace.availability.compute_availability in-process (the instrument loaded untimed, a fresh "
+              "marketplace.booking.availability.compute_availability in-process (the instrument loaded untimed, a fresh "
               "session per sample) for one week of one of the 200 busiest instruments (about 2,000 bookings each, "
               f"20 a week), this week and the {WEEKS_AHEAD - 1} after it in turn",
               case=week_label),

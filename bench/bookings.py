@@ -198,7 +198,7 @@ def _instruments(connection: sa.Connection) -> list[_Instrument]:
 
 def _make_free(connection: sa.Connection, ids: set[int]) -> None:
     from marketplace.models import Instrument
-    from marketplace.services import FEE_FIELDS
+    from marketplace.registry.services import FEE_FIELDS
 
     connection.execute(sa.update(Instrument.__table__).where(Instrument.__table__.c.id.in_(sorted(ids)))
                        .values({name: 0 for name in FEE_FIELDS}))
@@ -236,7 +236,7 @@ def _platform_admins(connection: sa.Connection) -> dict[int, int]:
 def open_days(first: date, last: date) -> list[date]:
     """The days in [first, last) the district's rules open: weekdays that are no public holiday, and the
     official make-up working days (the chinesecalendar data the app uses)."""
-    from marketplace.availability import DayKind, day_kind
+    from marketplace.booking.availability import DayKind, day_kind
 
     days, day = [], first
     while day < last:

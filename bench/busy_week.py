@@ -34,7 +34,7 @@ def add_busy_instrument(engine: sa.Engine, *, now: datetime) -> BusyWeek:
     every day with rules of its own, and BUSY_BOOKINGS confirmed bookings of a member of a verified
     enterprise in the week after `now`'s, written with Core inserts and committed."""
     from marketplace.models import Booking, BookingRules, Instrument
-    from marketplace.services import FEE_FIELDS
+    from marketplace.registry.services import FEE_FIELDS
 
     instruments = Instrument.__table__
     today = to_local(now).date()

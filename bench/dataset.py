@@ -1,7 +1,7 @@
 """The "district-L" data set: an empty database, the Alembic migrations, the demo district, then
 200 platforms, 5,000 enterprises and their people, and 20,000 instruments (bench.instruments) written
 with bulk Core inserts (executemany). The instruments' search_text is made as the registry makes it
-(marketplace.search.instrument_index_text), and the insert fires the database's own search index:
+(marketplace.registry.search.instrument_index_text), and the insert fires the database's own search index:
 the FTS5 triggers on SQLite, the GIN index on PostgreSQL. Then 1,000,000 bookings (bench.bookings),
 timed on their own."""
 from __future__ import annotations
@@ -199,7 +199,7 @@ def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: D
     search text the registry would give it; inserting the rows fills the search index."""
     from bench.instruments import Vocabulary, instrument_values
     from marketplace.models import Instrument, InstrumentCategory
-    from marketplace.search import instrument_index_text
+    from marketplace.registry.search import instrument_index_text
 
     categories = InstrumentCategory.__table__
     category_ids = {code: category_id for code, category_id in connection.execute(

@@ -221,7 +221,7 @@ RETIRED_INSTRUMENTS = 20  # withdrawn between them
 
 
 def catalogue_releases(dataset: Dataset) -> list[Timing]:
-    """Two releases made by marketplace.releases.publish_release, each timed with its commit: the
+    """Two releases made by marketplace.catalogue.releases.publish_release, each timed with its commit: the
     first freezes the generated catalogue (its items are nearly all added since the demo district's
     last release), the second follows 200 instruments changed or retired by Core UPDATEs."""
     from core.extensions import db
@@ -242,7 +242,7 @@ def catalogue_releases(dataset: Dataset) -> list[Timing]:
 def _timed_release(large_line_fen: int, label: str) -> Timing:
     from core.audit import Actor
     from core.db import unit_of_work, utcnow
-    from marketplace.releases import publish_release
+    from marketplace.catalogue.releases import publish_release
 
     started = time.perf_counter()
     with unit_of_work() as session:
@@ -258,7 +258,7 @@ def _change_instruments(dataset: Dataset) -> str:
     capability, another room; search_text made again) and retire RETIRED_INSTRUMENTS, committed."""
     from core.db import unit_of_work, utcnow
     from marketplace.models import Instrument
-    from marketplace.search import instrument_index_text
+    from marketplace.registry.search import instrument_index_text
 
     table = Instrument.__table__
     picked = random.Random(2).sample(dataset.published, CHANGED_INSTRUMENTS + RETIRED_INSTRUMENTS)
@@ -285,13 +285,13 @@ IMPORT_ROWS = 5_000
 
 
 def xlsx_import(dataset: Dataset) -> list[Timing]:
-    """marketplace.imports.bench_import: a generated file of 5,000 good rows (made untimed) imported
+    """marketplace.registry.imports.bench_import: a generated file of 5,000 good rows (made untimed) imported
     as drafts into the first generated platform by its admin, then committed; timed: the import (every
     row read and checked, the instruments and their audit entries written) plus the commit."""
     from core.db import unit_of_work
     from core.extensions import db
     from core.models import Platform, Role, User
-    from marketplace.imports import bench_import
+    from marketplace.registry.imports import bench_import
 
     app = bench_app(dataset.url)
     with app.app_context(), app.test_request_context():  # messages are translated as for a request
@@ -312,9 +312,9 @@ def xlsx_import(dataset: Dataset) -> list[Timing]:
 
 ONE_OFFS: list[OneOff] = [
     OneOff("release of 20,000 instruments", 10, catalogue_releases,
-           "marketplace.releases.publish_release with its commit, in-process on the benchmark database: "
+           "marketplace.catalogue.releases.publish_release with its commit, in-process on the benchmark database: "
            "the first release of the generated catalogue, then a second one after "
            f"{CHANGED_INSTRUMENTS} instruments were edited and {RETIRED_INSTRUMENTS} retired"),
     OneOff("XLSX import of 5,000 rows", 20, xlsx_import,
-           "marketplace.imports.bench_import in-process (the file generated untimed), committed"),
+           "marketplace.registry.imports.bench_import in-process (the file generated untimed), committed"),
 ]

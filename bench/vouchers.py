@@ -1,10 +1,10 @@
 """The innovation vouchers' figures (issue 6 §8), one-off figures run in-process on district-L after the
 server has stopped, in this order:
 
-- a voucher part held during booking creation: marketplace.bookings.book_instrument, committed, with and
+- a voucher part held during booking creation: marketplace.booking.services.book_instrument, committed, with and
   without a voucher, in interleaved pairs on the same kind of instrument and slot; the p95 of each, and
   what the voucher adds (target: at most 5 ms);
-- a claim gathering 10,000 voucher uses: vouchers.claims.create_provider_claim over 10,000 completed
+- a claim gathering 10,000 voucher uses: vouchers.claims.services.create_provider_claim over 10,000 completed
   bookings of one platform with consumed voucher parts, committed (target: 2 s);
 - the nightly ledger check: vouchers.ledger.mismatched_vouchers over 1,000,000 ledger entries, with one
   voucher's balance tampered with beforehand so that the check has something to find (target: 10 s).
@@ -153,7 +153,7 @@ def _timed_booking(user_id: int, slot: tuple[int, datetime, datetime], voucher_i
     from core.db import unit_of_work, utcnow
     from core.extensions import db
     from core.models import User
-    from marketplace.bookings import book_instrument
+    from marketplace.booking.services import book_instrument
 
     instrument_id, start, end = slot
     user = db.session.get(User, user_id)
@@ -250,7 +250,7 @@ def _measure_claim() -> list[Timing]:
     from core.db import unit_of_work, utcnow
     from core.extensions import db
     from core.models import User
-    from vouchers.claims import create_provider_claim
+    from vouchers.claims.services import create_provider_claim
 
     platform_id, admin_id, first_day, vouchers = _voucher_uses()
     session = db.session
@@ -478,13 +478,13 @@ def _history(rng: random.Random, enterprise_id: int, applicant_id: int, entries:
 
 ONE_OFFS: list[OneOff] = [
     OneOff("a voucher part held at booking: p95 added", 0.005, voucher_hold,
-           "marketplace.bookings.book_instrument in-process, committed, by members of verified enterprises on "
+           "marketplace.booking.services.book_instrument in-process, committed, by members of verified enterprises on "
            f"two-hour slots of {BOOKABLE} priced instruments with nothing booked ahead: {HOLD_PAIRS} bookings with "
            f"the member's voucher (quoted, refused or held: its programme locked, its caps summed, a hold entry) "
            f"and {HOLD_PAIRS} without, in interleaved pairs after {HOLD_WARMUPS} warm-up pairs; the figure is the "
            "p95 with a voucher less the p95 without"),
     OneOff(f"a claim gathering {CLAIM_USES:,} voucher uses", 2, claim_of_uses,
-           "vouchers.claims.create_provider_claim in-process by the admin of the platform with the most completed "
+           "vouchers.claims.services.create_provider_claim in-process by the admin of the platform with the most completed "
            f"bookings, over its {CLAIM_USES:,} latest ones, made into voucher uses beforehand (bulk SQL: a voucher per "
            "enterprise, issue, hold and consume entries, the bookings' voucher parts, the payments less them): "
            "the unclaimed uses gathered, a line each written, the audit entry, the commit"),

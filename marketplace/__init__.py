@@ -1,4 +1,6 @@
-"""The marketplace: instrument registry, public catalogue and releases (later: booking, payments, iCalendar)."""
+"""The marketplace, in subpackages by concern: the instrument registry (registry/), the public catalogue
+and its releases (catalogue/), the booking calendar (booking/) and payments (payments/).
+Imports between them run one way (docs/architecture.md): registry ← booking ← catalogue, payments ← booking."""
 from __future__ import annotations
 
 from flask import Flask
@@ -6,13 +8,33 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from core.demo import register_demo
+    from core.extensions import api, csrf
     from core.scheduler import register_jobs
-    from marketplace import api, demo, models, services, views  # noqa: F401  models: the tables, for Alembic
-    from marketplace.jobs import JOBS
+    from core.templating import register_nav
+    from flask_babel import lazy_gettext as _l
+    from marketplace import demo
+    from marketplace.blueprints import api_bp, bp
+    from marketplace import jobs, models  # noqa: F401  models: the tables, for Alembic
+    from marketplace.booking import (api as booking_api, calendar_views, payment_views, platform_views,  # noqa: F401
+                                     views as booking_views, waitlist_views)  # (routes attach to the blueprints)
+    from marketplace.catalogue import api as catalogue_api, release_api, release_views  # noqa: F401
+    from marketplace.catalogue import views as catalogue_views
+    from marketplace.registry import import_views, services
+    registry_models = models
+    from marketplace.registry import views as registry_views
     from vouchers.services import register_category_source
 
-    views.register(app)
+    app.register_blueprint(bp)
+    register_nav(app, [*catalogue_views.NAV, *registry_views.NAV, *import_views.NAV, *release_views.NAV])
+    register_nav(app, [*booking_views.NAV, *waitlist_views.NAV, *calendar_views.NAV, *platform_views.NAV,
+                       *payment_views.NAV], group=_l("Bookings"))
+    app.add_template_filter(registry_views.field_value)
+    app.context_processor(lambda: {"INSTRUMENT_STATE_LABELS": registry_models.INSTRUMENT_STATE_LABELS,
+                                   "FIELD_LABELS": registry_models.FIELD_LABELS,
+                                   "SHARING_MODE_LABELS": registry_models.SHARING_MODE_LABELS,
+                                   "USER_TYPE_LABELS": registry_models.USER_TYPE_LABELS})
+    csrf.exempt(api_bp)
+    api.register_blueprint(api_bp)
     register_category_source(app, services.category_choices)  # the code list the voucher programmes name
-    api.register(app)
-    register_jobs(app, JOBS)
+    register_jobs(app, jobs.JOBS)
     register_demo(app, demo.load_into)

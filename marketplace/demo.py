@@ -18,10 +18,12 @@ from core.db import utcnow
 from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
-from marketplace import availability, bookings, releases, services
+from marketplace.booking import availability, services as bookings
+from marketplace.catalogue import releases
+from marketplace.registry import services
 from marketplace.models import (Booking, BookingRules, BookingState, Instrument, MaintenanceWindow, PaymentState,
                                 Qualification, QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
-from vouchers import claims as voucher_claims
+from vouchers.claims import services as voucher_claims
 from vouchers import demo as voucher_demo
 from vouchers import services as voucher_services
 from vouchers.models import ClaimKind

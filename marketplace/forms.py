@@ -115,7 +115,7 @@ class RejectForm(FlaskForm):
     submit = SubmitField(_l("Reject"))
 
 
-# --- booking pages (marketplace/views/bookings.py) ---------------------------------------------------
+# --- booking pages (marketplace/booking/views.py) ---------------------------------------------------
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
@@ -156,7 +156,7 @@ class CancelBookingForm(FlaskForm):
     submit = SubmitField(_l("Cancel the booking"))
 
 
-# --- the platform's and the bureau's calendar settings (marketplace/views/platform_calendar.py) ----
+# --- the platform's and the bureau's calendar settings (marketplace/booking/platform_views.py) ----
 
 WEEKDAY_LABELS = {"0": _l("Monday"), "1": _l("Tuesday"), "2": _l("Wednesday"), "3": _l("Thursday"),
                   "4": _l("Friday"), "5": _l("Saturday"), "6": _l("Sunday")}
@@ -176,7 +176,7 @@ def _number_field(label, description=None) -> IntegerField:
 
 
 class BookingRulesForm(FlaskForm):
-    """Shape only: marketplace.calendar_admin.check_rules checks the rules."""
+    """Shape only: marketplace.booking.calendar_admin.check_rules checks the rules."""
 
     open_hours_0, open_hours_1, open_hours_2, open_hours_3, open_hours_4, open_hours_5, open_hours_6 = (
         _hours_field(day) for day in WEEKDAY_LABELS)

@@ -8,7 +8,8 @@ from flask import current_app
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace import bookings, releases, waitlist
+from marketplace.booking import services as bookings, waitlist
+from marketplace.catalogue import releases
 
 
 def publish_scheduled_release(now: datetime | None = None) -> int:

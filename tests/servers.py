@@ -121,7 +121,7 @@ class SmtpServer:
 
 
 class LocalStripeServer:
-    """localstripe as its own process (marketplace/localstripe_server.py) on a free port, with its own
+    """localstripe as its own process (marketplace/payments/localstripe_server.py) on a free port, with its own
     state file. kill() stops the real process mid-flow; restart() brings it back with its state;
     pause()/resume() freeze it, so a call times out and is carried out later, unanswered."""
 
@@ -136,7 +136,7 @@ class LocalStripeServer:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(os.path.join(self.directory, "log"), "ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "marketplace.localstripe_server", "--port", str(self.port),
+                [sys.executable, "-m", "marketplace.payments.localstripe_server", "--port", str(self.port),
                  "--state-file", self.state_file], cwd=root, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:

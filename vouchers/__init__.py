@@ -7,7 +7,9 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from core.demo import register_demo
     from core.scheduler import register_jobs
-    from vouchers import api, claims_api, claims_views, demo, models, views  # noqa: F401  models: known to Alembic
+    from vouchers import api, demo, models, views  # noqa: F401  models: known to Alembic
+    from vouchers.claims import api as claims_api
+    from vouchers.claims import views as claims_views
     from vouchers.jobs import JOBS
 
     views.register(app)

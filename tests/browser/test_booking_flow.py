@@ -17,7 +17,7 @@ from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.models import Platform, User
-from marketplace import services
+from marketplace.registry import services
 from marketplace.models import Booking, BookingState, UserType
 from tests.marketplace.conftest import instrument_values
 

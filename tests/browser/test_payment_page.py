@@ -13,7 +13,7 @@ from core.audit import Actor
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.models import User
-from marketplace import bookings
+from marketplace.booking import services as bookings
 from marketplace.models import Booking, BookingState, PaymentState
 from tests.browser.test_booking_flow import ENTERPRISE, next_monday_at, published_instrument
 

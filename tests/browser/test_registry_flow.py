@@ -21,7 +21,7 @@ from sqlalchemy import select
 from core.demo import DEMO_PASSWORD
 from core.extensions import db
 from core.money import format_yuan
-from marketplace import imports, services
+from marketplace.registry import imports, services
 from marketplace.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, UserType
 
 pytestmark = pytest.mark.live

@@ -23,8 +23,8 @@ from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.money import fen_to_yuan, format_yuan
 from core.models import User
-from marketplace import bookings
-from marketplace.availability import DayKind, day_kind
+from marketplace.booking import services as bookings
+from marketplace.booking.availability import DayKind, day_kind
 from marketplace.models import Booking, BookingState, PaymentState
 from tests.browser.test_booking_flow import BUREAU_ADMIN, ENTERPRISE, PLATFORM_ADMIN, published_instrument
 from tests.vouchers.conftest import programme_values

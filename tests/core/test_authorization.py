@@ -32,7 +32,7 @@ def test_every_route_declares_who_may_use_it(app):
 def _published_instrument(session, demo_user) -> int:
     from core.audit import Actor
     from core.db import utcnow
-    from marketplace import services as registry
+    from marketplace.registry import services as registry
     from tests.marketplace.conftest import instrument_values
 
     admin, bureau = demo_user("platform"), demo_user("bureau")

@@ -8,7 +8,7 @@ from core import services as core_services
 from core.audit import Actor
 from core.clock import to_local
 from core.models import Platform, Role, User
-from marketplace.availability import DayKind, day_kind
+from marketplace.booking.availability import DayKind, day_kind
 
 
 @pytest.fixture

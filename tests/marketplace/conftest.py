@@ -10,8 +10,8 @@ from config import TestingConfig
 from core.audit import Actor
 from core.db import utcnow
 from core.models import Platform
-from marketplace import services
-from marketplace.gateway import StripeClient
+from marketplace.registry import services
+from marketplace.payments.gateway import StripeClient
 from marketplace.models import Instrument, InstrumentState
 
 _serial = itertools.count(1)
@@ -84,7 +84,7 @@ def free_instrument(create_instrument):
 @pytest.fixture
 def book(session, demo_user):
     """book(instrument, start, end, user="enterprise", now=None, **kw) → Booking, through bookings.book_instrument."""
-    from marketplace import bookings
+    from marketplace.booking import services as bookings
 
     def make(instrument, start_at, end_at, user="enterprise", now=None, **kwargs):
         person = demo_user(user) if isinstance(user, str) else user
@@ -99,7 +99,7 @@ def book(session, demo_user):
 @pytest.fixture
 def own_rules(session):
     """own_rules(instrument, **changes): the instrument gets its own booking rules, the district's with changes."""
-    from marketplace.availability import effective_rules
+    from marketplace.booking.availability import effective_rules
     from marketplace.models import BookingRules
 
     def make(instrument, **changes) -> BookingRules:

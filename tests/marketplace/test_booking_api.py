@@ -11,10 +11,10 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE
 from core.db import utcnow
 from core.models import Enterprise, Role, VerificationState
-from marketplace import bookings
-from marketplace.catalogue import search_catalogue
+from marketplace.booking import services as bookings
+from marketplace.catalogue.services import search_catalogue
 from marketplace.models import Booking, InstrumentState, MaintenanceWindow, QualificationRule, SharingMode
-from marketplace.services import FEE_FIELDS
+from marketplace.registry.services import FEE_FIELDS
 from tests.marketplace.test_bookings import local
 
 ZERO_FEES = {name: 0 for name in FEE_FIELDS}

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
-from marketplace import bookings, payments
+from marketplace.booking import services as bookings
+from marketplace.payments import services as payments
 from marketplace.models import (Booking, BookingRules, BookingState, InstrumentState, MaintenanceWindow,
                                 PaymentState, UserType)
 

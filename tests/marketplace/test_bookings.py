@@ -15,8 +15,8 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, IllegalTransition, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User, VerificationState
 from core.states import move
-from marketplace import bookings
-from marketplace.availability import DayKind, compute_availability, day_kind
+from marketplace.booking import services as bookings
+from marketplace.booking.availability import DayKind, compute_availability, day_kind
 from marketplace.models import (BOOKING_TRANSITIONS, Booking, BookingRules, BookingState, InstrumentState,
                                 MaintenanceWindow, PaymentState, Qualification, QualificationRule, SharingMode,
                                 UserType)

@@ -1,5 +1,5 @@
 """The platform's and the bureau's calendar settings: booking rules, maintenance windows (by hand and from
-ICS files), qualifications and service terms (marketplace/calendar_admin.py)."""
+ICS files), qualifications and service terms (marketplace/booking/calendar_admin.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,8 +14,8 @@ from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
-from marketplace import bookings, calendar_admin
-from marketplace.availability import district_rules, effective_rules
+from marketplace.booking import services as bookings, calendar_admin
+from marketplace.booking.availability import district_rules, effective_rules
 from marketplace.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 

@@ -15,8 +15,9 @@ from core.audit import Actor
 from core.errors import RuleBroken
 from core.models import Enterprise, Industry, Organisation, Platform
 from core.templating import yuan
-from marketplace import catalogue, services
-from marketplace.catalogue import CatalogueSort, search_catalogue
+from marketplace.catalogue import services as catalogue
+from marketplace.registry import services
+from marketplace.catalogue.services import CatalogueSort, search_catalogue
 from marketplace.models import InstrumentState, SharingMode
 from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
 

@@ -11,7 +11,7 @@ from core.db import utcnow
 from core.demo import load
 from core.extensions import db
 from core.models import Role, User
-from marketplace.bookings import count_active_overlaps
+from marketplace.booking.services import count_active_overlaps
 from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
 from marketplace.models import (ACTIVE_BOOKING_STATES, Booking, BookingRules, BookingSeries, BookingState,
                                 CatalogueRelease, Instrument, InstrumentState, MaintenanceWindow, Payment,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.db import utcnow
 from core.models import AuditEntry
-from marketplace import bookings, ics
+from marketplace.booking import services as bookings, ics
 from marketplace.models import Booking, BookingState, InstrumentState, MaintenanceWindow
 from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
@@ -274,7 +274,7 @@ def test_a_booking_downloads_for_its_booker_platform_and_bureau_only(login_as, s
 
 
 def test_long_names_are_folded_and_escaped_and_read_back_whole(login_as, create_instrument, book):
-    from marketplace.services import FEE_FIELDS
+    from marketplace.registry.services import FEE_FIELDS
 
     name = "高分辨率飞行时间质谱仪，配备电喷雾离子源；用于蛋白质组学\\代谢组学分析" * 3
     instrument = create_instrument(state=InstrumentState.PUBLISHED, name_zh=name, name_en="",

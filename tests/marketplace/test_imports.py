@@ -18,8 +18,8 @@ from core.audit import Actor
 from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, Platform
-from marketplace import imports
-from marketplace.imports import HEADERS, rows_xlsx, sample_row
+from marketplace.registry import imports
+from marketplace.registry.imports import HEADERS, rows_xlsx, sample_row
 from marketplace.models import Instrument, InstrumentState, SharingMode
 
 

@@ -10,9 +10,9 @@ from core.audit import Actor
 from core.db import utcnow
 from core.errors import Forbidden, IllegalTransition, RuleBroken
 from core.models import AuditEntry
-from marketplace import services
+from marketplace.registry import services
 from marketplace.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState, SharingMode
-from marketplace.search import match_clause
+from marketplace.registry.search import match_clause
 
 S = InstrumentState
 

@@ -27,7 +27,10 @@ from core.db import unit_of_work, utcnow
 from core.errors import KequipError
 from core.extensions import db
 from core.models import AuditEntry, OutboxMessage, Platform, User
-from marketplace import bookings, jobs, payments, services
+from marketplace import jobs
+from marketplace.booking import services as bookings
+from marketplace.payments import services as payments
+from marketplace.registry import services
 from marketplace.models import (
     Booking,
     BookingState,
@@ -237,7 +240,7 @@ from core.audit import Actor
 from core.db import utcnow
 from core.extensions import db
 from core.models import User
-from marketplace import bookings
+from marketplace.booking import services as bookings
 
 action, database_url, gateway_url, booking_id, card = sys.argv[1:6]
 app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url, STRIPE_API_BASE=gateway_url,

@@ -20,7 +20,7 @@ from marketplace.models import (
     PaymentState,
     PaymentStatus,
 )
-from marketplace.payments import payment_state_of
+from marketplace.payments.services import payment_state_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_STATUSES = list(PaymentStatus)
@@ -88,7 +88,7 @@ def assignments(attribute: str) -> set[str]:
 
 
 def test_payment_states_are_changed_in_one_place_each():
-    assert assignments("status") <= {"marketplace/ics.py:__init__"}  # an HTTP status; a payment's: only by move()
-    assert assignments("payment_state") == {"marketplace/payments.py:sync_payment_state"}
-    assert assignments("pending_action") == {"marketplace/payments.py:_schedule"}
+    assert assignments("status") <= {"marketplace/booking/ics.py:__init__"}  # an HTTP status; a payment's: only by move()
+    assert assignments("payment_state") == {"marketplace/payments/services.py:sync_payment_state"}
+    assert assignments("pending_action") == {"marketplace/payments/services.py:_schedule"}
     assert "core/states.py:move" in assignments("state")

@@ -19,8 +19,10 @@ from core.audit import Actor
 from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry
-from marketplace import bookings, jobs, payments
-from marketplace.gateway import GatewayError, StripeClient
+from marketplace import jobs
+from marketplace.booking import services as bookings
+from marketplace.payments import services as payments
+from marketplace.payments.gateway import GatewayError, StripeClient
 from marketplace.models import (
     BookingState,
     InstrumentState,

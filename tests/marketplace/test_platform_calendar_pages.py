@@ -12,8 +12,8 @@ from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from core.models import OutboxMessage
-from marketplace import bookings, calendar_admin
-from marketplace.availability import effective_rules
+from marketplace.booking import services as bookings, calendar_admin
+from marketplace.booking.availability import effective_rules
 from marketplace.models import BookingState, InstrumentState, MaintenanceWindow, Qualification, ServiceTerms
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 

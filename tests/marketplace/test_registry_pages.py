@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core.errors import RuleBroken
 from core.models import Platform
-from marketplace import services
+from marketplace.registry import services
 from marketplace.models import Instrument, InstrumentState
 from tests.images import png_claiming
 

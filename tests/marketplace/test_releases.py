@@ -22,7 +22,8 @@ from core.demo import load as load_demo
 from core.extensions import db
 from core.models import AuditEntry, Platform, User
 from core.scheduler import registered_jobs
-from marketplace import releases, services
+from marketplace.catalogue import releases
+from marketplace.registry import services
 from marketplace.jobs import publish_scheduled_release
 from marketplace.models import (CATALOGUE_STATES, CatalogueRelease, CatalogueReleaseItem, Instrument,
                                 InstrumentState, ReleaseChange)

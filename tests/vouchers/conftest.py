@@ -162,7 +162,7 @@ def serve_booking(session, demo_user):
     is booked the day before it (the services take `now`), so its use can be claimed today."""
     from datetime import timedelta
 
-    from marketplace import bookings
+    from marketplace.booking import services as bookings
     from marketplace.models import BookingState
 
     def make(voucher: Voucher, instrument, start, *, hours: int = 2, member: str | User = "enterprise",

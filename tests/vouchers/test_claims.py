@@ -26,7 +26,8 @@ from core.models import AuditEntry, Enterprise, Platform, Role, User
 from marketplace.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of, page_of
-from vouchers import claims, ledger
+from vouchers import ledger
+from vouchers.claims import services as claims
 from vouchers.models import (Attachment, Claim, ClaimKind, ClaimLine, ClaimState, EntryKind, LedgerEntry,
                              RedemptionMode, Voucher)
 
@@ -410,8 +411,8 @@ def test_a_missing_font_is_said_plainly(app, session, demo_user, login_as, platf
 def test_two_claims_filed_at_once_never_share_a_use(live_app):
     """Each thread gathers and files in its own transaction: one claim takes the uses; the other finds none
     left (SQLite serialises writers) or meets the unique key (PostgreSQL) and answers with a Conflict."""
-    from marketplace import bookings
-    from marketplace import services as registry
+    from marketplace.booking import services as bookings
+    from marketplace.registry import services as registry
     from tests.marketplace.conftest import instrument_values
     from vouchers import services
 

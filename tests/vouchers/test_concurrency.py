@@ -16,8 +16,8 @@ from core.demo import demo_credit_code
 from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Enterprise, Platform, Role, RoleGrant, User, VerificationState
-from marketplace import bookings
-from marketplace import services as catalogue
+from marketplace.booking import services as bookings
+from marketplace.registry import services as catalogue
 from tests.marketplace.conftest import instrument_values
 from vouchers import ledger, services
 from vouchers.models import Application, Programme, Voucher

@@ -14,7 +14,7 @@ from core.clock import to_local
 from core.db import utcnow
 from core.errors import RuleBroken
 from core.models import Platform
-from marketplace import bookings
+from marketplace.booking import services as bookings
 from marketplace.models import InstrumentState
 from tests.marketplace.booking_fixtures import workday_at
 from tests.vouchers.conftest import Page, page_of

@@ -24,8 +24,8 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.extensions import db
 from core.models import Platform, User
-from marketplace import bookings
-from marketplace import services as catalogue
+from marketplace.booking import services as bookings
+from marketplace.registry import services as catalogue
 from marketplace.models import Booking
 from tests.app_servers import (Server, app_on, gunicorn_conf_workers, make_run_sqlite, post_at_once,
                                prepare_accounts, workers_booted)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core.audit import Actor
 from core.scheduler import registered_jobs
-from marketplace import bookings
+from marketplace.booking import services as bookings
 from marketplace.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from vouchers import jobs, ledger

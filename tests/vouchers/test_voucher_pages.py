@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
-from marketplace import bookings
+from marketplace.booking import services as bookings
 from marketplace.models import Booking, InstrumentState
 from tests.marketplace.booking_fixtures import workday_at
 from tests.vouchers.conftest import enterprise_of, page_of

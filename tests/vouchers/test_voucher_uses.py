@@ -16,11 +16,12 @@ from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from core.extensions import db
-from marketplace import bookings
+from marketplace.booking import services as bookings
 from marketplace.models import BookingState, InstrumentState, PaymentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of
-from vouchers import claims, ledger
+from vouchers import ledger
+from vouchers.claims import services as claims
 from vouchers.models import ClaimKind, EntryKind, LedgerEntry, RedemptionMode, VoucherUse
 
 ROOT = Path(__file__).resolve().parents[2]

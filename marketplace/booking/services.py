@@ -1,0 +1,762 @@
+"""The booking life: rules, price, the double-booking guarantee, approval, payment, check-in and -out,
+cancellation, expiry and no-shows (DESIGN §2.2).
+
+Every change of a booking's state takes the booking's row lock and reads its state afresh under it
+(lock_booking), so that of two racing changes the second sees the first and is refused with 409. This
+module owns the booking's life and calls marketplace/payments/services.py for the money, never the other way: a
+change schedules what is to be done at the payment gateway, and booking_change (or pay_by_card) makes
+those calls after the change has committed, with no transaction open, recording each answer in a unit
+of work of its own."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.audit import Actor, record_audit
+from core.clock import to_local
+from core.db import unit_of_work
+from core.errors import Conflict, Forbidden, NotFound, RuleBroken
+from core.models import Enterprise, Role, RoleGrant, User
+from core.outbox import enqueue_mail
+from core.states import can_move, move
+from marketplace.payments import services as payments
+from marketplace.booking.availability import (effective_rules, holiday_days, is_taken, maintenance_windows,
+                                              open_intervals)
+from marketplace.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_STATE_LABELS,
+    BOOKING_TRANSITIONS,
+    INSTRUMENT_STATE_LABELS,
+    Booking,
+    BookingRules,
+    BookingSeries,
+    BookingState,
+    Instrument,
+    InstrumentState,
+    Payment,
+    PaymentState,
+    Qualification,
+    QualificationRule,
+    ServiceTerms,
+    SharingMode,
+    UserType,
+)
+from vouchers import services as vouchers
+
+CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
+MAX_SERIES_WEEKS = 26
+
+
+# --- who ----------------------------------------------------------------------------------------
+
+def is_platform_staff(user: User | None, platform_id: int) -> bool:
+    return user is not None and platform_id in user.organisation_ids(Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR)
+
+
+def can_manage(user: User | None, booking: Booking) -> bool:
+    """The owning platform's admins approve, reject, cancel and handle payments."""
+    return user is not None and booking.instrument.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+
+
+def can_operate(user: User | None, booking: Booking) -> bool:
+    """Admins and operators of the owning platform check users in and out."""
+    return is_platform_staff(user, booking.instrument.platform_id)
+
+
+def can_see(user: User | None, booking: Booking) -> bool:
+    return user is not None and (booking.booker_id == user.id or can_operate(user, booking)
+                                 or user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR))
+
+
+def can_cancel(user: User | None, booking: Booking) -> bool:
+    return (booking.state in BOOKING_TRANSITIONS and BookingState.CANCELLED in BOOKING_TRANSITIONS[booking.state]
+            and user is not None and (booking.booker_id == user.id or can_manage(user, booking)))
+
+
+def get_booking(session: Session, booking_id: int, user: User | None) -> Booking:
+    """Only its booker, the owning platform and the bureau see a booking; to others it does not exist."""
+    booking = session.get(Booking, booking_id)
+    if booking is None or not can_see(user, booking):
+        raise NotFound("not_found", _("There is no such booking."))
+    return booking
+
+
+def _ensure(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise Forbidden("forbidden", message)
+
+
+def booker_enterprise(session: Session, user: User) -> Enterprise | None:
+    """The enterprise a member books for: their first verified one, else their first one."""
+    ids = sorted(user.organisation_ids(Role.ENTERPRISE_MEMBER))
+    enterprises = list(session.scalars(select(Enterprise).where(Enterprise.id.in_(ids)))) if ids else []
+    return next((e for e in enterprises if e.is_verified), enterprises[0] if enterprises else None)
+
+
+def classify_booker(session: Session, user: User, instrument: Instrument) -> tuple[UserType, Enterprise | None]:
+    """Which rate a booker pays: the platform's own staff, a district enterprise (verified), or others
+    (staff of another platform). Anyone else may not book."""
+    if is_platform_staff(user, instrument.platform_id):
+        return UserType.OWN_STAFF, None
+    enterprise = booker_enterprise(session, user)
+    if enterprise is not None and enterprise.is_verified:
+        return UserType.DISTRICT_ENTERPRISE, enterprise
+    if enterprise is None and user.organisation_ids(Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR):
+        return UserType.OTHER, None
+    raise RuleBroken("enterprise_not_verified",
+                     _("Bookings are made for an enterprise the bureau has verified; yours is not verified yet.")
+                     if enterprise is not None else
+                     _("Bookings are made for a verified enterprise; your account belongs to none."))
+
+
+def is_qualified(session: Session, user: User, instrument_id: int, on: date) -> bool:
+    qualification = session.scalar(select(Qualification).where(
+        Qualification.instrument_id == instrument_id, Qualification.user_id == user.id))
+    return qualification is not None and (qualification.expires_on is None or qualification.expires_on >= on)
+
+
+def current_terms(session: Session, platform_id: int) -> ServiceTerms:
+    """The platform's latest service terms, else the district's model terms (one query: the platform's
+    versions first)."""
+    terms = session.scalar(select(ServiceTerms).where(sa.or_(ServiceTerms.platform_id == platform_id,
+                                                             ServiceTerms.platform_id.is_(None)))
+                           .order_by(ServiceTerms.platform_id.is_(None), ServiceTerms.version.desc()).limit(1))
+    if terms is None:
+        raise NotFound("not_found", _("There are no service terms."))
+    return terms
+
+
+# --- price --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    user_type: UserType
+    minutes: int
+    setup_fee_fen: int
+    hourly_rate_fen: int
+
+    @property
+    def hours_fen(self) -> int:
+        """Rate × hours, rounded half up to the fen."""
+        return (self.hourly_rate_fen * self.minutes + 30) // 60
+
+    @property
+    def price_fen(self) -> int:
+        return self.setup_fee_fen + self.hours_fen
+
+
+def quote_price(instrument: Instrument, user_type: UserType, start_at: datetime, end_at: datetime) -> Quote:
+    setup, hourly = instrument.fee(user_type)
+    return Quote(user_type, int((end_at - start_at).total_seconds() // 60), setup, hourly)
+
+
+def cancellation_fee(booking: Booking, rules: BookingRules, *, by_platform: bool, now: datetime) -> int:
+    """The late-cancellation fee in fen: nothing when the platform cancels, before the free-cancellation
+    limit, or when nothing was paid or authorised; else the rule's share of the price (rounded down),
+    at most the enterprise's own share: a voucher never pays a fee."""
+    if by_platform or booking.state != BookingState.CONFIRMED:
+        return 0
+    if now < booking.start_at - timedelta(hours=rules.free_cancel_hours):
+        return 0
+    return min(booking.price_fen * rules.late_cancel_fee_pct // 100, booking.payable_fen)
+
+
+def no_show_fee(booking: Booking, rules: BookingRules) -> int:
+    return min(booking.price_fen * rules.no_show_fee_pct // 100, booking.payable_fen)
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+def _refuse(code: str, message: str, field: str = "start") -> RuleBroken:
+    return RuleBroken(code, message, field=field)
+
+
+def check_instrument_bookable(instrument: Instrument, user_type: UserType) -> None:
+    if instrument.state != InstrumentState.PUBLISHED:
+        raise _refuse("instrument_unavailable", _("This instrument cannot be booked now (%(state)s).",
+                                                  state=str(INSTRUMENT_STATE_LABELS[instrument.state])),
+                      "instrument_id")
+    if instrument.sharing_mode == SharingMode.INTERNAL and user_type != UserType.OWN_STAFF:
+        raise _refuse("instrument_unavailable", _("This instrument is for its platform's internal use only."),
+                      "instrument_id")
+
+
+def check_time_rules(session: Session, rules: BookingRules, instrument: Instrument, start_at: datetime,
+                     end_at: datetime, *, now: datetime) -> None:
+    """Every rule of time, in the order a user fixes them; raises RuleBroken with the rule's code."""
+    if end_at <= start_at:
+        raise _refuse("invalid_range", _("The end must be after the start."), "end")
+    minutes = (end_at - start_at).total_seconds() / 60
+    local_start = to_local(start_at)
+    if minutes % rules.slot_minutes or (local_start.hour * 60 + local_start.minute) % rules.slot_minutes \
+            or local_start.second or local_start.microsecond:
+        raise _refuse("slot_granularity", _("Bookings start and end on the %(n)s-minute grid.",
+                                            n=rules.slot_minutes))
+    if minutes < rules.min_minutes:
+        raise _refuse("too_short", _("A booking lasts at least %(n)s minutes.", n=rules.min_minutes), "end")
+    if minutes > rules.max_minutes:
+        raise _refuse("too_long", _("A booking lasts at most %(n)s minutes.", n=rules.max_minutes), "end")
+    if start_at < now + timedelta(minutes=rules.lead_minutes):
+        raise _refuse("lead_time", _("Book at least %(n)s minutes ahead.", n=rules.lead_minutes))
+    if start_at > now + timedelta(days=rules.horizon_days):
+        raise _refuse("beyond_horizon", _("Bookings open %(n)s days ahead.", n=rules.horizon_days))
+    holidays = holiday_days(rules, start_at, end_at)
+    if holidays:
+        raise _refuse("holiday", _("The instrument is closed on the public holiday %(day)s.",
+                                   day=holidays[0].isoformat()))
+    opened = open_intervals(rules, start_at - timedelta(days=1), end_at + timedelta(days=1))
+    inside = start_at in opened and (rules.allows_overnight or
+                                     any(a.lower <= start_at and end_at <= a.upper for a in opened))
+    if not inside:
+        raise _refuse("outside_open_hours", _("The instrument is not open for the whole of this time."))
+    block_end = end_at + timedelta(minutes=rules.buffer_minutes)
+    windows = maintenance_windows(session, instrument.id, start_at, block_end)
+    if windows:
+        raise _refuse("maintenance", _("The instrument is under maintenance from %(start)s to %(end)s.",
+                                       start=f"{to_local(windows[0].start_at):%Y-%m-%d %H:%M}",
+                                       end=f"{to_local(windows[0].end_at):%Y-%m-%d %H:%M}"))
+
+
+def check_qualification(session: Session, rules: BookingRules, user: User, instrument: Instrument,
+                        user_type: UserType, *, now: datetime) -> bool:
+    """Whether an operator must be present; refuses the unqualified where the rule says so."""
+    if user_type == UserType.OWN_STAFF or rules.qualification == QualificationRule.NONE:
+        return rules.requires_operator
+    qualified = is_qualified(session, user, instrument.id, to_local(now).date())
+    if not qualified and rules.qualification == QualificationRule.REQUIRED:
+        raise _refuse("not_qualified", _("Only users qualified on this instrument may book it."), "instrument_id")
+    return rules.requires_operator or not qualified
+
+
+def _lock_instrument(session: Session, instrument_id: int) -> Instrument:
+    """Serialise bookings of one instrument: a row lock on PostgreSQL (the exclusion constraint is the
+    guarantee; the lock turns a race into a clear answer); SQLite holds its write lock already."""
+    instrument = session.scalar(select(Instrument).where(Instrument.id == instrument_id)  # with its category's code
+                                .options(sa.orm.lazyload("*"), sa.orm.joinedload(Instrument.category).lazyload("*"))
+                                .with_for_update(of=Instrument))
+    if instrument is None:
+        raise NotFound("not_found", _("There is no such instrument."))
+    return instrument
+
+
+def _conflict() -> Conflict:
+    return Conflict("booking_conflict", _("This time has just been booked by someone else. Choose another slot."))
+
+
+def _is_overlap_violation(error: IntegrityError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "23P01" or "ex_bookings_no_overlap" in str(error.orig)
+
+
+# --- one change at a time, and the gateway after commit -------------------------------------------
+
+def lock_booking(session: Session, booking: Booking, *, to: BookingState | None = None) -> Booking:
+    """Take the booking's row lock (FOR UPDATE on PostgreSQL; on SQLite the unit of work's write
+    transaction serialises writers) and read the booking and its payments afresh under it: a concurrent
+    request may have changed them while this one waited. With `to`, a move its state no longer allows
+    is refused with 409 booking_state_changed: of racing changes, one is made and the others are told."""
+    session.flush()
+    session.execute(select(Booking).where(Booking.id == booking.id).with_for_update(of=Booking)
+                    .execution_options(populate_existing=True)).scalar_one()
+    if to is not None and not can_move(booking, to, BOOKING_TRANSITIONS):
+        raise Conflict("booking_state_changed", _(
+            "This booking is %(state)s now, so it cannot become %(to)s. Reload the page to see it.",
+            state=str(BOOKING_STATE_LABELS[booking.state]), to=str(BOOKING_STATE_LABELS[to])))
+    return booking
+
+
+@contextmanager
+def booking_change(*, actor: Actor, now: datetime) -> Iterator[Session]:
+    """The unit of work of a change of bookings (the edge's, in place of core.db.unit_of_work): it
+    commits, then the gateway calls the change scheduled (a release, a capture, a refund) are made with
+    no transaction open, each answer recorded in a unit of work of its own; what the gateway does not
+    answer is left pending for reconciliation."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        yield session
+        calls = payments.scheduled_calls(session)
+    carry_out(calls, actor=actor, now=now)
+
+
+def carry_out(calls: list[payments.GatewayCall], *, actor: Actor, now: datetime) -> list[payments.Recorded]:
+    """Make each call (no transaction is open), then record its answer under the booking's lock: an
+    authorisation for an approved booking confirms it, and the calls an answer leads to (the release of
+    an authorisation a cancellation overtook) are made next. Stops at the first call left unanswered:
+    the gateway is not answering, and reconciliation takes over."""
+    queue, recorded = list(calls), []
+    while queue:
+        call = queue.pop(0)
+        answer = payments.call_gateway(call)
+        with unit_of_work() as session:
+            payments.forget_scheduled(session)
+            booking = lock_booking(session, session.get(Booking, call.booking_id))
+            result = payments.record_answer(session, booking, call, answer, actor=actor)
+            if result.authorised and booking.state == BookingState.APPROVED:
+                confirm_booking(session, booking, actor=actor, now=now)
+            queue += payments.scheduled_calls(session)
+        recorded.append(result)
+        if not result.settled:
+            break
+    return recorded
+
+
+def pay_by_card(booking_id: int, *, actor: Actor, user: User, now: datetime, card: str | None) -> None:
+    """The booker pays the share by card: the authorisation is recorded and committed, made at the
+    gateway with no transaction open, and its answer recorded: authorised → the booking is confirmed
+    (once approved). Raises what the booker reads, after everything is committed: card_declined,
+    payment_gateway_unavailable (503; the booking is PENDING until reconciled or paid again),
+    booking_state_changed (cancelled meanwhile: the authorisation is released), payment_in_progress."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        booking = lock_booking(session, get_booking(session, booking_id, user))
+        payments.begin_card_payment(session, booking, actor=actor, user=user, now=now)
+        calls = payments.scheduled_calls(session, card=card)
+    problem = next((r.problem for r in carry_out(calls, actor=actor, now=now) if r.problem), None)
+    if problem is not None:
+        raise problem
+
+
+def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
+    """The booker pays by bank transfer: the booking waits for the platform to record it."""
+    return payments.choose_transfer(session, lock_booking(session, booking), actor=actor, user=user, now=now)
+
+
+def can_record_transfer(user: User | None, booking: Booking) -> bool:
+    """The owning platform's admins record a transfer for a booking still to be paid."""
+    return can_manage(user, booking) and payments.awaits_payment(booking)
+
+
+def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                    amount_fen: int, received_on: date, reference: str) -> Payment:
+    """The platform admin records the transfer that arrived: the booking is paid and confirmed."""
+    lock_booking(session, booking)
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform record transfers."))
+    payment = payments.record_transfer(session, booking, actor=actor, user=user, now=now, amount_fen=amount_fen,
+                                       received_on=received_on, reference=reference)
+    if booking.state == BookingState.APPROVED:
+        confirm_booking(session, booking, actor=actor, now=now)
+    return payment
+
+
+def reconcile_payments(*, actor: Actor, now: datetime) -> int:
+    """Settle against the gateway every pending action no request is waiting for (an authorisation whose
+    answer was lost is found by its metadata, attached to a booking that still waits for it and released
+    otherwise), then cancel intents made for our payments that no payment recorded. Idempotent; returns
+    how many it settled."""
+    with unit_of_work() as session:
+        calls = payments.calls_to_reconcile(session, now=now)
+    done = carry_out(calls, actor=actor, now=now)
+    if done and not done[-1].settled:
+        return sum(result.settled for result in done)  # the gateway does not answer: the next run goes on
+    return sum(result.settled for result in done) + payments.release_orphans(actor=actor, now=now)
+
+
+# --- booking ------------------------------------------------------------------------------------
+
+def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
+                    end_at: datetime, now: datetime, terms_id: int | None = None, purpose: str = "",
+                    series: BookingSeries | None = None, voucher_id: int | None = None) -> Booking:
+    """Book a slot under the instrument's rules. terms_id is the version of the service terms the
+    user accepted; it must be the current one. With a voucher, its part of the price is held from now
+    (so the share the enterprise sees and pays stays true) until the booking completes or ends.
+    Raises RuleBroken (a rule's code) or Conflict."""
+    instrument = _lock_instrument(session, instrument_id)
+    user_type, enterprise = classify_booker(session, user, instrument)
+    check_instrument_bookable(instrument, user_type)
+    rules = effective_rules(session, instrument)
+    check_time_rules(session, rules, instrument, start_at, end_at, now=now)
+    needs_operator = check_qualification(session, rules, user, instrument, user_type, now=now)
+    terms = current_terms(session, instrument.platform_id)
+    if terms_id is not None and terms_id != terms.id:
+        raise _refuse("terms_changed", _("The service terms have changed; read and accept the current ones."),
+                      "accept_terms")
+    block_end_at = end_at + timedelta(minutes=rules.buffer_minutes)
+    if is_taken(session, instrument.id, start_at, block_end_at):
+        raise _conflict()
+    quote = quote_price(instrument, user_type, start_at, end_at)
+    part = None if voucher_id is None else vouchers.quote_voucher_part(
+        session, voucher_id, enterprise_id=enterprise.id if enterprise else None, platform_id=instrument.platform_id,
+        category_code=instrument.category.code, price_fen=quote.price_fen, now=now)
+    payable = quote.price_fen if part is None else part.enterprise_pays_fen
+    booking = Booking(instrument=instrument, booker=user, enterprise_id=enterprise.id if enterprise else None,
+                      series=series, state=BookingState.REQUESTED, start_at=start_at, end_at=end_at,
+                      block_end_at=block_end_at, purpose=purpose, user_type=user_type, needs_operator=needs_operator,
+                      terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
+                      price_fen=quote.price_fen, voucher_id=voucher_id, voucher_fen=part.amount_fen if part else 0,
+                      payable_fen=payable, sequence=0)
+    payments.sync_payment_state(booking)
+    requested = booking.audit_view()
+    needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
+        and user_type != UserType.OWN_STAFF
+    # Without approval the rule approves at once, and with nothing to pay the booking is confirmed: it is
+    # written in the state it ends in (one INSERT, no UPDATE of a row just written), each step audited.
+    rule, steps = Actor.system("rule:no_approval_needed"), []
+    if not needs_approval:
+        steps.append(_advance(booking, BookingState.APPROVED, actor=rule, now=now))
+        if booking.payable_fen == 0:
+            steps.append(_advance(booking, BookingState.CONFIRMED, actor=rule, now=now))
+    session.add(booking)
+    try:  # no savepoint: a conflict ends the request's transaction (callers that go on hold one of their own)
+        session.flush()
+    except IntegrityError as error:
+        if _is_overlap_violation(error):
+            raise _conflict() from None
+        raise
+    if part is not None:  # before the audit entries are added: they are written with the hold's in one batch
+        vouchers.hold_for_booking(session, part, vouchers.BookedService(
+            booking_id=booking.id, platform_id=instrument.platform_id, instrument_name_zh=instrument.name_zh,
+            instrument_name_en=instrument.name_en, asset_number=instrument.asset_number,
+            category_code=instrument.category.code, start_at=start_at, end_at=end_at, price_fen=quote.price_fen),
+            actor=actor, now=now)
+    record_audit(session, actor, "booking.requested", booking, after=requested)
+    for action, before, after in steps:
+        record_audit(session, rule, action, booking, before=before, after=after)
+    if needs_approval:
+        _notify_platform(session, booking, "booking_requested")
+    # confirmed at once: the confirmation is the only mail
+    _notify(session, booking, "booking_confirmed" if booking.state == BookingState.CONFIRMED else "booking_requested")
+    return booking
+
+
+def book_series(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
+                end_at: datetime, weeks: int, now: datetime, terms_id: int | None = None, purpose: str = ""
+                ) -> tuple[BookingSeries, list[Booking], list[tuple[datetime, RuleBroken | Conflict]]]:
+    """Book the same slot every week, `weeks` times: every occurrence that is free and within the rules
+    is booked; the others are listed (with the reason) and kept as the series' skipped dates."""
+    if not 2 <= weeks <= MAX_SERIES_WEEKS:
+        raise RuleBroken("invalid_recurrence", _("A weekly series has 2 to %(n)s occurrences.", n=MAX_SERIES_WEEKS),
+                         field="weeks")
+    series = BookingSeries(instrument_id=instrument_id, booker_id=user.id, first_start_at=start_at,
+                           duration_minutes=int((end_at - start_at).total_seconds() // 60), count=weeks, skipped=[])
+    session.add(series)
+    session.flush()
+    booked, skipped = [], []
+    for week in range(weeks):
+        shift = timedelta(weeks=week)  # the same wall-clock time: Asia/Shanghai keeps no daylight saving
+        try:
+            with session.begin_nested():
+                booked.append(book_instrument(session, actor=actor, user=user, instrument_id=instrument_id,
+                                              start_at=start_at + shift, end_at=end_at + shift, now=now,
+                                              terms_id=terms_id, purpose=purpose, series=series))
+        except (RuleBroken, Conflict) as refusal:
+            if week == 0 and isinstance(refusal, RuleBroken) and refusal.field == "instrument_id":
+                raise  # nothing of the series can be booked
+            skipped.append((start_at + shift, refusal))
+    series.skipped = [when.isoformat() for when, _refusal in skipped]
+    if not booked:
+        raise skipped[0][1]
+    record_audit(session, actor, "booking_series.created", series,
+                 after={"weeks": weeks, "booked": [b.id for b in booked], "skipped": series.skipped})
+    return series, booked, skipped
+
+
+def _advance(booking: Booking, to: BookingState, *, actor: Actor, now: datetime, note: str | None = None
+             ) -> tuple[str, dict, dict]:
+    """Move a booking on (approved, rejected, confirmed), in memory; returns its audit entry's action,
+    before and after."""
+    before = booking.state.value
+    move(booking, to, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.sequence += 1
+    if to in (BookingState.APPROVED, BookingState.REJECTED):
+        booking.decided_by_id, booking.decided_at, booking.decision_note = actor.user_id, now, note
+    if to == BookingState.CONFIRMED:
+        booking.confirmed_at = now
+    return f"booking.{to.value}", {"state": before}, booking.audit_view() | ({"note": note} if note else {})
+
+
+def _decide(session: Session, booking: Booking, to: BookingState, *, actor: Actor, now: datetime,
+            note: str | None = None) -> None:
+    action, before, after = _advance(booking, to, actor=actor, now=now, note=note)
+    record_audit(session, actor, action, booking, before=before, after=after)
+    if to == BookingState.REJECTED:
+        _give_back(session, booking, actor=actor, now=now)
+    # paid for (or nothing to pay) while waiting for approval: confirmed on approval
+    if to == BookingState.APPROVED and (booking.payable_fen == 0 or booking.payment_state in (
+            PaymentState.AUTHORISED, PaymentState.PAID)):
+        confirm_booking(session, booking, actor=actor, now=now)
+
+
+def _give_back(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> None:
+    """A booking that ended unserved: any authorisation or payment goes back, and the voucher's hold."""
+    if booking.payments:
+        payments.settle_cancellation(session, booking, fee_fen=0, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+
+
+def approve_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    lock_booking(session, booking, to=BookingState.APPROVED)
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform approve its bookings."))
+    _decide(session, booking, BookingState.APPROVED, actor=actor, now=now)
+    _notify(session, booking, "booking_approved")
+    return booking
+
+
+def reject_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                   reason: str) -> Booking:
+    lock_booking(session, booking, to=BookingState.REJECTED)
+    _ensure(can_manage(user, booking), _("Only the admins of the instrument's platform reject its bookings."))
+    if not reason.strip():
+        raise RuleBroken("reason_required", _("Give the booker a reason."), field="reason")
+    _decide(session, booking, BookingState.REJECTED, actor=actor, now=now, note=reason.strip())
+    _notify(session, booking, "booking_rejected")
+    return booking
+
+
+def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: datetime) -> Booking:
+    """Approved and paid for (authorised, transferred, or nothing due): the slot is the booker's. The
+    caller holds the booking's lock."""
+    action, before, after = _advance(booking, BookingState.CONFIRMED, actor=actor, now=now)
+    record_audit(session, actor, action, booking, before=before, after=after)
+    _notify(session, booking, "booking_confirmed")
+    return booking
+
+
+def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    lock_booking(session, booking, to=BookingState.IN_PROGRESS)
+    _ensure(can_operate(user, booking), _("Only the platform's operators check users in."))
+    if not booking.start_at - CHECK_IN_EARLY <= now < booking.end_at:
+        raise RuleBroken("check_in_time", _("Check-in opens an hour before the start and closes at the end."))
+    before = booking.state.value
+    move(booking, BookingState.IN_PROGRESS, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.checked_in_at, booking.operator_id = now, user.id
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.in_progress", booking, before={"state": before},
+                 after={"checked_in_at": now.isoformat()})
+    return booking
+
+
+def final_price(booking: Booking, rules: BookingRules) -> int:
+    """On the actual time, rounded up to the slot and at least the minimum duration."""
+    seconds = (booking.checked_out_at - booking.checked_in_at).total_seconds()
+    slots = -(-int(seconds) // (rules.slot_minutes * 60))
+    minutes = max(slots * rules.slot_minutes, rules.min_minutes)
+    return Quote(booking.user_type, minutes, booking.setup_fee_fen, booking.hourly_rate_fen).price_fen
+
+
+def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+    """Completed: the final price on the actual time is captured (or the difference charged)."""
+    lock_booking(session, booking, to=BookingState.COMPLETED)
+    _ensure(can_operate(user, booking), _("Only the platform's operators check users out."))
+    before = booking.state.value
+    move(booking, BookingState.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.checked_out_at = now
+    booking.final_price_fen = final_price(booking, effective_rules(session, booking.instrument_id))
+    booking.sequence += 1
+    final_payable = booking.final_price_fen
+    if booking.voucher_id is not None:
+        booking.final_voucher_fen = vouchers.consume_for_booking(
+            session, booking_id=booking.id, actor=actor, now=now, final_price_fen=booking.final_price_fen,
+            checked_in_at=booking.checked_in_at, checked_out_at=booking.checked_out_at)
+        if not vouchers.pays_in_full(session, booking.voucher_id):
+            final_payable -= booking.final_voucher_fen
+    session.flush()
+    record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
+    if booking.payable_fen or final_payable:
+        payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
+    return booking
+
+
+def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                   reason: str = "") -> int:
+    """Cancel by the booker or the platform, by the cancellation policy; returns the fee in fen."""
+    lock_booking(session, booking, to=BookingState.CANCELLED)
+    _ensure(booking.booker_id == user.id or can_manage(user, booking),
+            _("Only the booker and the platform's admins cancel a booking."))
+    by_platform = booking.booker_id != user.id
+    fee = cancellation_fee(booking, effective_rules(session, booking.instrument_id), by_platform=by_platform, now=now)
+    before = booking.state.value
+    move(booking, BookingState.CANCELLED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.cancelled_at, booking.cancelled_by_id = now, user.id
+    booking.cancel_reason = reason.strip()[:500] or None
+    booking.cancellation_fee_fen = fee
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.cancelled", booking, before={"state": before},
+                 after=booking.audit_view() | {"by_platform": by_platform})
+    payments.settle_cancellation(session, booking, fee_fen=fee, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+    _notify(session, booking, "booking_cancelled")
+    if by_platform is False:
+        _notify_platform(session, booking, "booking_cancelled")
+    return fee
+
+
+def cancel_series(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                  reason: str = "") -> list[Booking]:
+    """Cancel this occurrence and every later one of its series that can still be cancelled."""
+    if booking.series_id is None:
+        raise RuleBroken("not_a_series", _("This booking is not part of a series."))
+    cancelled = list_series_rest(session, booking, user)
+    for occurrence in cancelled:
+        cancel_booking(session, occurrence, actor=actor, user=user, now=now, reason=reason)
+    return cancelled
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+def expire_bookings(session: Session, *, now: datetime) -> int:
+    """Requested bookings never approved, and approved ones never paid, expire at their start."""
+    due = session.scalars(select(Booking).where(
+        Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), Booking.start_at <= now,
+        Booking.payment_state != PaymentState.PENDING)).all()
+    actor, expired = Actor.system("job:expire_bookings"), 0
+    for booking in due:
+        lock_booking(session, booking)
+        if not can_move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS) \
+                or booking.payment_state == PaymentState.PENDING:
+            continue  # approved, paid or being paid meanwhile
+        expired += 1
+        before = booking.state.value
+        move(booking, BookingState.EXPIRED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+        booking.sequence += 1
+        record_audit(session, actor, "booking.expired", booking, before={"state": before},
+                     after={"state": booking.state.value})
+        _give_back(session, booking, actor=actor, now=now)
+    session.flush()
+    return expired
+
+
+def mark_no_shows(session: Session, *, now: datetime) -> int:
+    """Confirmed bookings with no check-in within the grace period: no-show, with its fee."""
+    candidates = session.scalars(select(Booking).where(Booking.state == BookingState.CONFIRMED,
+                                                       Booking.start_at <= now)).all()
+    actor, marked = Actor.system("job:mark_no_shows"), 0
+    for booking in candidates:
+        rules = effective_rules(session, booking.instrument_id)
+        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
+            continue
+        if lock_booking(session, booking).state != BookingState.CONFIRMED:
+            continue  # checked in or cancelled meanwhile
+        mark_no_show(session, booking, rules=rules, actor=actor, now=now)
+        marked += 1
+    return marked
+
+
+def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, actor: Actor, now: datetime) -> None:
+    """A confirmed booking nobody checked in to: no-show, its fee (by the rules) kept from what was paid
+    and the rest given back, a voucher's hold released (fees are never paid by a voucher)."""
+    lock_booking(session, booking, to=BookingState.NO_SHOW)
+    move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.cancellation_fee_fen = no_show_fee(booking, rules)
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
+                 after=booking.audit_view())
+    payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+
+
+def send_reminders(session: Session, *, now: datetime) -> int:
+    """The day before: one reminder per confirmed booking starting within the next 24 hours."""
+    due = session.scalars(select(Booking).where(
+        Booking.state == BookingState.CONFIRMED, Booking.reminder_sent_at.is_(None),
+        Booking.start_at > now, Booking.start_at <= now + timedelta(hours=24))).all()
+    for booking in due:
+        booking.reminder_sent_at = now
+        _notify(session, booking, "booking_reminder")
+    session.flush()
+    return len(due)
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+def list_user_bookings(session: Session, user: User, *, now: datetime, when: str = "upcoming",
+                       state: BookingState | None = None, limit: int = 200) -> list[Booking]:
+    """A user's own bookings: upcoming (not yet ended, soonest first) or past (latest first)."""
+    query = select(Booking).where(Booking.booker_id == user.id)
+    if when == "past":
+        query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc())
+    else:
+        query = query.where(Booking.end_at > now).order_by(Booking.start_at)
+    if state is not None:
+        query = query.where(Booking.state == state)
+    return list(session.scalars(query.limit(limit)))
+
+
+def list_instrument_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
+                             *, states: tuple[BookingState, ...] | None = None) -> list[Booking]:
+    query = select(Booking).where(Booking.instrument_id == instrument_id, Booking.start_at < end,
+                                  Booking.end_at > start).order_by(Booking.start_at)
+    if states:
+        query = query.where(Booking.state.in_(states))
+    return list(session.scalars(query))
+
+
+def day_sheet(session: Session, platform_id: int, start: datetime, end: datetime) -> list[Booking]:
+    """Who comes when to a platform's instruments in [start, end): the active and finished bookings."""
+    return list(session.scalars(
+        select(Booking).join(Booking.instrument).where(
+            Instrument.platform_id == platform_id, Booking.start_at < end, Booking.end_at > start,
+            Booking.state.in_((*ACTIVE_BOOKING_STATES, BookingState.COMPLETED, BookingState.NO_SHOW)))
+        .order_by(Booking.start_at, Instrument.name_zh)))
+
+
+def pending_approvals(session: Session, platform_ids: set[int]) -> list[Booking]:
+    return list(session.scalars(
+        select(Booking).join(Booking.instrument).where(Instrument.platform_id.in_(platform_ids),
+                                                       Booking.state == BookingState.REQUESTED)
+        .order_by(Booking.start_at))) if platform_ids else []
+
+
+# --- mail ---------------------------------------------------------------------------------------
+
+def mail_context(booking: Booking) -> dict:
+    local_start, local_end = to_local(booking.start_at), to_local(booking.end_at)
+    return {"booking_id": booking.id, "instrument_name": booking.instrument.name_zh,
+            "instrument_name_en": booking.instrument.name_en or booking.instrument.name_zh,
+            "start": f"{local_start:%Y-%m-%d %H:%M}", "end": f"{local_end:%Y-%m-%d %H:%M}",
+            "state": booking.state.value, "payable_fen": booking.payable_fen,
+            "cancellation_fee_fen": booking.cancellation_fee_fen, "note": booking.decision_note or "",
+            "cancel_reason": booking.cancel_reason or "",
+            "booker_name": booking.booker.name}
+
+
+def _notify(session: Session, booking: Booking, template: str) -> None:
+    enqueue_mail(session, to=booking.booker.email, locale=booking.booker.locale, template=template,
+                 context=mail_context(booking))
+
+
+def _notify_platform(session: Session, booking: Booking, template: str) -> None:
+    """The platform's admins hear of new requests and of cancellations by bookers."""
+    admins = session.scalars(select(User).join(RoleGrant).where(
+        RoleGrant.role == Role.PLATFORM_ADMIN, RoleGrant.organisation_id == booking.instrument.platform_id,
+        User.is_active.is_(True))).all()
+    for admin in admins:
+        enqueue_mail(session, to=admin.email, locale=admin.locale, template=f"{template}_platform",
+                     context=mail_context(booking))
+
+
+def count_active_overlaps(session: Session) -> int:
+    """For tests and checks: pairs of active bookings of one instrument that overlap (should be 0)."""
+    first, second = sa.orm.aliased(Booking), sa.orm.aliased(Booking)
+    return session.scalar(select(sa.func.count()).select_from(first).join(
+        second, sa.and_(first.instrument_id == second.instrument_id, first.id < second.id,
+                        first.start_at < second.block_end_at, second.start_at < first.block_end_at))
+        .where(first.state.in_(ACTIVE_BOOKING_STATES), second.state.in_(ACTIVE_BOOKING_STATES)))
+
+
+# --- for the booker's pages -----------------------------------------------------------------------
+
+def quote_cancellation(session: Session, booking: Booking, user: User, *, now: datetime) -> int:
+    """The fee in fen that cancel_booking would charge if this user cancelled now (shown before they do)."""
+    return cancellation_fee(booking, effective_rules(session, booking.instrument_id),
+                            by_platform=booking.booker_id != user.id, now=now)
+
+
+def list_series_rest(session: Session, booking: Booking, user: User) -> list[Booking]:
+    """This occurrence and the later ones of its series that cancel_series would cancel for this user."""
+    if booking.series_id is None:
+        return []
+    later = session.scalars(select(Booking).where(Booking.series_id == booking.series_id,
+                                                  Booking.start_at >= booking.start_at,
+                                                  Booking.state.in_(ACTIVE_BOOKING_STATES))
+                            .order_by(Booking.start_at)).all()
+    return [b for b in later if can_cancel(user, b)]

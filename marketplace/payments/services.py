@@ -1,0 +1,701 @@
+"""Payments (DESIGN §2.2): the enterprise's share of a booking, authorised by card (a PaymentIntent with
+manual capture) or paid by bank transfer (对公转账), captured at completion, cancelled or refunded by the
+cancellation policy, and reconciled when the gateway (marketplace/payments/gateway.py) did not answer.
+
+A payment's status moves only along PAYMENT_TRANSITIONS (core.states.move); the booking's payment_state
+is derived from its payments in one place (sync_payment_state). This module keeps the payment records
+and talks to the gateway; the booking's life, its row lock and the units of work are marketplace/
+bookings.py's, which calls this module and is never called back.
+
+The gateway is never called inside a database transaction. What is to be done is recorded first, in
+the caller's unit of work: the payment's pending_action ("authorise", "cancel", "capture" or "refund")
+with its idempotency key. After that commits, call_gateway carries it out from a GatewayCall copied out
+of the session, with no transaction open; record_answer writes the answer in a new unit of work, under
+the booking's lock. An action whose answer never arrived (a timeout, a crash) stays pending: the
+reconciliation reads what the gateway did (the intent by its id, or by the booking's metadata when its
+creation was never recorded) and settles it.
+
+Every POST to the gateway carries an Idempotency-Key made of the payment's own key (booking, action,
+number: booking-7-authorise-1), the call and its attempt. localstripe ignores that header, so the app is
+idempotent on its own side too: a call whose answer was lost is settled by first reading what the
+gateway did. The app also enforces what localstripe does not: it never captures a cancelled intent (it
+reads the intent's status first) and never refunds more than it captured."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from core.audit import Actor, record_audit
+from core.clock import to_local
+from core.db import unit_of_work
+from core.errors import Conflict, Forbidden, KequipError, RuleBroken
+from core.models import User
+from core.money import format_yuan
+from core.states import move
+from marketplace.payments.gateway import GatewayError, StripeClient, gateway
+from marketplace.models import (
+    PAYMENT_TRANSITIONS,
+    Booking,
+    BookingState,
+    Payment,
+    PaymentMethod,
+    PaymentPurpose,
+    PaymentState,
+    PaymentStatus,
+)
+from vouchers import services as vouchers
+
+log = logging.getLogger(__name__)
+CURRENCY = "cny"  # amounts in fen, the minor unit of CNY
+CANCELLABLE = {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+INTENT_STATUS = {"requires_payment_method": PaymentStatus.REQUIRES_CONFIRMATION,
+                 "requires_confirmation": PaymentStatus.REQUIRES_CONFIRMATION,
+                 "requires_action": PaymentStatus.REQUIRES_CONFIRMATION,
+                 "requires_capture": PaymentStatus.REQUIRES_CAPTURE,
+                 "succeeded": PaymentStatus.SUCCEEDED, "canceled": PaymentStatus.CANCELED}
+KEY_ACTIONS = {(PaymentMethod.CARD, PaymentPurpose.SHARE): "authorise",
+               (PaymentMethod.CARD, PaymentPurpose.DIFFERENCE): "charge-difference",
+               (PaymentMethod.TRANSFER, PaymentPurpose.SHARE): "transfer",
+               (PaymentMethod.TRANSFER, PaymentPurpose.DIFFERENCE): "transfer-difference"}
+SETTLED = {"cancel": "payment.canceled", "capture": "payment.captured", "refund": "payment.refunded"}
+ORPHAN_WINDOW = timedelta(days=2)  # reconciliation looks for unrecorded intents of payments this recent
+# An action recorded this recently, and not answered "unavailable" since, may still be on its way to the
+# gateway (a request waiting for its answer): reconciliation leaves it, and a second payment waits for it.
+IN_FLIGHT = timedelta(minutes=1)
+SCHEDULED = "scheduled_payments"  # the session's list of payments whose action is to be made after commit
+FAULT_EXIT = 70  # the exit status of a process stopped at its FAULT_POINT
+
+
+class PaymentGatewayUnavailable(KequipError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("payment_gateway_unavailable", _(
+            "The payment service is not answering; nothing was charged. Your booking is kept: try again in a few "
+            "minutes."))
+
+
+# --- who may ------------------------------------------------------------------------------------
+
+def can_pay(user: User | None, booking: Booking) -> bool:
+    """The booker pays a requested or approved booking's share until it is authorised or paid."""
+    return user is not None and booking.booker_id == user.id and awaits_payment(booking)
+
+
+def awaits_payment(booking: Booking) -> bool:
+    """A share may be paid as soon as the booking is made: while it waits for approval too (confirmed on
+    approval, the authorisation released on rejection or expiry)."""
+    return (booking.state in (BookingState.REQUESTED, BookingState.APPROVED) and booking.payable_fen > 0
+            and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
+
+
+def ensure_may_pay(user: User, booking: Booking) -> None:
+    if booking.booker_id != user.id:
+        raise Forbidden("forbidden", _("Only the booker pays for a booking."))
+    if not can_pay(user, booking):
+        raise RuleBroken("nothing_to_pay", _("This booking has nothing to pay now."))
+
+
+def expected_transfer(booking: Booking) -> Payment | None:
+    """The transfer the booker announced; its key is the note the transfer should carry."""
+    return next((p for p in booking.payments if p.status == PaymentStatus.TRANSFER_EXPECTED), None)
+
+
+# --- the calls, recorded before they are made ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GatewayCall:
+    """A payment's pending action with all that carrying it out needs, copied out of the session: the
+    call reads no database row, so it runs with no transaction open."""
+
+    payment_id: int
+    booking_id: int
+    action: str  # "authorise", "cancel", "capture" or "refund"
+    attempt: int
+    key: str  # the payment's idempotency key
+    tags: dict[str, str]  # the intent's metadata: whose it is
+    intent_id: str | None
+    amount_fen: int  # to authorise, capture or refund
+    purpose: PaymentPurpose = PaymentPurpose.SHARE
+    card: str | None = None  # authorise: the card (pm_… or card_…) to attach
+    confirm: bool = True  # authorise: attach and confirm; False (reconciliation): read what the gateway has
+    search: bool = False  # look for an intent made by an unanswered call before making one
+    card_of: str | None = None  # a difference: the share's intent, whose card it is charged to
+    refund_number: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayAnswer:
+    intent: dict | None = None  # the intent as the last call left it (None: there is none)
+    refund: dict | None = None
+    error: GatewayError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What an answer did: whether it settled the action (False: the gateway did not answer, the action
+    stays pending), what the person who asked reads (a decline, no answer), and whether an authorisation
+    now holds the booking's share."""
+
+    settled: bool = True
+    problem: KequipError | None = None
+    authorised: bool = False
+
+
+def _schedule(payment: Payment, action: str | None, amount_fen: int | None = None) -> None:
+    """The one place a payment's pending action is set (to be made after this unit of work commits: see
+    scheduled_calls) or cleared (None: done)."""
+    payment.pending_action, payment.pending_amount_fen = action, amount_fen
+    if action is not None:
+        payment.last_error = None
+        sa.orm.object_session(payment).info.setdefault(SCHEDULED, []).append(payment)
+
+
+def _to(payment: Payment, status: PaymentStatus) -> None:
+    """Follow the gateway (or the transfer) to `status` along PAYMENT_TRANSITIONS."""
+    if payment.status != status:
+        move(payment, status, PAYMENT_TRANSITIONS)
+
+
+def scheduled_calls(session: Session, *, card: str | None = None) -> list[GatewayCall]:
+    """The calls this unit of work scheduled: taken before its commit, made after it (an authorisation
+    with the card the booker entered)."""
+    payments = dict.fromkeys(session.info.pop(SCHEDULED, []))
+    return [_call(payment, card=card if payment.pending_action == "authorise" else None) for payment in payments
+            if payment.pending_action is not None]
+
+
+def forget_scheduled(session: Session) -> None:
+    """A unit of work starts with nothing scheduled (what a rolled-back one scheduled is void)."""
+    session.info.pop(SCHEDULED, None)
+
+
+def _call(payment: Payment, *, card: str | None = None, confirm: bool = True, search: bool = False) -> GatewayCall:
+    action = payment.pending_action
+    amount = payment.pending_amount_fen or payment.amount_fen
+    if action == "refund":
+        amount = min(amount, payment.captured_fen - payment.refunded_fen)
+    card_of = None
+    if payment.purpose == PaymentPurpose.DIFFERENCE and payment.intent_id is None:
+        card_of = _charged_card(payment.booking).intent_id
+    return GatewayCall(payment_id=payment.id, booking_id=payment.booking_id, action=action, attempt=payment.attempt,
+                       key=payment.idempotency_key, tags=_tags(payment), intent_id=payment.intent_id,
+                       amount_fen=amount, purpose=payment.purpose, card=card, confirm=confirm,
+                       search=search or payment.attempt > 0, card_of=card_of,
+                       refund_number=len(payment.refund_ids) + 1)
+
+
+# --- paying -------------------------------------------------------------------------------------
+
+def begin_card_payment(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
+    """Schedule the card authorisation of the booking's share, made after commit (scheduled_calls): one
+    PaymentIntent with manual capture, however often this is called (a double click, a reload, a
+    retry); nothing is scheduled when the share is authorised already. The caller holds the booking's
+    lock."""
+    live = _live_card(booking)
+    if live is not None and live.status == PaymentStatus.REQUIRES_CAPTURE:
+        return live
+    ensure_may_pay(user, booking)
+    if live is not None and live.pending_action == "authorise":
+        if _in_flight(live, now):
+            raise Conflict("payment_in_progress", _("Your payment is on its way to the payment service; reload "
+                                                    "this page in a moment."))
+        live.attempt += 1  # its answer never came: a new call, which reads first what the last one did
+    _drop_expected_transfer(session, booking, actor=actor)
+    payment = live or _new_payment(session, booking, PaymentMethod.CARD, PaymentPurpose.SHARE, booking.payable_fen)
+    booking.payment_method = PaymentMethod.CARD
+    _schedule(payment, "authorise", payment.amount_fen)
+    sync_payment_state(booking)
+    session.flush()
+    record_audit(session, actor, "payment.started", payment, after=_view(payment))
+    return payment
+
+
+def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
+    """Pay by bank transfer: the booking waits, approved, for the platform to record the transfer. The
+    caller holds the booking's lock."""
+    ensure_may_pay(user, booking)
+    expected = expected_transfer(booking)
+    if expected is not None:
+        return expected
+    payment = _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen,
+                           status=PaymentStatus.TRANSFER_EXPECTED)
+    booking.payment_method = PaymentMethod.TRANSFER
+    _drop_card_attempts(booking)  # cancelled at the gateway after commit
+    sync_payment_state(booking)
+    session.flush()
+    record_audit(session, actor, "payment.transfer_chosen", payment, after=_view(payment))
+    return payment
+
+
+def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                    amount_fen: int, received_on: date, reference: str) -> Payment:
+    """The transfer that arrived: the booking's share is paid. The caller holds the booking's lock and
+    has checked that this user may record it."""
+    if not awaits_payment(booking):
+        raise RuleBroken("nothing_to_pay", _("This booking is not waiting for a payment."))
+    if amount_fen != booking.payable_fen:
+        raise RuleBroken("transfer_amount_mismatch", _(
+            "The booking's share is %(amount)s; record the transfer when that exact amount has arrived.",
+            amount=format_yuan(booking.payable_fen)), field="amount_fen")
+    if received_on > to_local(now).date():
+        raise RuleBroken("transfer_in_future", _("A transfer cannot arrive in the future."), field="received_on")
+    if not reference.strip():
+        raise RuleBroken("reference_required", _("Give the bank's reference of the transfer."), field="reference")
+    payment = expected_transfer(booking) \
+        or _new_payment(session, booking, PaymentMethod.TRANSFER, PaymentPurpose.SHARE, booking.payable_fen,
+                        status=PaymentStatus.TRANSFER_EXPECTED)
+    before = _view(payment)
+    _to(payment, PaymentStatus.TRANSFER_RECEIVED)
+    payment.captured_fen = amount_fen
+    payment.transfer_received_on, payment.transfer_reference = received_on, reference.strip()[:100]
+    payment.recorded_by_id = user.id
+    booking.payment_method = PaymentMethod.TRANSFER
+    _drop_card_attempts(booking)
+    sync_payment_state(booking)
+    session.flush()
+    record_audit(session, actor, "payment.transfer_received", payment, before=before, after=_view(payment))
+    return payment
+
+
+# --- settling -----------------------------------------------------------------------------------
+
+def settle_cancellation(session: Session, booking: Booking, *, fee_fen: int, actor: Actor, now: datetime) -> None:
+    """After a cancellation or a no-show, keep fee_fen (0 to payable) and give the rest back: what is to
+    be done at the gateway is scheduled, made after commit, and reconciled if it is not answered."""
+    if not 0 <= fee_fen <= booking.payable_fen:
+        raise ValueError(f"fee {fee_fen} outside 0..{booking.payable_fen}")
+    _keep_only(session, booking, fee_fen, actor=actor)
+    sync_payment_state(booking)
+
+
+def settle_completion(session: Session, booking: Booking, *, final_payable_fen: int, actor: Actor,
+                      now: datetime) -> None:
+    """At check-out, keep the final amount: captured up to what was authorised; more than that is
+    charged by a second intent on the same card, confirmed off-session (or expected as a transfer)."""
+    remaining = _keep_only(session, booking, final_payable_fen, actor=actor)
+    if remaining > 0:
+        by_card = _charged_card(booking) is not None
+        extra = _new_payment(session, booking, PaymentMethod.CARD if by_card else PaymentMethod.TRANSFER,
+                             PaymentPurpose.DIFFERENCE, remaining,
+                             status=PaymentStatus.CREATING if by_card else PaymentStatus.TRANSFER_EXPECTED)
+        if by_card:
+            _schedule(extra, "capture", remaining)  # created, confirmed off-session, then captured
+        record_audit(session, actor, "payment.difference_due", extra, after=_view(extra))
+    sync_payment_state(booking)
+
+
+def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Actor) -> int:
+    """Keep keep_fen of what the booking's payments hold and give back the rest: an authorisation is
+    captured up to it (or released), a capture refunded down to it, a received transfer gets the refund
+    due recorded; attempts never authorised are dropped, and an authorisation still on its way (or never
+    answered) is released whatever it became. Returns what is kept beyond what is held."""
+    for payment in booking.payments:
+        if payment.pending_action == "authorise":
+            _schedule(payment, "cancel")
+            continue
+        if payment.pending_action is not None:
+            continue
+        authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
+        held = payment.amount_fen if authorised else payment.captured_fen - payment.refunded_fen
+        kept, keep_fen = min(keep_fen, held), keep_fen - min(keep_fen, held)
+        if authorised:
+            _schedule(payment, "capture" if kept else "cancel", kept or None)
+        elif held > kept and payment.status == PaymentStatus.SUCCEEDED:
+            _schedule(payment, "refund", held - kept)
+        elif held > kept and payment.status == PaymentStatus.TRANSFER_RECEIVED:
+            _refund_transfer(session, payment, held - kept, actor=actor)
+    _drop_card_attempts(booking)
+    _drop_expected_transfer(session, booking, actor=actor)
+    return keep_fen
+
+
+# --- at the gateway, with no transaction open ---------------------------------------------------
+
+def call_gateway(call: GatewayCall) -> GatewayAnswer:
+    """Carry out one recorded call, reading first what the gateway already did. Touches no database."""
+    client, intent, refund = gateway(), None, None
+    try:
+        intent = _intent_for(client, call)
+        path = f"/v1/payment_intents/{intent['id']}" if intent else ""
+        if call.action == "authorise" and intent and call.confirm and not intent.get("last_payment_error") \
+                and intent["status"] in ("requires_payment_method", "requires_confirmation"):
+            if call.card and intent.get("payment_method") != call.card:
+                intent = client.post(path, {"payment_method": call.card}, key=_call_key(call, "attach"))
+            if intent["status"] == "requires_confirmation":
+                intent = client.post(f"{path}/confirm", key=_call_key(call, "confirm"))
+        elif call.action == "cancel" and intent and intent["status"] in CANCELLABLE:
+            intent = _cancel(client, intent, call)
+        elif call.action == "capture" and intent and intent["status"] == "requires_capture":
+            intent = client.post(f"{path}/capture", {"amount_to_capture": call.amount_fen},
+                                 key=_call_key(call, "capture"))
+        elif call.action == "refund" and intent:
+            refund = _refund(client, call, intent["id"])
+        answer = GatewayAnswer(intent, refund)
+    except GatewayError as error:
+        answer = GatewayAnswer(intent, refund, error)
+    fault_point("payment_answered")
+    return answer
+
+
+def fault_point(name: str) -> None:
+    """Tests only: the process dies here (no cleanup, no commit) when the FAULT_POINT setting names this
+    point, as a worker killed between two steps would."""
+    if current_app.config.get("FAULT_POINT") == name:
+        logging.shutdown()
+        os._exit(FAULT_EXIT)
+
+
+def _intent_for(client: StripeClient, call: GatewayCall) -> dict | None:
+    """The payment's intent: read back; found by its metadata after a creation whose answer was lost; or
+    made, when the action makes one (an authorisation, a difference's charge)."""
+    if call.intent_id is not None:
+        return client.get(f"/v1/payment_intents/{call.intent_id}")
+    found = _find_intent(client, call.tags) if call.search or call.action in ("cancel", "refund") else None
+    makes = (call.action == "authorise" and call.confirm) or (call.action == "capture" and call.card_of)
+    if found is not None or not makes:
+        return found
+    params: dict[str, Any] = {"amount": call.amount_fen, "currency": CURRENCY, "capture_method": "manual",
+                              "payment_method": call.card, "metadata": call.tags}
+    if call.purpose == PaymentPurpose.DIFFERENCE:
+        share = client.get(f"/v1/payment_intents/{call.card_of}")
+        params |= {"payment_method": share["payment_method"], "confirm": True, "off_session": True}
+    return client.post("/v1/payment_intents", params, key=_call_key(call, "create"))
+
+
+def _cancel(client: StripeClient, intent: dict, call: GatewayCall) -> dict:
+    """Cancel the intent; one cancelled meanwhile by another call is read back as it is."""
+    try:
+        return client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=_call_key(call, "cancel"))
+    except GatewayError as error:
+        if error.kind != "invalid":
+            raise
+        again = client.get(f"/v1/payment_intents/{intent['id']}")
+        if again["status"] != "canceled":
+            raise
+        return again
+
+
+def _refund(client: StripeClient, call: GatewayCall, intent_id: str) -> dict | None:
+    """Refund at most what was captured and not refunded; a refund an unanswered attempt made is adopted."""
+    if call.amount_fen <= 0:
+        return None
+    tag = f"{call.key}-refund-{call.refund_number}"
+    made = client.get("/v1/refunds", {"payment_intent": intent_id, "limit": 100})["data"]
+    return next((r for r in made if (r.get("metadata") or {}).get("idempotency_key") == tag), None) \
+        or client.post("/v1/refunds", {"payment_intent": intent_id, "amount": call.amount_fen,
+                                       "metadata": {"idempotency_key": tag}}, key=_call_key(call, "refund"))
+
+
+def _call_key(call: GatewayCall, step: str) -> str:
+    return f"{call.key}-{step}-{call.attempt}"
+
+
+def _find_intent(client: StripeClient, tags: dict[str, str]) -> dict | None:
+    return next((intent for intent in client.intents() if _is_tagged(intent, tags)), None)
+
+
+def _is_tagged(intent: dict, tags: dict[str, str]) -> bool:
+    return all((intent.get("metadata") or {}).get(name) == value for name, value in tags.items())
+
+
+# --- the answers, recorded under the booking's lock ---------------------------------------------
+
+def record_answer(session: Session, booking: Booking, call: GatewayCall, answer: GatewayAnswer, *,
+                  actor: Actor) -> Recorded:
+    """Write what the gateway answered to `call`, in the caller's new unit of work, the booking locked
+    and read afresh: the payment's status moves by the answer, its pending action is cleared, or kept
+    (with the attempt counted) when the gateway did not answer."""
+    payment = next(p for p in booking.payments if p.id == call.payment_id)
+    if (payment.pending_action, payment.attempt, payment.intent_id) != (call.action, call.attempt, call.intent_id):
+        recorded = _overtaken(payment, call, answer)  # settled, taken over or better known meanwhile
+    elif answer.error is not None and answer.error.kind != "declined" \
+            and (call.action != "authorise" or answer.error.kind == "unavailable"):
+        recorded = _unanswered(session, payment, call, answer, actor=actor)
+    elif call.action == "authorise":
+        recorded = _record_authorisation(session, booking, payment, call, answer, actor=actor)
+    else:
+        recorded = _record_settlement(session, payment, call, answer, actor=actor)
+    sync_payment_state(booking)
+    session.flush()
+    return recorded
+
+
+def _overtaken(payment: Payment, call: GatewayCall, answer: GatewayAnswer) -> Recorded:
+    """The payment's action changed while the call was out (a cancellation released the booking an
+    authorisation was for; another call settled it): whatever the answer holds at the gateway for a
+    payment now cancelled is released, after commit."""
+    intent = answer.intent
+    _adopt(payment, intent)
+    held = intent is not None and intent["id"] == payment.intent_id and intent["status"] in CANCELLABLE
+    if payment.pending_action == "cancel" or (held and payment.status == PaymentStatus.CANCELED):
+        _schedule(payment, "cancel")  # made again with what is known now
+    if call.action == "authorise" and payment.status != PaymentStatus.REQUIRES_CAPTURE:
+        return Recorded(problem=_cancelled_meanwhile())
+    return Recorded()
+
+
+def _adopt(payment: Payment, intent: dict | None) -> None:
+    """The payment learns its intent, once (made by the call, or found by its metadata)."""
+    if intent is not None and payment.intent_id is None:
+        payment.intent_id, payment.client_secret = intent["id"], intent.get("client_secret")
+
+
+def _cancelled_meanwhile() -> Conflict:
+    return Conflict("booking_state_changed", _("This booking was cancelled while you paid: what was held on your "
+                                               "card is released and nothing was charged."))
+
+
+def _unanswered(session: Session, payment: Payment, call: GatewayCall, answer: GatewayAnswer, *,
+                actor: Actor) -> Recorded:
+    """No answer (or a refusal of a settlement): the action stays pending for reconciliation, with the
+    intent if one was made before the silence; the next call is a new one, since Stripe keeps even a 5xx
+    answer under its key."""
+    error = answer.error
+    _adopt(payment, answer.intent)
+    payment.attempt += 1
+    payment.last_error = error.message[:500]
+    log.warning("payment %s: %s left pending: %s", payment.id, call.action, error.message)
+    if call.action != "authorise":
+        return Recorded(settled=False)
+    session.flush()
+    record_audit(session, actor, "payment.pending", payment, after=_view(payment) | {"error": payment.last_error})
+    return Recorded(settled=False, problem=PaymentGatewayUnavailable())
+
+
+def _record_authorisation(session: Session, booking: Booking, payment: Payment, call: GatewayCall,
+                          answer: GatewayAnswer, *, actor: Actor) -> Recorded:
+    """Authorised → held for the booking if it still waits for its payment, else released at once.
+    Declined, refused or unconfirmed → the attempt is over or waits for the card; nothing was charged."""
+    intent, error = answer.intent, answer.error
+    _adopt(payment, intent)
+    _schedule(payment, None)
+    declined = (error.message, error.code) if error is not None and error.kind == "declined" else None
+    if intent is not None and intent.get("last_payment_error"):
+        declined = (intent["last_payment_error"].get("message", ""), intent["last_payment_error"].get("code"))
+    if declined is not None:
+        payment.last_error = declined[0][:500]
+        _to(payment, PaymentStatus.FAILED)
+        session.flush()
+        record_audit(session, actor, "payment.declined", payment, after=_view(payment) | {"code": declined[1]})
+        return Recorded(problem=RuleBroken("card_declined", _(
+            "The card was declined and nothing was charged. Try another card, or pay by bank transfer."), field="card"))
+    if error is not None:  # refused as invalid
+        log.error("payment %s: the gateway refused: %s", payment.id, error.message)
+        payment.last_error = error.message[:500]
+        if payment.intent_id is None:
+            _to(payment, PaymentStatus.FAILED)
+        return Recorded(problem=RuleBroken("payment_refused", _(
+            "The payment service refused this card; nothing was charged. Check the card's details, or pay by "
+            "bank transfer."), field="card"))
+    if intent is None:  # reconciliation: the creation never reached the gateway
+        _to(payment, PaymentStatus.CANCELED)
+        session.flush()
+        record_audit(session, actor, "payment.canceled", payment, after=_view(payment))
+        return Recorded()
+    _to(payment, INTENT_STATUS.get(intent["status"], payment.status))
+    payment.last_error = None
+    if payment.status == PaymentStatus.REQUIRES_CAPTURE:
+        session.flush()
+        record_audit(session, actor, "payment.authorised", payment, after=_view(payment))
+        if awaits_payment(booking) and not any(_holds_share(p) for p in booking.payments if p is not payment):
+            return Recorded(authorised=True)
+        _schedule(payment, "cancel")  # the booking no longer waits for it: released after commit
+        return Recorded(problem=_cancelled_meanwhile())
+    if payment.status == PaymentStatus.REQUIRES_CONFIRMATION and call.confirm:
+        if intent["status"] == "requires_payment_method":
+            return Recorded(problem=RuleBroken("card_required", _("Enter the card's details."), field="card"))
+        payment.last_error = f"intent {intent['status']}"
+        _to(payment, PaymentStatus.FAILED)
+        session.flush()
+        record_audit(session, actor, "payment.failed", payment, after=_view(payment))
+        return Recorded(problem=RuleBroken("card_not_authorised", _(
+            "The card could not be authorised (it asks for a check this page does not offer). Try another card, "
+            "or pay by bank transfer."), field="card"))
+    return Recorded()  # not confirmed (reconciliation) or cancelled at the gateway: the booker pays again
+
+
+def _record_settlement(session: Session, payment: Payment, call: GatewayCall, answer: GatewayAnswer, *,
+                       actor: Actor) -> Recorded:
+    before, intent = _view(payment), answer.intent
+    if answer.error is not None:  # a difference declined
+        payment.last_error = answer.error.message[:500]
+        _to(payment, PaymentStatus.FAILED)
+    elif intent is not None:
+        _adopt(payment, intent)
+        _to(payment, INTENT_STATUS.get(intent["status"], payment.status))
+    elif call.action == "cancel":  # no intent was ever made
+        _to(payment, PaymentStatus.CANCELED)
+    if call.action == "capture" and intent is not None and intent["status"] == "succeeded":
+        payment.captured_fen = call.amount_fen
+    elif call.action == "capture" and answer.error is None:
+        log.error("payment %s: not captured, the intent is %s", payment.id, intent and intent["status"])
+    if answer.refund is not None:
+        payment.refund_ids = [*payment.refund_ids, answer.refund["id"]]
+        payment.refunded_fen += answer.refund["amount"]
+    _schedule(payment, None)
+    session.flush()
+    record_audit(session, actor, SETTLED[call.action], payment, before=before, after=_view(payment))
+    return Recorded()
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+def calls_to_reconcile(session: Session, *, now: datetime) -> list[GatewayCall]:
+    """Every pending action no request is still waiting for, to be read at the gateway and settled: an
+    authorisation is read (found by its metadata when its creation was never recorded), never confirmed."""
+    rows = session.scalars(select(Payment).where(
+        Payment.pending_action.is_not(None),
+        sa.or_(Payment.last_error.is_not(None), Payment.updated_at <= now - IN_FLIGHT)).order_by(Payment.id)).all()
+    return [_call(payment, confirm=False, search=True) for payment in rows]
+
+
+def release_orphans(*, actor: Actor, now: datetime) -> int:
+    """Cancel open intents tagged for one of our recent payments that are not that payment's own: made by
+    a creation retried after a lost answer. An intent whose creation the payment has not recorded yet is
+    left to that payment's own reconciliation."""
+    with unit_of_work() as session:
+        recent = {p.idempotency_key: (p.id, p.intent_id, p.pending_action, _tags(p)) for p in session.scalars(
+            select(Payment).where(Payment.method == PaymentMethod.CARD, Payment.created_at >= now - ORPHAN_WINDOW))}
+    if not recent:
+        return 0
+    client, released = gateway(), []
+    try:
+        for intent in list(client.intents()):
+            known = recent.get((intent.get("metadata") or {}).get("idempotency_key"))
+            if known is None or intent["status"] not in CANCELLABLE or not _is_tagged(intent, known[3]):
+                continue
+            payment_id, intent_id, pending, _tags_of = known
+            if intent["id"] == intent_id or (intent_id is None and pending is not None):
+                continue
+            client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=f"orphan-{intent['id']}-cancel")
+            released.append((payment_id, intent["id"]))
+    except GatewayError as error:
+        log.warning("orphan intents left for the next run: %s", error.message)
+    if released:
+        with unit_of_work() as session:
+            for payment_id, intent_id in released:
+                record_audit(session, actor, "payment.orphan_canceled", session.get(Payment, payment_id),
+                             after={"intent_id": intent_id})
+    return len(released)
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+# A booking is paid when what the enterprise owed was captured or received: "paid", or "refunded" when
+# completion on a shorter time than booked gave back the overpaid difference.
+PAID_STATES = (PaymentState.PAID, PaymentState.REFUNDED)
+
+
+def sync_payment_state(booking: Booking) -> None:
+    """The one place the booking's payment_state is set: derived from its payments. The voucher part's
+    use hears whether the booking is paid (an enterprise-reimbursed use is claimable once it is)."""
+    state, session = payment_state_of(booking), object_session(booking)
+    if state != booking.payment_state and booking.voucher_id is not None and booking.id is not None:
+        vouchers.record_payment(session, booking_id=booking.id, is_paid=state in PAID_STATES)
+    booking.payment_state = state
+
+
+def payment_state_of(booking: Booking) -> PaymentState:
+    """Where the booking's payment stands, from its payments: PENDING while any action waits for the
+    gateway's answer."""
+    payments = booking.payments
+    if any(p.pending_action or p.status == PaymentStatus.CREATING for p in payments):
+        return PaymentState.PENDING
+    if any(p.purpose == PaymentPurpose.DIFFERENCE and p.status in (PaymentStatus.FAILED,
+                                                                   PaymentStatus.TRANSFER_EXPECTED) for p in payments):
+        return PaymentState.DUE
+    if any(p.refunded_fen for p in payments):
+        return PaymentState.REFUNDED
+    if any(p.captured_fen for p in payments):
+        return PaymentState.PAID
+    if any(p.status == PaymentStatus.REQUIRES_CAPTURE for p in payments):
+        return PaymentState.AUTHORISED
+    if booking.payable_fen == 0 and not payments:
+        return PaymentState.NOT_DUE
+    if booking.state not in (BookingState.REQUESTED, BookingState.APPROVED) \
+            and any(p.method == PaymentMethod.CARD and p.status == PaymentStatus.CANCELED for p in payments):
+        return PaymentState.RELEASED
+    return PaymentState.DUE
+
+
+def _in_flight(payment: Payment, now: datetime) -> bool:
+    return payment.pending_action is not None and payment.last_error is None \
+        and payment.updated_at > now - IN_FLIGHT
+
+
+def _holds_share(payment: Payment) -> bool:
+    return payment.purpose == PaymentPurpose.SHARE and (
+        payment.status in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.TRANSFER_RECEIVED) or payment.captured_fen > 0)
+
+
+def _live_card(booking: Booking) -> Payment | None:
+    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
+                 and p.pending_action in (None, "authorise")
+                 and p.status in (PaymentStatus.CREATING, PaymentStatus.REQUIRES_CONFIRMATION,
+                                  PaymentStatus.REQUIRES_CAPTURE)), None)
+
+
+def _new_payment(session: Session, booking: Booking, method: PaymentMethod, purpose: PaymentPurpose,
+                 amount_fen: int, *, status: PaymentStatus = PaymentStatus.CREATING) -> Payment:
+    """A payment keyed by what it is: booking-7-authorise-2 is booking 7's second card authorisation.
+    The key is unique, so two racing requests cannot both make one."""
+    number = 1 + sum(1 for p in booking.payments if (p.method, p.purpose) == (method, purpose))
+    payment = Payment(booking=booking, method=method, purpose=purpose, status=status, amount_fen=amount_fen,
+                      idempotency_key=f"booking-{booking.id}-{KEY_ACTIONS[method, purpose]}-{number}")
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def _view(payment: Payment) -> dict[str, Any]:
+    return {"status": payment.status.value, "amount_fen": payment.amount_fen, "captured_fen": payment.captured_fen,
+            "refunded_fen": payment.refunded_fen, "intent_id": payment.intent_id,
+            "pending_action": payment.pending_action, "pending_amount_fen": payment.pending_amount_fen}
+
+
+def _tags(payment: Payment) -> dict[str, str]:
+    """The intent's metadata: whose it is. A booking is its id and creation time, since another database
+    (a test's, a reset development one) may have had a booking of the same id on the same gateway."""
+    return {"booking_id": str(payment.booking_id), "booked_at": payment.booking.created_at.isoformat(),
+            "idempotency_key": payment.idempotency_key}
+
+
+def _refund_transfer(session: Session, payment: Payment, amount_fen: int, *, actor: Actor) -> None:
+    """A transfer is paid back by the platform's bank, outside the gateway: the refund due is recorded."""
+    before = _view(payment)
+    payment.refunded_fen += amount_fen
+    session.flush()
+    record_audit(session, actor, "payment.refund_due", payment, before=before, after=_view(payment))
+
+
+def _drop_card_attempts(booking: Booking) -> None:
+    """Card attempts never authorised are to be cancelled at the gateway."""
+    for payment in booking.payments:
+        if payment.method == PaymentMethod.CARD and payment.pending_action is None \
+                and payment.status in (PaymentStatus.CREATING, PaymentStatus.REQUIRES_CONFIRMATION):
+            _schedule(payment, "cancel")
+
+
+def _drop_expected_transfer(session: Session, booking: Booking, *, actor: Actor) -> None:
+    expected = expected_transfer(booking)
+    if expected is not None:
+        _to(expected, PaymentStatus.CANCELED)
+        session.flush()
+        record_audit(session, actor, "payment.canceled", expected, after=_view(expected))
+
+
+def _charged_card(booking: Booking) -> Payment | None:
+    """The share's card payment, authorised or captured: the card a difference is charged to."""
+    return next((p for p in booking.payments if p.method == PaymentMethod.CARD and p.purpose == PaymentPurpose.SHARE
+                 and p.intent_id and (p.captured_fen or p.status == PaymentStatus.REQUIRES_CAPTURE
+                                      or p.pending_action == "capture")), None)

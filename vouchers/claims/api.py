@@ -1,0 +1,98 @@
+"""Claim API under /api/v1 (issue 6 §7): GET /api/v1/voucher-claims, the caller's platforms' or
+enterprises' claims; the bureau, the finance officer and the auditor: every claim. Money in fen, times in
+Asia/Shanghai with their offset."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask
+from flask_smorest import Blueprint
+
+from core.auth import current_principal, requires
+from core.extensions import db
+from core.api import page_of
+from core.inputs import MAX_ID, MAX_PAGE
+from vouchers.claims import services as claims
+from vouchers.api import LocalTime
+from vouchers.models import Claim, ClaimKind, ClaimState
+
+bp = Blueprint("voucher_claims_api", __name__, url_prefix="/api/v1", description="Innovation voucher claims")
+
+MAX_PER_PAGE = 100
+SECURITY = [{"bearer": []}]
+
+
+class ClaimQuery(ma.Schema):
+    state = ma.fields.Enum(ClaimState, by_value=True, load_default=None)
+    platform_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), load_default=None)
+    kind = ma.fields.Enum(ClaimKind, by_value=True, load_default=None)
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
+    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class ClaimLineOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    booking_id = ma.fields.Integer(required=True)
+    voucher_id = ma.fields.Integer(required=True)
+    voucher_serial = ma.fields.String(required=True)
+    amount_fen = ma.fields.Integer(required=True)
+    served_on = ma.fields.Date(required=True, metadata={"description": "The date of the service (its completion)"})
+    returned_reason = ma.fields.String(required=True, allow_none=True)
+
+
+class ClaimOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    kind = ma.fields.Enum(ClaimKind, by_value=True, required=True, metadata={
+        "description": "provider: a platform claims the voucher parts of bookings it served; enterprise: an "
+                       "enterprise claims back the voucher parts of bookings it paid in full"})
+    platform_id = ma.fields.Integer(required=True, allow_none=True)
+    enterprise_id = ma.fields.Integer(required=True, allow_none=True)
+    period_start = ma.fields.Date(required=True)
+    period_end = ma.fields.Date(required=True)
+    state = ma.fields.Enum(ClaimState, by_value=True, required=True)
+    total_fen = ma.fields.Integer(required=True)
+    bank_account_name = ma.fields.String(required=True)
+    bank_name = ma.fields.String(required=True)
+    bank_account_number = ma.fields.String(required=True)
+    signed_by_id = ma.fields.Integer(required=True)
+    signed_at = LocalTime(required=True)
+    review_note = ma.fields.String(required=True, allow_none=True)
+    reviewed_at = LocalTime(required=True, allow_none=True)
+    paid_on = ma.fields.Date(required=True, allow_none=True)
+    payment_reference = ma.fields.String(required=True, allow_none=True)
+    created_at = LocalTime(required=True)
+    lines = ma.fields.List(ma.fields.Nested(ClaimLineOut), required=True)
+
+    @ma.pre_dump
+    def to_record(self, claim: Claim, **_kwargs: Any) -> dict:
+        return {**{name: getattr(claim, name) for name in self.fields if name != "lines"},
+                "lines": [{"id": line.id, "booking_id": line.booking_id, "voucher_id": line.voucher_id,
+                           "voucher_serial": line.voucher.serial, "amount_fen": line.amount_fen,
+                           "served_on": line.served_on, "returned_reason": line.returned_reason}
+                          for line in claim.lines]}
+
+
+ClaimPageOut = page_of(ClaimOut)
+
+
+@bp.route("/voucher-claims", methods=["GET"])
+@requires()
+@bp.arguments(ClaimQuery, location="query", as_kwargs=True)
+@bp.response(200, ClaimPageOut)
+@bp.doc(security=SECURITY)
+def list_claims(*, state: ClaimState | None, platform_id: int | None, kind: ClaimKind | None, page: int,
+                per_page: int):
+    """Redemption claims with their lines, newest first: the caller's platforms' claims (platform admins)
+    and enterprises' claims (enterprise members); the bureau, the finance officer and the auditor: every
+    claim. Filters: state, platform_id, kind."""
+    found = db.paginate(claims.claims_query(current_principal(), state=state, platform_id=platform_id, kind=kind),
+                        page=page, per_page=per_page, error_out=False)
+    return {"items": found.items, "total": found.total, "page": page, "per_page": per_page}
+
+
+def register(app: Flask) -> None:
+    from core.extensions import api, csrf
+
+    csrf.exempt(bp)  # bearer tokens, no cookies: nothing for CSRF to protect
+    api.register_blueprint(bp)
