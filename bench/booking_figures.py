@@ -65,7 +65,7 @@ class _AvailabilityService(_InProcess):
     def __call__(self, number: int) -> float:
         from core.extensions import db
         from marketplace.booking.availability import compute_availability
-        from marketplace.models import Instrument
+        from marketplace.registry.models import Instrument
 
         dataset = self.dataset
         session = db.session

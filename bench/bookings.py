@@ -121,7 +121,7 @@ def _analyze(engine: sa.Engine) -> None:
 def _plan(connection: sa.Connection, *, members: list[str], now: datetime, count: int
           ) -> tuple[_Writer, BookingSet]:
     """The rows to write, in the writer; what the figures need, in the BookingSet."""
-    from marketplace.models import Booking
+    from marketplace.booking.models import Booking
 
     rng = random.Random(SEED)
     result = BookingSet(now=now)
@@ -197,7 +197,7 @@ def _instruments(connection: sa.Connection) -> list[_Instrument]:
 
 
 def _make_free(connection: sa.Connection, ids: set[int]) -> None:
-    from marketplace.models import Instrument
+    from marketplace.registry.models import Instrument
     from marketplace.registry.services import FEE_FIELDS
 
     connection.execute(sa.update(Instrument.__table__).where(Instrument.__table__.c.id.in_(sorted(ids)))

@@ -33,7 +33,8 @@ def add_busy_instrument(engine: sa.Engine, *, now: datetime) -> BusyWeek:
     """A copy of the first published instrument, free of charge (nothing to pay), open around the clock
     every day with rules of its own, and BUSY_BOOKINGS confirmed bookings of a member of a verified
     enterprise in the week after `now`'s, written with Core inserts and committed."""
-    from marketplace.models import Booking, BookingRules, Instrument
+    from marketplace.booking.models import Booking, BookingRules
+    from marketplace.registry.models import Instrument
     from marketplace.registry.services import FEE_FIELDS
 
     instruments = Instrument.__table__

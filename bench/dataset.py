@@ -198,7 +198,7 @@ def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: D
     """The instruments, spread over the generated platforms and every sub-category, each with the
     search text the registry would give it; inserting the rows fills the search index."""
     from bench.instruments import Vocabulary, instrument_values
-    from marketplace.models import Instrument, InstrumentCategory
+    from marketplace.registry.models import Instrument, InstrumentCategory
     from marketplace.registry.search import instrument_index_text
 
     categories = InstrumentCategory.__table__
@@ -214,7 +214,9 @@ def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: D
 
 def _counts(engine: sa.Engine) -> dict[str, int]:
     from core.models import Enterprise, Platform, PlatformIndustry, RoleGrant, User
-    from marketplace.models import CATALOGUE_STATES, Booking, Instrument, Payment
+    from marketplace.booking.models import Booking
+    from marketplace.payments.models import Payment
+    from marketplace.registry.models import CATALOGUE_STATES, Instrument
 
     tables = {"platforms": Platform.__table__, "enterprises": Enterprise.__table__,
               "platform industries": PlatformIndustry.__table__, "users": User.__table__,

@@ -257,7 +257,7 @@ def _change_instruments(dataset: Dataset) -> str:
     """Edit CHANGED_INSTRUMENTS published instruments (district enterprises' rate up a tenth, one more
     capability, another room; search_text made again) and retire RETIRED_INSTRUMENTS, committed."""
     from core.db import unit_of_work, utcnow
-    from marketplace.models import Instrument
+    from marketplace.registry.models import Instrument
     from marketplace.registry.search import instrument_index_text
 
     table = Instrument.__table__

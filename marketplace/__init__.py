@@ -14,13 +14,17 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from marketplace import demo
     from marketplace.blueprints import api_bp, bp
-    from marketplace import jobs, models  # noqa: F401  models: the tables, for Alembic
+    from marketplace.booking import jobs as booking_jobs
+    from marketplace.booking import models as booking_models  # noqa: F401  the tables, for Alembic
     from marketplace.booking import (api as booking_api, calendar_views, payment_views, platform_views,  # noqa: F401
                                      views as booking_views, waitlist_views)  # (routes attach to the blueprints)
+    from marketplace.catalogue import jobs as catalogue_jobs
+    from marketplace.catalogue import models as catalogue_models  # noqa: F401
     from marketplace.catalogue import api as catalogue_api, release_api, release_views  # noqa: F401
     from marketplace.catalogue import views as catalogue_views
+    from marketplace.payments import models as payment_models  # noqa: F401
     from marketplace.registry import import_views, services
-    registry_models = models
+    from marketplace.registry import models as registry_models
     from marketplace.registry import views as registry_views
     from vouchers.services import register_category_source
 
@@ -36,5 +40,5 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api_bp)
     api.register_blueprint(api_bp)
     register_category_source(app, services.category_choices)  # the code list the voucher programmes name
-    register_jobs(app, jobs.JOBS)
+    register_jobs(app, [*catalogue_jobs.JOBS, *booking_jobs.JOBS])
     register_demo(app, demo.load_into)

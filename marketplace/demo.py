@@ -21,8 +21,10 @@ from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, Us
 from marketplace.booking import availability, services as bookings
 from marketplace.catalogue import releases
 from marketplace.registry import services
-from marketplace.models import (Booking, BookingRules, BookingState, Instrument, MaintenanceWindow, PaymentState,
-                                Qualification, QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
+from marketplace.booking.models import (Booking, BookingRules, BookingState, MaintenanceWindow, Qualification,
+                                        QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
+from marketplace.payments.models import PaymentState
+from marketplace.registry.models import Instrument
 from vouchers.claims import services as voucher_claims
 from vouchers import demo as voucher_demo
 from vouchers import services as voucher_services

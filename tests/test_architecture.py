@@ -32,14 +32,31 @@ def application_modules() -> dict[str, Path]:
     return modules
 
 
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _statements(tree: ast.Module, *, top_level_only: bool) -> list[ast.AST]:
+    """The file's statements, without those under `if TYPE_CHECKING:` (an import for annotations only)."""
+    if top_level_only:
+        return [node for node in tree.body if not _type_checking(node)]
+    found, waiting = [], [tree]
+    while waiting:
+        node = waiting.pop()
+        found.append(node)
+        waiting.extend(child for child in ast.iter_child_nodes(node) if not _type_checking(child))
+    return found
+
+
 def imports_of(path: Path, module: str, modules: dict[str, Path], *, top_level_only: bool = False) -> set[str]:
     """The application modules this file imports: `from a import b` is a.b where that is a module, else a.
     Imports inside functions count too unless top_level_only (a deferred import is still a dependency,
-    but only imports at the top of a file can make Python's import of a module fail half-way)."""
+    but only imports at the top of a file can make Python's import of a module fail half-way); imports
+    under `if TYPE_CHECKING:` never count (the type only)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
-    for node in (tree.body if top_level_only else ast.walk(tree)):
+    for node in _statements(tree, top_level_only=top_level_only):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -69,11 +86,31 @@ def graph() -> networkx.DiGraph:
     return import_graph()
 
 
+# Inside a package with subpackages, each subpackage with the subpackages it may import (docs/architecture.md:
+# registry ← booking ← catalogue, payments ← booking). Its top-level modules are units of their own: the
+# shared ones (marketplace.blueprints) import no subpackage; only the wiring (WIRING) imports them all.
+SUBPACKAGE_MAY_IMPORT = {
+    "marketplace.registry": set(),
+    "marketplace.payments": set(),
+    "marketplace.booking": {"marketplace.registry", "marketplace.payments"},
+    "marketplace.catalogue": {"marketplace.registry", "marketplace.booking"},
+    "vouchers.claims": set(),
+}
+WIRING = {"marketplace", "marketplace.demo", "vouchers"}
+
+
+def has_subpackages(package: str) -> bool:
+    return any(path.is_dir() and (path / "__init__.py").exists() for path in (ROOT / package).iterdir())
+
+
 def unit(module: str) -> str:
-    """A module's unit in the order: its package, or its subpackage where the package has them."""
+    """A module's unit in the order: its package; where the package has subpackages, its subpackage, or
+    the top-level module itself."""
     parts = module.split(".")
     if len(parts) > 2 and (ROOT / parts[0] / parts[1]).is_dir():
         return ".".join(parts[:2])
+    if len(parts) == 2 and has_subpackages(parts[0]):
+        return module
     return parts[0]
 
 
@@ -92,3 +129,23 @@ def test_subpackages_import_each_other_one_way_only(graph):
     units = networkx.DiGraph()
     units.add_edges_from((unit(a), unit(b)) for a, b in graph.edges if unit(a) != unit(b))
     assert sorted(sorted(cycle) for cycle in networkx.simple_cycles(units)) == []
+
+
+def test_subpackages_import_only_those_below_them(graph):
+    """Across the subpackages of one package, only the directions of SUBPACKAGE_MAY_IMPORT; a top-level
+    module other than the package's wiring imports none of them."""
+    wrong = []
+    for source, target in graph.edges:
+        a, b = unit(source), unit(target)
+        if b not in SUBPACKAGE_MAY_IMPORT or a == b or a.split(".")[0] != b.split(".")[0]:
+            continue
+        if a in SUBPACKAGE_MAY_IMPORT and b not in SUBPACKAGE_MAY_IMPORT[a] \
+                or a not in SUBPACKAGE_MAY_IMPORT and a not in WIRING:
+            wrong.append(f"{source} → {target}")
+    assert sorted(wrong) == []
+
+
+def test_the_subpackage_order_names_every_subpackage():
+    found = {f"{package}.{path.name}" for package in ("marketplace", "vouchers") for path in (ROOT / package).iterdir()
+             if (path / "__init__.py").exists()}
+    assert found == set(SUBPACKAGE_MAY_IMPORT)

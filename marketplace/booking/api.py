@@ -20,7 +20,9 @@ from marketplace.booking import services as bookings
 from marketplace.blueprints import api_bp as bp
 from marketplace.booking.availability import MAX_RANGE, Period, catalogue_rules, compute_availability
 from core.inputs import MAX_ID, MAX_PAGE
-from marketplace.models import Booking, BookingState, PaymentMethod, PaymentState, UserType
+from marketplace.booking.models import Booking, BookingState
+from marketplace.payments.models import PaymentMethod, PaymentState
+from marketplace.registry.models import UserType
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)

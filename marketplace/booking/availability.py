@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import local_midnight, to_local
-from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking, BookingRules, Instrument,
-                                MaintenanceWindow)
+from marketplace.booking.models import ACTIVE_BOOKING_STATES, Booking, BookingRules, MaintenanceWindow
+from marketplace.registry.models import CATALOGUE_STATES, Instrument
 
 MAX_RANGE = timedelta(days=62)
 Period = tuple[datetime, datetime]  # [lower, upper): from the first instant, until the second

@@ -25,9 +25,9 @@ from core.outbox import enqueue_mail
 from core.services import administers
 from marketplace.booking.availability import busy_bookings, district_rules, effective_rules
 from marketplace.booking.services import CHECK_IN_EARLY, can_manage, can_operate, current_terms, mail_context
-from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_TRANSITIONS, WEEKDAYS, Booking, BookingRules,
-                                BookingState, Instrument, MaintenanceWindow, Qualification, QualificationRule,
-                                ServiceTerms)
+from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_TRANSITIONS, WEEKDAYS, Booking, BookingRules,
+                                        BookingState, MaintenanceWindow, Qualification, QualificationRule, ServiceTerms)
+from marketplace.registry.models import Instrument
 
 MAX_ICS_BYTES = 1024 * 1024
 MAX_ICS_OCCURRENCES = 1000  # windows one import may add: a minutely RRULE must not flood the table

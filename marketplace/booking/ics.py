@@ -45,8 +45,9 @@ from core.clock import LOCAL_ZONE
 from core.errors import NotFound
 from core.models import User
 from marketplace.booking.availability import effective_rules
-from marketplace.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, Booking, BookingSeries, BookingState,
-                                CalendarFeed, Instrument, MaintenanceWindow)
+from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, Booking, BookingSeries,
+                                        BookingState, CalendarFeed, MaintenanceWindow)
+from marketplace.registry.models import Instrument
 
 PRODID = "-//Kequip//Booking calendar//ZH"
 UID_DOMAIN = "kequip"

@@ -5,7 +5,7 @@ The card is entered on our own page in the card field of Stripe.js; in developme
 the stand-in localstripe serves at <STRIPE_API_BASE>/js.stripe.com/v3/, which works in a headless
 browser. Its createPaymentMethod() does nothing, so the page falls back on createToken() and sends the
 card's id; the server then creates (or reuses) the intent, attaches the card and confirms it. The two
-forms live here, beside their only view (marketplace/forms.py is the registry's and the calendar's)."""
+forms live here, beside their only view (the calendar's are in marketplace/booking/forms.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,7 +27,7 @@ from core.money import yuan_to_fen
 from core.models import Role, User
 from marketplace.booking import services as bookings
 from marketplace.payments import services as payments
-from marketplace.models import Booking
+from marketplace.booking.models import Booking
 from marketplace.blueprints import bp
 
 NAV: list = []

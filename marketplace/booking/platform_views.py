@@ -24,10 +24,12 @@ from core.templating import NavItem
 from marketplace.booking import services as bookings, calendar_admin
 from marketplace.registry import services
 from marketplace.booking.availability import district_rules, effective_rules
-from marketplace.forms import (BookingRulesForm, MaintenanceImportForm, MaintenanceWindowForm, QualificationForm,
-                               RejectForm, ServiceTermsForm)
-from marketplace.models import (BOOKING_STATE_LABELS, PAYMENT_STATE_LABELS, QUALIFICATION_RULE_LABELS, Instrument,
-                                InstrumentState, MaintenanceWindow, Qualification)
+from marketplace.booking.forms import (BookingRulesForm, MaintenanceImportForm, MaintenanceWindowForm,
+                                       QualificationForm, ServiceTermsForm)
+from marketplace.registry.forms import RejectForm
+from marketplace.booking.models import BOOKING_STATE_LABELS, QUALIFICATION_RULE_LABELS, MaintenanceWindow, Qualification
+from marketplace.payments.models import PAYMENT_STATE_LABELS
+from marketplace.registry.models import Instrument, InstrumentState
 from marketplace.blueprints import bp, my_platform
 
 ADMIN, STAFF = frozenset({Role.PLATFORM_ADMIN}), frozenset({Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR})

@@ -30,25 +30,11 @@ from core.states import can_move, move
 from marketplace.payments import services as payments
 from marketplace.booking.availability import (effective_rules, holiday_days, is_taken, maintenance_windows,
                                               open_intervals)
-from marketplace.models import (
-    ACTIVE_BOOKING_STATES,
-    BOOKING_STATE_LABELS,
-    BOOKING_TRANSITIONS,
-    INSTRUMENT_STATE_LABELS,
-    Booking,
-    BookingRules,
-    BookingSeries,
-    BookingState,
-    Instrument,
-    InstrumentState,
-    Payment,
-    PaymentState,
-    Qualification,
-    QualificationRule,
-    ServiceTerms,
-    SharingMode,
-    UserType,
-)
+from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking,
+                                        BookingRules, BookingSeries, BookingState, Qualification, QualificationRule,
+                                        ServiceTerms)
+from marketplace.payments.models import Payment, PaymentState
+from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, SharingMode, UserType
 from vouchers import services as vouchers
 
 CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start

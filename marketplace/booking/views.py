@@ -25,9 +25,10 @@ from marketplace.booking import availability, services as bookings
 from marketplace.payments import services as payments
 from marketplace.registry import services
 from marketplace.booking.availability import DayKind
-from marketplace.forms import BookingForm, CancelBookingForm
-from marketplace.models import (BOOKING_STATE_LABELS, PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS, BookingRules,
-                                BookingState, Instrument, UserType)
+from marketplace.booking.forms import BookingForm, CancelBookingForm
+from marketplace.booking.models import BOOKING_STATE_LABELS, BookingRules, BookingState
+from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
+from marketplace.registry.models import Instrument, UserType
 from marketplace.blueprints import bp
 from vouchers import services as vouchers
 

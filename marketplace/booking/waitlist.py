@@ -17,8 +17,9 @@ from core.outbox import enqueue_mail
 from core.states import move
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import busy_bookings, effective_rules, maintenance_windows
-from marketplace.models import (WAITLIST_STATE_LABELS, WAITLIST_TRANSITIONS, Booking, BookingRules, Instrument,
-                                WaitlistEntry, WaitlistState)
+from marketplace.booking.models import (WAITLIST_STATE_LABELS, WAITLIST_TRANSITIONS, Booking, BookingRules,
+                                        WaitlistEntry, WaitlistState)
+from marketplace.registry.models import Instrument
 
 OPEN_STATES = (WaitlistState.WAITING, WaitlistState.OFFERED)
 SHOWN_ENTRIES = 200

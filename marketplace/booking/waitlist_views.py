@@ -21,7 +21,7 @@ from core.extensions import db
 from core.templating import NavItem
 from marketplace.booking import services as bookings, waitlist
 from core.inputs import MAX_ID
-from marketplace.models import WAITLIST_STATE_LABELS, WaitlistState
+from marketplace.booking.models import WAITLIST_STATE_LABELS, WaitlistState
 from marketplace.blueprints import bp
 
 NAV = [NavItem("marketplace.my_waitlist", _l("My waitlist"), AccessRule(frozenset()))]

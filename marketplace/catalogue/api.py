@@ -20,7 +20,7 @@ from marketplace.blueprints import api_bp as bp
 from marketplace.booking.api import check_range, instant
 from core.inputs import MAX_ID, MAX_PAGE
 from marketplace.catalogue.services import MAX_PER_PAGE, CatalogueSort
-from marketplace.models import Instrument, InstrumentState, SharingMode, UserType
+from marketplace.registry.models import Instrument, InstrumentState, SharingMode, UserType
 
 
 

@@ -11,7 +11,8 @@ from core.auth import public
 from core.extensions import db
 from marketplace.catalogue import releases
 from marketplace.blueprints import api_bp as bp
-from marketplace.models import ReleaseChange, SharingMode
+from marketplace.catalogue.models import ReleaseChange
+from marketplace.registry.models import SharingMode
 
 NUMBER = "<int(min=1, max=2147483647):number>"
 BINARY = {"type": "string", "format": "binary"}

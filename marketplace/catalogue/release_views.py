@@ -17,7 +17,7 @@ from core.extensions import current_language, db
 from core.models import Role
 from core.templating import NavItem
 from marketplace.catalogue import releases
-from marketplace.models import ReleaseChange
+from marketplace.catalogue.models import ReleaseChange
 from marketplace.blueprints import bp
 
 NAV: list[NavItem] = [NavItem("marketplace.releases_page", _l("Catalogue releases"), AccessRule(None))]

@@ -25,9 +25,9 @@ from core.exports import csv_bytes, xlsx_bytes
 from core.models import Organisation, Role, User
 from core.money import fen_to_yuan
 from marketplace.registry.imports import SHARING_MODE_CHOICES, XLSX_MIMETYPE
-from marketplace.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
-from marketplace.models import (CATALOGUE_STATES, PUBLIC_FIELDS, CatalogueRelease, CatalogueReleaseItem,
-                                Instrument, InstrumentCategory, ReleaseChange, to_json_value)
+from marketplace.registry.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
+from marketplace.catalogue.models import CatalogueRelease, CatalogueReleaseItem, ReleaseChange
+from marketplace.registry.models import CATALOGUE_STATES, PUBLIC_FIELDS, Instrument, InstrumentCategory, to_json_value
 
 # --- the frozen record ------------------------------------------------------------------------
 

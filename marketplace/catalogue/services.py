@@ -28,9 +28,9 @@ from core.errors import NotFound, RuleBroken
 from core.models import Industry, Organisation, Platform, PlatformIndustry, User
 from marketplace.registry import search, services
 from marketplace.booking.availability import MAX_RANGE, district_rules, open_intervals
-from marketplace.models import (ACTIVE_BOOKING_STATES, CATALOGUE_STATES, Booking, BookingRules, Instrument,
-                                InstrumentCategory, InstrumentPhoto, InstrumentState, MaintenanceWindow,
-                                SharingMode)
+from marketplace.booking.models import ACTIVE_BOOKING_STATES, Booking, BookingRules, MaintenanceWindow
+from marketplace.registry.models import (CATALOGUE_STATES, Instrument, InstrumentCategory, InstrumentPhoto,
+                                         InstrumentState, SharingMode)
 
 MAX_PER_PAGE = 100
 SORT_APART_UP_TO = 2_000  # a browse with at most this many matches sorts them apart (PostgreSQL)

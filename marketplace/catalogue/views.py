@@ -26,7 +26,7 @@ from marketplace.booking.availability import MAX_RANGE
 from core.inputs import MAX_ID, page_number
 from core.services import administers
 from marketplace.catalogue.services import CatalogueSort, FilterLists
-from marketplace.models import SHARING_MODE_LABELS, SharingMode
+from marketplace.registry.models import SHARING_MODE_LABELS, SharingMode
 from marketplace.blueprints import bp
 
 NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]

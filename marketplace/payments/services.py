@@ -26,7 +26,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -42,17 +42,12 @@ from core.models import User
 from core.money import format_yuan
 from core.states import move
 from marketplace.payments.gateway import GatewayError, StripeClient, gateway
-from marketplace.models import (
-    PAYMENT_TRANSITIONS,
-    Booking,
-    BookingState,
-    Payment,
-    PaymentMethod,
-    PaymentPurpose,
-    PaymentState,
-    PaymentStatus,
-)
+from marketplace.payments.models import (PAYMENT_TRANSITIONS, Payment, PaymentMethod, PaymentPurpose, PaymentState,
+                                         PaymentStatus)
 from vouchers import services as vouchers
+
+if TYPE_CHECKING:  # booking calls this module and is never called back: the type only
+    from marketplace.booking.models import Booking
 
 log = logging.getLogger(__name__)
 CURRENCY = "cny"  # amounts in fen, the minor unit of CNY
@@ -94,7 +89,7 @@ def can_pay(user: User | None, booking: Booking) -> bool:
 def awaits_payment(booking: Booking) -> bool:
     """A share may be paid as soon as the booking is made: while it waits for approval too (confirmed on
     approval, the authorisation released on rejection or expiry)."""
-    return (booking.state in (BookingState.REQUESTED, BookingState.APPROVED) and booking.payable_fen > 0
+    return (booking.awaits_confirmation and booking.payable_fen > 0
             and booking.payment_state in (PaymentState.DUE, PaymentState.PENDING))
 
 
@@ -622,7 +617,7 @@ def payment_state_of(booking: Booking) -> PaymentState:
         return PaymentState.AUTHORISED
     if booking.payable_fen == 0 and not payments:
         return PaymentState.NOT_DUE
-    if booking.state not in (BookingState.REQUESTED, BookingState.APPROVED) \
+    if not booking.awaits_confirmation \
             and any(p.method == PaymentMethod.CARD and p.status == PaymentStatus.CANCELED for p in payments):
         return PaymentState.RELEASED
     return PaymentState.DUE

@@ -42,8 +42,8 @@ from core.models import Platform, User
 from core.money import AmountTooLarge, TooManyDecimals, yuan_to_fen
 from core.states import move
 from marketplace.registry import services
-from marketplace.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
-                                InstrumentCategory, InstrumentState, SharingMode, to_json_value)
+from marketplace.registry.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
+                                         InstrumentCategory, InstrumentState, SharingMode, to_json_value)
 from marketplace.registry.search import instrument_index_text
 
 DATA_SHEET = "仪器"

@@ -98,7 +98,7 @@ def match_clause(dialect: str, query: str) -> tuple[sa.ColumnElement, sa.ColumnE
     """(a WHERE clause on instruments, a relevance expression, higher is better), or None for a query
     with no tokens. As every token is indexed once, neither database's rank tells much: the catalogue
     ranks by where the query appears instead (marketplace/catalogue/services.py)."""
-    from marketplace.models import Instrument
+    from marketplace.registry.models import Instrument
 
     query_tokens = tokens(query)
     if not query_tokens:
@@ -116,7 +116,7 @@ def restrict(stmt: sa.Select, dialect: str, query: str) -> sa.Select | None:
     """A select from instruments kept to those matching the query; None for a query with no tokens.
     On SQLite the FTS5 table is joined, so that the search leads the plan (with `id IN (…)` SQLite
     walks every catalogue instrument instead); on PostgreSQL the GIN index serves the WHERE clause."""
-    from marketplace.models import Instrument
+    from marketplace.registry.models import Instrument
 
     query_tokens = tokens(query)
     if not query_tokens:

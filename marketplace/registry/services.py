@@ -20,9 +20,9 @@ from core.errors import Forbidden, NotFound, RuleBroken
 from core.models import Platform, Role, User
 from core.services import administers
 from core.states import can_move, move
-from marketplace.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
-                                InstrumentCategory, InstrumentPhoto, InstrumentState, PUBLIC_FIELDS,
-                                to_json_value)
+from marketplace.registry.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
+                                         InstrumentCategory, InstrumentPhoto, InstrumentState, PUBLIC_FIELDS,
+                                         to_json_value)
 from marketplace.registry.search import instrument_index_text
 
 MAX_PHOTOS = 8

@@ -19,9 +19,9 @@ from core.templating import NavItem
 from core.transactions import end_reads
 from marketplace.registry import services
 from core.inputs import MAX_ID, page_number
-from marketplace.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
-from marketplace.models import (SHARING_MODE_LABELS, Instrument, InstrumentCategory, InstrumentPhoto, InstrumentState,
-                                SharingMode)
+from marketplace.registry.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
+from marketplace.registry.models import (SHARING_MODE_LABELS, Instrument, InstrumentCategory, InstrumentPhoto,
+                                         InstrumentState, SharingMode)
 from marketplace.blueprints import bp, my_platform
 
 NAV = [

@@ -18,7 +18,8 @@ from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.models import Platform, User
 from marketplace.registry import services
-from marketplace.models import Booking, BookingState, UserType
+from marketplace.booking.models import Booking, BookingState
+from marketplace.registry.models import UserType
 from tests.marketplace.conftest import instrument_values
 
 pytestmark = pytest.mark.live

@@ -14,7 +14,8 @@ import requests
 from playwright.sync_api import expect
 
 from core.demo import DEMO_PASSWORD
-from marketplace.models import Booking, BookingState, PaymentState
+from marketplace.booking.models import Booking, BookingState
+from marketplace.payments.models import PaymentState
 from tests.browser.test_booking_flow import ENTERPRISE, PLATFORM_ADMIN, next_monday_at, published_instrument
 from tests.browser.test_payment_page import type_card
 

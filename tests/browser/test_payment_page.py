@@ -14,7 +14,8 @@ from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.models import User
 from marketplace.booking import services as bookings
-from marketplace.models import Booking, BookingState, PaymentState
+from marketplace.booking.models import Booking, BookingState
+from marketplace.payments.models import PaymentState
 from tests.browser.test_booking_flow import ENTERPRISE, next_monday_at, published_instrument
 
 pytestmark = pytest.mark.live

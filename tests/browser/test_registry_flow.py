@@ -22,7 +22,7 @@ from core.demo import DEMO_PASSWORD
 from core.extensions import db
 from core.money import format_yuan
 from marketplace.registry import imports, services
-from marketplace.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, UserType
+from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, UserType
 
 pytestmark = pytest.mark.live
 

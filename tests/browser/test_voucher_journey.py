@@ -25,7 +25,8 @@ from core.money import fen_to_yuan, format_yuan
 from core.models import User
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind, day_kind
-from marketplace.models import Booking, BookingState, PaymentState
+from marketplace.booking.models import Booking, BookingState
+from marketplace.payments.models import PaymentState
 from tests.browser.test_booking_flow import BUREAU_ADMIN, ENTERPRISE, PLATFORM_ADMIN, published_instrument
 from tests.vouchers.conftest import programme_values
 from vouchers import ledger, services

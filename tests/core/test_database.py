@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 from core import db as core_db
 from core.db import PLAN_FOR_VALUES, WRITES, unit_of_work
 from core.extensions import db
-from marketplace.models import Instrument
+from marketplace.registry.models import Instrument
 from tests.conftest import only_postgresql, only_sqlite
 
 

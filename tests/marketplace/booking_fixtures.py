@@ -10,7 +10,7 @@ from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from marketplace.registry import services
 from marketplace.booking.availability import DayKind, day_kind
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 
 
 def workday_at(hour: int, minute: int = 0, *, days: int) -> datetime:

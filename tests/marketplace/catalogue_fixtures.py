@@ -10,7 +10,7 @@ from core import services as core_services
 from core.audit import Actor
 from core.models import Platform, Role
 from marketplace.registry import services
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 
 LINE = 300_000_00  # the default large-instrument line, in fen
 

@@ -12,7 +12,7 @@ from core.db import utcnow
 from core.models import Platform
 from marketplace.registry import services
 from marketplace.payments.gateway import StripeClient
-from marketplace.models import Instrument, InstrumentState
+from marketplace.registry.models import Instrument, InstrumentState
 
 _serial = itertools.count(1)
 
@@ -100,7 +100,7 @@ def book(session, demo_user):
 def own_rules(session):
     """own_rules(instrument, **changes): the instrument gets its own booking rules, the district's with changes."""
     from marketplace.booking.availability import effective_rules
-    from marketplace.models import BookingRules
+    from marketplace.booking.models import BookingRules
 
     def make(instrument, **changes) -> BookingRules:
         district = effective_rules(session, instrument)

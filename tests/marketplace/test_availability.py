@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.clock import LOCAL_ZONE
 from marketplace.booking.availability import compute_availability, merged, subtracted
-from marketplace.models import MaintenanceWindow
+from marketplace.booking.models import MaintenanceWindow
 
 T0 = datetime(2026, 12, 7, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ from core.db import utcnow
 from core.models import Enterprise, Role, VerificationState
 from marketplace.booking import services as bookings
 from marketplace.catalogue.services import search_catalogue
-from marketplace.models import Booking, InstrumentState, MaintenanceWindow, QualificationRule, SharingMode
+from marketplace.booking.models import Booking, MaintenanceWindow, QualificationRule
+from marketplace.registry.models import InstrumentState, SharingMode
 from marketplace.registry.services import FEE_FIELDS
 from tests.marketplace.test_bookings import local
 

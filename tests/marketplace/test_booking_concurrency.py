@@ -21,7 +21,7 @@ from core.extensions import db
 from core.models import Platform, User
 from marketplace.booking import services as bookings
 from marketplace.registry import services
-from marketplace.models import ACTIVE_BOOKING_STATES, Booking
+from marketplace.booking.models import ACTIVE_BOOKING_STATES, Booking
 from tests.app_servers import (Server, app_on, gunicorn_conf_workers, make_run_sqlite, post_at_once,
                                prepare_accounts, workers_booted)
 from tests.marketplace.conftest import instrument_values

@@ -12,9 +12,11 @@ from core.audit import Actor
 from core.clock import to_local
 from core.models import AuditEntry, OutboxMessage
 from core.outbox import render_mail
-from marketplace import jobs
+from marketplace.booking import jobs
 from marketplace.booking import services as bookings, waitlist
-from marketplace.models import BookingState, InstrumentState, PaymentState
+from marketplace.booking.models import BookingState
+from marketplace.payments.models import PaymentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
 HOUR = timedelta(hours=1)

@@ -15,8 +15,9 @@ from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from marketplace.booking import services as bookings
 from marketplace.payments import services as payments
-from marketplace.models import (Booking, BookingRules, BookingState, InstrumentState, MaintenanceWindow,
-                                PaymentState, UserType)
+from marketplace.booking.models import Booking, BookingRules, BookingState, MaintenanceWindow
+from marketplace.payments.models import PaymentState
+from marketplace.registry.models import InstrumentState, UserType
 
 ALL_DAY = [["00:00", "24:00"]]
 

@@ -17,9 +17,10 @@ from core.models import Enterprise, Role, RoleGrant, User, VerificationState
 from core.states import move
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind, compute_availability, day_kind
-from marketplace.models import (BOOKING_TRANSITIONS, Booking, BookingRules, BookingState, InstrumentState,
-                                MaintenanceWindow, PaymentState, Qualification, QualificationRule, SharingMode,
-                                UserType)
+from marketplace.booking.models import (BOOKING_TRANSITIONS, Booking, BookingRules, BookingState, MaintenanceWindow,
+                                        Qualification, QualificationRule)
+from marketplace.payments.models import PaymentState
+from marketplace.registry.models import InstrumentState, SharingMode, UserType
 
 
 def local(year, month, day, hour, minute=0) -> datetime:

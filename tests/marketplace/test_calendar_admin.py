@@ -16,7 +16,7 @@ from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
 from marketplace.booking import services as bookings, calendar_admin
 from marketplace.booking.availability import district_rules, effective_rules
-from marketplace.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
+from marketplace.booking.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 
 

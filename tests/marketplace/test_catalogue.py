@@ -18,7 +18,7 @@ from core.templating import yuan
 from marketplace.catalogue import services as catalogue
 from marketplace.registry import services
 from marketplace.catalogue.services import CatalogueSort, search_catalogue
-from marketplace.models import InstrumentState, SharingMode
+from marketplace.registry.models import InstrumentState, SharingMode
 from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
 
 S = InstrumentState

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.catalogue_fixtures import other_platform, trio  # noqa: F401  (fixtures)
 
 S = InstrumentState

@@ -13,10 +13,11 @@ from core.extensions import db
 from core.models import Role, User
 from marketplace.booking.services import count_active_overlaps
 from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
-from marketplace.models import (ACTIVE_BOOKING_STATES, Booking, BookingRules, BookingSeries, BookingState,
-                                CatalogueRelease, Instrument, InstrumentState, MaintenanceWindow, Payment,
-                                PaymentMethod, PaymentState, PaymentStatus, Qualification, ServiceTerms,
-                                WaitlistEntry)
+from marketplace.booking.models import (ACTIVE_BOOKING_STATES, Booking, BookingRules, BookingSeries, BookingState,
+                                        MaintenanceWindow, Qualification, ServiceTerms, WaitlistEntry)
+from marketplace.catalogue.models import CatalogueRelease
+from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
+from marketplace.registry.models import Instrument, InstrumentState
 from vouchers import ledger
 from vouchers import services as voucher_services
 from vouchers.demo import APPLICATIONS, programme_name

@@ -14,7 +14,8 @@ from core.audit import Actor
 from core.db import utcnow
 from core.models import AuditEntry
 from marketplace.booking import services as bookings, ics
-from marketplace.models import Booking, BookingState, InstrumentState, MaintenanceWindow
+from marketplace.booking.models import Booking, BookingState, MaintenanceWindow
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)
 
 FEED_URL = re.compile(r'data-testid="feed-url">([^<]+)<')

@@ -20,7 +20,7 @@ from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, Platform
 from marketplace.registry import imports
 from marketplace.registry.imports import HEADERS, rows_xlsx, sample_row
-from marketplace.models import Instrument, InstrumentState, SharingMode
+from marketplace.registry.models import Instrument, InstrumentState, SharingMode
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from core.db import utcnow
 from core.errors import Forbidden, IllegalTransition, RuleBroken
 from core.models import AuditEntry
 from marketplace.registry import services
-from marketplace.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState, SharingMode
+from marketplace.registry.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState, SharingMode
 from marketplace.registry.search import match_clause
 
 S = InstrumentState

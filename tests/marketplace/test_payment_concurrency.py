@@ -27,17 +27,12 @@ from core.db import unit_of_work, utcnow
 from core.errors import KequipError
 from core.extensions import db
 from core.models import AuditEntry, OutboxMessage, Platform, User
-from marketplace import jobs
+from marketplace.booking import jobs
 from marketplace.booking import services as bookings
 from marketplace.payments import services as payments
 from marketplace.registry import services
-from marketplace.models import (
-    Booking,
-    BookingState,
-    Payment,
-    PaymentState,
-    PaymentStatus,
-)
+from marketplace.booking.models import Booking, BookingState
+from marketplace.payments.models import Payment, PaymentState, PaymentStatus
 from tests.app_servers import post_at_once
 from tests.marketplace.conftest import instrument_values
 

@@ -19,18 +19,13 @@ from core.audit import Actor
 from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry
-from marketplace import jobs
+from marketplace.booking import jobs
 from marketplace.booking import services as bookings
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError, StripeClient
-from marketplace.models import (
-    BookingState,
-    InstrumentState,
-    Payment,
-    PaymentMethod,
-    PaymentState,
-    PaymentStatus,
-)
+from marketplace.booking.models import BookingState
+from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
+from marketplace.registry.models import InstrumentState
 
 DECLINED = "4000000000000341"
 PAYABLE = 10_000 + 2 * 40_000  # the district enterprise's ¥100 setup fee and two hours at ¥400

@@ -14,7 +14,8 @@ from core.db import utcnow
 from core.models import OutboxMessage
 from marketplace.booking import services as bookings, calendar_admin
 from marketplace.booking.availability import effective_rules
-from marketplace.models import BookingState, InstrumentState, MaintenanceWindow, Qualification, ServiceTerms
+from marketplace.booking.models import BookingState, MaintenanceWindow, Qualification, ServiceTerms
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.errors import RuleBroken
 from core.models import Platform
 from marketplace.registry import services
-from marketplace.models import Instrument, InstrumentState
+from marketplace.registry.models import Instrument, InstrumentState
 from tests.images import png_claiming
 
 S = InstrumentState

@@ -24,9 +24,9 @@ from core.models import AuditEntry, Platform, User
 from core.scheduler import registered_jobs
 from marketplace.catalogue import releases
 from marketplace.registry import services
-from marketplace.jobs import publish_scheduled_release
-from marketplace.models import (CATALOGUE_STATES, CatalogueRelease, CatalogueReleaseItem, Instrument,
-                                InstrumentState, ReleaseChange)
+from marketplace.catalogue.jobs import publish_scheduled_release
+from marketplace.catalogue.models import CatalogueRelease, CatalogueReleaseItem, ReleaseChange
+from marketplace.registry.models import CATALOGUE_STATES, Instrument, InstrumentState
 from tests.conftest import make_app
 from tests.marketplace.conftest import instrument_values
 

@@ -163,7 +163,7 @@ def serve_booking(session, demo_user):
     from datetime import timedelta
 
     from marketplace.booking import services as bookings
-    from marketplace.models import BookingState
+    from marketplace.booking.models import BookingState
 
     def make(voucher: Voucher, instrument, start, *, hours: int = 2, member: str | User = "enterprise",
              used: timedelta | None = None):

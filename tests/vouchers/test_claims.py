@@ -23,7 +23,7 @@ from core.db import unit_of_work, utcnow
 from core.errors import Conflict, Forbidden, IllegalTransition, KequipError, RuleBroken
 from core.extensions import db
 from core.models import AuditEntry, Enterprise, Platform, Role, User
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of, page_of
 from vouchers import ledger

@@ -14,7 +14,7 @@ from core.clock import to_local
 from core.db import utcnow
 from core.models import AuditEntry, Enterprise, Platform
 from marketplace.booking import services as bookings
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of, page_of
 from vouchers import flags, services

@@ -16,7 +16,7 @@ from core.db import utcnow
 from core.errors import RuleBroken
 from core.models import Enterprise, Platform, Role
 from marketplace.booking import services as bookings
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from vouchers import ledger, services
 from vouchers.models import EntryKind, LedgerEntry, Programme, RedemptionMode, Voucher, VoucherState

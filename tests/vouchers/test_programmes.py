@@ -15,7 +15,7 @@ from core.db import utcnow
 from core.errors import RuleBroken
 from core.models import Platform
 from marketplace.booking import services as bookings
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import workday_at
 from tests.vouchers.conftest import Page, page_of
 from vouchers import services

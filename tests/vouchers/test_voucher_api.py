@@ -12,7 +12,7 @@ from core.clock import to_local
 from core.db import utcnow
 from core.models import Platform
 from marketplace.booking import services as bookings
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import workday_at
 from tests.vouchers.conftest import enterprise_of
 from vouchers import services

@@ -26,7 +26,7 @@ from core.extensions import db
 from core.models import Platform, User
 from marketplace.booking import services as bookings
 from marketplace.registry import services as catalogue
-from marketplace.models import Booking
+from marketplace.booking.models import Booking
 from tests.app_servers import (Server, app_on, gunicorn_conf_workers, make_run_sqlite, post_at_once,
                                prepare_accounts, workers_booted)
 from tests.marketplace.conftest import instrument_values

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.scheduler import registered_jobs
 from marketplace.booking import services as bookings
-from marketplace.models import InstrumentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from vouchers import jobs, ledger
 from vouchers.models import EntryKind, LedgerEntry, VoucherState

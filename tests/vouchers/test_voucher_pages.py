@@ -12,7 +12,8 @@ from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from marketplace.booking import services as bookings
-from marketplace.models import Booking, InstrumentState
+from marketplace.booking.models import Booking
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import workday_at
 from tests.vouchers.conftest import enterprise_of, page_of
 from vouchers.models import EntryKind, LedgerEntry, VoucherState

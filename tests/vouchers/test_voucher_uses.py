@@ -17,7 +17,9 @@ from core.clock import to_local
 from core.db import utcnow
 from core.extensions import db
 from marketplace.booking import services as bookings
-from marketplace.models import BookingState, InstrumentState, PaymentState
+from marketplace.booking.models import BookingState
+from marketplace.payments.models import PaymentState
+from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of
 from vouchers import ledger
@@ -158,8 +160,8 @@ def _owned_tables() -> set[str]:
 
 def _foreign_state_values() -> set[str]:
     """The values of the booking and payment states that no voucher enum shares."""
-    from marketplace.models import BookingState as Booking
-    from marketplace.models import PaymentState as Payment
+    from marketplace.booking.models import BookingState as Booking
+    from marketplace.payments.models import PaymentState as Payment
     from vouchers import models
 
     ours = {member.value for name in dir(models) if isinstance(enum := getattr(models, name), type)

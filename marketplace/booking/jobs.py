@@ -1,24 +1,13 @@
-"""The marketplace's jobs (STYLE 2.11)."""
+"""The booking calendar's jobs: expiry, no-shows, reminders, the waitlist's offers, payment reconciliation."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
-
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
-from marketplace.booking import services as bookings, waitlist
-from marketplace.catalogue import releases
-
-
-def publish_scheduled_release(now: datetime | None = None) -> int:
-    """The catalogue release of the current quarter (Asia/Shanghai), unless it exists: 1 if made, else 0."""
-    with unit_of_work() as session:
-        release = releases.publish_period_release(
-            session, actor=Actor.system("job:publish_scheduled_release"), now=now or utcnow(),
-            large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"])
-    return 0 if release is None else 1
+from marketplace.booking import services as bookings
+from marketplace.booking import waitlist
 
 
 def expire_bookings(now: datetime | None = None) -> int:
@@ -52,10 +41,6 @@ def reconcile_payments(now: datetime | None = None) -> int:
 
 
 JOBS: list[Job] = [
-    # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
-    # release; the other runs find it made, and make it should the first day's run have been missed.
-    Job("publish_scheduled_release", publish_scheduled_release, "cron",
-        {"hour": 1, "minute": 0, "timezone": "Asia/Shanghai"}),
     Job("expire_bookings", expire_bookings, "interval", {"minutes": 5}),
     Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}),
     Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15}),
