@@ -23,6 +23,7 @@ from core.extensions import current_language, db
 from core.forms import show_rule_error
 from core.models import Enterprise, Platform, Role
 from core.templating import NavItem, register_nav
+from core.transactions import end_reads
 from vouchers import attachments, claim_documents, claims, flags, related, services
 from vouchers.claims_forms import (ApproveClaimForm, ClaimAttachmentForm, ClaimFilterForm, EnterpriseClaimForm,
                                    PaidForm, ProviderClaimForm, RelatedPartyForm, ResubmitForm, ReturnClaimForm,
@@ -375,7 +376,9 @@ def _download(data: bytes, mimetype: str, filename: str) -> Response:
 @requires(*CLAIMANTS, *READERS)
 def claim_xlsx(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
-    return _download(claim_documents.claim_xlsx(_document(found)),
+    document = _document(found)
+    end_reads(found)  # the file is made with no transaction open
+    return _download(claim_documents.claim_xlsx(document),
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", f"claim-{found.id}.xlsx")
 
 
@@ -383,7 +386,9 @@ def claim_xlsx(claim_id: int):
 @requires(*CLAIMANTS, *READERS)
 def claim_pdf(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
-    return _download(claim_documents.claim_pdf(_document(found)), "application/pdf", f"claim-{found.id}.pdf")
+    document = _document(found)
+    end_reads(found)  # the file is made with no transaction open
+    return _download(claim_documents.claim_pdf(document), "application/pdf", f"claim-{found.id}.pdf")
 
 
 # --- flags and related parties ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
 from core.templating import NavItem, register_nav
+from core.transactions import end_reads
 from vouchers import attachments, listing, reports, services
 from vouchers.forms import (ApplicationFilterForm, ApplicationForm, ApproveForm, AttachmentForm, ProgrammeForm,
                             RejectForm, SuspendForm, VoidForm, VoucherFilterForm, bp_to_percent)
@@ -147,7 +148,9 @@ def programme(programme_id: int):
 def programme_chart(programme_id: int, kind: str):
     found = listing.get_programme(db.session, programme_id)
     figures = reports.programme_figures(db.session, found, language=current_language())
-    svg = reports.pool_chart(figures, title=_("The pool of %(name)s", name=found.name)) if kind == "pool" else \
+    pool_title = _("The pool of %(name)s", name=found.name)
+    end_reads()  # the chart is drawn with no transaction open
+    svg = reports.pool_chart(figures, title=pool_title) if kind == "pool" else \
         reports.platform_chart(figures, title=_("Voucher use by platform"))
     response = Response(svg, mimetype="image/svg+xml")
     response.cache_control.private = True
