@@ -439,8 +439,8 @@ def _stream(sheet, limits: ImportLimits) -> Iterator[tuple]:
         yield row
 
 
-def _read_cells(data: bytes, limits: ImportLimits) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-    """The sheet's title and (row number, {field: cell value}) for every filled row under the headers."""
+def _read_cells(data: bytes, limits: ImportLimits) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, {field: cell value}) for every filled row under the headers."""
     workbook, sheet = _open_sheet(data, limits)
     try:
         rows = _stream(sheet, limits)
@@ -470,16 +470,15 @@ def _read_cells(data: bytes, limits: ImportLimits) -> tuple[str, list[tuple[int,
     if not read:
         raise RuleBroken("empty_sheet", _("The sheet «%(sheet)s» has no instruments: fill in one per row under "
                                           "the headers.", sheet=sheet.title), field="file")
-    return sheet.title, read
+    return read
 
 
 def read_workbook(data: bytes, limits: ImportLimits | None = None) -> list[ReadRow]:
     """Every filled row of the file, its cells parsed to their shapes; no database is needed, so the
     caller does this before its transaction begins. File-level problems raise RuleBroken (not_xlsx,
     file_too_large, too_many_rows, too_many_columns, too_many_cells, wrong_headers, empty_sheet)."""
-    _title, raw_rows = _read_cells(data, limits or ImportLimits.configured())
     rows = []
-    for number, cells in raw_rows:
+    for number, cells in _read_cells(data, limits or ImportLimits.configured()):
         row = ReadRow(number, {}, {})
         for column in COLUMNS:
             value = cells.get(column.field)

@@ -460,19 +460,10 @@ def test_an_amount_of_1e26_yuan_is_a_cell_error_not_a_crash(session, platform):
         assert row_errors(session, platform, [sample_row(1, **{"原值（元）": value})]) == [(2, "原值（元）")], value
 
 
-def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, monkeypatch):
+def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, transaction_spy):
     """On SQLite a transaction holds the write lock from its BEGIN: while the page reads the file, none
-    is open (a spy around the real read_workbook looks), so other requests write meanwhile."""
-    from core.extensions import db
-
-    open_while_reading = []
-    read_workbook = imports.read_workbook
-
-    def spy(*args):
-        open_while_reading.append(db.session().in_transaction())
-        return read_workbook(*args)
-
-    monkeypatch.setattr(imports, "read_workbook", spy)
+    is open, so other requests write meanwhile."""
+    transaction_spy.watch(imports, "read_workbook")
     response = upload(login_as("platform"), rows_xlsx([sample_row(1)]))
-    assert response.status_code == 302 and open_while_reading == [False]
+    assert response.status_code == 302 and transaction_spy.open_at_calls == [False]
     assert count(session, platform) >= 1

@@ -383,22 +383,14 @@ def test_the_claim_downloads_as_xlsx_with_formulas_kept_as_text(session, demo_us
 
 @pytest.mark.parametrize("fmt", ["pdf", "xlsx"])
 def test_the_claim_file_is_made_with_no_transaction_open(session, demo_user, login_as, platform, instrument, voucher,
-                                                         serve_booking, monday_at, monkeypatch, fmt):
-    from core.extensions import db
+                                                         serve_booking, monday_at, transaction_spy, fmt):
     from vouchers import claim_documents
 
     booking = serve_booking(voucher, instrument, monday_at(9, weeks=-1))
     claim = provider_claim(session, demo_user("platform"), platform, served_on(booking), served_on(booking))
-    open_while_making = []
-    real = getattr(claim_documents, f"claim_{fmt}")
-
-    def spy(document):
-        open_while_making.append(db.session().in_transaction())
-        return real(document)
-
-    monkeypatch.setattr(claim_documents, f"claim_{fmt}", spy)
+    transaction_spy.watch(claim_documents, f"claim_{fmt}")
     assert login_as("bureau").get(f"/voucher-claims/{claim.id}.{fmt}").status_code == 200
-    assert open_while_making == [False]
+    assert transaction_spy.open_at_calls == [False]
 
 
 def test_the_claim_downloads_as_pdf_with_chinese_text(session, demo_user, login_as, platform, instrument, voucher,
