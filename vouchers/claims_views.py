@@ -194,21 +194,19 @@ def new_enterprise_claim():
         form.enterprise_id.data = enterprise.id
     _default_period(form, uses)
     if form.validate_on_submit():
-        written: list[str] = []
         try:
+            end_reads()  # the files are checked and written with no transaction open
             checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data)]
-            with unit_of_work() as session:
+            with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
                 claim = claims.create_enterprise_claim(
                     session, actor=current_actor(), user=user, enterprise_id=form.enterprise_id.data,
                     period_start=form.period_start.data, period_end=form.period_end.data,
                     bank_account_name=form.bank_account_name.data, bank_name=form.bank_name.data,
                     bank_account_number=form.bank_account_number.data,
                     declaration_accepted=form.declaration_accepted.data, has_proof=bool(checked), now=utcnow())
-                written = [a.stored_name for a in attachments.store(
-                    session, checked, owner_type="claim", owner_id=claim.id, actor=current_actor(), user=user,
-                    upload_dir=_upload_dir())]
+                attachments.store(session, files, owner_type="claim", owner_id=claim.id, actor=current_actor(),
+                                  user=user)
         except KequipError as error:
-            attachments.discard(_upload_dir(), written)
             _fail(form, error)
         else:
             flash(_("The claim is submitted; the bureau reviews it."), "success")
@@ -348,15 +346,13 @@ def add_claim_attachments(claim_id: int):
     if not uploads:
         flash(_("Choose a file first."), "danger")
         return _back_to(claim_id)
-    written: list[str] = []
     try:
+        end_reads()  # the files are checked and written with no transaction open
         checked = [attachments.check_upload(upload) for upload in uploads]
-        with unit_of_work() as session:
-            written = [a.stored_name for a in attachments.store(
-                session, checked, owner_type="claim", owner_id=found.id, actor=current_actor(), user=user,
-                upload_dir=_upload_dir())]
+        with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
+            attachments.store(session, files, owner_type="claim", owner_id=claim_id, actor=current_actor(),
+                              user=user)
     except KequipError as error:
-        attachments.discard(_upload_dir(), written)
         flash(error.message, "danger")
     else:
         flash(_("The files are added."), "success")

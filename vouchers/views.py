@@ -201,19 +201,18 @@ def apply(programme_id: int):
     if request.method == "GET":
         form.enterprise_id.data = listing.default_enterprise_id(db.session, user)
     if form.validate_on_submit():
-        written: list[str] = []
         try:
-            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data or [])]
             values = form.values()
             values["enterprise_id"] = values["enterprise_id"] or listing.default_enterprise_id(db.session, user)
-            with unit_of_work() as session:
+            programme_id = found.id
+            end_reads()  # the files are checked and written with no transaction open
+            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data or [])]
+            with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
                 application = services.apply_for_voucher(session, actor=current_actor(), user=user,
-                                                         programme_id=found.id, now=utcnow(), **values)
-                written = [a.stored_name for a in attachments.store(
-                    session, checked, owner_type="application", owner_id=application.id, actor=current_actor(),
-                    user=user, upload_dir=_upload_dir())]
+                                                         programme_id=programme_id, now=utcnow(), **values)
+                attachments.store(session, files, owner_type="application", owner_id=application.id,
+                                  actor=current_actor(), user=user)
         except KequipError as error:
-            attachments.discard(_upload_dir(), written)
             _fail(form, error)
         else:
             flash(_("Your application is submitted; the bureau reviews it."), "success")
@@ -241,16 +240,14 @@ def add_attachments(application_id: int):
     if not uploads:
         flash(_("Choose a file first."), "danger")
         return redirect(url_for("vouchers.application", application_id=application.id))
-    written: list[str] = []
     try:
         attachments.ensure_may_attach_to_application(user, application)
+        end_reads()  # the files are checked and written with no transaction open
         checked = [attachments.check_upload(upload) for upload in uploads]
-        with unit_of_work() as session:
-            written = [a.stored_name for a in attachments.store(
-                session, checked, owner_type="application", owner_id=application.id, actor=current_actor(),
-                user=user, upload_dir=_upload_dir())]
+        with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
+            attachments.store(session, files, owner_type="application", owner_id=application.id,
+                              actor=current_actor(), user=user)
     except KequipError as error:
-        attachments.discard(_upload_dir(), written)
         flash(error.message, "danger")
     else:
         flash(_("The files are added."), "success")
