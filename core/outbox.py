@@ -3,7 +3,7 @@
 The job claims what waits and commits, talks to the SMTP server with no transaction open (a slow or
 unreachable server holds no lock), then records each outcome in a new transaction. A job that dies
 between sending and recording leaves its claims to lapse: those messages are sent again (at least
-once, with the same Message-ID), never lost."""
+once), never lost."""
 from __future__ import annotations
 
 import logging

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -51,6 +52,7 @@ HELP_SHEET = "填写说明"
 CATEGORY_SHEET = "分类"
 TEMPLATE_FILENAME = "仪器导入模板.xlsx"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+WRITE_BATCH = 500  # instruments written (and let go of) at a time: the memory of a 5,000-row import stays low
 
 SHARING_MODE_CHOICES = {"开放共享": SharingMode.OPEN, "预约共享": SharingMode.APPOINTMENT, "内部使用": SharingMode.INTERNAL}
 YES, NO = "是", "否"
@@ -437,8 +439,8 @@ def _stream(sheet, limits: ImportLimits) -> Iterator[tuple]:
         yield row
 
 
-def _read_cells(data: bytes, limits: ImportLimits) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-    """The sheet's title and (row number, {field: cell value}) for every filled row under the headers."""
+def _read_cells(data: bytes, limits: ImportLimits) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, {field: cell value}) for every filled row under the headers."""
     workbook, sheet = _open_sheet(data, limits)
     try:
         rows = _stream(sheet, limits)
@@ -468,16 +470,15 @@ def _read_cells(data: bytes, limits: ImportLimits) -> tuple[str, list[tuple[int,
     if not read:
         raise RuleBroken("empty_sheet", _("The sheet «%(sheet)s» has no instruments: fill in one per row under "
                                           "the headers.", sheet=sheet.title), field="file")
-    return sheet.title, read
+    return read
 
 
 def read_workbook(data: bytes, limits: ImportLimits | None = None) -> list[ReadRow]:
     """Every filled row of the file, its cells parsed to their shapes; no database is needed, so the
     caller does this before its transaction begins. File-level problems raise RuleBroken (not_xlsx,
     file_too_large, too_many_rows, too_many_columns, too_many_cells, wrong_headers, empty_sheet)."""
-    _title, raw_rows = _read_cells(data, limits or ImportLimits.configured())
     rows = []
-    for number, cells in raw_rows:
+    for number, cells in _read_cells(data, limits or ImportLimits.configured()):
         row = ReadRow(number, {}, {})
         for column in COLUMNS:
             value = cells.get(column.field)
@@ -658,23 +659,27 @@ def import_instruments(session: Session, platform: Platform, user: User, *, acto
         bad = len({error.row for error in result.errors})
         raise RuleBroken("invalid_rows", ngettext("%(num)d row has errors.", "%(num)d rows have errors.", bad),
                          field="file", details=result)
-    instruments: list[Instrument] = []
-    for _number, values in result.rows:
-        instrument = Instrument(platform_id=platform.id, state=InstrumentState.DRAFT, **values)
-        instrument.search_text = instrument_index_text(values)
-        if submit:
-            move(instrument, InstrumentState.SUBMITTED, INSTRUMENT_TRANSITIONS, INSTRUMENT_STATE_LABELS)
-            instrument.submitted_at = now
-        instruments.append(instrument)
-    session.add_all(instruments)
-    session.flush()  # one batched INSERT … RETURNING for all rows
-    for (number, values), instrument in zip(result.rows, instruments):
-        record_audit(session, actor, "instrument.imported", instrument,
-                     after={**{name: to_json_value(value) for name, value in values.items()},
-                            "state": instrument.state.value, "row": number})
-    session.flush()
-    result.imported = len(instruments)
-    result.instrument_ids = [instrument.id for instrument in instruments]
+    for start in range(0, len(result.rows), WRITE_BATCH):
+        batch = result.rows[start:start + WRITE_BATCH]
+        instruments: list[Instrument] = []
+        for _number, values in batch:
+            instrument = Instrument(platform_id=platform.id, state=InstrumentState.DRAFT, **values)
+            instrument.search_text = instrument_index_text(values)
+            if submit:
+                move(instrument, InstrumentState.SUBMITTED, INSTRUMENT_TRANSITIONS, INSTRUMENT_STATE_LABELS)
+                instrument.submitted_at = now
+            instruments.append(instrument)
+        session.add_all(instruments)
+        session.flush()  # one batched INSERT … RETURNING for the batch
+        entries = [record_audit(session, actor, "instrument.imported", instrument,
+                                after={**{name: to_json_value(value) for name, value in values.items()},
+                                       "state": instrument.state.value, "row": number})
+                   for (number, values), instrument in zip(batch, instruments)]
+        session.flush()
+        result.instrument_ids.extend(instrument.id for instrument in instruments)
+        for written in (*instruments, *entries):  # written: the session need not hold them to the commit
+            session.expunge(written)
+    result.imported = len(result.instrument_ids)
     return result
 
 
@@ -702,17 +707,26 @@ def rows_xlsx(rows: list[dict[str, Any]], *, headers: tuple[str, ...] | list[str
     return buffer.getvalue()
 
 
-def crafted_xlsx(extra_rows: Iterable[str] = (), *, dimension: str | None = None, padding: int = 0) -> bytes:
-    """A workbook as rows_xlsx writes it with the headers only, its data sheet's XML then changed as no
-    spreadsheet program would write it: the given <row> elements added (an iterable, so millions stream
+def crafted_xlsx(extra_rows: Iterable[str] = (), *, dimension: str | None = None, padding: int = 0,
+                 shared_strings: Iterable[str] | None = None) -> bytes:
+    """A workbook as rows_xlsx writes it with the headers only, then changed as no spreadsheet program
+    would write it: the given <row> elements added to the data sheet (an iterable, so millions stream
     into the zip), a <dimension ref="…"> claiming any size, `padding` spaces between the rows (a part that
-    unpacks to far more than its zip holds). For the tests and the benchmark of hostile files."""
+    unpacks to far more than its zip holds), a shared string table (as Excel and WPS write text; a cell
+    <c t="s"><v>N</v></c> shows string N). For the tests and the benchmark of hostile files."""
     sheet_path = "xl/worksheets/sheet1.xml"
     with zipfile.ZipFile(io.BytesIO(rows_xlsx([]))) as source:
         parts = {name: source.read(name) for name in source.namelist()}
     head, tail = parts.pop(sheet_path).decode().split("</sheetData>")
     if dimension:
         head = head.replace("</sheetPr>", f'</sheetPr><dimension ref="{dimension}"/>', 1)
+    if shared_strings is not None:
+        parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", (
+            f'<Override PartName="/{SHARED_STRINGS_PART}" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.sharedStrings+xml"/></Types>').encode())
+        parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
+            b'<Relationship Id="rIdStrings" Target="sharedStrings.xml" Type="http://schemas.openxmlformats.org/'
+            b'officeDocument/2006/relationships/sharedStrings"/></Relationships>'))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
         for name, content in parts.items():
@@ -722,14 +736,24 @@ def crafted_xlsx(extra_rows: Iterable[str] = (), *, dimension: str | None = None
             for _ in range(padding // 1_000_000):
                 sheet.write(b" " * 1_000_000)
             sheet.write(b" " * (padding % 1_000_000))
-            batch: list[str] = []
-            for row in extra_rows:
-                batch.append(row)
-                if len(batch) == 100_000:
-                    sheet.write("".join(batch).encode())
-                    batch.clear()
-            sheet.write(("".join(batch) + "</sheetData>" + tail).encode())
+            _write_batched(sheet, extra_rows)
+            sheet.write(("</sheetData>" + tail).encode())
+        if shared_strings is not None:
+            with target.open(SHARED_STRINGS_PART, "w", force_zip64=True) as table:
+                table.write(b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
+                _write_batched(table, (f"<si><t>{xml_escape(text)}</t></si>" for text in shared_strings))
+                table.write(b"</sst>")
     return buffer.getvalue()
+
+
+def _write_batched(target, pieces: Iterable[str]) -> None:
+    batch: list[str] = []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) == 100_000:
+            target.write("".join(batch).encode())
+            batch.clear()
+    target.write("".join(batch).encode())
 
 
 def bench_import(session: Session, platform: Platform, user: User, rows: int = 5000) -> float:

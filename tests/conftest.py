@@ -189,6 +189,29 @@ def api_as(app, session, demo_user):
     return make
 
 
+class TransactionSpy:
+    """Wraps real functions (slow work: parsing an upload, making a file) and notes, at each call,
+    whether the request's session had a transaction open: on SQLite any holds the write lock."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.open_at_calls: list[bool] = []
+
+    def watch(self, module, name: str) -> None:
+        real = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            self.open_at_calls.append(db.session().in_transaction())
+            return real(*args, **kwargs)
+
+        self.monkeypatch.setattr(module, name, spy)
+
+
+@pytest.fixture
+def transaction_spy(monkeypatch) -> TransactionSpy:
+    return TransactionSpy(monkeypatch)
+
+
 # --- a real server thread, committed data -----------------------------------------------------
 
 class LiveServer:

@@ -412,7 +412,7 @@ def refused(data: bytes, **changes) -> tuple[str, float]:
     (lambda: imports.crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
 ], ids=["dimension-20M-rows", "cell-in-row-20M", "5001-blank-rows", "5001-unnumbered-rows", "dimension-104-columns",
         "cell-in-column-61", "unpacks-to-41MB", "broken-xml", "missing-shared-string"])
-def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(make, code):
+def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(app, make, code):
     assert imports.ImportLimits.configured() == limits(max_rows=5000, max_columns=60)
     found, seconds = refused(make())
     assert found == code and seconds < 5  # a few hundredths of a second here
@@ -432,35 +432,15 @@ def test_too_many_filled_cells_are_refused(session):
     assert refused(rows_xlsx([sample_row(n) for n in range(3)]), max_cells=50)[0] == "too_many_cells"
 
 
-def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read():
-    data = shared_strings_xlsx(1001)
-    assert refused(data, max_cells=1000)[0] == "too_many_cells"
-    assert imports.read_workbook(shared_strings_xlsx(1000), limits(max_cells=1000))  # its strings are fine
+def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read(app):
+    """Counted as it unpacks, in chunks of 1 MB: 2.1 KB strings make some cross a chunk's edge."""
+    def workbook(strings: int) -> bytes:
+        return imports.crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
+                                    shared_strings=(f"KQ-S-{n}" + "长" * 700 * bool(n) for n in range(strings)))
 
-
-def shared_strings_xlsx(strings: int) -> bytes:
-    """A one-row file whose asset number is string 0 of a shared table of `strings` strings (as Excel
-    and WPS write text), the strings spread over chunks so that some cross a chunk's edge."""
-    with zipfile.ZipFile(io.BytesIO(rows_xlsx([sample_row(1)]))) as source:
-        parts = {name: source.read(name) for name in source.namelist()}
-    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", (
-        b'<Override PartName="/xl/sharedStrings.xml" '
-        b'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'))
-    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
-        b'<Relationship Id="rIdStrings" Target="sharedStrings.xml" '
-        b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/></Relationships>'))
-    filler = "长" * 700  # 2.1 KB a string: 1,000 strings span two 1 MB chunks
-    parts["xl/sharedStrings.xml"] = ('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-                                     + "".join(f"<si><t>KQ-S-{n}{filler if n else ''}</t></si>" for n in range(strings))
-                                     + "</sst>").encode()
-    sheet = parts["xl/worksheets/sheet1.xml"].decode()
-    parts["xl/worksheets/sheet1.xml"] = re.sub(r'<c r="A2" t="inlineStr"><is><t>[^<]*</t></is></c>',
-                                               '<c r="A2" t="s"><v>0</v></c>', sheet).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
-        for name, content in parts.items():
-            target.writestr(name, content)
-    return buffer.getvalue()
+    assert refused(workbook(1001), max_cells=1000)[0] == "too_many_cells"
+    rows = imports.read_workbook(workbook(1000), limits(max_cells=1000))  # its strings are read
+    assert rows[0].values["asset_number"] == "KQ-S-0"
 
 
 def test_a_part_read_whole_is_limited_on_its_own(session):
@@ -480,19 +460,10 @@ def test_an_amount_of_1e26_yuan_is_a_cell_error_not_a_crash(session, platform):
         assert row_errors(session, platform, [sample_row(1, **{"原值（元）": value})]) == [(2, "原值（元）")], value
 
 
-def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, monkeypatch):
+def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, transaction_spy):
     """On SQLite a transaction holds the write lock from its BEGIN: while the page reads the file, none
-    is open (a spy around the real read_workbook looks), so other requests write meanwhile."""
-    from core.extensions import db
-
-    open_while_reading = []
-    read_workbook = imports.read_workbook
-
-    def spy(*args):
-        open_while_reading.append(db.session().in_transaction())
-        return read_workbook(*args)
-
-    monkeypatch.setattr(imports, "read_workbook", spy)
+    is open, so other requests write meanwhile."""
+    transaction_spy.watch(imports, "read_workbook")
     response = upload(login_as("platform"), rows_xlsx([sample_row(1)]))
-    assert response.status_code == 302 and open_while_reading == [False]
+    assert response.status_code == 302 and transaction_spy.open_at_calls == [False]
     assert count(session, platform) >= 1
