@@ -1,7 +1,7 @@
 """core: an outbox message is claimed (claimed_until) while a job sends it, with no transaction open
 
 Revision ID: 4f2a9c7e1b63
-Revises: 3b7c9e2d4a58
+Revises: a4c2e81f9d03
 Create Date: 2026-12-08 00:15:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '4f2a9c7e1b63'
-down_revision = '3b7c9e2d4a58'
+down_revision = 'a4c2e81f9d03'
 branch_labels = None
 depends_on = None
 
