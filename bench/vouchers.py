@@ -1,4 +1,4 @@
-"""The innovation vouchers' figures (issue 6 §8), one-off figures run in-process on district-L after the
+"""The innovation vouchers' figures, one-off figures run in-process on district-L after the
 server has stopped, in this order:
 
 - a voucher part held during booking creation: marketplace.bookings.book_instrument, committed, with and
@@ -31,8 +31,10 @@ from bench.dataset import Dataset, _insert_returning_ids, bench_app
 from bench.figures import _expect
 from bench.runner import OneOff, Timing
 from core.clock import local_midnight, to_local
-from vouchers.ledger import ENTRY_COLUMNS
 
+# A ledger entry's columns, as vouchers.ledger.post writes them (the rest is the key)
+ENTRY_COLUMNS = ("voucher_id", "kind", "amount_fen", "booking_id", "claim_id", "platform_id", "actor_id",
+                 "actor_label", "at")
 # The voucher use of a booking, as vouchers.services.hold_for_booking and consume_for_booking write it
 USE_COLUMNS = ("booking_id", "voucher_id", "platform_id", "instrument_name_zh", "instrument_name_en", "asset_number",
                "category_code", "start_at", "end_at", "price_fen", "ratio_bp", "checked_in_at", "checked_out_at",
