@@ -276,7 +276,7 @@ class CategoryOption:
         return self.name_en if language == "en" else self.name_zh
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # each made once and kept: compared and hashed by identity
+@dataclass(frozen=True, slots=True)
 class FilterLists:
     """What the catalogue's filter offers: every category (whose ids a search by category takes from
     here), and the platforms with instruments in the catalogue as (id, name)."""
