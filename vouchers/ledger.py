@@ -11,7 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -49,9 +49,10 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
                          field="voucher_id")
     for name, value in zip(COLUMNS, moved, strict=True):  # the columns as the database has them now
         set_committed_value(voucher, name, value)
-    session.add(LedgerEntry(voucher_id=voucher.id, kind=kind, amount_fen=amount_fen, booking_id=booking_id,
-                            claim_id=claim_id, platform_id=platform_id, actor_id=actor.user_id,
-                            actor_label=actor.label[:100], at=now))
+    session.execute(insert(LedgerEntry), {  # written at once, as the move was
+        "voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
+        "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
+        "actor_label": actor.label[:100], "at": now})
     record_audit(session, actor, f"voucher.{kind.value}", voucher,
                  after={"amount_fen": amount_fen, "booking_id": booking_id, "claim_id": claim_id,
                         **{name: getattr(voucher, name) for name in COLUMNS}})
