@@ -48,7 +48,7 @@ def postgresql_database() -> Iterator[tuple[str, str, CpuProbe | None]]:
     import psycopg
 
     from bench.server import process_tree_cpu
-    from tests.servers import PostgresServer
+    from testsupport.servers import PostgresServer
 
     server = PostgresServer()
     try:

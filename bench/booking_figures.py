@@ -1,4 +1,4 @@
-"""The booking calendar's figures (issue 5 §7) on district-L's 1,000,000 bookings: one instrument's free
+"""The booking calendar's figures on district-L's 1,000,000 bookings: one instrument's free
 and busy time for a week (the service in-process, and the API), the catalogue filtered on free time (API
 and page), a private iCalendar feed of 5,000 events, and bookings made through the API by many clients
 at once against gunicorn with 4 workers on PostgreSQL."""

@@ -56,30 +56,30 @@ class Figure:
 def largest_import(limits: ImportLimits) -> bytes:
     """The most the limits allow in one file as a platform would fill it: every row (5,000), every
     column of the template (125,000 cells), 700-character descriptions (near the 40 MB unpacked)."""
-    from marketplace import imports
+    from testsupport.workbooks import rows_xlsx, sample_row
 
-    return imports.rows_xlsx([imports.sample_row(n, 仪器描述=f"{n} {LONG_TEXT}") for n in range(limits.max_rows)])
+    return rows_xlsx([sample_row(n, 仪器描述=f"{n} {LONG_TEXT}") for n in range(limits.max_rows)])
 
 
 def largest_string_table(limits: ImportLimits) -> bytes:
     """A shared string table as long as the limits allow (one string per filled cell: 125,000), each
     string distinct: what openpyxl reads whole before any row."""
-    from marketplace import imports
+    from testsupport.workbooks import crafted_xlsx
 
-    return imports.crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
+    return crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
                                 shared_strings=(f"{n}{STRING}" for n in range(limits.max_cells)))
 
 
 def blank_rows_files() -> list[tuple[str, bytes]]:
-    from marketplace import imports
+    from testsupport.workbooks import crafted_xlsx
 
     cell = f'<row r="{BLANK_ROWS + 1}"><c r="A{BLANK_ROWS + 1}" t="inlineStr"><is><t>x</t></is></c></row>'
     return [
-        (f"{BLANK_ROWS:,} blank `<row/>` elements", imports.crafted_xlsx(itertools.repeat("<row/>", BLANK_ROWS))),
+        (f"{BLANK_ROWS:,} blank `<row/>` elements", crafted_xlsx(itertools.repeat("<row/>", BLANK_ROWS))),
         (f"{BLANK_ROWS:,} rows claimed by the sheet's dimension",
-         imports.crafted_xlsx(dimension=f"A1:Y{BLANK_ROWS + 1}")),
+         crafted_xlsx(dimension=f"A1:Y{BLANK_ROWS + 1}")),
         (f"one cell in row {BLANK_ROWS + 1:,}, the dimension claiming 2 rows",
-         imports.crafted_xlsx([cell], dimension="A1:Y2")),
+         crafted_xlsx([cell], dimension="A1:Y2")),
     ]
 
 

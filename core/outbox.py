@@ -1,4 +1,4 @@
-"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit (STYLE 2.7).
+"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit.
 
 The job claims what waits and commits, talks to the SMTP server with no transaction open (a slow or
 unreachable server holds no lock), then records each outcome in a new transaction. A job that dies

@@ -1,4 +1,4 @@
-"""The instrument registry's rules: records, the review lifecycle, photos (DESIGN §2.1)."""
+"""The instrument registry's rules: records, the review lifecycle, photos."""
 from __future__ import annotations
 
 import io

@@ -1,5 +1,5 @@
 """The waitlist of a busy slot: when it frees, the first in line is offered it by e-mail for a limited
-time (the instrument rules' waitlist_offer_minutes), then the next (issue 5 §3)."""
+time (the instrument rules' waitlist_offer_minutes), then the next."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta

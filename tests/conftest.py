@@ -23,8 +23,8 @@ from core.db import utcnow
 from core.demo import load as load_demo
 from core.extensions import db, limiter
 from core.models import User
-from marketplace.catalogue import forget_filter_lists
-from tests.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
+from marketplace.catalogue_queries import forget_filter_lists
+from testsupport.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
 
 DATABASES = ("sqlite", "postgresql")
 DEMO_EMAILS = {

@@ -17,7 +17,7 @@ from core.extensions import db
 from core.jobs import send_outbox
 from core.models import OutboxMessage
 from core.outbox import enqueue_mail
-from tests.servers import free_port
+from testsupport.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

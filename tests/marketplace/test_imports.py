@@ -19,8 +19,9 @@ from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, Platform
 from marketplace import imports
-from marketplace.imports import HEADERS, rows_xlsx, sample_row
+from marketplace.imports import HEADERS
 from marketplace.models import Instrument, InstrumentState, SharingMode
+from testsupport.workbooks import crafted_xlsx, rows_xlsx, sample_row
 
 
 @pytest.fixture
@@ -187,19 +188,13 @@ def test_cells_are_read_as_a_person_means_them(session, platform, admin, cells, 
 
 
 def test_a_thousand_rows_import_in_one_go(session, platform, admin):
-    """The 5,000-row figure (under 20 s) is measured by imports.bench_import in the benchmark."""
+    """The 5,000-row figure is measured by the benchmark (bench.figures.xlsx_import)."""
     before = count(session, platform)
     data = rows_xlsx([sample_row(n) for n in range(1000)])
     began = time.perf_counter()
     result = run_import(session, platform, admin, data)
     assert time.perf_counter() - began < 15  # about 2 s on either database
     assert result.imported == 1000 and count(session, platform) == before + 1000
-
-
-def test_bench_import_returns_the_seconds_it_took(session, platform, admin):
-    before = count(session, platform)
-    assert imports.bench_import(session, platform, admin, rows=20) > 0
-    assert count(session, platform) == before + 20
 
 
 # --- bad rows: nothing is imported ------------------------------------------------------------
@@ -399,17 +394,17 @@ def refused(data: bytes, **changes) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize("make, code", [
-    (lambda: imports.crafted_xlsx(dimension="A1:Y20000001"), "too_many_rows"),  # the sheet says so
+    (lambda: crafted_xlsx(dimension="A1:Y20000001"), "too_many_rows"),  # the sheet says so
     # it says 2 rows, but a cell sits in row 20,000,000: counted as read, refused at row 5,002
-    (lambda: imports.crafted_xlsx([f'<row r="20000000">{inline_cell("A20000000")}</row>'], dimension="A1:Y2"),
+    (lambda: crafted_xlsx([f'<row r="20000000">{inline_cell("A20000000")}</row>'], dimension="A1:Y2"),
      "too_many_rows"),
-    (lambda: imports.crafted_xlsx('<row r="%d"/>' % n for n in range(2, 5003)), "too_many_rows"),  # blank ones count
-    (lambda: imports.crafted_xlsx(["<row/>"] * 5001), "too_many_rows"),  # rows without numbers too
-    (lambda: imports.crafted_xlsx(dimension="A1:CZ2"), "too_many_columns"),
-    (lambda: imports.crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
-    (lambda: imports.crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
-    (lambda: imports.crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
-    (lambda: imports.crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
+    (lambda: crafted_xlsx('<row r="%d"/>' % n for n in range(2, 5003)), "too_many_rows"),  # blank ones count
+    (lambda: crafted_xlsx(["<row/>"] * 5001), "too_many_rows"),  # rows without numbers too
+    (lambda: crafted_xlsx(dimension="A1:CZ2"), "too_many_columns"),
+    (lambda: crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
+    (lambda: crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
+    (lambda: crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
+    (lambda: crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
 ], ids=["dimension-20M-rows", "cell-in-row-20M", "5001-blank-rows", "5001-unnumbered-rows", "dimension-104-columns",
         "cell-in-column-61", "unpacks-to-41MB", "broken-xml", "missing-shared-string"])
 def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(app, make, code):
@@ -424,7 +419,7 @@ def test_blank_rows_within_the_limit_are_skipped_and_the_row_after_them_is_read(
         sheet = archive.read("xl/worksheets/sheet1.xml").decode()
     data_row = sheet.split("</row>", 1)[1].split("</sheetData>")[0].replace('r="2"', 'r="4000"')
     data_row = re.sub(r'r="([A-Z]+)2"', r'r="\g<1>4000"', data_row)
-    rows = imports.read_workbook(imports.crafted_xlsx([data_row]))
+    rows = imports.read_workbook(crafted_xlsx([data_row]))
     assert [row.number for row in rows] == [4000] and not rows[0].errors
 
 
