@@ -430,7 +430,7 @@ def test_too_many_filled_cells_are_refused(session):
 def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read(app):
     """Counted as it unpacks, in chunks of 1 MB: 2.1 KB strings make some cross a chunk's edge."""
     def workbook(strings: int) -> bytes:
-        return imports.crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
+        return crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
                                     shared_strings=(f"KQ-S-{n}" + "长" * 700 * bool(n) for n in range(strings)))
 
     assert refused(workbook(1001), max_cells=1000)[0] == "too_many_cells"
