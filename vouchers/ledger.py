@@ -49,7 +49,7 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
                          field="voucher_id")
     for name, value in zip(COLUMNS, moved, strict=True):  # the columns as the database has them now
         set_committed_value(voucher, name, value)
-    session.execute(insert(LedgerEntry), {  # written at once, as the move was
+    session.execute(insert(LedgerEntry.__table__), {  # written at once, as the move was
         "voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
         "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
         "actor_label": actor.label[:100], "at": now})

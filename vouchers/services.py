@@ -15,20 +15,19 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
-from core.db import PLAN_FOR_VALUES
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
 from core.services import administers
 from core.states import move
-from vouchers import ledger
+from vouchers import ledger, queries
 from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
-                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, LedgerEntry, Programme,
+                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, Programme,
                              ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState, VoucherUse)
 
 BASIS_POINTS = 10_000
@@ -148,14 +147,9 @@ def group_spent_fen(session: Session, programme: Programme, enterprise: Enterpri
     """What the group's vouchers of the programme paid or hold for bookings this (local) year: holds less
     releases. Consumption moves held money, so it is already counted."""
     start, end = _year_bounds(year)
-    signed = sa.case((LedgerEntry.kind == EntryKind.HOLD.value, LedgerEntry.amount_fen),
-                     else_=-LedgerEntry.amount_fen)
-    return int(session.scalar(
-        select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id)
-        .where(Voucher.programme_id == programme.id,
-               Voucher.enterprise_id.in_(group_enterprise_ids(session, enterprise)),
-               LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)), LedgerEntry.at >= start, LedgerEntry.at < end),
-        execution_options=PLAN_FOR_VALUES))  # the quick plan depends on the group and the year
+    return int(session.scalar(queries.group_spent(), {
+        "programme_id": programme.id, "enterprise_ids": group_enterprise_ids(session, enterprise),
+        "start": start, "end": end}))
 
 
 # --- applications and issuance --------------------------------------------------------------------
@@ -242,22 +236,27 @@ def reject_application(session: Session, application: Application, *, actor: Act
 
 # --- spending at booking ----------------------------------------------------------------------------
 
-def _declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
-    return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)
-
-
-def _suspension(programme_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
-    return sa.exists().where(ProgrammeSuspension.programme_id == programme_id,
-                             ProgrammeSuspension.platform_id == platform_id)
-
-
 def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
     """Declared related, or sharing a credit code, a legal representative or an actual controller."""
-    return bool(session.scalar(select(_declared_related(enterprise.id, platform.id)))) \
-        or shares_legal_entity(enterprise, platform)
+    return bool(session.scalar(select(queries.declared_related(enterprise.id, platform.id)))) \
+        or shares_legal_entity(enterprise, legal_entity(platform))
 
 
-def shares_legal_entity(enterprise: Enterprise, platform: Platform) -> bool:
+@dataclass(frozen=True, slots=True)
+class LegalEntity:
+    """Who stands behind a platform: an enterprise sharing any of these with it is a related party."""
+
+    credit_code: str | None
+    legal_representative: str | None
+    actual_controller: str | None
+
+
+def legal_entity(platform: Platform | sa.Row) -> LegalEntity:
+    """The platform's legal entity, from the Platform or a row of its three columns."""
+    return LegalEntity(platform.credit_code, platform.legal_representative, platform.actual_controller)
+
+
+def shares_legal_entity(enterprise: Enterprise, platform: LegalEntity) -> bool:
     def same(a: str | None, b: str | None) -> bool:
         return bool(a and b and a.strip() == b.strip())
 
@@ -267,7 +266,7 @@ def shares_legal_entity(enterprise: Enterprise, platform: Platform) -> bool:
 
 
 def is_suspended(session: Session, programme_id: int, platform_id: int) -> bool:
-    return bool(session.scalar(select(_suspension(programme_id, platform_id))))
+    return bool(session.scalar(select(queries.suspension(programme_id, platform_id))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,16 +275,6 @@ class VoucherPart:
     amount_fen: int  # what the voucher pays
     ratio_bp: int
     enterprise_pays_fen: int  # at booking: the price less the voucher part, or all of it (enterprise-reimbursed)
-
-
-def _quote_statement(voucher_id: int, platform_id: int) -> sa.Select:
-    """The voucher and its programme, locked, with whether the platform is suspended from the programme
-    or declared related to the enterprise."""
-    return (select(Voucher, _suspension(Voucher.programme_id, platform_id).label("suspended"),
-                   _declared_related(Voucher.enterprise_id, platform_id).label("declared"))
-            .join(Voucher.programme).options(contains_eager(Voucher.programme))
-            .where(Voucher.id == voucher_id)
-            .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True))
 
 
 def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int | None, platform_id: int,
@@ -297,8 +286,8 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     # yearly cap and the voucher's balance read here are still true when hold_for_booking writes. The
     # voucher's row is locked too, so that it is read as the last holder committed it. In the same
     # statement: whether the platform is suspended from the programme or declared related to the
-    # enterprise.
-    found = session.execute(_quote_statement(voucher_id, platform_id)).first()
+    # enterprise, and the platform's legal entity.
+    found = session.execute(queries.quote(), {"voucher_id": voucher_id, "platform_id": platform_id}).first()
     voucher = found.Voucher if found is not None else None
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
@@ -312,7 +301,7 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     if programme.eligible_category_codes and not category_code.startswith(tuple(programme.eligible_category_codes)):
         raise RuleBroken("voucher_not_eligible", _("This kind of instrument is not covered by %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
-    if found.declared or shares_legal_entity(enterprise, session.get(Platform, platform_id)):
+    if found.declared or shares_legal_entity(enterprise, legal_entity(found)):
         raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
                                             "may pay for services between them."), field="voucher_id")
     ratio = programme.coverage_bp_for(enterprise)
