@@ -105,7 +105,7 @@ def test_smtp_is_talked_to_with_no_transaction_open(live_app):
             with unit_of_work() as session:
                 enqueue_mail(session, to="probe@example.com", locale="en", template="password_reset",
                              context={"name": "P", "path": "/password/reset/x", "minutes": 60})
-            assert send_outbox() >= 1
+            assert send_outbox() == 1
             sent = db.session.scalar(select(OutboxMessage).where(OutboxMessage.to == "probe@example.com"))
             assert sent.sent_at is not None and sent.claimed_until is None and sent.attempts == 1
             db.session.remove()
