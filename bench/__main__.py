@@ -48,7 +48,7 @@ def postgresql_database() -> Iterator[tuple[str, str, CpuProbe | None]]:
     import psycopg
 
     from bench.server import process_tree_cpu
-    from tests.servers import PostgresServer
+    from testsupport.servers import PostgresServer
 
     server = PostgresServer()
     try:
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KEQUIP_INSTANCE_DIR", str(WORK_DIR / "instance"))
 
     from bench import dataset as datasets
+    from bench import uploads
     from bench.booking_figures import BENCHMARKS as BOOKING_BENCHMARKS
     from bench.booking_figures import THROUGHPUTS
     from bench.busy_week import BENCHMARKS as BUSY_WEEK_BENCHMARKS
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                                     load=f"{load_before} before the figures, {load_average()} after them",
                                     gauge=f"{gauge_before} before the figures, {cpu_gauge()} after them"))
 
+    upload_figures = uploads.measure()  # independent of the data set: once, after the databases' figures
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     notes = [argon2_note(), "Requests are sequential, but the machine may run other work: a load average above "
              f"the CPU count ({os.cpu_count()}) means other processes shared the CPUs and inflated the figures, "
@@ -178,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
              "booking creation involves no gateway) and the member with 5,000 bookings in their feed's year."]
     report = render(runs, settings, started=started, load_at_start=load_at_start, load_at_end=load_average(),
                     gauge_at_start=gauge_at_start, gauge_at_end=cpu_gauge(), notes=notes)
-    arguments.output.write_text(report, encoding="utf-8")
+    arguments.output.write_text(uploads.insert_section(report, upload_figures), encoding="utf-8")
     print(summary(runs, arguments.output))
     return 0 if all(r.error is None for each in runs for r in [*each.results, *each.one_offs, *each.throughputs]) \
-        else 1
+        and all(figure.met for figure in upload_figures) else 1
 
 
 def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: str,

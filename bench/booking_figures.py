@@ -1,4 +1,4 @@
-"""The booking calendar's figures (issue 5 §7) on district-L's 1,000,000 bookings: one instrument's free
+"""The booking calendar's figures on district-L's 1,000,000 bookings: one instrument's free
 and busy time for a week (the service in-process, and the API), the catalogue filtered on free time (API
 and page), a private iCalendar feed of 5,000 events, and bookings made through the API by many clients
 at once against gunicorn with 4 workers on PostgreSQL."""
@@ -301,6 +301,6 @@ THROUGHPUTS: list[Throughput] = [
                workers=4, clients=16, requests_per_client=100,
                description="bookings made through the API by 16 clients in parallel (a token each, untimed), each "
                            "on instruments of its own with nothing to pay (confirmed at once, no gateway), one-hour "
-                           "slots in turn; gunicorn with 4 workers (one thread each) on PostgreSQL; every answer "
-                           "must be 201 with the booking confirmed"),
+                           "slots in turn; gunicorn with 4 workers (threads as gunicorn.conf.py has them) on "
+                           "PostgreSQL; every answer must be 201 with the booking confirmed"),
 ]

@@ -31,7 +31,7 @@ PAYING = 8  # card payments waiting on the gateway at once
 GATEWAY_TIMEOUT_SECONDS = 5  # the app's PAYMENT_TIMEOUT_SECONDS for this figure: a few seconds
 # How long a sample waits for every payment to be waiting at the gateway: a payment answered at its
 # timeout is sent again at once, so this is reached within a timeout, or never (payments that wait
-# for something else: the database)
+# for something else: a free worker, or the database)
 GATHERING_SECONDS = 2 * GATEWAY_TIMEOUT_SECONDS + 5
 BOOKING_DAYS_AHEAD = 80  # within the district's 90-day horizon, beyond nearly all of district-L's bookings
 
@@ -199,15 +199,16 @@ class _PagesWhileGatewayHangs:
         return elapsed
 
     def _until_every_payment_waits(self) -> None:
-        deadline = time.monotonic() + GATHERING_SECONDS
-        while self.gateway.waiting < PAYING:
+        deadline, most = time.monotonic() + GATHERING_SECONDS, 0
+        while (waiting := self.gateway.waiting) < PAYING:
+            most = max(most, waiting)
             failed = [payer.error for payer in self.payers if payer.error]
             if failed:
                 raise BenchmarkFailed(f"a payment failed: {failed[0]}")
             if time.monotonic() > deadline:
                 raise BenchmarkFailed(
-                    f"only {self.gateway.waiting} of {PAYING} card payments reached the gateway within "
-                    f"{GATHERING_SECONDS} s: the others wait for something else (the database?)")
+                    f"at most {most} of {PAYING} card payments waited at the gateway at once in "
+                    f"{GATHERING_SECONDS} s: the others wait for something else (a free worker, the database)")
             time.sleep(0.005)
 
     def close(self) -> None:

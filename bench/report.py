@@ -103,14 +103,16 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
         f"- load average (1/5/15 min): {load_at_start} at the start, {load_at_end} at the end",
         f"- CPU gauge (`bench.report.cpu_gauge`: the same pure-Python loop, a slower machine takes longer): "
         f"{gauge_at_start} at the start, {gauge_at_end} at the end",
-        "- server: gunicorn with gunicorn.conf.py, WEB_CONCURRENCY=2, scheduler off, rate-limit counters in memory",
+        "- server: gunicorn with gunicorn.conf.py (its threaded workers), WEB_CONCURRENCY=2, scheduler off, "
+        "rate-limit counters in memory",
         f"- method: sequential requests over loopback with `requests`, {settings.warmups} warm-ups then up to "
         f"{settings.samples} samples per figure (fewer where the figure says so; at most "
         f"{settings.time_budget:.0f} s each), timed with `time.perf_counter`; p50/p95 by `statistics.quantiles` "
         "(inclusive)",
-        "- throughput figures: a server of their own (gunicorn with the figure's worker count, one thread each), "
-        "clients in threads of this process (one `requests` session each), all starting together after their "
-        "warm-ups; the rate is the timed requests over the time from the start to the last answer",
+        "- throughput figures: a server of their own (gunicorn with the figure's worker count, threads as "
+        "gunicorn.conf.py has them), clients in threads of this process (one `requests` session each), all "
+        "starting together after their warm-ups; the rate is the timed requests over the time from the start to "
+        "the last answer",
         "- one-off figures: after the server has stopped, each job runs once in-process on the same database "
         "(the app built by `create_app`, one `unit_of_work`, the garbage collector set as a gunicorn worker's: "
         "`core.app.tune_garbage_collector`), timed with `time.perf_counter` commit included; every run must "

@@ -12,7 +12,7 @@ from types import TracebackType
 
 import requests
 
-from tests.servers import free_port
+from testsupport.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""The JSON API's core: the error envelope every /api/ answer uses, and tokens (DESIGN §5)."""
+"""The JSON API's core: the error envelope every /api/ answer uses, and tokens."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""The application factory (STYLE 2.1): tests, CLI, scheduler and gunicorn build the same app."""
+"""The application factory: tests, CLI, scheduler and gunicorn build the same app."""
 from __future__ import annotations
 
 import gc
@@ -50,8 +50,7 @@ def tune_garbage_collector() -> None:
     in-process figures, so they run as a worker would). What was loaded lives as long as the process:
     keep it out of the collector's sweeps, which otherwise roughly double the slowest requests (the
     5,000-event feed). A request makes tens of thousands of objects, nearly all freed by reference
-    counting; at the default threshold (700) the collector ran about twice per catalogue page. Every
-    50,000 allocations instead: the catalogue page's median 22 → 20 ms, the feed's 170 → 155 ms
-    (in-process, district-L)."""
+    counting; at the default threshold (700) the collector ran about twice per catalogue page, so it
+    runs every 50,000 allocations instead."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

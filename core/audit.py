@@ -1,4 +1,4 @@
-"""The audit log: one call records every change of money, state or permission (STYLE 2.7)."""
+"""The audit log: one call records every change of money, state or permission."""
 from __future__ import annotations
 
 from dataclasses import dataclass

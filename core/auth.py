@@ -23,8 +23,7 @@ from core.models import ApiToken, Role, User
 
 # argon2id with OWASP's minimum memory and passes (19 MiB, 2 passes), so a log-in stays fast and many
 # logins at once do not exhaust memory, in 2 lanes that two threads fill at once (RFC 9106 §4: as many
-# lanes as threads at hand): the same work and memory as one lane, done in 15 ms rather than 25 ms on
-# two cores. Hashes made with other parameters are upgraded at the next successful log-in (needs_rehash).
+# lanes as threads at hand): the same work and memory as one lane, done sooner on two cores. Hashes made with other parameters are upgraded at the next successful log-in (needs_rehash).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=2)
 _DUMMY_HASH = _hasher.hash("kequip-no-such-user")
 

@@ -1,4 +1,4 @@
-"""Instants are aware UTC; Asia/Shanghai only at the edges (STYLE 2.5)."""
+"""Instants are aware UTC; Asia/Shanghai only at the edges."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone

@@ -1,4 +1,4 @@
-"""Errors a service raises: a code, a translated message and an HTTP status (STYLE 2.8)."""
+"""Errors a service raises: a code, a translated message and an HTTP status."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Page forms of core: shape only; the rules live in services (STYLE 2.9)."""
+"""Page forms of core: shape only; the rules live in services."""
 from __future__ import annotations
 
 from flask_babel import gettext as _

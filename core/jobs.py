@@ -1,4 +1,4 @@
-"""Core's jobs: mail delivery and housekeeping; each safe to run twice (STYLE 2.11)."""
+"""Core's jobs: mail delivery and housekeeping; each safe to run twice."""
 from __future__ import annotations
 
 import time

@@ -236,7 +236,7 @@ class Platform(Organisation):
     platform_type: Mapped[PlatformType] = mapped_column(str_enum(PlatformType))
     legal_form: Mapped[LegalForm] = mapped_column(str_enum(LegalForm))
     description: Mapped[str | None] = mapped_column(sa.Text)
-    # the legal entity behind the platform, to tell related parties (DESIGN §2.4)
+    # the legal entity behind the platform: an enterprise sharing any of these is a related party
     credit_code: Mapped[str | None] = mapped_column(sa.String(18), index=True)
     legal_representative: Mapped[str | None] = mapped_column(sa.String(100))
     actual_controller: Mapped[str | None] = mapped_column(sa.String(100))

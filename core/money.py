@@ -1,4 +1,4 @@
-"""Money is an integer of fen everywhere (STYLE 2.5); yuan appear only at the edges, as Decimal."""
+"""Money is an integer of fen everywhere; yuan appear only at the edges, as Decimal."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation

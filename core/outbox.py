@@ -1,9 +1,9 @@
-"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit (STYLE 2.7).
+"""Mail goes through the outbox: written in the change's transaction, sent by a job after commit.
 
 The job claims what waits and commits, talks to the SMTP server with no transaction open (a slow or
 unreachable server holds no lock), then records each outcome in a new transaction. A job that dies
 between sending and recording leaves its claims to lapse: those messages are sent again (at least
-once, with the same Message-ID), never lost."""
+once), never lost."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""APScheduler, once across every worker and machine: whoever holds the lock runs the jobs (STYLE 2.11).
+"""APScheduler, once across every worker and machine: whoever holds the lock runs the jobs.
 
 The lock is a PostgreSQL advisory lock held on a dedicated connection, or a file lock beside the
 SQLite database. Processes without the lock stand by and try again, so one takes over when the

@@ -1,4 +1,4 @@
-"""The rules about people, organisations, roles and tokens: plain functions over a session (STYLE 2.6)."""
+"""The rules about people, organisations, roles and tokens: plain functions over a session."""
 from __future__ import annotations
 
 from dataclasses import dataclass

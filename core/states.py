@@ -1,4 +1,4 @@
-"""The one way to change a lifecycle state (STYLE 2.4)."""
+"""The one way to change a lifecycle state."""
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,19 +1,13 @@
 """What every template may use: the navigation by role, labels, and local-time formatting."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
-from cachetools import LRUCache
-
-from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import format_datetime, get_translations
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from markupsafe import Markup
-from wtforms import SelectField
-from wtforms.fields.choices import SelectChoice
 
 from core.auth import AccessRule, current_principal
 from core.extensions import current_language
@@ -103,60 +97,11 @@ def language_switch(code: str) -> str:
     return "?" + urlencode([*args, ("lang", code)])
 
 
-_OPTION = Markup('<option value="{}">{}</option>')
-# a select's choices given as a tuple (fixed, as the catalogue's filter keeps them) → their options, by the
-# tuple's identity; the tuple itself is kept beside them, so its id cannot pass to another meanwhile
-_kept_options: LRUCache[int, tuple[tuple, Markup]] = LRUCache(maxsize=32)
-_kept_options_lock = threading.Lock()
-
-
-def select_options(field: SelectField) -> Markup:
-    """A select field's <option> elements, the one of its value marked selected. Choices in a tuple are
-    drawn once and kept (the catalogue's filter: some 250 options a page, about 1 ms)."""
-    choices = field.choices
-    if isinstance(choices, tuple):
-        with _kept_options_lock:
-            kept = _kept_options.get(id(choices))
-        if kept is None or kept[0] is not choices:
-            kept = (choices, _options(choices))
-            with _kept_options_lock:
-                _kept_options[id(choices)] = kept
-        drawn = kept[1]
-    else:
-        drawn = _options(choices)
-    opening = Markup('<option value="{}">').format("" if field.data is None else field.data)
-    return drawn.replace(opening, opening[:-1] + Markup(" selected>"), 1)
-
-
-def _options(choices) -> Markup:
-    return Markup("").join(_OPTION.format(choice.value, choice.label)
-                           for choice in map(SelectChoice.from_input, choices))
-
-
-def _page_translations():
-    """Flask-Babel looks the locale and the catalogue up again on every call, and a page makes
-    hundreds of them. Within one request the language does not change, so the page's templates look
-    them up once. Outside requests (mail rendered by jobs under force_locale) every call asks."""
-    if not has_request_context():
-        return get_translations()
-    translations = g.get("_page_translations")
-    if translations is None:
-        translations = g._page_translations = get_translations()
-    return translations
-
-
 def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
-    app.jinja_env.install_gettext_callables(  # as Flask-Babel installs them, with _page_translations
-        gettext=lambda s: _page_translations().ugettext(s),
-        ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
-        pgettext=lambda c, s: _page_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
-        newstyle=True)
     app.add_template_filter(local_datetime, "local_dt")
     app.add_template_filter(join_labels)
     app.add_template_filter(yuan)
-    app.add_template_filter(select_options)
     app.add_template_filter(translated)
     app.add_template_global(language_switch)
 

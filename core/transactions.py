@@ -8,7 +8,11 @@ from __future__ import annotations
 from core.extensions import db
 
 
-def end_reads() -> None:
+def end_reads(*keep: object) -> None:
     """End the request's transaction, which has only read so far. What it loaded stays in the session,
-    expired: it is read again, in the next transaction, when next used."""
+    expired: it is read again, in the next transaction, when next used. The objects in `keep` leave the
+    session instead, with what was loaded: the slow work reads their columns without a query (a
+    relationship not loaded by then cannot be read)."""
+    for instance in keep:
+        db.session.expunge(instance)
     db.session.commit()

@@ -5,29 +5,37 @@ from __future__ import annotations
 
 from flask import Flask
 
+# Modules imported for what importing them does: their tables become known (to Alembic too) and their
+# routes attach to the shared blueprints of marketplace.blueprints.
+MODULES = ("marketplace.registry.models", "marketplace.catalogue.models", "marketplace.payments.models",
+           "marketplace.booking.models", "marketplace.booking.api", "marketplace.catalogue.api",
+           "marketplace.catalogue.release_api")
+
 
 def init_app(app: Flask) -> None:
+    from importlib import import_module
+
+    from flask_babel import lazy_gettext as _l
+
     from core.demo import register_demo
     from core.extensions import api, csrf
     from core.scheduler import register_jobs
     from core.templating import register_nav
-    from flask_babel import lazy_gettext as _l
     from marketplace import demo
     from marketplace.blueprints import api_bp, bp
+    from marketplace.booking import calendar_views, payment_views, platform_views, waitlist_views
     from marketplace.booking import jobs as booking_jobs
-    from marketplace.booking import models as booking_models  # noqa: F401  the tables, for Alembic
-    from marketplace.booking import (api as booking_api, calendar_views, payment_views, platform_views,  # noqa: F401
-                                     views as booking_views, waitlist_views)  # (routes attach to the blueprints)
+    from marketplace.booking import views as booking_views
     from marketplace.catalogue import jobs as catalogue_jobs
-    from marketplace.catalogue import models as catalogue_models  # noqa: F401
-    from marketplace.catalogue import api as catalogue_api, release_api, release_views  # noqa: F401
+    from marketplace.catalogue import release_views
     from marketplace.catalogue import views as catalogue_views
-    from marketplace.payments import models as payment_models  # noqa: F401
     from marketplace.registry import import_views, services
     from marketplace.registry import models as registry_models
     from marketplace.registry import views as registry_views
     from vouchers.services import register_category_source
 
+    for name in MODULES:
+        import_module(name)
     app.register_blueprint(bp)
     register_nav(app, [*catalogue_views.NAV, *registry_views.NAV, *import_views.NAV, *release_views.NAV])
     register_nav(app, [*booking_views.NAV, *waitlist_views.NAV, *calendar_views.NAV, *platform_views.NAV,

@@ -18,16 +18,26 @@ from core.db import utcnow
 from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
-from marketplace.booking import availability, services as bookings
+from marketplace.booking import availability
+from marketplace.booking import services as bookings
+from marketplace.booking.models import (
+    Booking,
+    BookingRules,
+    BookingState,
+    MaintenanceWindow,
+    Qualification,
+    QualificationRule,
+    ServiceTerms,
+    WaitlistEntry,
+    WaitlistState,
+)
 from marketplace.catalogue import releases
-from marketplace.registry import services
-from marketplace.booking.models import (Booking, BookingRules, BookingState, MaintenanceWindow, Qualification,
-                                        QualificationRule, ServiceTerms, WaitlistEntry, WaitlistState)
 from marketplace.payments.models import PaymentState
+from marketplace.registry import services
 from marketplace.registry.models import Instrument
-from vouchers.claims import services as voucher_claims
 from vouchers import demo as voucher_demo
 from vouchers import services as voucher_services
+from vouchers.claims import services as voucher_claims
 from vouchers.models import ClaimKind
 
 ACTOR = Actor.system("demo:load")

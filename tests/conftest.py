@@ -23,8 +23,8 @@ from core.db import utcnow
 from core.demo import load as load_demo
 from core.extensions import db, limiter
 from core.models import User
-from marketplace.catalogue.services import forget_filter_lists
-from tests.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
+from marketplace.catalogue.queries import forget_filter_lists
+from testsupport.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
 
 DATABASES = ("sqlite", "postgresql")
 DEMO_EMAILS = {
@@ -187,6 +187,29 @@ def api_as(app, session, demo_user):
         return ApiClient(app.test_client(), token)
 
     return make
+
+
+class TransactionSpy:
+    """Wraps real functions (slow work: parsing an upload, making a file) and notes, at each call,
+    whether the request's session had a transaction open: on SQLite any holds the write lock."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.open_at_calls: list[bool] = []
+
+    def watch(self, module, name: str) -> None:
+        real = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            self.open_at_calls.append(db.session().in_transaction())
+            return real(*args, **kwargs)
+
+        self.monkeypatch.setattr(module, name, spy)
+
+
+@pytest.fixture
+def transaction_spy(monkeypatch) -> TransactionSpy:
+    return TransactionSpy(monkeypatch)
 
 
 # --- a real server thread, committed data -----------------------------------------------------

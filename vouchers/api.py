@@ -1,4 +1,4 @@
-"""Voucher API under /api/v1 (issue 6 §7): the caller's vouchers (everyone's for the bureau, the finance
+"""Voucher API under /api/v1: the caller's vouchers (everyone's for the bureau, the finance
 officer and the auditor), one voucher with its ledger, and applying for a voucher. Money in fen, times
 in Asia/Shanghai with their offset. Attachments are added on the application's page."""
 from __future__ import annotations

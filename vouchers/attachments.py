@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import secrets
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,39 +94,51 @@ def ensure_may_attach_to_application(user: User, application: Application) -> No
                          field="attachments")
 
 
-def store(session: Session, files: list[CheckedFile], *, owner_type: str, owner_id: int, actor: Actor, user: User,
-          upload_dir: Path) -> list[Attachment]:
-    """Write checked files under UPLOAD_DIR/vouchers/ and record them for their owner. The files are
-    written before the commit: the caller removes them with discard() when its unit of work fails."""
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    checked: CheckedFile
+    stored_name: str
+
+
+@contextmanager
+def saved(files: list[CheckedFile], upload_dir: Path) -> Iterator[list[SavedFile]]:
+    """The checked files written under UPLOAD_DIR/vouchers/ with random names, for the block that records
+    them (store) in its unit of work: written before the transaction begins, removed again if the block
+    fails."""
+    folder = upload_dir / SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[SavedFile] = []
+    try:
+        for checked in files:
+            stored_name = f"{secrets.token_hex(16)}.{checked.extension}"
+            path_of(upload_dir, stored_name).write_bytes(checked.upload.data)
+            written.append(SavedFile(checked, stored_name))
+        yield written
+    except BaseException:
+        for file in written:
+            path_of(upload_dir, file.stored_name).unlink(missing_ok=True)
+        raise
+
+
+def store(session: Session, files: list[SavedFile], *, owner_type: str, owner_id: int, actor: Actor,
+          user: User) -> list[Attachment]:
+    """Record saved files for their owner (at most MAX_ATTACHMENTS each), with an audit entry each."""
     count = len(session.scalars(select(Attachment.id).where(Attachment.owner_type == owner_type,
                                                             Attachment.owner_id == owner_id)).all())
     if count + len(files) > MAX_ATTACHMENTS:
         raise RuleBroken("too_many_attachments", _("At most %(n)d files per application or claim.", n=MAX_ATTACHMENTS),
                          field="attachments")
-    folder = upload_dir / SUBDIR
-    folder.mkdir(parents=True, exist_ok=True)
-    stored = []
-    for checked in files:
-        stored_name = f"{secrets.token_hex(16)}.{checked.extension}"
-        path_of(upload_dir, stored_name).write_bytes(checked.upload.data)
-        attachment = Attachment(owner_type=owner_type, owner_id=owner_id, stored_name=stored_name,
-                                original_name=_clean_name(checked.upload.filename),
-                                content_type=checked.content_type, size=len(checked.upload.data),
-                                uploaded_by_id=user.id)
-        session.add(attachment)
-        stored.append(attachment)
+    stored = [Attachment(owner_type=owner_type, owner_id=owner_id, stored_name=file.stored_name,
+                         original_name=_clean_name(file.checked.upload.filename),
+                         content_type=file.checked.content_type, size=len(file.checked.upload.data),
+                         uploaded_by_id=user.id) for file in files]
+    session.add_all(stored)
     session.flush()
     for attachment in stored:
         record_audit(session, actor, f"voucher_{owner_type}.file_added", attachment,
                      after={"owner_id": owner_id, "name": attachment.original_name, "size": attachment.size,
                             "content_type": attachment.content_type})
     return stored
-
-
-def discard(upload_dir: Path, stored_names: list[str]) -> None:
-    """Remove files written by a unit of work that did not commit."""
-    for name in stored_names:
-        path_of(upload_dir, name).unlink(missing_ok=True)
 
 
 def can_download(session: Session, user: User | None, attachment: Attachment) -> bool:

@@ -1,4 +1,4 @@
-"""Anti-abuse flags for the bureau (issue 6 §6): patterns that deserve a look, never a verdict. The bureau
+"""Anti-abuse flags for the bureau: patterns that deserve a look, never a verdict. The bureau
 follows a flag to the voucher (to void it) or the programme (to suspend the platform).
 
 - many voucher bookings between one enterprise and one platform in a short window;

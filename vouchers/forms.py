@@ -1,4 +1,4 @@
-"""Page forms of the voucher pages: shape only; the rules are in vouchers/services.py (STYLE 2.9).
+"""Page forms of the voucher pages: shape only; the rules are in vouchers/services.py.
 
 Amounts are typed in yuan with at most two decimals and handed to services in fen; ratios are typed
 in percent with at most two decimals and handed in basis points (50 % → 5,000 bp)."""

@@ -1,4 +1,4 @@
-"""The vouchers' jobs (STYLE 2.11): the daily expiry, and the nightly check that every voucher's columns
+"""The vouchers' jobs, each safe to run twice: the daily expiry, and the nightly check that every voucher's columns
 equal its ledger."""
 from __future__ import annotations
 

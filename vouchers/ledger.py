@@ -1,14 +1,13 @@
-"""The voucher ledger: the one place where a voucher's money moves (DESIGN §2.4).
+"""The voucher ledger: the one place where a voucher's money moves.
 
-Every movement is an append-only LedgerEntry and, in the same transaction (on PostgreSQL the same
-statement), a conditional UPDATE of the voucher's columns that refuses to take any column below zero:
+Every movement is an append-only LedgerEntry and, in the same transaction, a conditional UPDATE of the
+voucher's columns that refuses to take any column below zero:
 concurrent holds on one voucher can never spend more than its balance, on SQLite (one writer at a
 time) and PostgreSQL (the UPDATE locks the row and re-checks its condition) alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -32,9 +31,6 @@ EFFECTS: dict[EntryKind, tuple[int, int, int, int]] = {
     EntryKind.REDEEM: (0, 0, 0, 1),
 }
 COLUMNS = ("balance_fen", "held_fen", "consumed_fen", "redeemed_fen")
-# What post writes of an entry (the rest is the key)
-ENTRY_COLUMNS = ("voucher_id", "kind", "amount_fen", "booking_id", "claim_id", "platform_id", "actor_id",
-                 "actor_label", "at")
 
 
 def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *, actor: Actor, now: datetime,
@@ -44,35 +40,28 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
     column would go below zero (or past what was consumed, for a redemption)."""
     if amount_fen <= 0:
         raise ValueError("a ledger entry moves a positive amount")
-    session.flush()  # the session's pending changes first (nothing pending: no SQL): see _move_statement
-    move = {"voucher_id": voucher.id, "amount": amount_fen}
-    entry = {"voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
-             "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
-             "actor_label": actor.label[:100], "at": now}
-    if session.get_bind().dialect.name == "postgresql":  # the move and its entry in one statement
-        moved = session.execute(_move_and_enter_statement(kind, require_active=require_active),
-                                move | {f"entry_{name}": value for name, value in entry.items()}).first()
-    else:
-        moved = session.execute(_move_statement(kind, require_active=require_active), move).first()
-        if moved is not None:  # the entry by a plain INSERT: nothing reads it back as an object
-            session.execute(insert(LedgerEntry.__table__), entry)
+    session.flush()  # the session's pending changes first: a Core UPDATE does not autoflush
+    moved = session.execute(_move_statement(kind, require_active=require_active),
+                            {"voucher_id": voucher.id, "amount": amount_fen}).first()
     if moved is None:
         raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s does not have %(amount)s left.",
                                                    serial=voucher.serial, amount=format_yuan(amount_fen)),
                          field="voucher_id")
     for name, value in zip(COLUMNS, moved, strict=True):  # the columns as the database has them now
         set_committed_value(voucher, name, value)
+    session.execute(insert(LedgerEntry.__table__), {  # written at once, as the move was
+        "voucher_id": voucher.id, "kind": kind, "amount_fen": amount_fen, "booking_id": booking_id,
+        "claim_id": claim_id, "platform_id": platform_id, "actor_id": actor.user_id,
+        "actor_label": actor.label[:100], "at": now})
     record_audit(session, actor, f"voucher.{kind.value}", voucher,
                  after={"amount_fen": amount_fen, "booking_id": booking_id, "claim_id": claim_id,
                         **{name: getattr(voucher, name) for name in COLUMNS}})
 
 
-@cache
 def _move_statement(kind: EntryKind, *, require_active: bool) -> sa.Update:
     """The UPDATE that moves `amount` fen on voucher `voucher_id` as `kind` does, only where no column
     would go below zero (nor redemptions past consumption, nor a hold off an inactive voucher), returning
-    the columns; built once per kind (the ORM's bulk-update path, and building it at each call, cost more
-    than the SQL). A plain UPDATE does not autoflush as the ORM's does: post flushes first."""
+    the columns: no row back means the voucher could not pay."""
     table = Voucher.__table__
     amount = sa.bindparam("amount", type_=sa.BigInteger)
     effect = dict(zip(COLUMNS, EFFECTS[kind], strict=True))
@@ -85,19 +74,6 @@ def _move_statement(kind: EntryKind, *, require_active: bool) -> sa.Update:
         guards.append(table.c.state == VoucherState.ACTIVE)
     return (update(table).where(table.c.id == sa.bindparam("voucher_id", type_=sa.Integer), *guards)
             .values(**changes).returning(*(table.c[name] for name in COLUMNS)))
-
-
-@cache
-def _move_and_enter_statement(kind: EntryKind, *, require_active: bool) -> sa.Select:
-    """On PostgreSQL, the move and its entry in one statement, one round trip less: the UPDATE in a
-    WITH, the INSERT of the entry from its result (so only if it moved), the moved columns selected."""
-    moved = _move_statement(kind, require_active=require_active).cte("moved")
-    ledger = LedgerEntry.__table__
-    # named apart from the UPDATE's columns: a parameter named as a column of the table would be SET
-    values = {name: sa.bindparam(f"entry_{name}", type_=ledger.c[name].type) for name in ENTRY_COLUMNS}
-    entered = insert(ledger).from_select(list(values), select(*values.values()).where(
-        sa.exists(select(moved.c.balance_fen)))).cte("entered")
-    return select(*(moved.c[name] for name in COLUMNS)).add_cte(entered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """Innovation vouchers (创新券): programmes, applications, vouchers, the append-only ledger, redemption
-claims and related parties (DESIGN §2.4). Bookings are the marketplace's: a ledger entry and a voucher use
+claims and related parties. Bookings are the marketplace's: a ledger entry and a voucher use
 name a booking's key but map no relationship to it, and what vouchers need to know of a booking the
 marketplace tells them through the voucher services (vouchers sits below marketplace)."""
 from __future__ import annotations

@@ -9,8 +9,8 @@ a category is named from the marketplace's code list lent to vouchers (listing.c
 redemption recorded for a claim without a booking belongs to the claim's platform and to no category.
 
 Industries: an enterprise records no industry, so issuance is not broken down by industry. What the
-vouchers paid or hold for is counted under the industries of the SERVING platform (DESIGN §2.1: each
-platform serves one or more of the district's industries); a platform of two industries counts in both,
+vouchers paid or hold for is counted under the industries of the SERVING platform (each platform
+serves one or more of the district's industries); a platform of two industries counts in both,
 so the industry rows may add up to more than the total."""
 from __future__ import annotations
 

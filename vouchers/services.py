@@ -1,5 +1,5 @@
 """The voucher rules: programmes, applications and issuance within the pool, the voucher part of a
-booking with its caps and refusals, holds, consumption, expiry and voiding (DESIGN §2.4).
+booking with its caps and refusals, holds, consumption, expiry and voiding.
 
 The marketplace calls quote_voucher_part / hold_for_booking / release_for_booking /
 consume_for_booking / record_payment with plain values: vouchers knows no Booking class and reads no
@@ -10,27 +10,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
-from typing import Protocol
 
 import sqlalchemy as sa
 from flask import Flask
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, contains_eager, lazyload
+from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
-from core.db import PLAN_FOR_VALUES
 from core.errors import Forbidden, NotFound, RuleBroken
 from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
 from core.services import administers
 from core.states import move
-from vouchers import ledger
+from vouchers import ledger, queries
 from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
-                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, LedgerEntry, Programme,
+                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, Programme,
                              ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState, VoucherUse)
 
 BASIS_POINTS = 10_000
@@ -150,23 +147,9 @@ def group_spent_fen(session: Session, programme: Programme, enterprise: Enterpri
     """What the group's vouchers of the programme paid or hold for bookings this (local) year: holds less
     releases. Consumption moves held money, so it is already counted."""
     start, end = _year_bounds(year)
-    return int(session.scalar(_group_spent_statement(), {
+    return int(session.scalar(queries.group_spent(), {
         "programme_id": programme.id, "enterprise_ids": group_enterprise_ids(session, enterprise),
         "start": start, "end": end}))
-
-
-@cache
-def _group_spent_statement() -> sa.Select:
-    """group_spent_fen's sum, built once. Which plan is quick depends on the group and the year: each run
-    is planned for its values."""
-    signed = sa.case((LedgerEntry.kind == EntryKind.HOLD.value, LedgerEntry.amount_fen),
-                     else_=-LedgerEntry.amount_fen)
-    return (select(func.coalesce(func.sum(signed), 0)).join(Voucher, Voucher.id == LedgerEntry.voucher_id)
-            .where(Voucher.programme_id == sa.bindparam("programme_id"),
-                   Voucher.enterprise_id.in_(sa.bindparam("enterprise_ids", expanding=True)),
-                   LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)),
-                   LedgerEntry.at >= sa.bindparam("start"), LedgerEntry.at < sa.bindparam("end"))
-            .execution_options(**PLAN_FOR_VALUES))
 
 
 # --- applications and issuance --------------------------------------------------------------------
@@ -253,27 +236,24 @@ def reject_application(session: Session, application: Application, *, actor: Act
 
 # --- spending at booking ----------------------------------------------------------------------------
 
-def _declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
-    return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)
+def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
+    """Declared related, or sharing a credit code, a legal representative or an actual controller."""
+    return bool(session.scalar(select(queries.declared_related(enterprise.id, platform.id)))) \
+        or shares_legal_entity(enterprise, legal_entity(platform))
 
 
-def _suspension(programme_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
-    return sa.exists().where(ProgrammeSuspension.programme_id == programme_id,
-                             ProgrammeSuspension.platform_id == platform_id)
-
-
-class LegalEntity(Protocol):
-    """A platform's legal entity: the Platform, or its three columns as a row."""
+@dataclass(frozen=True, slots=True)
+class LegalEntity:
+    """Who stands behind a platform: an enterprise sharing any of these with it is a related party."""
 
     credit_code: str | None
     legal_representative: str | None
     actual_controller: str | None
 
 
-def is_related(session: Session, enterprise: Enterprise, platform: Platform) -> bool:
-    """Declared related, or sharing a credit code, a legal representative or an actual controller."""
-    return bool(session.scalar(select(_declared_related(enterprise.id, platform.id)))) \
-        or shares_legal_entity(enterprise, platform)
+def legal_entity(platform: Platform | sa.Row) -> LegalEntity:
+    """The platform's legal entity, from the Platform or a row of its three columns."""
+    return LegalEntity(platform.credit_code, platform.legal_representative, platform.actual_controller)
 
 
 def shares_legal_entity(enterprise: Enterprise, platform: LegalEntity) -> bool:
@@ -286,7 +266,7 @@ def shares_legal_entity(enterprise: Enterprise, platform: LegalEntity) -> bool:
 
 
 def is_suspended(session: Session, programme_id: int, platform_id: int) -> bool:
-    return bool(session.scalar(select(_suspension(programme_id, platform_id))))
+    return bool(session.scalar(select(queries.suspension(programme_id, platform_id))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,22 +275,6 @@ class VoucherPart:
     amount_fen: int  # what the voucher pays
     ratio_bp: int
     enterprise_pays_fen: int  # at booking: the price less the voucher part, or all of it (enterprise-reimbursed)
-
-
-@cache
-def _quote_statement() -> sa.Select:
-    """The voucher and its programme, locked, with what quote_voucher_part asks of the platform; built once
-    (its values are bound at each run: building and keying a statement this size cost more than running it)."""
-    platforms = Platform.__table__
-    platform_id = sa.bindparam("platform_id", type_=sa.Integer)
-    # the enterprise by its key, from the session (the booking loaded it): a join here cost more to plan
-    return (select(Voucher, _suspension(Voucher.programme_id, platform_id).label("suspended"),
-                   _declared_related(Voucher.enterprise_id, platform_id).label("declared"), platforms.c.credit_code,
-                   platforms.c.legal_representative, platforms.c.actual_controller)
-            .join(Voucher.programme).join(platforms, platforms.c.id == platform_id)
-            .options(contains_eager(Voucher.programme), lazyload(Voucher.enterprise))
-            .where(Voucher.id == sa.bindparam("voucher_id", type_=sa.Integer))
-            .with_for_update(of=(Voucher, Programme)).execution_options(populate_existing=True))
 
 
 def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int | None, platform_id: int,
@@ -323,7 +287,7 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     # voucher's row is locked too, so that it is read as the last holder committed it. In the same
     # statement: whether the platform is suspended from the programme or declared related to the
     # enterprise, and the platform's legal entity.
-    found = session.execute(_quote_statement(), {"voucher_id": voucher_id, "platform_id": platform_id}).first()
+    found = session.execute(queries.quote(), {"voucher_id": voucher_id, "platform_id": platform_id}).first()
     voucher = found.Voucher if found is not None else None
     if voucher is None or enterprise_id is None or voucher.enterprise_id != enterprise_id:
         raise RuleBroken("voucher_not_eligible", _("This voucher is not your enterprise's."), field="voucher_id")
@@ -337,7 +301,7 @@ def quote_voucher_part(session: Session, voucher_id: int, *, enterprise_id: int 
     if programme.eligible_category_codes and not category_code.startswith(tuple(programme.eligible_category_codes)):
         raise RuleBroken("voucher_not_eligible", _("This kind of instrument is not covered by %(programme)s.",
                                                    programme=programme.name), field="voucher_id")
-    if found.declared or shares_legal_entity(enterprise, found):
+    if found.declared or shares_legal_entity(enterprise, legal_entity(found)):
         raise RuleBroken("related_party", _("Your enterprise and this platform are related parties: no voucher "
                                             "may pay for services between them."), field="voucher_id")
     ratio = programme.coverage_bp_for(enterprise)

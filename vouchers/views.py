@@ -23,6 +23,7 @@ from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
 from core.templating import NavItem, register_nav
+from core.transactions import end_reads
 from vouchers import attachments, listing, reports, services
 from vouchers.forms import (ApplicationFilterForm, ApplicationForm, ApproveForm, AttachmentForm, ProgrammeForm,
                             RejectForm, SuspendForm, VoidForm, VoucherFilterForm, bp_to_percent)
@@ -136,7 +137,9 @@ def programme(programme_id: int):
 def programme_chart(programme_id: int, kind: str):
     found = listing.get_programme(db.session, programme_id)
     figures = reports.programme_figures(db.session, found, language=current_language())
-    svg = reports.pool_chart(figures, title=_("The pool of %(name)s", name=found.name)) if kind == "pool" else \
+    pool_title = _("The pool of %(name)s", name=found.name)
+    end_reads()  # the chart is drawn with no transaction open
+    svg = reports.pool_chart(figures, title=pool_title) if kind == "pool" else \
         reports.platform_chart(figures, title=_("Voucher use by platform"))
     response = Response(svg, mimetype="image/svg+xml")
     response.cache_control.private = True
@@ -187,19 +190,18 @@ def apply(programme_id: int):
     if request.method == "GET":
         form.enterprise_id.data = listing.default_enterprise_id(db.session, user)
     if form.validate_on_submit():
-        written: list[str] = []
         try:
-            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data or [])]
             values = form.values()
             values["enterprise_id"] = values["enterprise_id"] or listing.default_enterprise_id(db.session, user)
-            with unit_of_work() as session:
+            programme_id = found.id
+            end_reads()  # the files are checked and written with no transaction open
+            checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data or [])]
+            with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
                 application = services.apply_for_voucher(session, actor=current_actor(), user=user,
-                                                         programme_id=found.id, now=utcnow(), **values)
-                written = [a.stored_name for a in attachments.store(
-                    session, checked, owner_type="application", owner_id=application.id, actor=current_actor(),
-                    user=user, upload_dir=_upload_dir())]
+                                                         programme_id=programme_id, now=utcnow(), **values)
+                attachments.store(session, files, owner_type="application", owner_id=application.id,
+                                  actor=current_actor(), user=user)
         except KequipError as error:
-            attachments.discard(_upload_dir(), written)
             show_error(form, error)
         else:
             flash(_("Your application is submitted; the bureau reviews it."), "success")
@@ -227,16 +229,14 @@ def add_attachments(application_id: int):
     if not uploads:
         flash(_("Choose a file first."), "danger")
         return redirect(url_for("vouchers.application", application_id=application.id))
-    written: list[str] = []
     try:
         attachments.ensure_may_attach_to_application(user, application)
+        end_reads()  # the files are checked and written with no transaction open
         checked = [attachments.check_upload(upload) for upload in uploads]
-        with unit_of_work() as session:
-            written = [a.stored_name for a in attachments.store(
-                session, checked, owner_type="application", owner_id=application.id, actor=current_actor(),
-                user=user, upload_dir=_upload_dir())]
+        with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
+            attachments.store(session, files, owner_type="application", owner_id=application.id,
+                              actor=current_actor(), user=user)
     except KequipError as error:
-        attachments.discard(_upload_dir(), written)
         flash(error.message, "danger")
     else:
         flash(_("The files are added."), "success")

@@ -16,10 +16,10 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import NotFound, RuleBroken
 from core.extensions import ErrorBody, db
-from marketplace.booking import services as bookings
-from marketplace.blueprints import api_bp as bp
-from marketplace.booking.availability import MAX_RANGE, Period, catalogue_rules, compute_availability
 from core.inputs import MAX_ID, MAX_PAGE
+from marketplace.blueprints import api_bp as bp
+from marketplace.booking import services as bookings
+from marketplace.booking.availability import MAX_RANGE, Period, catalogue_rules, compute_availability
 from marketplace.booking.models import Booking, BookingState
 from marketplace.payments.models import PaymentMethod, PaymentState
 from marketplace.registry.models import UserType

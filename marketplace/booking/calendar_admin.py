@@ -24,9 +24,19 @@ from core.models import Platform, Role, User
 from core.outbox import enqueue_mail
 from core.services import administers
 from marketplace.booking.availability import busy_bookings, district_rules, effective_rules
+from marketplace.booking.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_TRANSITIONS,
+    WEEKDAYS,
+    Booking,
+    BookingRules,
+    BookingState,
+    MaintenanceWindow,
+    Qualification,
+    QualificationRule,
+    ServiceTerms,
+)
 from marketplace.booking.services import CHECK_IN_EARLY, can_manage, can_operate, current_terms, mail_context
-from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_TRANSITIONS, WEEKDAYS, Booking, BookingRules,
-                                        BookingState, MaintenanceWindow, Qualification, QualificationRule, ServiceTerms)
 from marketplace.registry.models import Instrument
 
 MAX_ICS_BYTES = 1024 * 1024
@@ -334,16 +344,26 @@ def parse_maintenance_ics(data: bytes, *, start: datetime, end: datetime) -> lis
     return list(occurrences.values())
 
 
-def import_maintenance_ics(session: Session, *, actor: Actor, user: User, instrument: Instrument, data: bytes,
-                           now: datetime) -> MaintenanceResult:
-    """Maintenance windows from an ICS file, over the instrument's booking horizon. Importing the same
-    file again adds nothing: an occurrence imported before (UID and start) is skipped."""
-    ensure_may_manage_calendar(user, instrument.platform_id)
-    horizon = timedelta(days=effective_rules(session, instrument).horizon_days)
-    occurrences = parse_maintenance_ics(data, start=now, end=now + horizon)
+def maintenance_horizon_days(session: Session, instrument: Instrument) -> int:
+    """How far ahead an ICS import reaches: the instrument's booking horizon."""
+    return effective_rules(session, instrument).horizon_days
+
+
+def read_maintenance_ics(data: bytes, *, now: datetime, horizon_days: int) -> list[IcsOccurrence]:
+    """The occurrences of an ICS file over the next horizon_days (maintenance_horizon_days). Needs no
+    database: the caller parses the upload before its transaction begins."""
+    occurrences = parse_maintenance_ics(data, start=now, end=now + timedelta(days=horizon_days))
     if not occurrences:
         raise RuleBroken("ics_nothing_ahead", _("No event of this calendar falls within the next %(n)s days.",
-                                                n=horizon.days), field="file")
+                                                n=horizon_days), field="file")
+    return occurrences
+
+
+def import_maintenance_ics(session: Session, *, actor: Actor, user: User, instrument: Instrument,
+                           occurrences: list[IcsOccurrence], now: datetime) -> MaintenanceResult:
+    """Maintenance windows from the occurrences read_maintenance_ics gave. Importing the same file again
+    adds nothing: an occurrence imported before (UID and start) is skipped."""
+    ensure_may_manage_calendar(user, instrument.platform_id)
     _lock(session, instrument)
     known = set(session.scalars(select(MaintenanceWindow.external_uid).where(
         MaintenanceWindow.instrument_id == instrument.id,

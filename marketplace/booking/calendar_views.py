@@ -13,9 +13,10 @@ from core.auth import AccessRule, current_actor, current_principal, public, requ
 from core.db import unit_of_work, utcnow
 from core.extensions import current_language, db
 from core.templating import NavItem
-from marketplace.booking import services as bookings, ics
-from marketplace.registry import services
 from marketplace.blueprints import bp
+from marketplace.booking import ics
+from marketplace.booking import services as bookings
+from marketplace.registry import services
 
 NAV: list[NavItem] = [NavItem("marketplace.calendar_feed", _l("My calendar feed"), AccessRule(frozenset()))]
 TOKEN = "<string(minlength=20, maxlength=100):token>"

@@ -1,10 +1,10 @@
-"""iCalendar (RFC 5545) for the booking calendar (DESIGN §2.2 "Calendars"): an instrument's public busy
+"""iCalendar (RFC 5545) for the booking calendar: an instrument's public busy
 times, a user's own bookings behind a secret token the user can regenerate, and one booking as a file.
 
 How the files are made. `icalendar` makes the VTIMEZONE of Asia/Shanghai from zoneinfo (once a process)
-and escapes TEXT values (vText); the content lines around them are written here, because icalendar's
-object model costs about 0.3 ms an event on our machines (a 5,000-event feed took 1.5 s against the
-300 ms the issue allows). What is written is checked by parsing every feed back with `icalendar` and
+and escapes TEXT values (vText); the content lines around them are written here, because with
+icalendar's object model a member's year of bookings took several times the private feed's figure in
+docs/benchmarks.md. What is written is checked by parsing every feed back with `icalendar` and
 `recurring_ical_events` (tests/marketplace/test_ics.py).
 
 What a calendar client needs to stay right:
@@ -45,8 +45,15 @@ from core.clock import LOCAL_ZONE
 from core.errors import NotFound
 from core.models import User
 from marketplace.booking.availability import effective_rules
-from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, Booking, BookingSeries,
-                                        BookingState, CalendarFeed, MaintenanceWindow)
+from marketplace.booking.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_STATE_LABELS,
+    Booking,
+    BookingSeries,
+    BookingState,
+    CalendarFeed,
+    MaintenanceWindow,
+)
 from marketplace.registry.models import Instrument
 
 PRODID = "-//Kequip//Booking calendar//ZH"

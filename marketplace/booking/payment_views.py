@@ -21,14 +21,14 @@ from wtforms.validators import DataRequired, Length, NumberRange, Regexp, Valida
 
 from core.auth import current_actor, current_principal, requires
 from core.db import utcnow
-from core.errors import Conflict, KequipError, RuleBroken
+from core.errors import Conflict, RuleBroken
 from core.extensions import db
-from core.money import yuan_to_fen
 from core.models import Role, User
-from marketplace.booking import services as bookings
-from marketplace.payments import services as payments
-from marketplace.booking.models import Booking
+from core.money import yuan_to_fen
 from marketplace.blueprints import bp
+from marketplace.booking import services as bookings
+from marketplace.booking.models import Booking
+from marketplace.payments import services as payments
 
 NAV: list = []
 
@@ -83,7 +83,6 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
     status = 200
     chosen = card_form if "card-payment_method" in request.form else transfer_form
     if request.method == "POST" and chosen.validate_on_submit():
-        problem: KequipError | None = None
         try:
             if chosen is transfer_form:
                 with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
@@ -91,17 +90,16 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
             else:
                 bookings.pay_by_card(booking.id, actor=current_actor(), user=user, now=utcnow(),
                                      card=card_form.payment_method.data)
-        except (RuleBroken, Conflict, payments.PaymentGatewayUnavailable) as error:  # what happened is committed
-            problem = error
-        if problem is None:
+        except (RuleBroken, Conflict, payments.PaymentGatewayUnavailable) as problem:  # what happened is committed
+            flash(problem.message, "danger")
+            status = problem.status
+            card_form.payment_method.data = ""  # the next try tokenises the card field afresh
+        else:
             flash(_("Paid: the amount is held on your card and charged at the end of the booking.")
                   if chosen is card_form else
                   _("Please transfer the amount; the booking is confirmed when the platform has received it."),
                   "success")
             return _booking_page(booking.id) if chosen is card_form else redirect(request.url)
-        flash(problem.message, "danger")
-        status = problem.status
-        card_form.payment_method.data = ""  # the next try tokenises the card field afresh
     elif request.method == "POST":
         status = 422
     return render_template("marketplace/booking_pay.html", booking=booking, card_form=card_form,

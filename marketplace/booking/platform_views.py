@@ -21,16 +21,23 @@ from core.forms import show_rule_error
 from core.models import Platform, Role
 from core.services import administers
 from core.templating import NavItem
-from marketplace.booking import services as bookings, calendar_admin
-from marketplace.registry import services
+from core.transactions import end_reads
+from marketplace.blueprints import bp, my_platform
+from marketplace.booking import calendar_admin
+from marketplace.booking import services as bookings
 from marketplace.booking.availability import district_rules, effective_rules
-from marketplace.booking.forms import (BookingRulesForm, MaintenanceImportForm, MaintenanceWindowForm,
-                                       QualificationForm, ServiceTermsForm)
-from marketplace.registry.forms import RejectForm
+from marketplace.booking.forms import (
+    BookingRulesForm,
+    MaintenanceImportForm,
+    MaintenanceWindowForm,
+    QualificationForm,
+    ServiceTermsForm,
+)
 from marketplace.booking.models import BOOKING_STATE_LABELS, QUALIFICATION_RULE_LABELS, MaintenanceWindow, Qualification
 from marketplace.payments.models import PAYMENT_STATE_LABELS
+from marketplace.registry import services
+from marketplace.registry.forms import RejectForm
 from marketplace.registry.models import Instrument, InstrumentState
-from marketplace.blueprints import bp, my_platform
 
 ADMIN, STAFF = frozenset({Role.PLATFORM_ADMIN}), frozenset({Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR})
 NAV = [
@@ -242,13 +249,16 @@ def _maintenance_page(instrument: Instrument, *, add_form: MaintenanceWindowForm
                            max_mb=calendar_admin.MAX_ICS_BYTES // (1024 * 1024), **LABELS), status
 
 
-def _add_windows(instrument: Instrument, form: FlaskForm, form_name: str, add):
-    """Add windows (by hand or from a file); the bookings they meet are then listed on the page."""
+def _add_windows(instrument: Instrument, form: FlaskForm, form_name: str, add, read=dict):
+    """Add windows (by hand or from a file); the bookings they meet are then listed on the page. `read`
+    returns what `add` takes besides the usual: a file's content, read before the unit of work begins."""
     if not form.validate_on_submit():
         return _maintenance_page(instrument, **{form_name: form}, status=422)
     try:
+        read_before = read()
         with unit_of_work() as session:
-            result = add(session, actor=current_actor(), user=current_principal(), instrument=instrument, now=utcnow())
+            result = add(session, actor=current_actor(), user=current_principal(), instrument=instrument, now=utcnow(),
+                         **read_before)
     except RuleBroken as error:
         _show(form, error)
         return _maintenance_page(instrument, **{form_name: form}, status=422)
@@ -291,10 +301,15 @@ def add_maintenance_window(instrument_id: int):
 @bp.post(f"{INSTRUMENT}/maintenance-windows/import")
 @requires(*ADMIN)
 def import_maintenance_windows(instrument_id: int):
-    form = MaintenanceImportForm()
-    return _add_windows(_managed_instrument(instrument_id), form, "import_form", lambda session, **kw: (
-        calendar_admin.import_maintenance_ics(session, data=form.file.data.read(calendar_admin.MAX_ICS_BYTES + 1),
-                                              **kw)))
+    instrument, form = _managed_instrument(instrument_id), MaintenanceImportForm()
+
+    def read_file() -> dict:
+        horizon_days = calendar_admin.maintenance_horizon_days(db.session, instrument)
+        data = form.file.data.read(calendar_admin.MAX_ICS_BYTES + 1)
+        end_reads()  # the file is parsed with no transaction open
+        return {"occurrences": calendar_admin.read_maintenance_ics(data, now=utcnow(), horizon_days=horizon_days)}
+
+    return _add_windows(instrument, form, "import_form", calendar_admin.import_maintenance_ics, read=read_file)
 
 
 @bp.post("/maintenance-windows/<id:window_id>/delete")

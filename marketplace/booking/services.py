@@ -27,12 +27,26 @@ from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User
 from core.outbox import enqueue_mail
 from core.states import can_move, move
+from marketplace.booking.availability import (
+    effective_rules,
+    holiday_days,
+    is_taken,
+    maintenance_windows,
+    open_intervals,
+)
+from marketplace.booking.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_STATE_LABELS,
+    BOOKING_TRANSITIONS,
+    Booking,
+    BookingRules,
+    BookingSeries,
+    BookingState,
+    Qualification,
+    QualificationRule,
+    ServiceTerms,
+)
 from marketplace.payments import services as payments
-from marketplace.booking.availability import (effective_rules, holiday_days, is_taken, maintenance_windows,
-                                              open_intervals)
-from marketplace.booking.models import (ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, BOOKING_TRANSITIONS, Booking,
-                                        BookingRules, BookingSeries, BookingState, Qualification, QualificationRule,
-                                        ServiceTerms)
 from marketplace.payments.models import Payment, PaymentState
 from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, SharingMode, UserType
 from vouchers import services as vouchers
@@ -284,13 +298,18 @@ def carry_out(calls: list[payments.GatewayCall], *, actor: Actor, now: datetime)
             payments.forget_scheduled(session)
             booking = lock_booking(session, session.get(Booking, call.booking_id))
             result = payments.record_answer(session, booking, call, answer, actor=actor)
-            if result.authorised and booking.state == BookingState.APPROVED:
-                confirm_booking(session, booking, actor=actor, now=now)
+            _confirm_if_paid(session, booking, result, actor=actor, now=now)
             queue += payments.scheduled_calls(session)
         recorded.append(result)
         if not result.settled:
             break
     return recorded
+
+
+def _confirm_if_paid(session: Session, booking: Booking, result: payments.Recorded, *, actor: Actor,
+                     now: datetime) -> None:
+    if result.authorised and booking.state == BookingState.APPROVED:
+        confirm_booking(session, booking, actor=actor, now=now)
 
 
 def pay_by_card(booking_id: int, *, actor: Actor, user: User, now: datetime, card: str | None) -> None:
@@ -334,14 +353,37 @@ def record_transfer(session: Session, booking: Booking, *, actor: Actor, user: U
 def reconcile_payments(*, actor: Actor, now: datetime) -> int:
     """Settle against the gateway every pending action no request is waiting for (an authorisation whose
     answer was lost is found by its metadata, attached to a booking that still waits for it and released
-    otherwise), then cancel intents made for our payments that no payment recorded. Idempotent; returns
-    how many it settled."""
+    otherwise), then the intents made for our bookings that no payment holds as its own. Idempotent;
+    returns how many it settled."""
     with unit_of_work() as session:
         calls = payments.calls_to_reconcile(session, now=now)
     done = carry_out(calls, actor=actor, now=now)
     if done and not done[-1].settled:
         return sum(result.settled for result in done)  # the gateway does not answer: the next run goes on
-    return sum(result.settled for result in done) + payments.release_orphans(actor=actor, now=now)
+    return sum(result.settled for result in done) + _settle_orphans(actor=actor, now=now)
+
+
+def _settle_orphans(*, actor: Actor, now: datetime) -> int:
+    """Open intents for our bookings that no payment holds (payments.sort_orphans): an authorisation whose
+    payment never committed is recorded and attached to a booking still waiting for it (confirmed once
+    approved) or released; the others are released."""
+    intents = payments.open_intents(now=now)
+    if not intents:
+        return 0
+    with unit_of_work() as session:
+        tagged = session.scalars(select(Booking).where(Booking.id.in_(payments.tagged_booking_ids(intents))))
+        release, record = payments.sort_orphans(list(tagged), intents)
+    calls: list[payments.GatewayCall] = []
+    for intent in record:
+        with unit_of_work() as session:
+            payments.forget_scheduled(session)
+            booking = lock_booking(session, session.get(Booking, int(intent["metadata"]["booking_id"])))
+            if not any(p.idempotency_key == intent["metadata"]["idempotency_key"] for p in booking.payments):
+                result = payments.record_unrecorded(session, booking, intent, actor=actor)
+                _confirm_if_paid(session, booking, result, actor=actor, now=now)
+            calls += payments.scheduled_calls(session)
+    carry_out(calls, actor=actor, now=now)
+    return len(record) + payments.release_orphans(release, actor=actor)
 
 
 # --- booking ------------------------------------------------------------------------------------

@@ -21,15 +21,16 @@ from core.forms import show_rule_error
 from core.models import User
 from core.money import format_yuan
 from core.templating import NavItem
-from marketplace.booking import availability, services as bookings
-from marketplace.payments import services as payments
-from marketplace.registry import services
+from marketplace.blueprints import bp
+from marketplace.booking import availability
+from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind
 from marketplace.booking.forms import BookingForm, CancelBookingForm
 from marketplace.booking.models import BOOKING_STATE_LABELS, BookingRules, BookingState
+from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
+from marketplace.registry import services
 from marketplace.registry.models import Instrument, UserType
-from marketplace.blueprints import bp
 from vouchers import services as vouchers
 
 NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozenset()))]

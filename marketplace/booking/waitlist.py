@@ -1,5 +1,5 @@
 """The waitlist of a busy slot: when it frees, the first in line is offered it by e-mail for a limited
-time (the instrument rules' waitlist_offer_minutes), then the next (issue 5 §3)."""
+time (the instrument rules' waitlist_offer_minutes), then the next."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -17,8 +17,14 @@ from core.outbox import enqueue_mail
 from core.states import move
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import busy_bookings, effective_rules, maintenance_windows
-from marketplace.booking.models import (WAITLIST_STATE_LABELS, WAITLIST_TRANSITIONS, Booking, BookingRules,
-                                        WaitlistEntry, WaitlistState)
+from marketplace.booking.models import (
+    WAITLIST_STATE_LABELS,
+    WAITLIST_TRANSITIONS,
+    Booking,
+    BookingRules,
+    WaitlistEntry,
+    WaitlistState,
+)
 from marketplace.registry.models import Instrument
 
 OPEN_STATES = (WaitlistState.WAITING, WaitlistState.OFFERED)

@@ -18,11 +18,12 @@ from core.clock import from_local, to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import db
-from core.templating import NavItem
-from marketplace.booking import services as bookings, waitlist
 from core.inputs import MAX_ID
-from marketplace.booking.models import WAITLIST_STATE_LABELS, WaitlistState
+from core.templating import NavItem
 from marketplace.blueprints import bp
+from marketplace.booking import services as bookings
+from marketplace.booking import waitlist
+from marketplace.booking.models import WAITLIST_STATE_LABELS, WaitlistState
 
 NAV = [NavItem("marketplace.my_waitlist", _l("My waitlist"), AccessRule(frozenset()))]
 

@@ -12,16 +12,15 @@ from flask_babel import gettext as _
 from core.api import page_of, text
 from core.auth import current_principal, public
 from core.extensions import current_language, db
+from core.inputs import MAX_ID, MAX_PAGE
 from core.models import Industry
 from core.money import MAX_FEN
-from marketplace.catalogue import services as catalogue
-from marketplace.registry import services
 from marketplace.blueprints import api_bp as bp
 from marketplace.booking.api import check_range, instant
-from core.inputs import MAX_ID, MAX_PAGE
+from marketplace.catalogue import services as catalogue
 from marketplace.catalogue.services import MAX_PER_PAGE, CatalogueSort
+from marketplace.registry import services
 from marketplace.registry.models import Instrument, InstrumentState, SharingMode, UserType
-
 
 
 class InstrumentQuery(ma.Schema):

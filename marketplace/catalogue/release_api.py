@@ -9,8 +9,9 @@ from flask.typing import ResponseReturnValue
 
 from core.auth import public
 from core.extensions import db
-from marketplace.catalogue import releases
+from core.transactions import end_reads
 from marketplace.blueprints import api_bp as bp
+from marketplace.catalogue import releases
 from marketplace.catalogue.models import ReleaseChange
 from marketplace.registry.models import SharingMode
 
@@ -86,8 +87,16 @@ class ReleaseOut(ma.Schema):
                                metadata={"description": "Left the catalogue since the release before, as last released"})
 
 
+def _document(release) -> dict:
+    items = releases.release_items(db.session, release)
+    end_reads(release)  # the document is made and dumped with no transaction open
+    return releases.release_document(release, items)
+
+
 def _file(release, fmt: str) -> ResponseReturnValue:
-    body, mimetype, name = releases.release_download(db.session, release, fmt)
+    items = releases.release_items(db.session, release)
+    end_reads(release)  # the file is made with no transaction open
+    body, mimetype, name = releases.release_download(release, items, fmt)
     return send_file(io.BytesIO(body), mimetype=mimetype, as_attachment=True, download_name=name)
 
 
@@ -96,7 +105,7 @@ def _file(release, fmt: str) -> ResponseReturnValue:
 @bp.response(200, ReleaseOut)
 def latest_release():
     """The latest catalogue release, whole (404 not_found before the first)."""
-    return releases.release_document(db.session, releases.get_latest_release(db.session))
+    return _document(releases.get_latest_release(db.session))
 
 
 @bp.route("/catalogue/releases/latest.csv", methods=["GET"])
@@ -121,4 +130,4 @@ def latest_release_xlsx():
 @bp.response(200, ReleaseOut)
 def release_by_number(number: int):
     """A catalogue release by its number (404 not_found if there is none)."""
-    return releases.release_document(db.session, releases.get_release(db.session, number))
+    return _document(releases.get_release(db.session, number))

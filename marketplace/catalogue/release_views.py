@@ -16,9 +16,10 @@ from core.errors import Conflict, RuleBroken
 from core.extensions import current_language, db
 from core.models import Role
 from core.templating import NavItem
+from core.transactions import end_reads
+from marketplace.blueprints import bp
 from marketplace.catalogue import releases
 from marketplace.catalogue.models import ReleaseChange
-from marketplace.blueprints import bp
 
 NAV: list[NavItem] = [NavItem("marketplace.releases_page", _l("Catalogue releases"), AccessRule(None))]
 
@@ -61,7 +62,9 @@ def release(number: int):
 @public
 def release_download(number: int, fmt: str) -> ResponseReturnValue:
     release = releases.get_release(db.session, number)
-    body, mimetype, name = releases.release_download(db.session, release, fmt)
+    items = releases.release_items(db.session, release)
+    end_reads(release)  # the file is made with no transaction open
+    body, mimetype, name = releases.release_download(release, items, fmt)
     return send_file(io.BytesIO(body), mimetype=mimetype, as_attachment=True, download_name=name)
 
 

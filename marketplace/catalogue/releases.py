@@ -24,10 +24,10 @@ from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.exports import csv_bytes, xlsx_bytes
 from core.models import Organisation, Role, User
 from core.money import fen_to_yuan
-from marketplace.registry.imports import SHARING_MODE_CHOICES, XLSX_MIMETYPE
-from marketplace.registry.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
 from marketplace.catalogue.models import CatalogueRelease, CatalogueReleaseItem, ReleaseChange
+from marketplace.registry.imports import SHARING_MODE_CHOICES, XLSX_MIMETYPE
 from marketplace.registry.models import CATALOGUE_STATES, PUBLIC_FIELDS, Instrument, InstrumentCategory, to_json_value
+from marketplace.registry.models import FIELD_LABELS as INSTRUMENT_FIELD_LABELS
 
 # --- the frozen record ------------------------------------------------------------------------
 
@@ -324,24 +324,24 @@ def change_rows(items: Iterable[ReleaseItem]) -> Iterable[list[Any]]:
                record.get("platform_name"), _changed_headers(item.changed_fields)]
 
 
-def release_xlsx(session: Session, release: CatalogueRelease) -> bytes:
+# A release's files are made from its items read beforehand (release_items): making them needs no
+# database, so the caller does it after its transaction has ended (core.transactions.end_reads).
+
+def release_xlsx(items: list[ReleaseItem]) -> bytes:
     """Sheet 1 the catalogue of the release; sheet 2 what was added, changed and withdrawn."""
-    items = release_items(session, release)
     catalogue = [item for item in items if item.change != ReleaseChange.WITHDRAWN]
     return xlsx_bytes([("仪器目录", [*CATALOGUE_HEADER, "本期变更", "变更内容"], release_rows(catalogue)),
                        ("本期变更", CHANGES_HEADER, change_rows(items))])
 
 
-def release_csv(session: Session, release: CatalogueRelease) -> bytes:
+def release_csv(items: list[ReleaseItem]) -> bytes:
     """Every item of the release: the catalogue, then the withdrawn instruments (本期变更 = 撤出)."""
-    items = release_items(session, release)
     ordered = sorted(items, key=lambda item: (item.change == ReleaseChange.WITHDRAWN, item.instrument_id))
     return csv_bytes([*CATALOGUE_HEADER, "本期变更", "变更内容"], release_rows(ordered))
 
 
-def release_document(session: Session, release: CatalogueRelease) -> dict[str, Any]:
+def release_document(release: CatalogueRelease, items: list[ReleaseItem]) -> dict[str, Any]:
     """The release as one JSON document: its metadata, the catalogue items and the withdrawn ones."""
-    items = release_items(session, release)
 
     def entry(item: ReleaseItem) -> dict[str, Any]:
         return {"instrument_id": item.instrument_id, "change": item.change.value,
@@ -356,14 +356,14 @@ def release_document(session: Session, release: CatalogueRelease) -> dict[str, A
             "withdrawn": [entry(item) for item in items if item.change == ReleaseChange.WITHDRAWN]}
 
 
-def release_download(session: Session, release: CatalogueRelease, fmt: str) -> tuple[bytes, str, str]:
+def release_download(release: CatalogueRelease, items: list[ReleaseItem], fmt: str) -> tuple[bytes, str, str]:
     """(body, mimetype, file name) of a release in one of DOWNLOAD_FORMATS."""
     name = f"catalogue-release-{release.number}.{fmt}"
     if fmt == "xlsx":
-        return release_xlsx(session, release), XLSX_MIMETYPE, name
+        return release_xlsx(items), XLSX_MIMETYPE, name
     if fmt == "csv":
-        return release_csv(session, release), "text/csv", name
+        return release_csv(items), "text/csv", name
     if fmt == "json":
-        body = json.dumps(release_document(session, release), ensure_ascii=False, default=to_json_value)
+        body = json.dumps(release_document(release, items), ensure_ascii=False, default=to_json_value)
         return body.encode("utf-8"), "application/json", name
     raise NotFound("not_found", _("There is no such download."))

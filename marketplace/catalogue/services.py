@@ -1,5 +1,6 @@
 """The public catalogue, read side: search with filters, sorts and pages, the instrument page, the
-platform's public page and the photos anyone may see (DESIGN §2.2, issue 4 §3).
+platform's public page and the photos anyone may see. How its statements are run fast is
+marketplace.catalogue.queries.
 
 Only published instruments and those under maintenance (CATALOGUE_STATES) are in the catalogue. The
 price shown and filtered on is the hourly rate for district enterprises, the public price."""
@@ -8,32 +9,33 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import chain
 
 import portion
 import sqlalchemy as sa
-from cachetools import TTLCache
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defaultload, joinedload
 
-from core.db import PLAN_FOR_VALUES
 from core.errors import NotFound, RuleBroken
-from core.models import Industry, Organisation, Platform, PlatformIndustry, User
-from marketplace.registry import search, services
+from core.models import Industry, Platform, PlatformIndustry, User
 from marketplace.booking.availability import MAX_RANGE, district_rules, open_intervals
 from marketplace.booking.models import ACTIVE_BOOKING_STATES, Booking, BookingRules, MaintenanceWindow
-from marketplace.registry.models import (CATALOGUE_STATES, Instrument, InstrumentCategory, InstrumentPhoto,
-                                         InstrumentState, SharingMode)
+from marketplace.catalogue import queries
+from marketplace.registry import search, services
+from marketplace.registry.models import (
+    CATALOGUE_STATES,
+    Instrument,
+    InstrumentCategory,
+    InstrumentPhoto,
+    InstrumentState,
+    SharingMode,
+)
 
 MAX_PER_PAGE = 100
-SORT_APART_UP_TO = 2_000  # a browse with at most this many matches sorts them apart (PostgreSQL)
 CATEGORY_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2})?")
 # the price the catalogue shows, filters and sorts on: the hourly rate for district enterprises
 PUBLIC_PRICE = Instrument.hourly_rate_district_enterprise_fen
@@ -83,10 +85,7 @@ def is_large(instrument: Instrument, *, line_fen: int) -> bool:
 
 def _category_ids(lists: FilterLists, code: str) -> list[int]:
     """A first-level code ("01") takes its sub-categories ("01xx"); a second-level code only itself;
-    anything else is no category at all. From the lists each process keeps (filter_lists: a category
-    another worker adds is searched within a minute), so that the search's plan sees the ids
-    themselves: with a subquery PostgreSQL searched category by category (a keyword in a first-level
-    category: 7.3 ms, 3.7 ms with the ids)."""
+    anything else is no category at all."""
     if not CATEGORY_CODE.fullmatch(code):
         return []
     return [c.id for c in lists.categories
@@ -137,31 +136,16 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
 
     words = bool(q and search.tokens(q))
     order = _order(CatalogueSort(sort), language=language, q=q if words else None)
-    count_stmt = select(sa.func.count()).select_from(Instrument).where(*conditions)
-    offset = (page - 1) * per_page
-    # The page's ids from narrow rows, then only those instruments with what the page shows. Keywords,
-    # filters and free time decide which plan is quick: each statement is planned for its values.
+    found = select(Instrument.id).where(*conditions)
+    counted = select(sa.func.count()).select_from(Instrument).where(*conditions)
+    # the page's ids from narrow rows, then only those instruments with what the page shows
     if words:
-        # All the matches are sorted anyway, so the total rides on the page's rows (a window): one pass
-        # over them, not two; past the last page, the count alone.
-        matched = search.restrict(select(Instrument.id).where(*conditions), dialect, q)
-        rows = session.execute(_sorted_apart(matched, order).add_columns(sa.func.count().over().label("total"))
-                               .limit(per_page).offset(offset),
-                               execution_options=PLAN_FOR_VALUES).all()
-        ids = [row.id for row in rows]
-        total = rows[0].total if rows else session.scalar(search.restrict(count_stmt, dialect, q),
-                                                          execution_options=PLAN_FOR_VALUES) or 0
+        ids, total = queries.search_page(
+            session, search.restrict(found, dialect, q), search.restrict(counted, dialect, q), order,
+            limit=per_page, offset=(page - 1) * per_page)
     else:
-        # A browse counts first (from ix_instruments_catalogue alone), then walks an index in the sort's
-        # order and stops after the page. On PostgreSQL, a few matches are sorted apart instead: its walk
-        # may go a long way before it meets them (a category of costly instruments sorted by price: 4,300
-        # rows read for 40, 7.4 ms; 1.4 ms apart). SQLite's plans were as quick or quicker without.
-        total = session.scalar(count_stmt, execution_options=PLAN_FOR_VALUES) or 0
-        browse = select(Instrument.id).where(*conditions)
-        ids_stmt = (_sorted_apart(browse, order) if dialect == "postgresql" and total <= SORT_APART_UP_TO
-                    else browse.order_by(*_clauses(order)))
-        ids = list(session.scalars(ids_stmt.limit(per_page).offset(offset),
-                                   execution_options=PLAN_FOR_VALUES)) if total > offset else []
+        ids, total = queries.browse_page(session, found, counted, order, limit=per_page,
+                                                   offset=(page - 1) * per_page, dialect=dialect)
     # in one statement: each instrument with its platform, category and parent category, and photos
     loaded = {instrument.id: instrument for instrument in session.scalars(
         select(Instrument).where(Instrument.id.in_(ids))
@@ -232,7 +216,7 @@ def free_between(session: Session, start: datetime | None, end: datetime | None)
     return conditions
 
 
-OrderKey = tuple[sa.ColumnElement, bool]  # (expression, descending)
+OrderKey = queries.OrderKey
 
 
 def _order(sort: CatalogueSort, *, language: str, q: str | None) -> list[OrderKey]:
@@ -247,20 +231,6 @@ def _order(sort: CatalogueSort, *, language: str, q: str | None) -> list[OrderKe
     if sort == CatalogueSort.RELEVANCE and q:
         return [(_relevance_tier(q), True), *newest]
     return newest
-
-
-def _clauses(order: list[OrderKey]) -> list[sa.ColumnElement]:
-    return [expression.desc().nulls_last() if descending else expression.asc() for expression, descending in order]
-
-
-def _sorted_apart(matched: sa.Select, order: list[OrderKey]) -> sa.Select:
-    """`matched` (a select of Instrument.id) in a subquery with the sort's keys, sorted outside it. The
-    subquery's OFFSET keeps the planner from merging the two, so it finds the matches first and sorts
-    them after, rather than walk an index in the sort's order testing row after row."""
-    keys = [expression.label(f"key_{n}") for n, (expression, _descending) in enumerate(order)]
-    fenced = matched.add_columns(*keys).offset(0).subquery("matched")
-    return select(fenced.c.id).order_by(*_clauses(
-        [(fenced.c[f"key_{n}"], descending) for n, (_expression, descending) in enumerate(order)]))
 
 
 def _relevance_tier(q: str) -> sa.ColumnElement[int]:
@@ -299,10 +269,7 @@ def list_catalogue_platforms(session: Session) -> list[sa.Row]:
     return list(session.execute(select(Platform.id, Platform.name).where(has_instruments).order_by(Platform.name)))
 
 
-# --- the filter's lists, kept by each process -------------------------------------------------------
-
-FILTER_LISTS_SECONDS = 60
-
+# --- the filter's lists -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class CategoryOption:
@@ -316,7 +283,7 @@ class CategoryOption:
         return self.name_en if language == "en" else self.name_zh
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # each made once and kept: compared and hashed by identity
+@dataclass(frozen=True, slots=True)
 class FilterLists:
     """What the catalogue's filter offers: every category (whose ids a search by category takes from
     here), and the platforms with instruments in the catalogue as (id, name)."""
@@ -325,47 +292,14 @@ class FilterLists:
     platforms: tuple[tuple[int, str], ...]
 
 
-def _clock() -> float:
-    return time.monotonic()
-
-
-_filter_lists: TTLCache[str, FilterLists] = TTLCache(maxsize=8, ttl=FILTER_LISTS_SECONDS, timer=lambda: _clock())
-_filter_lists_lock = threading.Lock()  # cachetools' caches are not thread-safe; gunicorn's threads share this one
-
-
 def filter_lists(session: Session) -> FilterLists:
-    """The catalogue filter's lists, of the session's database. Every catalogue page shows them and they
-    change rarely, so each process keeps them FILTER_LISTS_SECONDS: a change this process commits shows
-    at once (_forget_on_commit), one that another worker commits within that time. Two queries fewer
-    a page: its p50 27.1 -> 22.8 ms on PostgreSQL, 16.3 -> 14.2 ms on SQLite (district-L, in-process)."""
-    key = str(session.get_bind().engine.url)
-    with _filter_lists_lock:
-        found = _filter_lists.get(key)
-    if found is None:
-        found = FilterLists(
-            categories=tuple(CategoryOption(c.id, c.code, c.name_zh, c.name_en, c.parent_id is not None)
-                             for c in services.list_categories(session)),
-            platforms=tuple((row.id, row.name) for row in list_catalogue_platforms(session)))
-        with _filter_lists_lock:
-            _filter_lists[key] = found
-    return found
+    """The catalogue filter's lists, of the session's database (kept by each process for a minute:
+    queries.kept_filter_lists)."""
+    return queries.kept_filter_lists(session, _read_filter_lists)
 
 
-def forget_filter_lists() -> None:
-    with _filter_lists_lock:
-        _filter_lists.clear()
-
-
-FILTER_SOURCES = (Instrument, InstrumentCategory, Organisation)  # a platform's name is its organisation's
-
-
-@sa.event.listens_for(Session, "after_flush")
-def _note_filter_change(session: Session, _flush_context) -> None:
-    if any(isinstance(obj, FILTER_SOURCES) for obj in chain(session.new, session.dirty, session.deleted)):
-        session.info["filter_lists_changed"] = True
-
-
-@sa.event.listens_for(Session, "after_commit")
-def _forget_on_commit(session: Session) -> None:
-    if session.info.pop("filter_lists_changed", False):
-        forget_filter_lists()
+def _read_filter_lists(session: Session) -> FilterLists:
+    return FilterLists(
+        categories=tuple(CategoryOption(c.id, c.code, c.name_zh, c.name_en, c.parent_id is not None)
+                         for c in services.list_categories(session)),
+        platforms=tuple((row.id, row.name) for row in list_catalogue_platforms(session)))

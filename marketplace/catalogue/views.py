@@ -3,7 +3,6 @@ platform's public page."""
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app, render_template, request, send_from_directory
@@ -18,16 +17,16 @@ from wtforms.validators import Length, NumberRange, Optional, ValidationError
 from core.auth import AccessRule, current_principal, public
 from core.clock import from_local
 from core.extensions import current_language, db
-from core.models import INDUSTRY_LABELS, Industry
-from core.templating import NavItem
-from marketplace.catalogue import services as catalogue_service
-from marketplace.registry import services
-from marketplace.booking.availability import MAX_RANGE
 from core.inputs import MAX_ID, page_number
+from core.models import INDUSTRY_LABELS, Industry
 from core.services import administers
-from marketplace.catalogue.services import CatalogueSort, FilterLists
-from marketplace.registry.models import SHARING_MODE_LABELS, SharingMode
+from core.templating import NavItem
 from marketplace.blueprints import bp
+from marketplace.booking.availability import MAX_RANGE
+from marketplace.catalogue import services as catalogue_service
+from marketplace.catalogue.services import CatalogueSort, FilterLists
+from marketplace.registry import services
+from marketplace.registry.models import SHARING_MODE_LABELS, SharingMode
 
 NAV: list[NavItem] = [NavItem("marketplace.catalogue", _l("Instrument catalogue"), AccessRule(None))]
 
@@ -35,7 +34,7 @@ PER_PAGE = 20
 MAX_YUAN = 1_000_000_000
 SORT_LABELS = {CatalogueSort.RELEVANCE: _l("Relevance"), CatalogueSort.NAME: _l("Name"),
                CatalogueSort.PRICE: _l("Price, lowest first"), CatalogueSort.NEWEST: _l("Newest first")}
-# the fixed choices (lazy labels); the page shows them translated by _filter_choices
+# the fixed choices (lazy labels: translated as the page is drawn)
 INDUSTRY_CHOICES = (SelectChoice("", _l("All industries")),
                     *(SelectChoice(industry.value, label) for industry, label in INDUSTRY_LABELS.items()))
 SHARING_MODE_CHOICES = (SelectChoice("", _l("Any sharing mode")),
@@ -73,8 +72,12 @@ class CatalogueSearchForm(FlaskForm):
     sort = SelectField(_l("Sort by"), choices=SORT_CHOICES, default=CatalogueSort.RELEVANCE.value)
 
     def fill(self, lists: FilterLists, language: str) -> None:
-        for name, choices in _filter_choices(lists, language).items():
-            self[name].choices = choices
+        """The choices that come from the database: categories and platforms."""
+        self.category.choices = [SelectChoice("", _("All categories")), *(
+            SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language))
+            for c in lists.categories)]
+        self.platform_id.choices = [SelectChoice("", _("All platforms")), *(
+            SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms)]
 
     def validate_max_yuan(self, field: IntegerField) -> None:
         if field.data is not None and self.min_yuan.data is not None and field.data < self.min_yuan.data:
@@ -115,22 +118,6 @@ class CatalogueSearchForm(FlaskForm):
                 "free_from": from_local(self.free_from.data) if self.free_from.data else None,
                 "free_to": from_local(self.free_to.data) if self.free_to.data else None,
                 "sort": self.sort.data or CatalogueSort.RELEVANCE}
-
-
-@lru_cache(maxsize=8)
-def _filter_choices(lists: FilterLists, language: str) -> dict[str, tuple[SelectChoice, ...]]:
-    """Every select's choices in the page's language, made once for the lists the process keeps rather
-    than on every page (hundreds of objects a page less for the garbage collector, no lazy labels)."""
-    def translated(choices: tuple[SelectChoice, ...]) -> tuple[SelectChoice, ...]:
-        return tuple(SelectChoice(choice.value, str(choice.label)) for choice in choices)
-
-    return {"category": (SelectChoice("", _("All categories")), *(
-                SelectChoice(c.code, f"\u2003{c.name(language)}" if c.is_sub else c.name(language))
-                for c in lists.categories)),
-            "platform_id": (SelectChoice("", _("All platforms")),
-                            *(SelectChoice(str(platform_id), name) for platform_id, name in lists.platforms)),
-            "industry": translated(INDUSTRY_CHOICES), "sharing_mode": translated(SHARING_MODE_CHOICES),
-            "sort": translated(SORT_CHOICES)}
 
 
 def _given(field: DateTimeLocalField) -> bool:

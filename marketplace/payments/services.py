@@ -42,8 +42,14 @@ from core.models import User
 from core.money import format_yuan
 from core.states import move
 from marketplace.payments.gateway import GatewayError, StripeClient, gateway
-from marketplace.payments.models import (PAYMENT_TRANSITIONS, Payment, PaymentMethod, PaymentPurpose, PaymentState,
-                                         PaymentStatus)
+from marketplace.payments.models import (
+    PAYMENT_TRANSITIONS,
+    Payment,
+    PaymentMethod,
+    PaymentPurpose,
+    PaymentState,
+    PaymentStatus,
+)
 from vouchers import services as vouchers
 
 if TYPE_CHECKING:  # booking calls this module and is never called back: the type only
@@ -554,34 +560,83 @@ def calls_to_reconcile(session: Session, *, now: datetime) -> list[GatewayCall]:
     return [_call(payment, confirm=False, search=True) for payment in rows]
 
 
-def release_orphans(*, actor: Actor, now: datetime) -> int:
-    """Cancel open intents tagged for one of our recent payments that are not that payment's own: made by
-    a creation retried after a lost answer. An intent whose creation the payment has not recorded yet is
-    left to that payment's own reconciliation."""
-    with unit_of_work() as session:
-        recent = {p.idempotency_key: (p.id, p.intent_id, p.pending_action, _tags(p)) for p in session.scalars(
-            select(Payment).where(Payment.method == PaymentMethod.CARD, Payment.created_at >= now - ORPHAN_WINDOW))}
-    if not recent:
-        return 0
+TAGS = ("booking_id", "booked_at", "idempotency_key")
+
+
+def open_intents(*, now: datetime) -> list[dict]:
+    """The open intents made in the last ORPHAN_WINDOW that carry our tags, read at the gateway (no
+    transaction is open); none when it does not answer."""
+    since = (now - ORPHAN_WINDOW).timestamp()
+    try:
+        return [intent for intent in gateway().intents() if intent["status"] in CANCELLABLE
+                and intent.get("created", since) >= since and all((intent.get("metadata") or {}).get(tag) for tag in TAGS)]
+    except GatewayError as error:
+        log.warning("orphan intents left for the next run: %s", error.message)
+        return []
+
+
+Orphan = tuple[type, int, str]  # whose it is (the Payment, else the Booking model), its id, and the intent's id
+
+
+def tagged_booking_ids(intents: list[dict]) -> set[int]:
+    """The booking ids the intents' metadata names."""
+    return {int(i["metadata"]["booking_id"]) for i in intents if i["metadata"]["booking_id"].isdigit()}
+
+
+def sort_orphans(bookings: list[Booking], intents: list[dict]) -> tuple[list[Orphan], list[dict]]:
+    """Of the open intents, those made for our bookings that no payment holds as its own: to release,
+    (the model and id of its payment or booking, intent id) for one made under the key of a payment that has another intent
+    (a creation retried after its answer was lost) or an unrecorded one never authorised; to record, an
+    authorisation under a key no payment has (its payment never committed). An intent whose creation its
+    payment has not recorded yet is left to that payment's reconciliation; one that names none of
+    `bookings` (those of tagged_booking_ids) is another database's and is left alone."""
+    ours = {(str(b.id), b.created_at.isoformat()): b for b in bookings}
+    release, record = [], []
+    for intent in intents:
+        tags = intent["metadata"]
+        booking = ours.get((tags["booking_id"], tags["booked_at"]))
+        payment = next((p for p in booking.payments if p.idempotency_key == tags["idempotency_key"]), None) \
+            if booking is not None else None
+        if booking is None or (payment is not None and (intent["id"] == payment.intent_id
+                                                        or (payment.intent_id is None and payment.pending_action))):
+            continue
+        if payment is None and intent["status"] == "requires_capture":
+            record.append(intent)
+        else:
+            subject = payment or booking
+            release.append((type(subject), subject.id, intent["id"]))
+    return release, record
+
+
+def release_orphans(release: list[Orphan], *, actor: Actor) -> int:
+    """Cancel the intents sort_orphans found to release (no transaction is open), then audit each."""
     client, released = gateway(), []
     try:
-        for intent in list(client.intents()):
-            known = recent.get((intent.get("metadata") or {}).get("idempotency_key"))
-            if known is None or intent["status"] not in CANCELLABLE or not _is_tagged(intent, known[3]):
-                continue
-            payment_id, intent_id, pending, _tags_of = known
-            if intent["id"] == intent_id or (intent_id is None and pending is not None):
-                continue
-            client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=f"orphan-{intent['id']}-cancel")
-            released.append((payment_id, intent["id"]))
+        for model, subject_id, intent_id in release:
+            client.post(f"/v1/payment_intents/{intent_id}/cancel", key=f"orphan-{intent_id}-cancel")
+            released.append((model, subject_id, intent_id))
     except GatewayError as error:
         log.warning("orphan intents left for the next run: %s", error.message)
     if released:
         with unit_of_work() as session:
-            for payment_id, intent_id in released:
-                record_audit(session, actor, "payment.orphan_canceled", session.get(Payment, payment_id),
+            for model, subject_id, intent_id in released:
+                record_audit(session, actor, "payment.orphan_canceled", session.get(model, subject_id),
                              after={"intent_id": intent_id})
     return len(released)
+
+
+def record_unrecorded(session: Session, booking: Booking, intent: dict, *, actor: Actor) -> Recorded:
+    """An authorisation made for this booking under a key no payment has (the payment's record never
+    committed): recorded now as that payment, then read as any authorisation's answer: held for the
+    booking if it still waits for it, released otherwise. The caller holds the booking's lock."""
+    payment = Payment(booking=booking, method=PaymentMethod.CARD, purpose=PaymentPurpose.SHARE,
+                      status=PaymentStatus.CREATING, amount_fen=intent["amount"],
+                      idempotency_key=intent["metadata"]["idempotency_key"])
+    session.add(payment)
+    session.flush()
+    _schedule(payment, "authorise", payment.amount_fen)
+    record_audit(session, actor, "payment.recovered", payment, after=_view(payment) | {"intent_id": intent["id"]})
+    return record_answer(session, booking, _call(payment, confirm=False), GatewayAnswer(intent), actor=actor)
 
 
 # --- the parts ----------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from core.extensions import db
 from core.models import Platform, Role
 from core.templating import NavItem
 from core.transactions import end_reads
-from marketplace.registry import imports
 from marketplace.blueprints import bp, my_platform
+from marketplace.registry import imports
 
 NAV = [NavItem("marketplace.import_instruments", _l("Import instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN})))]
 ERRORS_SHOWN = 500  # a page lists at most this many row errors; the count says how many there are

@@ -60,7 +60,7 @@ def pinyin_initials(text: str) -> list[str]:
     runs = CJK_RUN.findall(text or "")
     if not runs:
         return []
-    # pypinyin loads its dictionaries (about 0.6 s) on import: only a process that indexes pays for it
+    # pypinyin loads its dictionaries on import, which takes a while: only a process that indexes pays for it
     from pypinyin import Style, lazy_pinyin
 
     initials = [NOT_LETTER.sub("", "".join(lazy_pinyin(run, style=Style.FIRST_LETTER, errors="ignore")))

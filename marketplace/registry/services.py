@@ -1,4 +1,4 @@
-"""The instrument registry's rules: records, the review lifecycle, photos (DESIGN §2.1)."""
+"""The instrument registry's rules: records, the review lifecycle, photos."""
 from __future__ import annotations
 
 import io
@@ -20,9 +20,17 @@ from core.errors import Forbidden, NotFound, RuleBroken
 from core.models import Platform, Role, User
 from core.services import administers
 from core.states import can_move, move
-from marketplace.registry.models import (EDITABLE_FIELDS, INSTRUMENT_STATE_LABELS, INSTRUMENT_TRANSITIONS, Instrument,
-                                         InstrumentCategory, InstrumentPhoto, InstrumentState, PUBLIC_FIELDS,
-                                         to_json_value)
+from marketplace.registry.models import (
+    EDITABLE_FIELDS,
+    INSTRUMENT_STATE_LABELS,
+    INSTRUMENT_TRANSITIONS,
+    PUBLIC_FIELDS,
+    Instrument,
+    InstrumentCategory,
+    InstrumentPhoto,
+    InstrumentState,
+    to_json_value,
+)
 from marketplace.registry.search import instrument_index_text
 
 MAX_PHOTOS = 8

@@ -1,7 +1,7 @@
 """The whole booking journey in a real browser, against the live server and a real localstripe, on SQLite
 and PostgreSQL: an enterprise member books a slot on the week view of an instrument shared by
 appointment, pays its share with a test card on our page, the platform's admin approves it, and the
-booking appears, confirmed, in the member's private calendar feed (issue 5, "Done when")."""
+booking appears, confirmed, in the member's private calendar feed."""
 from __future__ import annotations
 
 import re

@@ -1,5 +1,5 @@
 """The innovation voucher's whole journey in a real browser, against the live server, on SQLite and
-PostgreSQL (issue 6, "Done when"): an enterprise member applies to an open programme, the bureau approves
+PostgreSQL: an enterprise member applies to an open programme, the bureau approves
 the application in its queue (issuing less than asked), the member books an instrument on its week view
 with the voucher, seeing the voucher's part and its own share before booking, and pays its share by bank
 transfer, which the platform's admin records; the operator checks the member in and out on the day sheet;

@@ -1,4 +1,5 @@
-"""schemathesis against the live server: no 5xx, and every answer fits the published OpenAPI schema.
+"""schemathesis against the live server, once over SQLite and once over PostgreSQL (live_app is
+parametrised by the database): no 5xx, and every answer fits the published OpenAPI schema.
 
 Driven through hypothesis directly: schemathesis' pytest plugin does not run under pytest 9 yet."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The zh_CN catalogue is complete and sound (STYLE 2.10), checked against a fresh extraction.
+"""The zh_CN catalogue is complete and sound, checked against a fresh extraction.
 
 No database: these tests use none of the conftest fixtures that start servers. The page test builds
 its own app on an in-memory SQLite database it never touches (the home and login pages are public).

@@ -1,4 +1,4 @@
-"""The double-booking guarantee against a running server (issue 5, "Done when"): 50 simultaneous
+"""The double-booking guarantee against a running server: 50 simultaneous
 POST /api/v1/bookings for one slot give exactly one 201 and 49 × 409 booking_conflict, never a 5xx,
 and the database holds no two overlapping active bookings afterwards.
 

@@ -1,5 +1,5 @@
 """The booking rules, each with its code; the price to the fen; the booking life and its transitions;
-the double-booking guarantee in the database (DESIGN §2.2)."""
+the double-booking guarantee in the database."""
 from __future__ import annotations
 
 import itertools

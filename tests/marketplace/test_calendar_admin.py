@@ -178,6 +178,15 @@ def weekly_service(first: datetime, count: int = 4) -> str:
             f"\r\nRRULE:FREQ=WEEKLY;COUNT={count}")
 
 
+def import_ics(session, actor, admin, instrument, data: bytes, *, now=None):
+    """As the page does it: the file read first (with no transaction open there), then imported."""
+    now = now or utcnow()
+    occurrences = calendar_admin.read_maintenance_ics(
+        data, now=now, horizon_days=calendar_admin.maintenance_horizon_days(session, instrument))
+    return calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
+                                                 occurrences=occurrences, now=now)
+
+
 def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(session, admin, actor, create_instrument,
                                                                           monday_at):
     instrument, now = create_instrument(), utcnow()
@@ -188,8 +197,7 @@ def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(sessio
                f"UID:old@kequip.test\r\nDTSTART:20200106T010000Z\r\nDTEND:20200106T020000Z",
                f"UID:called-off@kequip.test\r\nSTATUS:CANCELLED\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(15))}"
                f"\r\nDTEND;TZID=Asia/Shanghai:{stamp(monday_at(16))}")
-    result = calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
-                                                   data=data, now=now)
+    result = import_ics(session, actor, admin, instrument, data, now=now)
     windows = calendar_admin.list_maintenance_windows(session, instrument.id, now=now)
     assert [(w.start_at, w.end_at) for w in windows] == [
         (first, first + timedelta(hours=1)), (monday_at(0, days=2), monday_at(0, days=3)),
@@ -198,8 +206,7 @@ def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(sessio
     assert windows[0].reason == "Preventive maintenance" and windows[1].reason == "Calibration"
     assert windows[0].external_uid == f"pm-weekly@kequip.test/{first:%Y%m%dT%H%M%SZ}"
 
-    again = calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
-                                                  data=data, now=now)
+    again = import_ics(session, actor, admin, instrument, data, now=now)
     assert (again.windows, again.skipped) == ([], 5)
     assert len(calendar_admin.list_maintenance_windows(session, instrument.id, now=now)) == 5
     assert audit_actions(session, "maintenance_windows").count("maintenance_window.added") == 5
@@ -209,8 +216,7 @@ def test_ics_import_stops_at_the_booking_horizon(session, admin, actor, create_i
     instrument = create_instrument()
     calendar_admin.save_booking_rules(session, actor=actor, user=admin, instrument=instrument,
                                       values={"horizon_days": 20})
-    result = calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
-                                                   data=ics(weekly_service(monday_at(7), count=52)), now=utcnow())
+    result = import_ics(session, actor, admin, instrument, ics(weekly_service(monday_at(7), count=52)))
     assert 2 <= len(result.windows) <= 3
     assert all(w.start_at < utcnow() + timedelta(days=20) for w in result.windows)
 
@@ -228,8 +234,7 @@ def test_ics_import_stops_at_the_booking_horizon(session, admin, actor, create_i
 ])
 def test_bad_ics_files_are_refused_clearly(session, admin, actor, create_instrument, data, code):
     instrument = create_instrument()
-    error = refusal(lambda: calendar_admin.import_maintenance_ics(session, actor=actor, user=admin,
-                                                                  instrument=instrument, data=data, now=utcnow()))
+    error = refusal(lambda: import_ics(session, actor, admin, instrument, data))
     assert (error.code, error.field) == (code, "file")
     assert session.scalar(select(MaintenanceWindow).where(MaintenanceWindow.instrument_id == instrument.id)) is None
 
@@ -261,8 +266,7 @@ def test_an_imported_window_over_a_booking_lists_it(session, admin, actor, free_
     booking = book(free_instrument, workday_at(9), workday_at(10))
     data = ics(f"UID:repair@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{stamp(workday_at(8))}\r\n"
                f"DTEND;TZID=Asia/Shanghai:{stamp(workday_at(12))}")
-    result = calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=free_instrument,
-                                                   data=data, now=utcnow())
+    result = import_ics(session, actor, admin, free_instrument, data)
     assert result.hit == [booking] and result.notified == ["enterprise@kequip.test"]
 
 

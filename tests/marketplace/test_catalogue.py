@@ -15,9 +15,9 @@ from core.audit import Actor
 from core.errors import RuleBroken
 from core.models import Enterprise, Industry, Organisation, Platform
 from core.templating import yuan
-from marketplace.catalogue import services as catalogue
-from marketplace.registry import services
+from marketplace.catalogue import queries as catalogue_queries
 from marketplace.catalogue.services import CatalogueSort, search_catalogue
+from marketplace.registry import services
 from marketplace.registry.models import InstrumentState, SharingMode
 from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
 
@@ -120,8 +120,8 @@ def test_a_price_range_upside_down_finds_nothing(trio, search):
 @pytest.fixture(params=["walk", "apart"])
 def browse_plan(request, monkeypatch):
     """Both ways a browse finds its page on PostgreSQL: walking an index in the sort's order (many
-    matches) or sorting the matches apart (a few; catalogue.SORT_APART_UP_TO). SQLite always walks."""
-    monkeypatch.setattr(catalogue, "SORT_APART_UP_TO", 0 if request.param == "walk" else 10_000)
+    matches) or sorting the matches apart (a few; catalogue_queries.SORT_APART_UP_TO). SQLite always walks."""
+    monkeypatch.setattr(catalogue_queries, "SORT_APART_UP_TO", 0 if request.param == "walk" else 10_000)
     return request.param
 
 
@@ -211,8 +211,8 @@ def test_the_filter_shows_what_this_process_commits_at_once_and_another_workers_
     session.execute(sa.update(Organisation).where(Organisation.id == platform.id).values(name="另一名称"))
     session.commit()
     assert "另一名称" not in platform_options(client.get("/catalogue").get_data(as_text=True))
-    later = time.monotonic() + catalogue.FILTER_LISTS_SECONDS + 1
-    monkeypatch.setattr(catalogue, "_clock", lambda: later)
+    later = time.monotonic() + catalogue_queries.FILTER_LISTS_SECONDS + 1
+    monkeypatch.setattr(catalogue_queries, "_clock", lambda: later)
     assert "另一名称" in platform_options(client.get("/catalogue").get_data(as_text=True))
 
 

@@ -1,4 +1,4 @@
-"""iCalendar feeds (issue 5 §5): every feed is parsed with icalendar and recurring_ical_events and
+"""iCalendar feeds: every feed is parsed with icalendar and recurring_ical_events and
 every occurrence (start, end, UID, SEQUENCE, STATUS) is compared with the database."""
 from __future__ import annotations
 

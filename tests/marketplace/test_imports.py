@@ -19,8 +19,9 @@ from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, Platform
 from marketplace.registry import imports
-from marketplace.registry.imports import HEADERS, rows_xlsx, sample_row
+from marketplace.registry.imports import HEADERS
 from marketplace.registry.models import Instrument, InstrumentState, SharingMode
+from testsupport.workbooks import crafted_xlsx, rows_xlsx, sample_row
 
 
 @pytest.fixture
@@ -187,19 +188,13 @@ def test_cells_are_read_as_a_person_means_them(session, platform, admin, cells, 
 
 
 def test_a_thousand_rows_import_in_one_go(session, platform, admin):
-    """The 5,000-row figure (under 20 s) is measured by imports.bench_import in the benchmark."""
+    """The 5,000-row figure is measured by the benchmark (bench.figures.xlsx_import)."""
     before = count(session, platform)
     data = rows_xlsx([sample_row(n) for n in range(1000)])
     began = time.perf_counter()
     result = run_import(session, platform, admin, data)
     assert time.perf_counter() - began < 15  # about 2 s on either database
     assert result.imported == 1000 and count(session, platform) == before + 1000
-
-
-def test_bench_import_returns_the_seconds_it_took(session, platform, admin):
-    before = count(session, platform)
-    assert imports.bench_import(session, platform, admin, rows=20) > 0
-    assert count(session, platform) == before + 20
 
 
 # --- bad rows: nothing is imported ------------------------------------------------------------
@@ -399,20 +394,20 @@ def refused(data: bytes, **changes) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize("make, code", [
-    (lambda: imports.crafted_xlsx(dimension="A1:Y20000001"), "too_many_rows"),  # the sheet says so
+    (lambda: crafted_xlsx(dimension="A1:Y20000001"), "too_many_rows"),  # the sheet says so
     # it says 2 rows, but a cell sits in row 20,000,000: counted as read, refused at row 5,002
-    (lambda: imports.crafted_xlsx([f'<row r="20000000">{inline_cell("A20000000")}</row>'], dimension="A1:Y2"),
+    (lambda: crafted_xlsx([f'<row r="20000000">{inline_cell("A20000000")}</row>'], dimension="A1:Y2"),
      "too_many_rows"),
-    (lambda: imports.crafted_xlsx('<row r="%d"/>' % n for n in range(2, 5003)), "too_many_rows"),  # blank ones count
-    (lambda: imports.crafted_xlsx(["<row/>"] * 5001), "too_many_rows"),  # rows without numbers too
-    (lambda: imports.crafted_xlsx(dimension="A1:CZ2"), "too_many_columns"),
-    (lambda: imports.crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
-    (lambda: imports.crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
-    (lambda: imports.crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
-    (lambda: imports.crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
+    (lambda: crafted_xlsx('<row r="%d"/>' % n for n in range(2, 5003)), "too_many_rows"),  # blank ones count
+    (lambda: crafted_xlsx(["<row/>"] * 5001), "too_many_rows"),  # rows without numbers too
+    (lambda: crafted_xlsx(dimension="A1:CZ2"), "too_many_columns"),
+    (lambda: crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
+    (lambda: crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
+    (lambda: crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
+    (lambda: crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
 ], ids=["dimension-20M-rows", "cell-in-row-20M", "5001-blank-rows", "5001-unnumbered-rows", "dimension-104-columns",
         "cell-in-column-61", "unpacks-to-41MB", "broken-xml", "missing-shared-string"])
-def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(make, code):
+def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(app, make, code):
     assert imports.ImportLimits.configured() == limits(max_rows=5000, max_columns=60)
     found, seconds = refused(make())
     assert found == code and seconds < 5  # a few hundredths of a second here
@@ -424,7 +419,7 @@ def test_blank_rows_within_the_limit_are_skipped_and_the_row_after_them_is_read(
         sheet = archive.read("xl/worksheets/sheet1.xml").decode()
     data_row = sheet.split("</row>", 1)[1].split("</sheetData>")[0].replace('r="2"', 'r="4000"')
     data_row = re.sub(r'r="([A-Z]+)2"', r'r="\g<1>4000"', data_row)
-    rows = imports.read_workbook(imports.crafted_xlsx([data_row]))
+    rows = imports.read_workbook(crafted_xlsx([data_row]))
     assert [row.number for row in rows] == [4000] and not rows[0].errors
 
 
@@ -432,35 +427,15 @@ def test_too_many_filled_cells_are_refused(session):
     assert refused(rows_xlsx([sample_row(n) for n in range(3)]), max_cells=50)[0] == "too_many_cells"
 
 
-def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read():
-    data = shared_strings_xlsx(1001)
-    assert refused(data, max_cells=1000)[0] == "too_many_cells"
-    assert imports.read_workbook(shared_strings_xlsx(1000), limits(max_cells=1000))  # its strings are fine
+def test_a_shared_string_table_longer_than_the_cells_allowed_is_refused_before_it_is_read(app):
+    """Counted as it unpacks, in chunks of 1 MB: 2.1 KB strings make some cross a chunk's edge."""
+    def workbook(strings: int) -> bytes:
+        return crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>0</v></c></row>'],
+                                    shared_strings=(f"KQ-S-{n}" + "长" * 700 * bool(n) for n in range(strings)))
 
-
-def shared_strings_xlsx(strings: int) -> bytes:
-    """A one-row file whose asset number is string 0 of a shared table of `strings` strings (as Excel
-    and WPS write text), the strings spread over chunks so that some cross a chunk's edge."""
-    with zipfile.ZipFile(io.BytesIO(rows_xlsx([sample_row(1)]))) as source:
-        parts = {name: source.read(name) for name in source.namelist()}
-    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", (
-        b'<Override PartName="/xl/sharedStrings.xml" '
-        b'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'))
-    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
-        b'<Relationship Id="rIdStrings" Target="sharedStrings.xml" '
-        b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/></Relationships>'))
-    filler = "长" * 700  # 2.1 KB a string: 1,000 strings span two 1 MB chunks
-    parts["xl/sharedStrings.xml"] = ('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-                                     + "".join(f"<si><t>KQ-S-{n}{filler if n else ''}</t></si>" for n in range(strings))
-                                     + "</sst>").encode()
-    sheet = parts["xl/worksheets/sheet1.xml"].decode()
-    parts["xl/worksheets/sheet1.xml"] = re.sub(r'<c r="A2" t="inlineStr"><is><t>[^<]*</t></is></c>',
-                                               '<c r="A2" t="s"><v>0</v></c>', sheet).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
-        for name, content in parts.items():
-            target.writestr(name, content)
-    return buffer.getvalue()
+    assert refused(workbook(1001), max_cells=1000)[0] == "too_many_cells"
+    rows = imports.read_workbook(workbook(1000), limits(max_cells=1000))  # its strings are read
+    assert rows[0].values["asset_number"] == "KQ-S-0"
 
 
 def test_a_part_read_whole_is_limited_on_its_own(session):
@@ -480,19 +455,10 @@ def test_an_amount_of_1e26_yuan_is_a_cell_error_not_a_crash(session, platform):
         assert row_errors(session, platform, [sample_row(1, **{"原值（元）": value})]) == [(2, "原值（元）")], value
 
 
-def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, monkeypatch):
+def test_the_page_reads_the_file_before_its_transaction_begins(login_as, session, platform, transaction_spy):
     """On SQLite a transaction holds the write lock from its BEGIN: while the page reads the file, none
-    is open (a spy around the real read_workbook looks), so other requests write meanwhile."""
-    from core.extensions import db
-
-    open_while_reading = []
-    read_workbook = imports.read_workbook
-
-    def spy(*args):
-        open_while_reading.append(db.session().in_transaction())
-        return read_workbook(*args)
-
-    monkeypatch.setattr(imports, "read_workbook", spy)
+    is open, so other requests write meanwhile."""
+    transaction_spy.watch(imports, "read_workbook")
     response = upload(login_as("platform"), rows_xlsx([sample_row(1)]))
-    assert response.status_code == 302 and open_while_reading == [False]
+    assert response.status_code == 302 and transaction_spy.open_at_calls == [False]
     assert count(session, platform) >= 1

@@ -194,6 +194,19 @@ def test_paying_against_cancelling_ends_paid_or_cancelled_with_nothing_held(live
             db.session.remove()
 
 
+def test_a_double_click_on_pay_authorises_once(live_app, live_booking, card, stripe):
+    booking_id, visa = live_booking(), card()
+    outcomes = at_once(live_app, [partial(pay, booking_id, visa)] * 4)
+    assert set(outcomes) <= {200, (409, "payment_in_progress")} and 200 in outcomes
+    with live_app.app_context():
+        booking = db.session.get(Booking, booking_id)
+        assert (booking.state, booking.payment_state, len(booking.payments)) == (
+            BookingState.CONFIRMED, PaymentState.AUTHORISED, 1)
+        assert at_gateway(stripe, booking) == ["requires_capture"]
+        assert trail(booking_id)[0]["booking.confirmed"] == 1
+        db.session.remove()
+
+
 def test_a_hung_gateway_holds_no_lock_and_the_booker_is_told_nothing_was_charged(
         live_app, live_booking, card, stripe_server):
     """While one card payment waits for a frozen gateway, another booking is cancelled at once."""

@@ -419,6 +419,42 @@ def test_an_intent_made_for_a_payment_but_not_its_own_is_cancelled(session, appr
     assert reconcile() == 0
 
 
+def authorise_without_record(stripe, booking, card_id: str) -> str:
+    """An authorisation made for the booking whose payment never committed (as a request that died
+    between the gateway's answer and its commit used to leave one)."""
+    return stripe.post("/v1/payment_intents", {
+        "amount": PAYABLE, "currency": "cny", "capture_method": "manual", "payment_method": card_id, "confirm": True,
+        "metadata": {"booking_id": booking.id, "booked_at": booking.created_at.isoformat(),
+                     "idempotency_key": f"booking-{booking.id}-authorise-1"}}, key=f"lost-{booking.id}")["id"]
+
+
+def test_an_authorisation_with_no_payment_record_is_attached_to_the_booking_waiting_for_it(
+        session, approved, card, stripe, reconcile):
+    intent_id = authorise_without_record(stripe, approved, card())
+    assert reconcile() >= 1
+    payment = card_share(approved)
+    assert (payment.intent_id, payment.status, payment.amount_fen, payment.idempotency_key) == (
+        intent_id, PaymentStatus.REQUIRES_CAPTURE, PAYABLE, f"booking-{approved.id}-authorise-1")
+    assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.AUTHORISED)
+    assert audit_actions(session, payment) == ["payment.recovered", "payment.authorised"]
+    assert stripe.get(f"/v1/payment_intents/{intent_id}")["status"] == "requires_capture"
+    assert reconcile() == 0
+
+
+def test_an_authorisation_with_no_payment_record_on_a_cancelled_booking_is_released(
+        session, approved, card, stripe, reconcile, enterprise):
+    with settled(Actor.of(enterprise, None)):
+        bookings.cancel_booking(session, approved, actor=Actor.of(enterprise, None), user=enterprise, now=utcnow())
+    intent_id = authorise_without_record(stripe, approved, card())
+    assert reconcile() >= 1
+    payment = card_share(approved)
+    assert (payment.intent_id, payment.status, payment.captured_fen) == (intent_id, PaymentStatus.CANCELED, 0)
+    assert (approved.state, approved.payment_state) == (BookingState.CANCELLED, PaymentState.RELEASED)
+    assert audit_actions(session, payment) == ["payment.recovered", "payment.authorised", "payment.canceled"]
+    assert stripe.get(f"/v1/payment_intents/{intent_id}")["status"] == "canceled"
+    assert reconcile() == 0
+
+
 # --- the pages ----------------------------------------------------------------------------------
 
 def pay_url(booking) -> str:

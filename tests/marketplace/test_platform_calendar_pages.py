@@ -257,6 +257,19 @@ def test_maintenance_page_adds_imports_lists_hits_and_removes(session, login_as,
     assert 'data-testid="maintenance-conflicts"' not in text(client.get(url))
 
 
+def test_an_ics_file_is_parsed_with_no_transaction_open(session, login_as, free_instrument, workday_at,
+                                                       transaction_spy):
+    start = to_local(workday_at(14, weeks=1))
+    ics = (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:spy@kequip.test\r\n"
+           f"DTSTART;TZID=Asia/Shanghai:{start:%Y%m%dT%H%M%S}\r\nDTEND;TZID=Asia/Shanghai:"
+           f"{start + timedelta(hours=1):%Y%m%dT%H%M%S}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+    transaction_spy.watch(calendar_admin, "read_maintenance_ics")
+    response = login_as("platform").post(f"/instruments/{free_instrument.id}/maintenance-windows/import",
+                                         data={"file": (io.BytesIO(ics), "spy.ics")}, content_type="multipart/form-data")
+    assert response.status_code == 302 and transaction_spy.open_at_calls == [False]
+    assert len(calendar_admin.list_maintenance_windows(session, free_instrument.id, now=utcnow())) == 1
+
+
 def test_qualifications_page_grants_and_revokes(session, login_as, create_instrument):
     instrument = create_instrument()
     client = login_as("platform")

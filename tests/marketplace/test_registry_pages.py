@@ -197,6 +197,17 @@ def test_a_refused_photo_is_shown_on_the_page_and_nothing_is_stored(login_as, se
     assert instrument.photos == []
 
 
+def test_a_photo_is_decoded_with_no_transaction_open(login_as, session, create_instrument, transaction_spy):
+    instrument = create_instrument()
+    transaction_spy.watch(services, "prepare_photo")
+    response = login_as("platform").post(f"/instruments/{instrument.id}/photos",
+                                         data={"photo": (io.BytesIO(_image("PNG", (64, 64))), "p.png")},
+                                         content_type="multipart/form-data")
+    assert response.status_code == 302 and transaction_spy.open_at_calls == [False]
+    session.refresh(instrument)
+    assert len(instrument.photos) == 1
+
+
 def test_at_most_eight_photos(app, session, create_instrument, demo_user, tmp_path):
     from core.audit import Actor
 

@@ -299,6 +299,20 @@ def test_the_release_page_lists_the_changes_with_field_labels(session, create_in
     assert client.get("/catalogue/releases/999999").status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/catalogue/releases/{number}.xlsx", "/catalogue/releases/{number}.json",
+                                  "/api/v1/catalogue/releases/latest.csv", "/api/v1/catalogue/releases/latest"])
+def test_a_release_file_is_made_with_no_transaction_open(session, create_instrument, demo_user, client,
+                                                         transaction_spy, path):
+    """On SQLite a transaction holds the write lock from its BEGIN, and anyone may download a release:
+    the file is made after the request's reads end."""
+    create_instrument(state=S.PUBLISHED)
+    release = publish(session, demo_user)
+    transaction_spy.watch(releases, "release_download")
+    transaction_spy.watch(releases, "release_document")
+    assert client.get(path.format(number=release.number)).status_code == 200
+    assert transaction_spy.open_at_calls and not any(transaction_spy.open_at_calls)
+
+
 def test_downloads_open_and_guard_formula_like_cells(session, create_instrument, demo_user, client):
     instrument = create_instrument(state=S.PUBLISHED, name_zh="=HYPERLINK(1)", model="+A1", room="@SUM(1)")
     release = publish(session, demo_user)

@@ -1,6 +1,6 @@
 """The waitlist of a busy slot: join, the offer to the first in line when the slot frees (by e-mail, for
-the rules' waitlist_offer_minutes), lapse to the next in line, accept, and a slot taken meanwhile
-(issue 5 §3). The service tests work two weeks back with explicit `now` values; the page test books
+the rules' waitlist_offer_minutes), lapse to the next in line, accept, and a slot taken meanwhile.
+The service tests work two weeks back with explicit `now` values; the page test books
 ahead of the real clock."""
 from __future__ import annotations
 

@@ -118,6 +118,22 @@ def test_a_jpeg_is_taken_and_files_can_be_added_while_in_review(login_as, sessio
     assert (attachment.original_name, attachment.content_type) == ("发票.jpg", "image/jpeg")
 
 
+def test_files_are_checked_and_written_with_no_transaction_open_and_removed_when_refused(
+        app, login_as, session, apply_for, transaction_spy):
+    application = apply_for()
+    folder = Path(app.config["UPLOAD_DIR"]) / "vouchers"
+    before = set(folder.iterdir()) if folder.exists() else set()
+    transaction_spy.watch(attachments, "check_upload")
+    too_many = [(io.BytesIO(PDF), f"{n}.pdf") for n in range(attachments.MAX_ATTACHMENTS + 1)]
+    response = login_as("enterprise").post(f"/voucher-applications/{application.id}/attachments",
+                                           content_type="multipart/form-data", data={"attachments": too_many})
+    assert response.status_code == 302 and not any(transaction_spy.open_at_calls)
+    assert len(transaction_spy.open_at_calls) == attachments.MAX_ATTACHMENTS + 1
+    # written before the unit of work, which refused them (too_many_attachments): removed again
+    assert session.scalars(select(Attachment).where(Attachment.owner_id == application.id)).all() == []
+    assert (set(folder.iterdir()) if folder.exists() else set()) == before
+
+
 def test_files_download_for_the_applicant_and_the_bureau_and_no_one_else(login_as, session, create_member, apply_for):
     application = apply_for()
     login_as("enterprise").post(f"/voucher-applications/{application.id}/attachments",

@@ -382,6 +382,18 @@ def test_the_claim_downloads_as_xlsx_with_formulas_kept_as_text(session, demo_us
     assert rows[1][6] == booking.final_voucher_fen and rows[-1][6] == claim.total_fen
 
 
+@pytest.mark.parametrize("fmt", ["pdf", "xlsx"])
+def test_the_claim_file_is_made_with_no_transaction_open(session, demo_user, login_as, platform, instrument, voucher,
+                                                         serve_booking, monday_at, transaction_spy, fmt):
+    from vouchers.claims import documents as claim_documents
+
+    booking = serve_booking(voucher, instrument, monday_at(9, weeks=-1))
+    claim = provider_claim(session, demo_user("platform"), platform, served_on(booking), served_on(booking))
+    transaction_spy.watch(claim_documents, f"claim_{fmt}")
+    assert login_as("bureau").get(f"/voucher-claims/{claim.id}.{fmt}").status_code == 200
+    assert transaction_spy.open_at_calls == [False]
+
+
 def test_the_claim_downloads_as_pdf_with_chinese_text(session, demo_user, login_as, platform, instrument, voucher,
                                                       serve_booking, monday_at):
     booking = serve_booking(voucher, instrument, monday_at(9, weeks=-1))

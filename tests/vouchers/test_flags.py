@@ -1,4 +1,4 @@
-"""Anti-abuse flags (issue 6 §6): many voucher bookings between one enterprise and one platform, completed
+"""Anti-abuse flags: many voucher bookings between one enterprise and one platform, completed
 bookings with no usage recorded, the same amounts repeated, claims filed long after the service; the
 bureau's flags page and related-party declarations, and the organisation fields they rest on."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The voucher ledger: every movement an append-only entry, the voucher's columns always its ledger's
 sums and never negative, whatever sequence of operations runs; the voucher part of a booking to the fen
-with each cap and each refusal (DESIGN §2.4)."""
+with each cap and each refusal."""
 from __future__ import annotations
 
 import itertools

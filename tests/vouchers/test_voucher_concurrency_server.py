@@ -1,4 +1,4 @@
-"""A voucher is never overspent by a running server (issue 6 §4, "Done when"): 100 simultaneous
+"""A voucher is never overspent by a running server: 100 simultaneous
 POST /api/v1/bookings drawing on one voucher, each for a different free slot of one of ten instruments
 (so no booking_conflict), hold no more than its balance: the voucher pays its full part on as many
 bookings as its balance covers and the rest of it on one more; every other answer is

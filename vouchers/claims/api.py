@@ -1,4 +1,4 @@
-"""Claim API under /api/v1 (issue 6 §7): GET /api/v1/voucher-claims, the caller's platforms' or
+"""Claim API under /api/v1: GET /api/v1/voucher-claims, the caller's platforms' or
 enterprises' claims; the bureau, the finance officer and the auditor: every claim. Money in fen, times in
 Asia/Shanghai with their offset."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Forms of the claim pages, the flags and the related parties: shape only; the rules are in
-vouchers/claims/services.py and vouchers/services.py (STYLE 2.9)."""
+vouchers/claims/services.py and vouchers/services.py."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l

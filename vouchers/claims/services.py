@@ -1,4 +1,4 @@
-"""Redemption claims (兑付, issue 6 §5): a platform claims the voucher parts of the bookings it served
+"""Redemption claims (兑付): a platform claims the voucher parts of the bookings it served
 (provider-redeemed programmes), or an enterprise claims back the voucher parts of bookings it paid in
 full (enterprise-reimbursed programmes); the bureau approves or returns (per line or whole), the claimant
 resubmits without the returned lines, and the finance officer marks an approved claim paid, which writes

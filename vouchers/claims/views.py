@@ -24,6 +24,7 @@ from core.forms import show_error
 from core.inputs import page_number
 from core.models import Enterprise, Platform, Role
 from core.templating import NavItem, register_nav
+from core.transactions import end_reads
 from vouchers import attachments, flags, related, services
 from vouchers.claims import documents as claim_documents, services as claims
 from vouchers.claims.forms import (ApproveClaimForm, ClaimAttachmentForm, ClaimFilterForm, EnterpriseClaimForm,
@@ -183,21 +184,19 @@ def new_enterprise_claim():
         form.enterprise_id.data = enterprise.id
     _default_period(form, uses)
     if form.validate_on_submit():
-        written: list[str] = []
         try:
+            end_reads()  # the files are checked and written with no transaction open
             checked = [attachments.check_upload(upload) for upload in _uploads(form.attachments.data)]
-            with unit_of_work() as session:
+            with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
                 claim = claims.create_enterprise_claim(
                     session, actor=current_actor(), user=user, enterprise_id=form.enterprise_id.data,
                     period_start=form.period_start.data, period_end=form.period_end.data,
                     bank_account_name=form.bank_account_name.data, bank_name=form.bank_name.data,
                     bank_account_number=form.bank_account_number.data,
                     declaration_accepted=form.declaration_accepted.data, has_proof=bool(checked), now=utcnow())
-                written = [a.stored_name for a in attachments.store(
-                    session, checked, owner_type="claim", owner_id=claim.id, actor=current_actor(), user=user,
-                    upload_dir=_upload_dir())]
+                attachments.store(session, files, owner_type="claim", owner_id=claim.id, actor=current_actor(),
+                                  user=user)
         except KequipError as error:
-            attachments.discard(_upload_dir(), written)
             show_error(form, error)
         else:
             flash(_("The claim is submitted; the bureau reviews it."), "success")
@@ -337,15 +336,13 @@ def add_claim_attachments(claim_id: int):
     if not uploads:
         flash(_("Choose a file first."), "danger")
         return _back_to(claim_id)
-    written: list[str] = []
     try:
+        end_reads()  # the files are checked and written with no transaction open
         checked = [attachments.check_upload(upload) for upload in uploads]
-        with unit_of_work() as session:
-            written = [a.stored_name for a in attachments.store(
-                session, checked, owner_type="claim", owner_id=found.id, actor=current_actor(), user=user,
-                upload_dir=_upload_dir())]
+        with attachments.saved(checked, _upload_dir()) as files, unit_of_work() as session:
+            attachments.store(session, files, owner_type="claim", owner_id=claim_id, actor=current_actor(),
+                              user=user)
     except KequipError as error:
-        attachments.discard(_upload_dir(), written)
         flash(error.message, "danger")
     else:
         flash(_("The files are added."), "success")
@@ -365,7 +362,9 @@ def _download(data: bytes, mimetype: str, filename: str) -> Response:
 @requires(*CLAIMANTS, *READERS)
 def claim_xlsx(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
-    return _download(claim_documents.claim_xlsx(_document(found)),
+    document = _document(found)
+    end_reads(found)  # the file is made with no transaction open
+    return _download(claim_documents.claim_xlsx(document),
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", f"claim-{found.id}.xlsx")
 
 
@@ -373,7 +372,9 @@ def claim_xlsx(claim_id: int):
 @requires(*CLAIMANTS, *READERS)
 def claim_pdf(claim_id: int):
     found = claims.get_claim(db.session, claim_id, current_principal())
-    return _download(claim_documents.claim_pdf(_document(found)), "application/pdf", f"claim-{found.id}.pdf")
+    document = _document(found)
+    end_reads(found)  # the file is made with no transaction open
+    return _download(claim_documents.claim_pdf(document), "application/pdf", f"claim-{found.id}.pdf")
 
 
 # --- flags and related parties ------------------------------------------------------------------------
