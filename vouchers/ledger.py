@@ -11,14 +11,15 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.audit import Actor, record_audit
 from core.errors import RuleBroken
 from core.money import format_yuan
-from vouchers.models import EntryKind, LedgerEntry, Voucher, VoucherState
+from vouchers import queries
+from vouchers.models import EntryKind, LedgerEntry, Voucher
 
 # How each kind of entry moves a voucher's columns: (balance, held, consumed, redeemed) per fen.
 EFFECTS: dict[EntryKind, tuple[int, int, int, int]] = {
@@ -41,7 +42,9 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
     if amount_fen <= 0:
         raise ValueError("a ledger entry moves a positive amount")
     session.flush()  # the session's pending changes first: a Core UPDATE does not autoflush
-    moved = session.execute(_move_statement(kind, require_active=require_active),
+    # the conditional UPDATE: no row back means a column would go below zero
+    moved = session.execute(queries.move(kind, tuple(zip(COLUMNS, EFFECTS[kind], strict=True)),
+                                         require_active=require_active),
                             {"voucher_id": voucher.id, "amount": amount_fen}).first()
     if moved is None:
         raise RuleBroken("voucher_insufficient", _("The voucher %(serial)s does not have %(amount)s left.",
@@ -56,24 +59,6 @@ def post(session: Session, voucher: Voucher, kind: EntryKind, amount_fen: int, *
     record_audit(session, actor, f"voucher.{kind.value}", voucher,
                  after={"amount_fen": amount_fen, "booking_id": booking_id, "claim_id": claim_id,
                         **{name: getattr(voucher, name) for name in COLUMNS}})
-
-
-def _move_statement(kind: EntryKind, *, require_active: bool) -> sa.Update:
-    """The UPDATE that moves `amount` fen on voucher `voucher_id` as `kind` does, only where no column
-    would go below zero (nor redemptions past consumption, nor a hold off an inactive voucher), returning
-    the columns: no row back means the voucher could not pay."""
-    table = Voucher.__table__
-    amount = sa.bindparam("amount", type_=sa.BigInteger)
-    effect = dict(zip(COLUMNS, EFFECTS[kind], strict=True))
-    changes = {name: table.c[name] + amount if sign > 0 else table.c[name] - amount
-               for name, sign in effect.items() if sign}
-    guards = [table.c[name] >= amount for name, sign in effect.items() if sign < 0]
-    if kind == EntryKind.REDEEM:
-        guards.append(table.c.consumed_fen - table.c.redeemed_fen >= amount)
-    if require_active:
-        guards.append(table.c.state == VoucherState.ACTIVE)
-    return (update(table).where(table.c.id == sa.bindparam("voucher_id", type_=sa.Integer), *guards)
-            .values(**changes).returning(*(table.c[name] for name in COLUMNS)))
 
 
 @dataclass(frozen=True, slots=True)

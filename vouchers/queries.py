@@ -1,4 +1,5 @@
-"""The statements a booking with a voucher runs, each built once with bound parameters.
+"""The statements a booking with a voucher runs (its quote, its group's yearly spending, the ledger's
+move), each built once with bound parameters.
 
 Why this module exists: a voucher part held at booking must add little to the booking (its figure is in
 docs/benchmarks.md), and building and keying these statements at every call cost more than running
@@ -9,12 +10,13 @@ from __future__ import annotations
 from functools import cache
 
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import contains_eager, lazyload
 
 from core.db import PLAN_FOR_VALUES
 from core.models import Platform
-from vouchers.models import EntryKind, LedgerEntry, Programme, ProgrammeSuspension, RelatedParty, Voucher
+from vouchers.models import (EntryKind, LedgerEntry, Programme, ProgrammeSuspension, RelatedParty, Voucher,
+                             VoucherState)
 
 def declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
     return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)
@@ -54,3 +56,20 @@ def group_spent() -> sa.Select:
                    LedgerEntry.kind.in_((EntryKind.HOLD, EntryKind.RELEASE)),
                    LedgerEntry.at >= sa.bindparam("start"), LedgerEntry.at < sa.bindparam("end"))
             .execution_options(**PLAN_FOR_VALUES))
+
+
+@cache
+def move(kind: EntryKind, effect: tuple[tuple[str, int], ...], *, require_active: bool) -> sa.Update:
+    """`voucher_id`, `amount`: the ledger's conditional UPDATE (vouchers.ledger.post): each column of
+    `effect` moved by `amount` as its sign says, only where none would go below zero (nor redemptions
+    past consumption, nor a hold off an inactive voucher), returning the columns."""
+    table = Voucher.__table__
+    amount = sa.bindparam("amount", type_=sa.BigInteger)
+    changes = {name: table.c[name] + amount if sign > 0 else table.c[name] - amount for name, sign in effect if sign}
+    guards = [table.c[name] >= amount for name, sign in effect if sign < 0]
+    if kind == EntryKind.REDEEM:
+        guards.append(table.c.consumed_fen - table.c.redeemed_fen >= amount)
+    if require_active:
+        guards.append(table.c.state == VoucherState.ACTIVE)
+    return (update(table).where(table.c.id == sa.bindparam("voucher_id", type_=sa.Integer), *guards)
+            .values(**changes).returning(*(table.c[name] for name, _sign in effect)))
