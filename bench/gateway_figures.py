@@ -28,7 +28,7 @@ from core.clock import local_midnight, to_local
 log = logging.getLogger(__name__)
 
 PAYING = 8  # card payments waiting on the gateway at once
-GATEWAY_TIMEOUT_SECONDS = 5  # the app's PAYMENT_TIMEOUT_SECONDS for this figure: a few seconds
+GATEWAY_TIMEOUT_SECONDS = 5  # the app's PAYMENT_READ_TIMEOUT_SECONDS for this figure: a few seconds
 # How long a sample waits for every payment to be waiting at the gateway: a payment answered at its
 # timeout is sent again at once, so this is reached within a timeout, or never (payments that wait
 # for something else: a free worker, or the database)
@@ -103,7 +103,7 @@ class _GatewayServer(AppServer):
 
     def environment(self) -> dict[str, str]:
         return super().environment() | {"STRIPE_API_BASE": self.gateway_url,
-                                        "PAYMENT_TIMEOUT_SECONDS": str(GATEWAY_TIMEOUT_SECONDS)}
+                                        "PAYMENT_READ_TIMEOUT_SECONDS": str(GATEWAY_TIMEOUT_SECONDS)}
 
 
 _CARD_CSRF = re.compile(r"<input\b[^>]*\bname=\"card-csrf_token\"[^>]*\bvalue=\"([^\"]*)\"")
