@@ -55,6 +55,7 @@ dev: babel-compile demo
 	$(BIN)/flask run --debug --port $(PORT)
 
 test: $(VENV)/.test babel-compile
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 bench: $(VENV)/.test babel-compile

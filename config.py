@@ -1,4 +1,4 @@
-"""Every setting of Kequip, read from the environment (STYLE 2.1)."""
+"""Every setting of Kequip, read from the environment."""
 from __future__ import annotations
 
 import os

@@ -140,7 +140,7 @@ class _Payer:
                 finally:
                     self.in_flight = False
                 self.answers.append((response.status_code, time.perf_counter() - started))
-        except Exception as error:  # noqa: BLE001 - reported by the figure
+        except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
 
 
@@ -164,7 +164,7 @@ class _PagesWhileGatewayHangs:
             base_url = self.server.base_url
             members = dataset.bookings.members[-PAYING:]
             bookings = _payable_bookings(base_url, dataset, members)
-            self.payers = [_Payer(base_url, email, booking_id) for email, booking_id in zip(members, bookings)]
+            self.payers = [_Payer(base_url, email, booking_id) for email, booking_id in zip(members, bookings, strict=True)]
             self.threads = [threading.Thread(target=payer.pay_until, args=(self.stop,), daemon=True)
                             for payer in self.payers]
             for thread in self.threads:

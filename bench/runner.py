@@ -57,7 +57,7 @@ class Result:
     def by_case(self) -> dict[str, list[float]]:
         """Milliseconds per case, cases in the order they were first sampled."""
         found: dict[str, list[float]] = {}
-        for case, ms in zip(self.cases, self.samples_ms):
+        for case, ms in zip(self.cases, self.samples_ms, strict=True):
             found.setdefault(case, []).append(ms)
         return found
 
@@ -105,7 +105,7 @@ def run(benchmark: Benchmark, target: Target, settings: Settings) -> Result:
             samples.append(sample(i) * 1000)
             if benchmark.case is not None:
                 cases.append(benchmark.case(i))
-    except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
+    except Exception as error:
         return Result(benchmark, tuple(samples), error=f"{type(error).__name__}: {error}", cases=tuple(cases))
     finally:
         if hasattr(sample, "close"):
@@ -152,7 +152,7 @@ def measure_once(one_off: OneOff, dataset: Dataset) -> OneOffResult:
     """Run a one-off figure; an error is reported with it, the other figures still run."""
     try:
         return OneOffResult(one_off, tuple(one_off.measure(dataset)))
-    except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
+    except Exception as error:
         return OneOffResult(one_off, (), error=f"{type(error).__name__}: {error}")
 
 
@@ -220,7 +220,7 @@ def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset, *,
     was doing."""
     try:
         clients = figure.prepare(base_url, dataset, figure.clients)
-    except Exception as error:  # noqa: BLE001 - reported in the table, the other figures still run
+    except Exception as error:
         return ThroughputResult(figure, error=f"{type(error).__name__}: {error}")
     barrier = threading.Barrier(len(clients) + 1)
     latencies: list[list[float]] = [[] for _ in clients]
@@ -232,14 +232,14 @@ def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset, *,
         try:
             for _ in range(figure.warmups):
                 request()
-        except Exception as error:  # noqa: BLE001 - the client stops; the others go on
+        except Exception as error:
             failures.append(f"{type(error).__name__}: {error}")
         barrier.wait()
         for _ in range(figure.requests_per_client):
             started = time.perf_counter()
             try:
                 answered = request()
-            except Exception as error:  # noqa: BLE001 - counted as an error, the client goes on
+            except Exception as error:
                 answered = False
                 failures.append(f"{type(error).__name__}: {error}")
             latencies[number].append((time.perf_counter() - started) * 1000)

@@ -393,7 +393,6 @@ def _ledger_histories() -> tuple[int, int, int]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     with db.engine.begin() as connection:
         existing = connection.scalar(sa.text("SELECT count(*) FROM voucher_ledger_entries"))
-        per_voucher = max(LEDGER_ENTRIES - existing, 0) / LEDGER_VOUCHERS
         holders = connection.execute(sa.text(
             "SELECT g.organisation_id, min(g.user_id) FROM role_grants g JOIN users u ON u.id = g.user_id "
             "WHERE g.role = 'enterprise_member' AND u.email LIKE '%@enterprise.bench.test' "

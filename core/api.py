@@ -13,9 +13,9 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from core import services
+from core.audit import Actor
 from core.auth import current_actor, current_principal, public, requires
 from core.db import unit_of_work, utcnow
-from core.audit import Actor
 from core.errors import KequipError, Unauthorized
 from core.extensions import api, csrf
 from core.models import ApiToken

@@ -1,4 +1,4 @@
-"""Database foundations: the declarative base, column types, and the unit of work (STYLE 2.3, 2.6)."""
+"""Database foundations: the declarative base, column types, and the unit of work."""
 from __future__ import annotations
 
 import time
@@ -165,6 +165,19 @@ def unit_of_work() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def end_reads(*keep: object) -> None:
+    """End the request's transaction, which has only read so far, before slow work (parsing an upload,
+    rendering a document): a transaction left open would keep its snapshot for as long as the work takes
+    (SQLite cannot checkpoint its WAL past it, PostgreSQL cannot vacuum behind it). What it loaded stays
+    in the session, expired, and is read again when next used; the objects in `keep` leave the session
+    instead, with what was loaded, so the slow work reads their columns without a query."""
+    from core.extensions import db
+
+    for instance in keep:
+        db.session.expunge(instance)
+    db.session.commit()
 
 
 def make_append_only(op, table: str) -> None:

@@ -10,8 +10,19 @@ from core import services
 from core.audit import Actor
 from core.auth import hash_password
 from core.db import unit_of_work, utcnow
-from core.models import (Bureau, BureauKind, Enterprise, Industry, LegalForm, Organisation, Platform,
-                         PlatformType, Role, User, VerificationState)
+from core.models import (
+    Bureau,
+    BureauKind,
+    Enterprise,
+    Industry,
+    LegalForm,
+    Organisation,
+    Platform,
+    PlatformType,
+    Role,
+    User,
+    VerificationState,
+)
 
 DEMO_PASSWORD = "kequip-demo"
 ACTOR = Actor.system("demo:load")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import marshmallow as ma
 from babel import Locale
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel
@@ -11,7 +12,6 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
-import marshmallow as ma
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect

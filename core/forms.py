@@ -1,19 +1,26 @@
 """Page forms of core: shape only; the rules live in services."""
 from __future__ import annotations
 
+from flask import flash
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask import flash
 from flask_wtf import FlaskForm
 from stdnum.cn import uscc
-from wtforms import (BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField,
-                     SubmitField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from core.errors import KequipError
-from core.models import (INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS,
-                         VerificationState)
+from core.models import INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS, VerificationState
 from core.services import MIN_PASSWORD_LENGTH
 
 LANGUAGE_CHOICES = [SelectChoice("zh_CN", "简体中文"), SelectChoice("en", "English")]

@@ -15,9 +15,22 @@ from stdnum.exceptions import ValidationError as StdnumError
 from core.audit import Actor, record_audit
 from core.auth import hash_password, hash_secret, needs_rehash, new_secret, verify_password
 from core.errors import Forbidden, RuleBroken
-from core.models import (SCOPED_ROLES, ApiToken, AuditEntry, Enterprise, Organisation, OrganisationKind,
-                         PasswordResetToken, Platform, Role, RoleGrant, User, VerificationState,
-                         VERIFICATION_STATE_LABELS, VERIFICATION_TRANSITIONS)
+from core.models import (
+    SCOPED_ROLES,
+    VERIFICATION_STATE_LABELS,
+    VERIFICATION_TRANSITIONS,
+    ApiToken,
+    AuditEntry,
+    Enterprise,
+    Organisation,
+    OrganisationKind,
+    PasswordResetToken,
+    Platform,
+    Role,
+    RoleGrant,
+    User,
+    VerificationState,
+)
 from core.outbox import enqueue_mail
 from core.states import move
 

@@ -11,9 +11,18 @@ from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_principal
 from core.extensions import current_language
+from core.models import (
+    BUREAU_KIND_LABELS,
+    INDUSTRY_LABELS,
+    LEGAL_FORM_LABELS,
+    ORGANISATION_KIND_LABELS,
+    PLATFORM_TYPE_LABELS,
+    ROLE_LABELS,
+    VERIFICATION_STATE_LABELS,
+    Role,
+    User,
+)
 from core.money import format_yuan
-from core.models import (BUREAU_KIND_LABELS, INDUSTRY_LABELS, LEGAL_FORM_LABELS, ORGANISATION_KIND_LABELS,
-                         PLATFORM_TYPE_LABELS, ROLE_LABELS, VERIFICATION_STATE_LABELS, Role, User)
 
 NAV_EXTENSION = "kequip.nav"
 

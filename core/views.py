@@ -18,8 +18,17 @@ from core.db import unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.inputs import page_number
-from core.models import (ApiToken, Enterprise, Organisation, OrganisationKind, Platform, Role, RoleGrant, User,
-                         VerificationState)
+from core.models import (
+    ApiToken,
+    Enterprise,
+    Organisation,
+    OrganisationKind,
+    Platform,
+    Role,
+    RoleGrant,
+    User,
+    VerificationState,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)

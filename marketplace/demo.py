@@ -18,6 +18,7 @@ from core.db import utcnow
 from core.demo import PLATFORMS
 from core.errors import Conflict, RuleBroken
 from core.models import Enterprise, OutboxMessage, Platform, Role, RoleGrant, User
+from core.services import administers
 from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.models import (
@@ -135,7 +136,7 @@ def _load_instruments(session: Session) -> int:
     instruments: list[tuple[Instrument, User]] = []
     for index, (code, zh, en, model, maker, country, yuan, platform_index, capabilities) in enumerate(INSTRUMENTS):
         platform = _platform(session, platform_index)
-        acting = admin if platform.id in admin.organisation_ids(Role.PLATFORM_ADMIN) else _acting_admin(session, platform)
+        acting = admin if administers(admin, platform.id) else _acting_admin(session, platform)
         value_fen = yuan * 100
         hourly = max(10_000, round(value_fen / 4_000 / 100) * 100)  # cost recovery: about 1/4000 of the value
         values = {"asset_number": f"KQ-{platform.id:02d}-{index + 1:04d}", "name_zh": zh, "name_en": en, "model": model,
@@ -512,7 +513,7 @@ class _BookingDemo:
         quote = bookings.quote_price(instrument, user_type, start, end)
         booking = Booking(instrument=instrument, booker=user, enterprise_id=enterprise and enterprise.id,
                           state=S.REQUESTED, start_at=start, end_at=end,
-                          block_end_at=end + timedelta(minutes=rules.buffer_minutes), purpose=purpose,
+                          block_end_at=rules.block_end(end), purpose=purpose,
                           user_type=user_type, needs_operator=bookings.check_qualification(
                               session, rules, user, instrument, user_type, now=self.now),
                           terms=bookings.current_terms(session, instrument.platform_id),

@@ -1,7 +1,7 @@
 """Fixtures: every database test runs on SQLite and on a real PostgreSQL server this suite starts.
 
 `app` is migrated once per database and holds the demo district, committed; `session` wraps each
-test in an outer transaction that is rolled back (STYLE 2.12). `live_server` serves a separate
+test in an outer transaction that is rolled back. `live_server` serves a separate
 database from a real thread for the browser and schemathesis, where data must be committed."""
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ and no two modules or subpackages of the application import each other, directly
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import networkx
@@ -149,3 +151,14 @@ def test_the_subpackage_order_names_every_subpackage():
     found = {f"{package}.{path.name}" for package in ("marketplace", "vouchers") for path in (ROOT / package).iterdir()
              if (path / "__init__.py").exists()}
     assert found == set(SUBPACKAGE_MAY_IMPORT)
+
+
+def test_every_noqa_names_its_rule_and_says_why():
+    """ruff (run by `make test`) keeps the code clean; where a line is exempted, the exemption names the
+    rule and gives its reason on the same line."""
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    mark = "# no" "qa"  # spelt in two, so that this file's own lines are not read as exemptions
+    bare = [f"{name}:{number}" for name in files.stdout.split()
+            for number, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1)
+            if mark in line and not re.search(mark + r": [A-Z]+[0-9]+(, ?[A-Z]+[0-9]+)* +\S", line)]
+    assert bare == []

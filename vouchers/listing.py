@@ -16,8 +16,15 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from core.models import Enterprise, Platform, Role, User
 from vouchers import services
-from vouchers.models import (Application, ApplicationState, LedgerEntry, Programme, ProgrammeSuspension, Voucher,
-                             VoucherState)
+from vouchers.models import (
+    Application,
+    ApplicationState,
+    LedgerEntry,
+    Programme,
+    ProgrammeSuspension,
+    Voucher,
+    VoucherState,
+)
 
 READERS = (Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR)
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import contains_eager, lazyload
 
 from core.db import PLAN_FOR_VALUES
 from core.models import Platform
-from vouchers.models import (EntryKind, LedgerEntry, Programme, ProgrammeSuspension, RelatedParty, Voucher,
-                             VoucherState)
+from vouchers.models import EntryKind, LedgerEntry, Programme, ProgrammeSuspension, RelatedParty, Voucher, VoucherState
+
 
 def declared_related(enterprise_id: int | sa.ColumnElement, platform_id: int | sa.ColumnElement) -> sa.Exists:
     return sa.exists().where(RelatedParty.enterprise_id == enterprise_id, RelatedParty.platform_id == platform_id)

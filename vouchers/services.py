@@ -21,14 +21,27 @@ from stdnum.cn import uscc
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
 from core.errors import Forbidden, NotFound, RuleBroken
-from core.money import format_yuan
 from core.models import Enterprise, Platform, Role, User
+from core.money import format_yuan
 from core.services import administers
 from core.states import move
 from vouchers import ledger, queries
-from vouchers.models import (APPLICATION_STATE_LABELS, APPLICATION_TRANSITIONS, VOUCHER_STATE_LABELS,
-                             VOUCHER_TRANSITIONS, Application, ApplicationState, EntryKind, Programme,
-                             ProgrammeSuspension, RedemptionMode, RelatedParty, Voucher, VoucherState, VoucherUse)
+from vouchers.models import (
+    APPLICATION_STATE_LABELS,
+    APPLICATION_TRANSITIONS,
+    VOUCHER_STATE_LABELS,
+    VOUCHER_TRANSITIONS,
+    Application,
+    ApplicationState,
+    EntryKind,
+    Programme,
+    ProgrammeSuspension,
+    RedemptionMode,
+    RelatedParty,
+    Voucher,
+    VoucherState,
+    VoucherUse,
+)
 
 BASIS_POINTS = 10_000
 

@@ -1,4 +1,4 @@
-"""Voucher pages (issue 6 §1, §2, §6): the bureau's programmes with their figures and charts, the
+"""Voucher pages: the bureau's programmes with their figures and charts, the
 application queue with the controller group beside each application, vouchers and their ledgers, voiding
 and suspensions; the enterprise's open programmes, applications and vouchers. The auditor and the
 finance officer read what the bureau reads. Rules are in vouchers/services.py; these views load, call
@@ -14,7 +14,7 @@ from werkzeug.datastructures import FileStorage
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import to_local
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import KequipError, NotFound, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_error
@@ -23,13 +23,30 @@ from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
 from core.templating import NavItem, register_nav
-from core.transactions import end_reads
 from vouchers import attachments, listing, reports, services
-from vouchers.forms import (ApplicationFilterForm, ApplicationForm, ApproveForm, AttachmentForm, ProgrammeForm,
-                            RejectForm, SuspendForm, VoidForm, VoucherFilterForm, bp_to_percent)
-from vouchers.models import (APPLICATION_STATE_LABELS, ENTRY_KIND_LABELS, REDEMPTION_MODE_LABELS,
-                             VOUCHER_STATE_LABELS, VOUCHER_TRANSITIONS, Application, ApplicationState, Programme,
-                             VoucherState)
+from vouchers.forms import (
+    ApplicationFilterForm,
+    ApplicationForm,
+    ApproveForm,
+    AttachmentForm,
+    ProgrammeForm,
+    RejectForm,
+    SuspendForm,
+    VoidForm,
+    VoucherFilterForm,
+    bp_to_percent,
+)
+from vouchers.models import (
+    APPLICATION_STATE_LABELS,
+    ENTRY_KIND_LABELS,
+    REDEMPTION_MODE_LABELS,
+    VOUCHER_STATE_LABELS,
+    VOUCHER_TRANSITIONS,
+    Application,
+    ApplicationState,
+    Programme,
+    VoucherState,
+)
 
 bp = Blueprint("vouchers", __name__)
 

@@ -1,4 +1,4 @@
-"""Marketplace API: an instrument's free and busy time, and bookings (issue 5 §2, §6). Times go in as
+"""Marketplace API: an instrument's free and busy time, and bookings. Times go in as
 ISO 8601 with an offset (a naive time is refused) and come out in Asia/Shanghai (+08:00)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.api import text
 from core.auth import current_actor, current_principal, public, requires
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
-from core.errors import NotFound, RuleBroken
+from core.errors import NotFound
 from core.extensions import ErrorBody, db
 from core.inputs import MAX_ID, MAX_PAGE
 from marketplace.blueprints import api_bp as bp
@@ -226,13 +226,11 @@ def create_booking(data: dict):
     platform's approval and the payment. With recurrence, every free week is booked and the others listed."""
     user, actor = current_principal(), current_actor()
     common = {"actor": actor, "user": user, "instrument_id": data["instrument_id"], "start_at": data["start"],
-              "end_at": data["end"], "now": utcnow(), "terms_id": data["terms_id"], "purpose": data["purpose"]}
-    if data["recurrence"] is not None and data["voucher_id"] is not None:
-        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
-                         field="voucher_id")
+              "end_at": data["end"], "now": utcnow(), "terms_id": data["terms_id"], "purpose": data["purpose"],
+              "voucher_id": data["voucher_id"]}
     with unit_of_work() as session:
         if data["recurrence"] is None:
-            answer = BookingOut().dump(bookings.book_instrument(session, voucher_id=data["voucher_id"], **common))
+            answer = BookingOut().dump(bookings.book_instrument(session, **common))
         else:
             series, booked, skipped = bookings.book_series(session, weeks=data["recurrence"]["weeks"], **common)
             answer = SeriesOut().dump({

@@ -1,5 +1,5 @@
 """When an instrument can be booked: open hours, Chinese public holidays, maintenance, buffers and
-active bookings, combined in one function (DESIGN §2.2)."""
+active bookings, combined in one function."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

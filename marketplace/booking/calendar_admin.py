@@ -1,6 +1,6 @@
 """What the platform and the bureau set for the booking calendar: booking rules (the district's defaults
 and per-instrument overrides), maintenance windows (by hand or from an ICS file), qualifications and
-versioned service terms (DESIGN §2.2). Bookings themselves live in marketplace/booking/services.py."""
+versioned service terms. Bookings themselves live in marketplace/booking/services.py."""
 from __future__ import annotations
 
 import hashlib
@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import icalendar
@@ -127,7 +128,7 @@ def parse_day_hours(value: str | Iterable[Iterable[str]]) -> list[list[str]]:
         if closes <= opens:
             raise ValueError(_("“%(range)s” ends before it starts.", range=text))
         ranges.append((opens, closes))
-    for (_opens, previous_close), (opens, _closes) in zip(ranges, ranges[1:]):
+    for (_opens, previous_close), (opens, _closes) in pairwise(ranges):
         if opens < previous_close:
             raise ValueError(_("List the ranges in order of the day, without overlaps."))
     return [[f"{opens // 60:02d}:{opens % 60:02d}", f"{closes // 60:02d}:{closes % 60:02d}"]

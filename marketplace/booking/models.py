@@ -1,7 +1,7 @@
 """The booking calendar's tables: rules, maintenance, qualifications, service terms, bookings, the waitlist, feeds."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +15,7 @@ from core.models import User
 from marketplace.payments.models import Payment, PaymentMethod, PaymentState
 from marketplace.registry.models import Instrument, UserType, to_json_value
 
-# --- the booking calendar (DESIGN §2.2) --------------------------------------------------------
+# --- the booking calendar --------------------------------------------------------
 
 class QualificationRule(StrEnum):
     """What an instrument asks of a booker's qualification."""
@@ -73,6 +73,14 @@ class BookingRules(db.Model):
     waitlist_offer_minutes: Mapped[int] = mapped_column(default=120)
     updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    def block_end(self, end_at: datetime) -> datetime:
+        """Where a booking that ends at end_at stops keeping the instrument from others: its buffer after."""
+        return end_at + timedelta(minutes=self.buffer_minutes)
+
+    def bookable_starts(self, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and the latest start of a booking made now: the lead time and the horizon."""
+        return now + timedelta(minutes=self.lead_minutes), now + timedelta(days=self.horizon_days)
 
     def audit_view(self) -> dict[str, Any]:
         return {column.name: to_json_value(getattr(self, column.key)) for column in self.__table__.columns
@@ -153,7 +161,7 @@ BOOKING_STATE_LABELS = {
     BookingState.NO_SHOW: _l("No-show"),
 }
 
-# The one table of allowed moves (STYLE 2.4); states absent here are final.
+# The one table of allowed moves; states absent here are final.
 BOOKING_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
     BookingState.REQUESTED: {BookingState.APPROVED, BookingState.REJECTED, BookingState.CANCELLED,
                              BookingState.EXPIRED},
@@ -289,7 +297,7 @@ WAITLIST_STATE_LABELS = {
 }
 
 
-# The one table of the waitlist's moves (STYLE 2.4); states absent here are final.
+# The one table of the waitlist's moves; states absent here are final.
 WAITLIST_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
     WaitlistState.WAITING: {WaitlistState.OFFERED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},
     WaitlistState.OFFERED: {WaitlistState.BOOKED, WaitlistState.WITHDRAWN, WaitlistState.LAPSED},

@@ -14,14 +14,13 @@ from flask_wtf import FlaskForm
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import from_local, local_midnight, to_local
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import Conflict, Forbidden, KequipError, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
 from core.models import Platform, Role
 from core.services import administers
 from core.templating import NavItem
-from core.transactions import end_reads
 from marketplace.blueprints import bp, my_platform
 from marketplace.booking import calendar_admin
 from marketplace.booking import services as bookings

@@ -1,5 +1,5 @@
 """The booking life: rules, price, the double-booking guarantee, approval, payment, check-in and -out,
-cancellation, expiry and no-shows (DESIGN §2.2).
+cancellation, expiry and no-shows.
 
 Every change of a booking's state takes the booking's row lock and reads its state afresh under it
 (lock_booking), so that of two racing changes the second sees the first and is refused with 409. This
@@ -26,6 +26,7 @@ from core.db import unit_of_work
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User
 from core.outbox import enqueue_mail
+from core.services import administers
 from core.states import can_move, move
 from marketplace.booking.availability import (
     effective_rules,
@@ -63,7 +64,7 @@ def is_platform_staff(user: User | None, platform_id: int) -> bool:
 
 def can_manage(user: User | None, booking: Booking) -> bool:
     """The owning platform's admins approve, reject, cancel and handle payments."""
-    return user is not None and booking.instrument.platform_id in user.organisation_ids(Role.PLATFORM_ADMIN)
+    return administers(user, booking.instrument.platform_id)
 
 
 def can_operate(user: User | None, booking: Booking) -> bool:
@@ -204,9 +205,10 @@ def check_time_rules(session: Session, rules: BookingRules, instrument: Instrume
         raise _refuse("too_short", _("A booking lasts at least %(n)s minutes.", n=rules.min_minutes), "end")
     if minutes > rules.max_minutes:
         raise _refuse("too_long", _("A booking lasts at most %(n)s minutes.", n=rules.max_minutes), "end")
-    if start_at < now + timedelta(minutes=rules.lead_minutes):
+    earliest, latest = rules.bookable_starts(now)
+    if start_at < earliest:
         raise _refuse("lead_time", _("Book at least %(n)s minutes ahead.", n=rules.lead_minutes))
-    if start_at > now + timedelta(days=rules.horizon_days):
+    if start_at > latest:
         raise _refuse("beyond_horizon", _("Bookings open %(n)s days ahead.", n=rules.horizon_days))
     holidays = holiday_days(rules, start_at, end_at)
     if holidays:
@@ -217,7 +219,7 @@ def check_time_rules(session: Session, rules: BookingRules, instrument: Instrume
                                      any(a.lower <= start_at and end_at <= a.upper for a in opened))
     if not inside:
         raise _refuse("outside_open_hours", _("The instrument is not open for the whole of this time."))
-    block_end = end_at + timedelta(minutes=rules.buffer_minutes)
+    block_end = rules.block_end(end_at)
     windows = maintenance_windows(session, instrument.id, start_at, block_end)
     if windows:
         raise _refuse("maintenance", _("The instrument is under maintenance from %(start)s to %(end)s.",
@@ -405,7 +407,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
     if terms_id is not None and terms_id != terms.id:
         raise _refuse("terms_changed", _("The service terms have changed; read and accept the current ones."),
                       "accept_terms")
-    block_end_at = end_at + timedelta(minutes=rules.buffer_minutes)
+    block_end_at = rules.block_end(end_at)
     if is_taken(session, instrument.id, start_at, block_end_at):
         raise _conflict()
     quote = quote_price(instrument, user_type, start_at, end_at)
@@ -454,10 +456,15 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
 
 
 def book_series(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
-                end_at: datetime, weeks: int, now: datetime, terms_id: int | None = None, purpose: str = ""
+                end_at: datetime, weeks: int, now: datetime, terms_id: int | None = None, purpose: str = "",
+                voucher_id: int | None = None
                 ) -> tuple[BookingSeries, list[Booking], list[tuple[datetime, RuleBroken | Conflict]]]:
     """Book the same slot every week, `weeks` times: every occurrence that is free and within the rules
-    is booked; the others are listed (with the reason) and kept as the series' skipped dates."""
+    is booked; the others are listed (with the reason) and kept as the series' skipped dates. A voucher
+    pays for single bookings only."""
+    if voucher_id is not None:
+        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
+                         field="voucher_id")
     if not 2 <= weeks <= MAX_SERIES_WEEKS:
         raise RuleBroken("invalid_recurrence", _("A weekly series has 2 to %(n)s occurrences.", n=MAX_SERIES_WEEKS),
                          field="weeks")

@@ -102,8 +102,7 @@ def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date],
     free_busy = availability.compute_availability(db.session, instrument, start_utc, end_utc, rules=rules)
     maintenance = [(m.start_at, m.end_at)
                    for m in availability.maintenance_windows(db.session, instrument.id, start_utc, end_utc)]
-    bookable_from = now + timedelta(minutes=rules.lead_minutes)
-    bookable_until = now + timedelta(days=rules.horizon_days)
+    bookable_from, bookable_until = rules.bookable_starts(now)
     rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
     grid = []
     for day in days:
@@ -265,13 +264,10 @@ def _book(form: BookingForm, instrument_id: int, user: User):
     start_at, end_at = from_local(form.start.data), from_local(form.end.data)
     common = {"actor": current_actor(), "user": user, "instrument_id": instrument_id, "start_at": start_at,
               "end_at": end_at, "now": utcnow(), "terms_id": form.terms_id.data or 0,
-              "purpose": (form.purpose.data or "").strip()}
-    if form.weeks.data is not None and form.voucher_id.data:
-        raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
-                         field="voucher_id")
+              "purpose": (form.purpose.data or "").strip(), "voucher_id": form.voucher_id.data or None}
     with unit_of_work() as session:
         if form.weeks.data is None:
-            booking = bookings.book_instrument(session, voucher_id=form.voucher_id.data or None, **common)
+            booking = bookings.book_instrument(session, **common)
         else:
             series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data, **common)
     if form.weeks.data is None:

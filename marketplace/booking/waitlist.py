@@ -21,7 +21,6 @@ from marketplace.booking.models import (
     WAITLIST_STATE_LABELS,
     WAITLIST_TRANSITIONS,
     Booking,
-    BookingRules,
     WaitlistEntry,
     WaitlistState,
 )
@@ -38,10 +37,6 @@ def _move(session: Session, entry: WaitlistEntry, to: WaitlistState, *, actor: A
     session.flush()
     record_audit(session, actor, f"waitlist_entry.{to.value}", entry, before={"state": before},
                  after={"state": entry.state.value} | (after or {}))
-
-
-def _block_end(rules: BookingRules, end_at: datetime) -> datetime:
-    return end_at + timedelta(minutes=rules.buffer_minutes)
 
 
 def _get_own_entry(session: Session, user: User, entry_id: int) -> WaitlistEntry:
@@ -70,7 +65,7 @@ def join_waitlist(session: Session, *, actor: Actor, user: User, instrument_id: 
     existing = _open_entry(session, instrument.id, user.id, start_at, end_at)
     if existing is not None:
         return existing
-    blocking = busy_bookings(session, instrument.id, start_at, _block_end(rules, end_at))
+    blocking = busy_bookings(session, instrument.id, start_at, rules.block_end(end_at))
     if not blocking:
         raise RuleBroken("slot_free", _("This time is free: book it instead of joining the waitlist."),
                          field="start")
@@ -172,7 +167,7 @@ def offer_freed_slots(session: Session, *, now: datetime) -> int:
         rules = effective_rules(session, entry.instrument_id)
         if entry.start_at <= now + timedelta(minutes=rules.lead_minutes):
             continue  # too late to book: it lapses when the slot begins
-        block_end_at = _block_end(rules, entry.end_at)
+        block_end_at = rules.block_end(entry.end_at)
         if (busy_bookings(session, entry.instrument_id, entry.start_at, block_end_at)
                 or maintenance_windows(session, entry.instrument_id, entry.start_at, block_end_at)
                 or _live_offer_overlaps(session, entry, block_end_at, now)):

@@ -8,8 +8,8 @@ from flask import send_file
 from flask.typing import ResponseReturnValue
 
 from core.auth import public
+from core.db import end_reads
 from core.extensions import db
-from core.transactions import end_reads
 from marketplace.blueprints import api_bp as bp
 from marketplace.catalogue import releases
 from marketplace.catalogue.models import ReleaseChange

@@ -11,12 +11,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from core.auth import AccessRule, current_actor, current_principal, public, requires
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import current_language, db
 from core.models import Role
 from core.templating import NavItem
-from core.transactions import end_reads
 from marketplace.blueprints import bp
 from marketplace.catalogue import releases
 from marketplace.catalogue.models import ReleaseChange

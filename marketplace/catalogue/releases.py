@@ -1,4 +1,4 @@
-"""Catalogue releases (定期面向全区发布, DESIGN §2.2): numbered, frozen snapshots of the public catalogue
+"""Catalogue releases (定期面向全区发布): numbered, frozen snapshots of the public catalogue
 with what was added, changed and withdrawn since the previous release, and their downloads.
 
 A release is written once, with its final counts: the database refuses to update or delete it."""
@@ -325,7 +325,7 @@ def change_rows(items: Iterable[ReleaseItem]) -> Iterable[list[Any]]:
 
 
 # A release's files are made from its items read beforehand (release_items): making them needs no
-# database, so the caller does it after its transaction has ended (core.transactions.end_reads).
+# database, so the caller does it after its transaction has ended (core.db.end_reads).
 
 def release_xlsx(items: list[ReleaseItem]) -> bytes:
     """Sheet 1 the catalogue of the release; sheet 2 what was added, changed and withdrawn."""

@@ -1,4 +1,4 @@
-"""Payments (DESIGN §2.2): the enterprise's share of a booking, authorised by card (a PaymentIntent with
+"""Payments: the enterprise's share of a booking, authorised by card (a PaymentIntent with
 manual capture) or paid by bank transfer (对公转账), captured at completion, cancelled or refunded by the
 cancellation policy, and reconciled when the gateway (marketplace/payments/gateway.py) did not answer.
 

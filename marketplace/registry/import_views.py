@@ -11,12 +11,11 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SubmitField
 
 from core.auth import AccessRule, current_actor, current_principal, requires
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import RuleBroken
 from core.extensions import db
 from core.models import Platform, Role
 from core.templating import NavItem
-from core.transactions import end_reads
 from marketplace.blueprints import bp, my_platform
 from marketplace.registry import imports
 

@@ -228,7 +228,7 @@ def template_xlsx(choices: list[str], limits: ImportLimits) -> bytes:
                    "column."),
                  _("At most %(rows)d rows and %(mb)d MB per file.", rows=limits.max_rows, mb=limits.max_megabytes)):
         help_sheet.append([line])
-    for letter, width in zip("ABCDE", (26, 10, 30, 28, 70)):
+    for letter, width in zip("ABCDE", (26, 10, 30, 28, 70), strict=True):
         help_sheet.column_dimensions[letter].width = width
     for row in help_sheet.iter_rows(min_row=2):
         for cell in row:
@@ -469,7 +469,7 @@ def _read_cells(data: bytes, limits: ImportLimits) -> list[tuple[int, dict[str, 
             cells += filled
             if cells > limits.max_cells:
                 raise _too_many_cells(limits)
-            read.append((number, {column.field: value for column, value in zip(columns, row) if column}))
+            read.append((number, {column.field: value for column, value in zip(columns, row, strict=False) if column}))
     finally:
         workbook.close()
     if not read:
@@ -679,7 +679,7 @@ def import_instruments(session: Session, platform: Platform, user: User, *, acto
         entries = [record_audit(session, actor, "instrument.imported", instrument,
                                 after={**{name: to_json_value(value) for name, value in values.items()},
                                        "state": instrument.state.value, "row": number})
-                   for (number, values), instrument in zip(batch, instruments)]
+                   for (number, values), instrument in zip(batch, instruments, strict=True)]
         session.flush()
         result.instrument_ids.extend(instrument.id for instrument in instruments)
         for written in (*instruments, *entries):  # written: the session need not hold them to the commit

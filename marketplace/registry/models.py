@@ -36,7 +36,7 @@ INSTRUMENT_STATE_LABELS = {
     InstrumentState.REJECTED: _l("Rejected"),
 }
 
-# The one table of allowed moves (STYLE 2.4); states absent here are final.
+# The one table of allowed moves; states absent here are final.
 INSTRUMENT_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
     InstrumentState.DRAFT: {InstrumentState.SUBMITTED, InstrumentState.RETIRED},
     InstrumentState.SUBMITTED: {InstrumentState.PUBLISHED, InstrumentState.REJECTED},
@@ -63,7 +63,7 @@ SHARING_MODE_LABELS = {
 
 
 class UserType(StrEnum):
-    """Who pays which rate (DESIGN §2.2)."""
+    """Who pays which rate."""
 
     OWN_STAFF = "own_staff"
     DISTRICT_ENTERPRISE = "district_enterprise"

@@ -10,14 +10,13 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from core.auth import AccessRule, current_actor, current_principal, requires
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_rule_error
 from core.inputs import MAX_ID, page_number
 from core.models import Platform, Role
 from core.templating import NavItem
-from core.transactions import end_reads
 from marketplace.blueprints import bp, my_platform
 from marketplace.registry import services
 from marketplace.registry.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm

@@ -5,11 +5,10 @@ Revises: 6105864b810e
 Create Date: 2026-11-27 07:55:45.742904
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from core.db import make_append_only
-
 
 # revision identifiers, used by Alembic.
 revision = '17ea8bab0d52'

@@ -8,7 +8,6 @@ The single-column price index is its first column: the new one replaces it.
 """
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '3b7c9e2d4a58'
 down_revision = '8d2e4b6a1f37'

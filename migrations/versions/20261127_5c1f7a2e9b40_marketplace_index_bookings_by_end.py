@@ -7,7 +7,6 @@ Create Date: 2026-11-27 11:15:00.000000
 """
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '5c1f7a2e9b40'
 down_revision = '17ea8bab0d52'

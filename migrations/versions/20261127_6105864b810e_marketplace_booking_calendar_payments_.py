@@ -7,12 +7,12 @@ Create Date: 2026-11-27 07:46:29.518709
 """
 from datetime import datetime, timezone
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from core.db import UTCDateTime, make_append_only
 
-# The district's default booking rules (DESIGN §2.2): weekdays 08:30-12:00 and 13:30-17:30 Asia/Shanghai.
+# The district's default booking rules: weekdays 08:30-12:00 and 13:30-17:30 Asia/Shanghai.
 WORKDAY = [["08:30", "12:00"], ["13:30", "17:30"]]
 DISTRICT_RULES = dict(open_hours={"0": WORKDAY, "1": WORKDAY, "2": WORKDAY, "3": WORKDAY, "4": WORKDAY,
                                   "5": [], "6": []},

@@ -1,15 +1,14 @@
 """core: people, organisations, roles, tokens, audit log, outbox
 
 Revision ID: 6e06593db44a
-Revises: 
+Revises:
 Create Date: 2026-11-27 03:28:24.017925
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from core.db import drop_append_only, make_append_only
-
 
 # revision identifiers, used by Alembic.
 revision = '6e06593db44a'

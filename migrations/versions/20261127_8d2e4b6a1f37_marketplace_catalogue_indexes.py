@@ -9,7 +9,6 @@ indexes take no NULLS LAST (SQLite reads ix_instruments_published_at backwards).
 """
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '8d2e4b6a1f37'
 down_revision = '5c1f7a2e9b40'

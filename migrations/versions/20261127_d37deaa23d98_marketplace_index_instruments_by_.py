@@ -6,8 +6,6 @@ Create Date: 2026-11-27 04:38:10.051041
 
 """
 from alembic import op
-import sqlalchemy as sa
-
 
 # revision identifiers, used by Alembic.
 revision = 'd37deaa23d98'

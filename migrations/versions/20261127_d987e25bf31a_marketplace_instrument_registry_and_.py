@@ -5,8 +5,8 @@ Revises: 6e06593db44a
 Create Date: 2026-11-27 04:03:40.973415
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from core.db import drop_append_only, make_append_only
 

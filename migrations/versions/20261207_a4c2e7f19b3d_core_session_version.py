@@ -9,7 +9,6 @@ Sessions kept a fingerprint of the password hash until now: they all end once, a
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = 'a4c2e7f19b3d'
 down_revision = '3b7c9e2d4a58'

@@ -5,9 +5,8 @@ Revises: a4c2e81f9d03
 Create Date: 2026-12-08 00:15:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '4f2a9c7e1b63'

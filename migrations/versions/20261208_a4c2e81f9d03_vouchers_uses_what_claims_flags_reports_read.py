@@ -14,9 +14,8 @@ it was. The uses of existing holds are backfilled from the bookings and instrume
 every table); the ratio held was not recorded before, so theirs is the programme's ratio for the
 enterprise as it is now, which is what consumption applied until now.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a4c2e81f9d03'

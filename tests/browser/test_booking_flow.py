@@ -17,8 +17,8 @@ from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
 from core.models import Platform, User
-from marketplace.registry import services
 from marketplace.booking.models import Booking, BookingState
+from marketplace.registry import services
 from marketplace.registry.models import UserType
 from tests.marketplace.conftest import instrument_values
 

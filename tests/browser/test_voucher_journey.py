@@ -21,8 +21,8 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
-from core.money import fen_to_yuan, format_yuan
 from core.models import User
+from core.money import fen_to_yuan, format_yuan
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind, day_kind
 from marketplace.booking.models import Booking, BookingState

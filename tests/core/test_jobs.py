@@ -89,8 +89,9 @@ class _LockProbingSmtpHandler:
 
 @pytest.mark.live
 def test_smtp_is_talked_to_with_no_transaction_open(live_app):
-    from core.db import unit_of_work
     from aiosmtpd.controller import Controller
+
+    from core.db import unit_of_work
 
     with live_app.app_context():
         send_outbox()  # what other tests left waiting goes to the suite's SMTP server first

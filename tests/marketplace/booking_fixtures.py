@@ -8,8 +8,8 @@ import pytest
 
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
-from marketplace.registry import services
 from marketplace.booking.availability import DayKind, day_kind
+from marketplace.registry import services
 from marketplace.registry.models import InstrumentState
 
 

@@ -10,8 +10,8 @@ from config import TestingConfig
 from core.audit import Actor
 from core.db import utcnow
 from core.models import Platform
-from marketplace.registry import services
 from marketplace.payments.gateway import StripeClient
+from marketplace.registry import services
 from marketplace.registry.models import Instrument, InstrumentState
 
 _serial = itertools.count(1)

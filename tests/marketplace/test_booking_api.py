@@ -1,4 +1,4 @@
-"""The booking API (issue 5 §6), an instrument's availability (§2) and the catalogue's free-time filter,
+"""The booking API, an instrument's availability and the catalogue's free-time filter,
 on both databases: every rule code through POST /api/v1/bookings, who sees which booking, the
 cancellation fee, times in +08:00."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ from core.clock import LOCAL_ZONE
 from core.db import utcnow
 from core.models import Enterprise, Role, VerificationState
 from marketplace.booking import services as bookings
-from marketplace.catalogue.services import search_catalogue
 from marketplace.booking.models import Booking, MaintenanceWindow, QualificationRule
+from marketplace.catalogue.services import search_catalogue
 from marketplace.registry.models import InstrumentState, SharingMode
 from marketplace.registry.services import FEE_FIELDS
 from tests.marketplace.test_bookings import local

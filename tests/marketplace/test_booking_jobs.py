@@ -1,5 +1,5 @@
 """The booking jobs (expiry, no-shows, reminders), each idempotent, and the booking e-mails rendered in
-both languages (issue 5 §3). Bookings lie two weeks back, made with a `now` before them; the jobs get
+both languages. Bookings lie two weeks back, made with a `now` before them; the jobs get
 later `now` values to move time."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from core.audit import Actor
 from core.clock import to_local
 from core.models import AuditEntry, OutboxMessage
 from core.outbox import render_mail
-from marketplace.booking import jobs
-from marketplace.booking import services as bookings, waitlist
+from marketplace.booking import jobs, waitlist
+from marketplace.booking import services as bookings
 from marketplace.booking.models import BookingState
 from marketplace.payments.models import PaymentState
 from marketplace.registry.models import InstrumentState

@@ -14,8 +14,8 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from marketplace.booking import services as bookings
-from marketplace.payments import services as payments
 from marketplace.booking.models import Booking, BookingRules, BookingState, MaintenanceWindow
+from marketplace.payments import services as payments
 from marketplace.payments.models import PaymentState
 from marketplace.registry.models import InstrumentState, UserType
 

@@ -13,12 +13,19 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, IllegalTransition, NotFound, RuleBroken
-from core.models import Enterprise, Role, RoleGrant, User, VerificationState
+from core.models import Enterprise, Role, User, VerificationState
 from core.states import move
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind, compute_availability, day_kind
-from marketplace.booking.models import (BOOKING_TRANSITIONS, Booking, BookingRules, BookingState, MaintenanceWindow,
-                                        Qualification, QualificationRule)
+from marketplace.booking.models import (
+    BOOKING_TRANSITIONS,
+    Booking,
+    BookingRules,
+    BookingState,
+    MaintenanceWindow,
+    Qualification,
+    QualificationRule,
+)
 from marketplace.payments.models import PaymentState
 from marketplace.registry.models import InstrumentState, SharingMode, UserType
 

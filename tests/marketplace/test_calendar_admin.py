@@ -14,7 +14,8 @@ from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
-from marketplace.booking import services as bookings, calendar_admin
+from marketplace.booking import calendar_admin
+from marketplace.booking import services as bookings
 from marketplace.booking.availability import district_rules, effective_rules
 from marketplace.booking.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
@@ -194,7 +195,7 @@ def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(sessio
     calibration_day = to_local(monday_at(0, days=2)).strftime("%Y%m%d")
     data = ics(weekly_service(first),
                f"UID:calibration@kequip.test\r\nSUMMARY:Calibration\r\nDTSTART;VALUE=DATE:{calibration_day}",
-               f"UID:old@kequip.test\r\nDTSTART:20200106T010000Z\r\nDTEND:20200106T020000Z",
+               "UID:old@kequip.test\r\nDTSTART:20200106T010000Z\r\nDTEND:20200106T020000Z",
                f"UID:called-off@kequip.test\r\nSTATUS:CANCELLED\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(15))}"
                f"\r\nDTEND;TZID=Asia/Shanghai:{stamp(monday_at(16))}")
     result = import_ics(session, actor, admin, instrument, data, now=now)
@@ -385,7 +386,7 @@ def test_terms_are_versioned_and_a_booking_on_old_terms_is_refused(session, admi
     assert session.scalar(select(ServiceTerms).where(ServiceTerms.id == model.id)).version == 1
 
     for old in (model, first):
-        stale = refusal(lambda: book(free_instrument, workday_at(9), workday_at(10), terms_id=old.id))
+        stale = refusal(lambda old=old: book(free_instrument, workday_at(9), workday_at(10), terms_id=old.id))
         assert (stale.code, stale.field) == ("terms_changed", "accept_terms")
     booking = book(free_instrument, workday_at(9), workday_at(10), terms_id=second.id)
     assert booking.terms == second

@@ -101,7 +101,7 @@ def test_relevance_puts_a_name_match_before_a_capability_match(session, create_i
     ({"q": "光谱", "large": True, "category": "01"}, {"ir"}),
 ])
 def test_each_filter_keeps_exactly_the_matching_instruments(trio, search, filters, expected):
-    names = dict(zip(("ms", "em", "ir"), trio))
+    names = dict(zip(("ms", "em", "ir"), trio, strict=True))
     assert set(found(search(**filters), trio)) == {names[n].id for n in expected}
 
 
@@ -133,7 +133,7 @@ def browse_plan(request, monkeypatch):
     ("name", "en", ["ir", "ms", "em"]),  # FTIR, LC-MS/MS, Scanning
 ])
 def test_each_sort(trio, search, browse_plan, sort, language, expected):
-    names = dict(zip(("ms", "em", "ir"), trio))
+    names = dict(zip(("ms", "em", "ir"), trio, strict=True))
     assert found(search(sort=sort, language=language), trio) == [names[n].id for n in expected]
 
 

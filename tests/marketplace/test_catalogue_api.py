@@ -11,7 +11,7 @@ S = InstrumentState
 
 @pytest.fixture
 def named(trio):
-    return dict(zip(("ms", "em", "ir"), trio))
+    return dict(zip(("ms", "em", "ir"), trio, strict=True))
 
 
 def ids(response, named) -> list[str]:

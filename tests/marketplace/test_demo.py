@@ -11,18 +11,37 @@ from core.db import utcnow
 from core.demo import load
 from core.extensions import db
 from core.models import Role, User
+from marketplace.booking.models import (
+    ACTIVE_BOOKING_STATES,
+    Booking,
+    BookingRules,
+    BookingSeries,
+    BookingState,
+    MaintenanceWindow,
+    Qualification,
+    ServiceTerms,
+    WaitlistEntry,
+)
 from marketplace.booking.services import count_active_overlaps
-from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
-from marketplace.booking.models import (ACTIVE_BOOKING_STATES, Booking, BookingRules, BookingSeries, BookingState,
-                                        MaintenanceWindow, Qualification, ServiceTerms, WaitlistEntry)
 from marketplace.catalogue.models import CatalogueRelease
+from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
 from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
 from marketplace.registry.models import Instrument, InstrumentState
 from vouchers import ledger
 from vouchers import services as voucher_services
 from vouchers.demo import APPLICATIONS, programme_name
-from vouchers.models import (Application, ApplicationState, Claim, ClaimState, EntryKind, LedgerEntry, Programme,
-                             RelatedParty, Voucher, VoucherUse)
+from vouchers.models import (
+    Application,
+    ApplicationState,
+    Claim,
+    ClaimState,
+    EntryKind,
+    LedgerEntry,
+    Programme,
+    RelatedParty,
+    Voucher,
+    VoucherUse,
+)
 
 
 def test_demo_district_with_instruments_and_bookings_loads_once(db_kind, new_database, tmp_path):

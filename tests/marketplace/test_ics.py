@@ -13,7 +13,8 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.db import utcnow
 from core.models import AuditEntry
-from marketplace.booking import services as bookings, ics
+from marketplace.booking import ics
+from marketplace.booking import services as bookings
 from marketplace.booking.models import Booking, BookingState, MaintenanceWindow
 from marketplace.registry.models import InstrumentState
 from tests.marketplace.booking_fixtures import appointment_instrument, workday_at  # noqa: F401  (fixtures)

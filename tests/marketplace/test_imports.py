@@ -404,7 +404,7 @@ def refused(data: bytes, **changes) -> tuple[str, float]:
     (lambda: crafted_xlsx([f'<row r="2">{inline_cell("BI2")}</row>']), "too_many_columns"),  # column 61
     (lambda: crafted_xlsx(padding=41 * 1024 * 1024), "file_too_large"),  # 41 MB unpacked from 41 KB
     (lambda: crafted_xlsx(['<row r="2"><c r="A2"><v>1</v></c>', "<broken"]), "not_xlsx"),
-    (lambda: crafted_xlsx([f'<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
+    (lambda: crafted_xlsx(['<row r="2"><c r="A2" t="s"><v>99</v></c></row>']), "not_xlsx"),  # no such string
 ], ids=["dimension-20M-rows", "cell-in-row-20M", "5001-blank-rows", "5001-unnumbered-rows", "dimension-104-columns",
         "cell-in-column-61", "unpacks-to-41MB", "broken-xml", "missing-shared-string"])
 def test_a_hostile_sheet_is_refused_at_once_with_a_clear_message(app, make, code):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from core.audit import Actor
 from core.db import utcnow
-from core.errors import Forbidden, IllegalTransition, RuleBroken
+from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry
 from marketplace.registry import services
 from marketplace.registry.models import INSTRUMENT_TRANSITIONS, Instrument, InstrumentState, SharingMode

@@ -29,10 +29,10 @@ from core.extensions import db
 from core.models import AuditEntry, OutboxMessage, Platform, User
 from marketplace.booking import jobs
 from marketplace.booking import services as bookings
-from marketplace.payments import services as payments
-from marketplace.registry import services
 from marketplace.booking.models import Booking, BookingState
+from marketplace.payments import services as payments
 from marketplace.payments.models import Payment, PaymentState, PaymentStatus
+from marketplace.registry import services
 from tests.app_servers import post_at_once
 from tests.marketplace.conftest import instrument_values
 

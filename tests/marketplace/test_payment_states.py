@@ -11,8 +11,14 @@ import pytest
 from core.errors import IllegalTransition
 from core.states import move
 from marketplace.booking.models import Booking, BookingState
-from marketplace.payments.models import (PAYMENT_TRANSITIONS, Payment, PaymentMethod, PaymentPurpose, PaymentState,
-                                         PaymentStatus)
+from marketplace.payments.models import (
+    PAYMENT_TRANSITIONS,
+    Payment,
+    PaymentMethod,
+    PaymentPurpose,
+    PaymentState,
+    PaymentStatus,
+)
 from marketplace.payments.services import payment_state_of
 
 ROOT = Path(__file__).resolve().parents[2]

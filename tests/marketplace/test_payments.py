@@ -1,7 +1,7 @@
 """Payments against a real localstripe process, on SQLite and PostgreSQL: authorisation, capture at
 completion (in part, or with a second intent for a higher price), cancellation and refunds by the
 policy, declines, double submits, bank transfers, and the gateway stopped or frozen mid-flow, then
-settled by reconciliation (DESIGN §2.2, issue 5 §4). Every gateway call is made after the change that
+settled by reconciliation. Every gateway call is made after the change that
 asked for it has committed (bookings.pay_by_card, bookings.booking_change).
 
 localstripe keeps its state for the whole session while each test's rows are rolled back (and SQLite
@@ -21,9 +21,9 @@ from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry
 from marketplace.booking import jobs
 from marketplace.booking import services as bookings
+from marketplace.booking.models import BookingState
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError, StripeClient
-from marketplace.booking.models import BookingState
 from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
 from marketplace.registry.models import InstrumentState
 

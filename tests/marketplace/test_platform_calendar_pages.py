@@ -12,7 +12,8 @@ from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
 from core.models import OutboxMessage
-from marketplace.booking import services as bookings, calendar_admin
+from marketplace.booking import calendar_admin
+from marketplace.booking import services as bookings
 from marketplace.booking.availability import effective_rules
 from marketplace.booking.models import BookingState, MaintenanceWindow, Qualification, ServiceTerms
 from marketplace.registry.models import InstrumentState

@@ -23,9 +23,9 @@ from core.extensions import db
 from core.models import AuditEntry, Platform, User
 from core.scheduler import registered_jobs
 from marketplace.catalogue import releases
-from marketplace.registry import services
 from marketplace.catalogue.jobs import publish_scheduled_release
 from marketplace.catalogue.models import CatalogueRelease, CatalogueReleaseItem, ReleaseChange
+from marketplace.registry import services
 from marketplace.registry.models import CATALOGUE_STATES, Instrument, InstrumentState
 from tests.conftest import make_app
 from tests.marketplace.conftest import instrument_values
@@ -323,7 +323,7 @@ def test_downloads_open_and_guard_formula_like_cells(session, create_instrument,
     catalogue, changes = workbook.worksheets
     header = [cell.value for cell in catalogue[1]]
     assert header[:4] == ["仪器编号", "仪器名称", "英文名称", "型号"] and "原值（元）" in header
-    row = next(dict(zip(header, (cell.value for cell in r))) for r in catalogue.iter_rows(min_row=2)
+    row = next(dict(zip(header, (cell.value for cell in r), strict=False)) for r in catalogue.iter_rows(min_row=2)
                if r[0].value == instrument.id)
     assert (row["仪器名称"], row["型号"], row["房间"]) == ("'=HYPERLINK(1)", "'+A1", "'@SUM(1)")
     assert row["原值（元）"] == 3_200_000 and row["大型仪器"] == "是" and row["本期变更"] == "新增"

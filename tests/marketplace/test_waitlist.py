@@ -15,8 +15,8 @@ from core.db import utcnow
 from core.errors import Conflict, NotFound, RuleBroken
 from core.jobs import send_outbox
 from core.models import AuditEntry, OutboxMessage
-from marketplace.booking import jobs
-from marketplace.booking import services as bookings, waitlist
+from marketplace.booking import jobs, waitlist
+from marketplace.booking import services as bookings
 from marketplace.booking.models import BookingState, MaintenanceWindow, WaitlistEntry, WaitlistState
 from tests.marketplace.booking_fixtures import workday_at
 

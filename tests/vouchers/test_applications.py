@@ -293,8 +293,10 @@ def test_the_queue_filters_by_programme_and_state(login_as, session, create_prog
     a = apply_for(programme=one)
     b = apply_for(user=create_member(), programme=two)
     client = login_as("bureau")
-    shown = lambda query: {row["data-id"] for row in page_of(client.get(f"/voucher-applications?{query}"))  # noqa: E731
-                           .all("application-row")}
+
+    def shown(query: str) -> set[str]:
+        return {row["data-id"] for row in page_of(client.get(f"/voucher-applications?{query}")).all("application-row")}
+
     assert {str(a.id), str(b.id)} <= shown("")
     assert shown(f"programme_id={one.id}") == {str(a.id)}
     assert shown(f"programme_id={two.id}&state=approved") == set()

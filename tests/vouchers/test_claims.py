@@ -1,4 +1,4 @@
-"""Redemption claims (issue 6 §5): a claim gathers exactly the unclaimed voucher uses of its period, a use
+"""Redemption claims: a claim gathers exactly the unclaimed voucher uses of its period, a use
 is never in two claims (even when two claims are filed at once), lines returned and dropped are free to be
 claimed again, payment writes redeem entries, both redemption modes end to end, XLSX and PDF downloads,
 and who may see and do what."""
@@ -22,14 +22,23 @@ from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, Forbidden, IllegalTransition, KequipError, RuleBroken
 from core.extensions import db
-from core.models import AuditEntry, Enterprise, Platform, Role, User
+from core.models import AuditEntry, Platform, Role, User
 from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
 from tests.vouchers.conftest import enterprise_of, page_of
 from vouchers import ledger
 from vouchers.claims import services as claims
-from vouchers.models import (Attachment, Claim, ClaimKind, ClaimLine, ClaimState, EntryKind, LedgerEntry,
-                             RedemptionMode, Voucher)
+from vouchers.models import (
+    Claim,
+    ClaimKind,
+    ClaimLine,
+    ClaimState,
+    EntryKind,
+    LedgerEntry,
+    RedemptionMode,
+    Voucher,
+)
+
 
 def png() -> bytes:
     buffer = io.BytesIO()
@@ -171,11 +180,11 @@ def test_a_returned_line_is_dropped_on_resubmission_and_can_be_claimed_again(
     claims.resubmit_claim(session, claim, actor=actor(admin), user=admin, declaration_accepted=True, now=utcnow(),
                           bank_account_number="6216610000002")
     assert claim.state == ClaimState.SUBMITTED
-    assert [l.booking_id for l in claim.lines] == [kept.id] and claim.total_fen == 40_000
+    assert [line.booking_id for line in claim.lines] == [kept.id] and claim.total_fen == 40_000
     assert claim.bank_account_number == "6216610000002" and claim.review_note is None
     assert session.scalar(select(ClaimLine.id).where(ClaimLine.booking_id == returned.id)) is None
     again = provider_claim(session, admin, platform, served_on(kept), served_on(kept))
-    assert [l.booking_id for l in again.lines] == [returned.id]
+    assert [line.booking_id for line in again.lines] == [returned.id]
 
 
 def test_approved_then_paid_writes_a_redeem_entry_per_line(session, demo_user, platform, instrument, voucher,
@@ -247,7 +256,7 @@ def test_enterprise_reimbursed_claim_end_to_end(session, demo_user, login_as, pl
     claim = session.scalar(select(Claim).where(Claim.enterprise_id == enterprise.id))
     assert response.headers["Location"].endswith(f"/voucher-claims/{claim.id}")
     assert [a.original_name for a in claims.claim_attachments(session, claim)] == ["付款凭证.png"]
-    assert (claim.kind, claim.total_fen, [l.booking_id for l in claim.lines]) == (ClaimKind.ENTERPRISE, 40_000,
+    assert (claim.kind, claim.total_fen, [line.booking_id for line in claim.lines]) == (ClaimKind.ENTERPRISE, 40_000,
                                                                                   [booking.id])
     upload = client.post(f"/voucher-claims/{claim.id}/attachments", data={"attachments": (io.BytesIO(png()), "凭证.png")},
                          content_type="multipart/form-data")
@@ -279,7 +288,7 @@ def test_claim_pages_from_filing_to_payment(session, demo_user, login_as, platfo
         "bank_account_number": "6216610000001", "declaration_accepted": "y"})
     assert filed.status_code == 302
     claim = session.scalar(select(Claim).where(Claim.platform_id == platform.id).order_by(Claim.id.desc()))
-    assert sorted(l.booking_id for l in claim.lines) == [first.id, second.id]
+    assert sorted(line.booking_id for line in claim.lines) == [first.id, second.id]
     refused = admin.post("/platform/voucher-claims/new", data={
         "platform_id": platform.id, "period_start": served_on(first).isoformat(),
         "period_end": served_on(first).isoformat(), "bank_account_name": "柯桥测试平台", "bank_name": "中国银行柯桥支行",
@@ -293,7 +302,7 @@ def test_claim_pages_from_filing_to_payment(session, demo_user, login_as, platfo
     assert str(claim.id) in [r["data-claim"] for r in page_of(queue).all("claim-row")]
     detail = page_of(bureau.get(f"/voucher-claims/{claim.id}"))
     assert len(detail.all("line-reason")) == 2 and detail.all("return-form")
-    line = next(l for l in claim.lines if l.booking_id == second.id)
+    line = next(item for item in claim.lines if item.booking_id == second.id)
     assert bureau.post(f"/voucher-claims/{claim.id}/return", data={f"line-{line.id}": "时间对不上"}).status_code == 302
     session.expire_all()
     assert claim.state == ClaimState.RETURNED and line.returned_reason == "时间对不上"
@@ -302,7 +311,7 @@ def test_claim_pages_from_filing_to_payment(session, demo_user, login_as, platfo
     assert shown.all("resubmit-form")
     assert admin.post(f"/voucher-claims/{claim.id}/resubmit", data={"declaration_accepted": "y"}).status_code == 302
     session.expire_all()
-    assert claim.state == ClaimState.SUBMITTED and [l.booking_id for l in claim.lines] == [first.id]
+    assert claim.state == ClaimState.SUBMITTED and [line.booking_id for line in claim.lines] == [first.id]
     assert bureau.post(f"/voucher-claims/{claim.id}/approve", data={"note": "同意"}).status_code == 302
     session.expire_all()
     assert claim.state == ClaimState.APPROVED

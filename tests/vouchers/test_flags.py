@@ -116,7 +116,7 @@ def test_a_claim_filed_more_than_ninety_days_after_the_service_is_flagged(sessio
     assert flags.late_claims(session, now=utcnow(), claim_id=on_time.id) == []
     other = serve_booking(voucher, instrument, monday_at(14, weeks=-1), member=member)
     late = claim_at(served + timedelta(days=92))
-    assert [l.booking_id for l in late.lines] == [other.id]
+    assert [line.booking_id for line in late.lines] == [other.id]
     [flag] = flags.late_claims(session, now=served + timedelta(days=92), claim_id=late.id)
     assert (flag.booking_id, flag.days) == (other.id, 92)
     page = page_of(login_as("bureau").get(f"/voucher-claims/{late.id}"))

@@ -25,10 +25,17 @@ from core.db import unit_of_work, utcnow
 from core.extensions import db
 from core.models import Platform, User
 from marketplace.booking import services as bookings
-from marketplace.registry import services as catalogue
 from marketplace.booking.models import Booking
-from tests.app_servers import (Server, app_on, gunicorn_conf_workers, make_run_sqlite, post_at_once,
-                               prepare_accounts, workers_booted)
+from marketplace.registry import services as catalogue
+from tests.app_servers import (
+    Server,
+    app_on,
+    gunicorn_conf_workers,
+    make_run_sqlite,
+    post_at_once,
+    prepare_accounts,
+    workers_booted,
+)
 from tests.marketplace.conftest import instrument_values
 from tests.vouchers.conftest import programme_values
 from vouchers import ledger, services

@@ -9,12 +9,12 @@ import marshmallow as ma
 from flask import Flask
 from flask_smorest import Blueprint
 
+from core.api import page_of
 from core.auth import current_principal, requires
 from core.extensions import db
-from core.api import page_of
 from core.inputs import MAX_ID, MAX_PAGE
-from vouchers.claims import services as claims
 from vouchers.api import LocalTime
+from vouchers.claims import services as claims
 from vouchers.models import Claim, ClaimKind, ClaimState
 
 bp = Blueprint("voucher_claims_api", __name__, url_prefix="/api/v1", description="Innovation voucher claims")

@@ -30,8 +30,21 @@ from core.models import Enterprise, Platform, Role, User
 from core.services import administers
 from core.states import move
 from vouchers import ledger
-from vouchers.models import (CLAIM_STATE_LABELS, CLAIM_TRANSITIONS, Attachment, Claim, ClaimKind, ClaimLine,
-                             ClaimState, EntryKind, LedgerEntry, Programme, RedemptionMode, Voucher, VoucherUse)
+from vouchers.models import (
+    CLAIM_STATE_LABELS,
+    CLAIM_TRANSITIONS,
+    Attachment,
+    Claim,
+    ClaimKind,
+    ClaimLine,
+    ClaimState,
+    EntryKind,
+    LedgerEntry,
+    Programme,
+    RedemptionMode,
+    Voucher,
+    VoucherUse,
+)
 
 READERS = (Role.BUREAU_ADMIN, Role.FINANCE_OFFICER, Role.AUDITOR)
 

@@ -1,4 +1,4 @@
-"""Claim pages (issue 6 §5, §6): a platform's claims and the claim form, an enterprise's claims (with
+"""Claim pages: a platform's claims and the claim form, an enterprise's claims (with
 proof of payment), a claim with its lines, review (approve, return per line or whole), resubmission,
 payment, XLSX and PDF downloads; the bureau's flags and related-party declarations. The auditor and the
 finance officer read what the bureau reads. Rules are in vouchers/claims/services.py, vouchers/flags.py and
@@ -17,19 +17,28 @@ from wtforms.fields.choices import SelectChoice
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import to_local
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_error
 from core.inputs import page_number
 from core.models import Enterprise, Platform, Role
 from core.templating import NavItem, register_nav
-from core.transactions import end_reads
 from vouchers import attachments, flags, related, services
-from vouchers.claims import documents as claim_documents, services as claims
-from vouchers.claims.forms import (ApproveClaimForm, ClaimAttachmentForm, ClaimFilterForm, EnterpriseClaimForm,
-                                   PaidForm, ProviderClaimForm, RelatedPartyForm, ResubmitForm, ReturnClaimForm,
-                                   line_reasons)
+from vouchers.claims import documents as claim_documents
+from vouchers.claims import services as claims
+from vouchers.claims.forms import (
+    ApproveClaimForm,
+    ClaimAttachmentForm,
+    ClaimFilterForm,
+    EnterpriseClaimForm,
+    PaidForm,
+    ProviderClaimForm,
+    RelatedPartyForm,
+    ResubmitForm,
+    ReturnClaimForm,
+    line_reasons,
+)
 from vouchers.models import CLAIM_STATE_LABELS, Claim, ClaimKind, ClaimState, Voucher
 
 bp = Blueprint("voucher_claims", __name__)
