@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from sqlalchemy import func, select
 
 from core.audit import Actor
 from core.clock import LOCAL_ZONE
@@ -165,6 +166,16 @@ def test_a_weekly_series_books_the_free_weeks_and_lists_the_skipped(api_as, sess
                                                     "code": "booking_conflict", "message": ""}
     assert error_of(post(api_as("enterprise"), free_instrument, monday_at(9), monday_at(10),
                          recurrence={"weeks": 1})) == (422, "validation_error")
+
+
+def test_a_weekly_series_paid_by_a_voucher_is_refused_and_books_nothing(api_as, session, free_instrument,
+                                                                        monday_at):
+    before = session.scalar(select(func.count()).select_from(Booking))
+    response = post(api_as("enterprise"), free_instrument, monday_at(9), monday_at(10), recurrence={"weeks": 3},
+                    voucher_id=1)
+    assert error_of(response) == (422, "voucher_single_booking")
+    assert "voucher_id" in response.json["error"]["fields"]
+    assert session.scalar(select(func.count()).select_from(Booking)) == before
 
 
 # --- reading and cancelling -------------------------------------------------------------------------
