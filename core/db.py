@@ -72,8 +72,8 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
     """pysqlite recipe: let SQLAlchemy emit BEGIN itself so SAVEPOINTs nest; enforce foreign keys; let
     readers go on while one writer writes (WAL); wait for the write lock rather than fail. Read the file
     through a memory map (its first 2 GiB, SQLite's largest), from the operating system's cache that
-    every worker shares, rather than page by page into a private cache of 2 MB: on district-L a keyword
-    search read its matches in 1.6 ms instead of 3.9 ms."""
+    every worker shares, rather than page by page into a private cache of 2 MB (the catalogue's search figure in
+    docs/benchmarks.md needs it)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -121,9 +121,9 @@ def _plan_for_values(cursor, statement, parameters, context) -> bool | None:
     """psycopg prepares a statement once a connection has run it five times, and five runs later
     PostgreSQL may keep one plan for any values (a generic plan), blind to the values bound. That suits
     the lookups by key of a booking, which it spares planning; it does not suit a statement marked with
-    PLAN_FOR_VALUES, which is run unprepared and so planned for its values each time: with generic plans
-    two of the catalogue's keyword searches took 85-100 ms instead of 2-5 ms (district-L), and the sum
-    of a group's voucher spending for the yearly cap 8 ms instead of 0.1 ms, growing with the ledger."""
+    PLAN_FOR_VALUES, which is run unprepared and so planned for its values each time: a generic plan
+    made some keyword searches and the sum of a group's voucher spending for the yearly cap many times
+    slower, and the latter slower as the ledger grows."""
     if context.execution_options.get("plan_for_values") and context.dialect.driver == "psycopg":
         cursor.execute(statement, parameters, prepare=False)
         return True
