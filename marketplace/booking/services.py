@@ -29,6 +29,7 @@ from core.outbox import enqueue_mail
 from core.services import administers
 from core.states import can_move, move
 from marketplace.booking.availability import (
+    busy_bookings,
     effective_rules,
     holiday_days,
     is_taken,
@@ -249,8 +250,16 @@ def _lock_instrument(session: Session, instrument_id: int) -> Instrument:
     return instrument
 
 
-def _conflict() -> Conflict:
+def _conflict(session: Session, user: User, instrument_id: int, start: datetime, end: datetime) -> Conflict:
+    """The time is taken: by one of the user's own active bookings, or by someone else's."""
+    if any(booking.booker_id == user.id for booking in busy_bookings(session, instrument_id, start, end)):
+        return Conflict("booking_conflict", _("You already have a booking at this time."))
     return Conflict("booking_conflict", _("This time has just been booked by someone else. Choose another slot."))
+
+
+def _race_conflict() -> Conflict:
+    """A booking committed between the check and the insert; the failed statement leaves nothing to ask whose."""
+    return Conflict("booking_conflict", _("This time has just been booked. Choose another slot."))
 
 
 def _is_overlap_violation(error: IntegrityError) -> bool:
@@ -409,7 +418,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
                       "accept_terms")
     block_end_at = rules.block_end(end_at)
     if is_taken(session, instrument.id, start_at, block_end_at):
-        raise _conflict()
+        raise _conflict(session, user, instrument.id, start_at, block_end_at)
     quote = quote_price(instrument, user_type, start_at, end_at)
     part = None if voucher_id is None else vouchers.quote_voucher_part(
         session, voucher_id, enterprise_id=enterprise.id if enterprise else None, platform_id=instrument.platform_id,
@@ -437,7 +446,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
         session.flush()
     except IntegrityError as error:
         if _is_overlap_violation(error):
-            raise _conflict() from None
+            raise _race_conflict() from None
         raise
     if part is not None:  # before the audit entries are added: they are written with the hold's in one batch
         vouchers.hold_for_booking(session, part, vouchers.BookedService(

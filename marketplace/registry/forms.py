@@ -122,7 +122,7 @@ class ReviewFilterForm(FlaskForm):
 
     platform_id = SelectField(_l("Platform"), coerce=int, validators=[Optional()])
     category = SelectField(_l("Category"), validators=[Optional()])
-    older_than_days = SelectField(_l("Waiting"), coerce=int, validators=[Optional()], choices=[
+    older_than_days = SelectField(_l("Waiting time"), coerce=int, validators=[Optional()], choices=[
         SelectChoice(0, _l("Any time")), SelectChoice(3, _l("More than 3 days")),
         SelectChoice(7, _l("More than a week")), SelectChoice(30, _l("More than a month"))])
 
