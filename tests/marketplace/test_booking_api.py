@@ -69,6 +69,18 @@ def test_an_overlapping_booking_is_409_booking_conflict(api_as, free_instrument,
     assert bookings.count_active_overlaps(session) == 0
 
 
+def test_a_clash_with_the_users_own_booking_says_so(api_as, free_instrument, monday_at, session):
+    enterprise = api_as("enterprise")
+    assert post(enterprise, free_instrument, monday_at(9), monday_at(11)).status_code == 201
+    own = post(enterprise, free_instrument, monday_at(10), monday_at(12))
+    assert error_of(own) == (409, "booking_conflict")
+    assert own.json["error"]["message"] == "您在该时段已有预约。"
+    other = post(api_as("operator"), free_instrument, monday_at(10), monday_at(12))
+    assert error_of(other) == (409, "booking_conflict")
+    assert other.json["error"]["message"] == "该时段刚刚被他人预约，请选择其他时段。"
+    assert session.scalar(select(func.count()).select_from(Booking)) == 1
+
+
 @pytest.mark.parametrize("code, field", [
     ("outside_open_hours", "start"), ("too_short", "end"), ("too_long", "end"), ("lead_time", "start"),
     ("beyond_horizon", "start"), ("maintenance", "start"), ("not_qualified", "instrument_id"),
