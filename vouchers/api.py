@@ -1,6 +1,6 @@
 """Voucher API under /api/v1: the caller's vouchers (everyone's for the bureau, the finance
-officer and the auditor), one voucher with its ledger, and applying for a voucher. Money in fen, times
-in Asia/Shanghai with their offset. Attachments are added on the application's page."""
+officer and the auditor), one voucher with its ledger, applying for a voucher and withdrawing the
+application. Money in fen, times in Asia/Shanghai with their offset. Attachments are added on the application's page."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -166,7 +166,8 @@ class ApplicationOut(ma.Schema):
 @bp.alt_response(404, schema=ErrorBody, description="not_found: no such programme")
 @bp.alt_response(422, schema=ErrorBody, description=(
     "programme_closed: the application window is not open; enterprise_not_verified: the enterprise's credit code "
-    "is not valid or not verified; application_pending: the enterprise already has an application in review in "
+    "is not valid or not verified; enterprise_cap_exceeded: the amount is more than the enterprise (with its "
+    "controller group) may still be issued this programme year, the message says how much; application_pending: the enterprise already has an application in review in "
     "this programme; validation_error, invalid: a field is not valid"))
 @bp.doc(security=SECURITY)
 def create_application(data: dict):
@@ -180,6 +181,24 @@ def create_application(data: dict):
             session, actor=current_actor(), user=user, programme_id=data["programme_id"], enterprise_id=enterprise_id,
             requested_fen=data["requested_fen"], purpose=data["purpose"],
             planned_instruments=data["planned_instruments"], now=utcnow())
+    return application
+
+
+@bp.route("/voucher-applications/<id:application_id>/withdraw", methods=["POST"])
+@requires(Role.ENTERPRISE_MEMBER)
+@bp.response(200, ApplicationOut)
+@bp.alt_response(403, schema=ErrorBody, description="forbidden: the caller is not a member of the applicant enterprise")
+@bp.alt_response(404, schema=ErrorBody, description="not_found: no such application, or not the caller's enterprise's")
+@bp.alt_response(409, schema=ErrorBody, description=(
+    "already_approved, already_rejected, already_withdrawn: the application no longer waits (the code names its "
+    "state now); a decision taken meanwhile wins"))
+@bp.doc(security=SECURITY)
+def withdraw_application(application_id: int):
+    """Withdraw one of the caller's enterprise's applications while it waits for the bureau."""
+    user = current_principal()
+    application = listing.get_application(db.session, application_id, user)
+    with unit_of_work() as session:
+        services.withdraw_application(session, application, actor=current_actor(), user=user)
     return application
 
 

@@ -100,15 +100,23 @@ class ApplicationState(StrEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # by the applicant enterprise, while it waited
 
 
 APPLICATION_STATE_LABELS = {
     ApplicationState.SUBMITTED: _l("Submitted"),
     ApplicationState.APPROVED: _l("Approved"),
     ApplicationState.REJECTED: _l("Rejected"),
+    ApplicationState.WITHDRAWN: _l("Withdrawn by the applicant"),
 }
 APPLICATION_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
-    ApplicationState.SUBMITTED: {ApplicationState.APPROVED, ApplicationState.REJECTED},
+    ApplicationState.SUBMITTED: {ApplicationState.APPROVED, ApplicationState.REJECTED, ApplicationState.WITHDRAWN},
+}
+# Why an application that is no longer waiting cannot be decided or withdrawn (409, with the state's code).
+APPLICATION_DONE_MESSAGES = {
+    ApplicationState.APPROVED: _l("This application is already approved."),
+    ApplicationState.REJECTED: _l("This application is already rejected."),
+    ApplicationState.WITHDRAWN: _l("This application was withdrawn by the enterprise."),
 }
 
 

@@ -20,13 +20,14 @@ from stdnum.cn import uscc
 
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
-from core.errors import Forbidden, NotFound, RuleBroken
+from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Platform, Role, User
 from core.money import format_yuan
 from core.services import administers
-from core.states import move
+from core.states import can_move, move
 from vouchers import ledger, queries
 from vouchers.models import (
+    APPLICATION_DONE_MESSAGES,
     APPLICATION_STATE_LABELS,
     APPLICATION_TRANSITIONS,
     VOUCHER_STATE_LABELS,
@@ -165,6 +166,20 @@ def group_spent_fen(session: Session, programme: Programme, enterprise: Enterpri
         "start": start, "end": end}))
 
 
+def cap_room_fen(session: Session, programme: Programme, enterprise: Enterprise) -> int:
+    """What the programme may still issue to the enterprise this year: the yearly cap per enterprise (per
+    controller group: enterprises under one actual controller share it) less what the group was issued."""
+    return max(programme.enterprise_year_cap_fen - group_issued_fen(session, programme, enterprise), 0)
+
+
+def _ensure_within_cap(session: Session, programme: Programme, enterprise: Enterprise, amount_fen: int, *,
+                       field: str) -> None:
+    room = cap_room_fen(session, programme, enterprise)
+    if amount_fen > room:
+        raise RuleBroken("enterprise_cap_exceeded", _("The enterprise's group has %(left)s left of its yearly cap.",
+                                                      left=format_yuan(room)), field=field)
+
+
 # --- applications and issuance --------------------------------------------------------------------
 
 def apply_for_voucher(session: Session, *, actor: Actor, user: User, programme_id: int, enterprise_id: int,
@@ -182,6 +197,7 @@ def apply_for_voucher(session: Session, *, actor: Actor, user: User, programme_i
         raise RuleBroken("invalid", _("Ask for an amount above zero."), field="requested_fen")
     if not purpose.strip():
         raise RuleBroken("invalid", _("Say what the voucher is for."), field="purpose")
+    _ensure_within_cap(session, programme, enterprise, requested_fen, field="requested_fen")
     pending = session.scalar(select(Application.id).where(Application.programme_id == programme.id,
                                                           Application.enterprise_id == enterprise.id,
                                                           Application.state == ApplicationState.SUBMITTED))
@@ -197,6 +213,18 @@ def apply_for_voucher(session: Session, *, actor: Actor, user: User, programme_i
     return application
 
 
+def lock_application(session: Session, application: Application, *, to: ApplicationState) -> Application:
+    """Take the application's row lock (FOR UPDATE on PostgreSQL; on SQLite the unit of work's write
+    transaction serialises writers) and read it afresh: of racing decisions and a withdrawal, one is made
+    and the others are told, with 409 and a code naming the state the application is in now."""
+    session.flush()
+    session.execute(select(Application).where(Application.id == application.id).with_for_update(of=Application)
+                    .execution_options(populate_existing=True)).scalar_one()
+    if not can_move(application, to, APPLICATION_TRANSITIONS):
+        raise Conflict(f"already_{application.state.value}", str(APPLICATION_DONE_MESSAGES[application.state]))
+    return application
+
+
 def serial_of(programme: Programme, application: Application) -> str:
     """KQ2026-000123: the programme's year and the application's number, unique by construction."""
     return f"KQ{programme.year}-{application.id:06d}"
@@ -207,20 +235,19 @@ def approve_application(session: Session, application: Application, *, actor: Ac
     """Issue a voucher of amount_fen (at most what was asked, what the group's yearly cap leaves and what
     the pool has left). The pool is taken by one conditional UPDATE: concurrent approvals never pass it."""
     ensure_bureau(user)
+    lock_application(session, application, to=ApplicationState.APPROVED)
     programme = application.programme
     if not 0 < amount_fen <= application.requested_fen:
         raise RuleBroken("invalid", _("Approve an amount above zero and at most what was asked."), field="amount_fen")
-    cap_left = programme.enterprise_year_cap_fen - group_issued_fen(session, programme, application.enterprise)
-    if amount_fen > cap_left:
-        raise RuleBroken("cap_exceeded", _("The enterprise's group has %(left)s left of its yearly cap.",
-                                           left=format_yuan(max(cap_left, 0))), field="amount_fen")
+    _ensure_within_cap(session, programme, application.enterprise, amount_fen, field="amount_fen")
     taken = session.execute(update(Programme).where(Programme.id == programme.id,
                                                     Programme.issued_fen + amount_fen <= Programme.pool_fen)
                             .values(issued_fen=Programme.issued_fen + amount_fen)
                             .execution_options(synchronize_session=False))
-    if taken.rowcount != 1:
-        raise RuleBroken("pool_exhausted", _("The programme's pool does not have this much left."), field="amount_fen")
     session.expire(programme, ["issued_fen"])
+    if taken.rowcount != 1:
+        raise RuleBroken("pool_exhausted", _("The programme's pool has only %(left)s left.",
+                                             left=format_yuan(programme.remaining_fen)), field="amount_fen")
     move(application, ApplicationState.APPROVED, APPLICATION_TRANSITIONS, APPLICATION_STATE_LABELS)
     application.approved_fen, application.decided_by_id, application.decided_at = amount_fen, user.id, now
     voucher = Voucher(serial=serial_of(programme, application), programme=programme,
@@ -239,11 +266,23 @@ def reject_application(session: Session, application: Application, *, actor: Act
     ensure_bureau(user)
     if not reason.strip():
         raise RuleBroken("reason_required", _("Give the applicant a reason."), field="reason")
+    lock_application(session, application, to=ApplicationState.REJECTED)
     move(application, ApplicationState.REJECTED, APPLICATION_TRANSITIONS, APPLICATION_STATE_LABELS)
     application.decision_note, application.decided_by_id, application.decided_at = reason.strip(), user.id, now
     session.flush()
     record_audit(session, actor, "voucher_application.rejected", application, before={"state": "submitted"},
                  after={"state": "rejected", "reason": application.decision_note})
+    return application
+
+
+def withdraw_application(session: Session, application: Application, *, actor: Actor, user: User) -> Application:
+    """The applicant enterprise's member takes back an application while it waits for the bureau."""
+    member_enterprise(session, user, application.enterprise_id)
+    lock_application(session, application, to=ApplicationState.WITHDRAWN)
+    move(application, ApplicationState.WITHDRAWN, APPLICATION_TRANSITIONS, APPLICATION_STATE_LABELS)
+    session.flush()
+    record_audit(session, actor, "voucher_application.withdrawn", application, before={"state": "submitted"},
+                 after={"state": "withdrawn"})
     return application
 
 

@@ -15,7 +15,7 @@ from werkzeug.datastructures import FileStorage
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import to_local
 from core.db import end_reads, unit_of_work, utcnow
-from core.errors import KequipError, NotFound, RuleBroken
+from core.errors import Conflict, KequipError, NotFound, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_error
 from core.inputs import page_number
@@ -236,6 +236,21 @@ def my_applications():
     return render_template("vouchers/my_applications.html", page=page)
 
 
+@bp.route("/voucher-applications/<id:application_id>/withdraw", methods=["POST"])
+@requires(Role.ENTERPRISE_MEMBER)
+def withdraw_application(application_id: int):
+    user = current_principal()
+    found = listing.get_application(db.session, application_id, user)
+    try:
+        with unit_of_work() as session:
+            services.withdraw_application(session, found, actor=current_actor(), user=user)
+    except KequipError as error:
+        flash(error.message, "danger")
+    else:
+        flash(_("The application is withdrawn."), "success")
+    return redirect(url_for("vouchers.application", application_id=found.id))
+
+
 @bp.route("/voucher-applications/<id:application_id>/attachments", methods=["POST"])
 @requires(Role.ENTERPRISE_MEMBER)
 def add_attachments(application_id: int):
@@ -307,12 +322,14 @@ def application(application_id: int):
     user = current_principal()
     found = listing.get_application(db.session, application_id, user)
     may_decide = user.has_role(BUREAU) and found.state == ApplicationState.SUBMITTED
+    is_applicant = found.enterprise_id in listing.member_enterprise_ids(user)
+    waits = found.state == ApplicationState.SUBMITTED
     return render_template(
         "vouchers/application.html", application=found, voucher=listing.voucher_of(db.session, found),
         group=listing.controller_group(db.session, found) if listing.reads_all(user) else None,
         forms=_decision_forms(found) if may_decide else None, may_decide=may_decide,
-        may_attach=found.enterprise_id in listing.member_enterprise_ids(user)
-        and found.state == ApplicationState.SUBMITTED, attachment_form=AttachmentForm())
+        may_attach=is_applicant and waits, attachment_form=AttachmentForm(),
+        may_withdraw=is_applicant and waits)
 
 
 def _submitted_application(application_id: int) -> Application:
@@ -331,7 +348,7 @@ def approve_application(application_id: int):
         with unit_of_work() as session:
             voucher = services.approve_application(session, found, actor=current_actor(), user=current_principal(),
                                                    amount_fen=yuan_to_fen(form.amount_fen.data), now=utcnow())
-    except RuleBroken as error:
+    except (RuleBroken, Conflict) as error:
         flash(error.message, "danger")
     else:
         flash(_("Approved: the voucher %(serial)s is issued.", serial=voucher.serial), "success")
@@ -350,7 +367,7 @@ def reject_application(application_id: int):
         with unit_of_work() as session:
             services.reject_application(session, found, actor=current_actor(), user=current_principal(),
                                         reason=form.reason.data, now=utcnow())
-    except RuleBroken as error:
+    except (RuleBroken, Conflict) as error:
         flash(error.message, "danger")
     else:
         flash(_("The application is rejected."), "success")

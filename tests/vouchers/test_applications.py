@@ -252,7 +252,7 @@ def test_the_pool_is_never_passed(app, login_as, session, create_programme, crea
     client.post(f"/voucher-applications/{first.id}/approve", data={f"a{first.id}-amount_fen": "60"})
     refused = client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "60"},
                           follow_redirects=True)
-    assert said(app, "The programme's pool does not have this much left.") in refused.get_data(as_text=True)
+    assert said(app, "The programme's pool has only %(left)s left.", left="¥40.00") in refused.get_data(as_text=True)
     session.refresh(programme), session.refresh(second)
     assert (programme.issued_fen, second.state) == (60_00, ApplicationState.SUBMITTED)
     client.post(f"/voucher-applications/{second.id}/approve", data={f"a{second.id}-amount_fen": "40"})

@@ -1,5 +1,6 @@
-"""Money under concurrency, on committed data: approvals racing for one pool never issue beyond it, and
-holds racing on one voucher never take more than its balance (SQLite and PostgreSQL)."""
+"""Money under concurrency, on committed data: approvals racing for one pool never issue beyond it,
+approvals and withdrawals racing on one application make one change, and holds racing on one voucher
+never take more than its balance (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import threading
@@ -13,7 +14,7 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import unit_of_work, utcnow
 from core.demo import demo_credit_code
-from core.errors import RuleBroken
+from core.errors import Conflict, RuleBroken
 from core.extensions import db
 from core.models import Enterprise, Platform, Role, RoleGrant, User, VerificationState
 from marketplace.booking import services as bookings
@@ -95,6 +96,41 @@ def test_concurrent_approvals_never_issue_beyond_the_pool(live_app):
         issued = db.session.scalars(select(Voucher).where(Voucher.programme_id == programme_id)).all()
         assert len(issued) == 10 and sum(v.amount_fen for v in issued) == 1_000_000
         assert db.session.get(Programme, programme_id).issued_fen == 1_000_000
+        db.session.remove()
+
+
+def test_approvals_and_withdrawals_racing_on_one_application_make_one_change(live_app):
+    with live_app.app_context():
+        with unit_of_work() as session:
+            bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
+            member = session.scalar(select(User).where(User.email == "enterprise@kequip.test"))
+            programme = new_programme(session, bureau)
+            application = services.apply_for_voucher(
+                session, actor=Actor.system("test"), user=member, programme_id=programme.id,
+                enterprise_id=sorted(member.organisation_ids(Role.ENTERPRISE_MEMBER))[0], requested_fen=100_000,
+                purpose="并发", planned_instruments="", now=utcnow())
+            application_id, programme_id, ids = application.id, programme.id, (bureau.id, member.id)
+        db.session.remove()
+
+        def approve_or_withdraw(session, n: int) -> str:
+            found = session.get(Application, application_id)
+            try:
+                if n % 2:
+                    services.withdraw_application(session, found, actor=Actor.system("test"),
+                                                  user=session.get(User, ids[1]))
+                    return "withdrawn"
+                services.approve_application(session, found, actor=Actor.system("test"),
+                                             user=session.get(User, ids[0]), amount_fen=100_000, now=utcnow())
+                return "approved"
+            except Conflict as error:
+                return error.code
+
+        outcomes = race(live_app, 8, approve_or_withdraw)
+        [won] = [outcome for outcome in outcomes if not outcome.startswith("already_")]
+        assert sorted(outcomes) == sorted([won] + [f"already_{won}"] * 7)
+        issued = db.session.scalars(select(Voucher).where(Voucher.programme_id == programme_id)).all()
+        assert [v.amount_fen for v in issued] == ([100_000] if won == "approved" else [])
+        assert db.session.get(Programme, programme_id).issued_fen == (100_000 if won == "approved" else 0)
         db.session.remove()
 
 

@@ -97,8 +97,6 @@ def test_enterprises_under_one_actual_controller_share_the_yearly_cap(session, v
     voucher(800_000, of=capped)
     mine = enterprise_of(session, demo_user)
     sister = session.scalars(sa.select(Enterprise).where(Enterprise.id != mine.id).order_by(Enterprise.id)).first()
-    mine.actual_controller = sister.actual_controller = "王某某"
-    session.flush()
     member, bureau = demo_user("enterprise"), demo_user("bureau")
     session.execute(sa.text("INSERT INTO role_grants (user_id, role, organisation_id, granted_at) "
                             "VALUES (:u, 'enterprise_member', :o, CURRENT_TIMESTAMP)"), {"u": member.id, "o": sister.id})
@@ -106,11 +104,13 @@ def test_enterprises_under_one_actual_controller_share_the_yearly_cap(session, v
     application = services.apply_for_voucher(session, actor=Actor.of(member, None), user=member,
                                              programme_id=capped.id, enterprise_id=sister.id, requested_fen=300_000,
                                              purpose="检测", planned_instruments="", now=utcnow())
+    mine.actual_controller = sister.actual_controller = "王某某"  # grouped after applying: approval checks again
+    session.flush()
     assert services.group_enterprise_ids(session, sister) == sorted([mine.id, sister.id])
     with pytest.raises(RuleBroken) as refused:
         services.approve_application(session, application, actor=Actor.of(bureau, None), user=bureau,
                                      amount_fen=300_000, now=utcnow())
-    assert refused.value.code == "cap_exceeded"
+    assert refused.value.code == "enterprise_cap_exceeded"
     assert services.approve_application(session, application, actor=Actor.of(bureau, None), user=bureau,
                                         amount_fen=200_000, now=utcnow()).balance_fen == 200_000
 
