@@ -10,6 +10,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

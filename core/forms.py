@@ -8,7 +8,9 @@ from flask_wtf import FlaskForm
 from stdnum.cn import uscc
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
+    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -17,8 +19,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional, ValidationError
 
+from core import audit_log
 from core.errors import KequipError
 from core.models import INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS, VerificationState
 from core.services import MIN_PASSWORD_LENGTH
@@ -150,13 +153,32 @@ class RoleGrantForm(FlaskForm):
 
 
 class AuditFilterForm(FlaskForm):
+    """The log's filters: a value that does not parse is shown as the field's error and not applied."""
+
     class Meta:
         csrf = False
 
-    action = StringField(_l("Action"), validators=[Optional(), Length(max=80)])
-    subject_type = StringField(_l("Object type"), validators=[Optional(), Length(max=50)])
-    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=100)])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
+    person = StringField(_l("Person (e-mail or name)"), validators=[Optional(), Length(max=100)])
+    organisation = StringField(_l("Organisation of the actor"), validators=[Optional(), Length(max=100)])
+    action = SelectField(_l("Action"), validators=[Optional()])
+    subject_type = SelectField(_l("Object type"), validators=[Optional()])
+    subject_id = IntegerField(_l("Object number"), validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
 
+    def fill_choices(self, actions: list[str]) -> None:
+        everything = SelectChoice("", _("— all —"))
+        self.action.choices = [everything] + [SelectChoice(a, audit_log.action_label(a)) for a in actions]
+        self.subject_type.choices = [everything] + [
+            SelectChoice(key, str(label)) for key, label in audit_log.SUBJECT_LABELS.items()]
+
+    def filters(self) -> dict:
+        """The valid filters by name; fields with an error count as empty."""
+        names = ("since", "until", "person", "organisation", "action", "subject_type", "subject_id")
+        return {name: None if getattr(self, name).errors else getattr(self, name).data for name in names}
+
+    def query_args(self) -> dict[str, str]:
+        return {name: self[name].raw_data[0] for name in self.filters() if self[name].raw_data}
 
 
 def show_error(form: FlaskForm, error: KequipError) -> None:

@@ -395,22 +395,35 @@ def list_users(session: Session, *, q: str | None = None) -> sa.Select:
 # --- audit log --------------------------------------------------------------------------------
 
 def list_audit_entries(session: Session, *, action: str | None = None, subject_type: str | None = None,
-                       subject_id: int | None = None, actor: str | None = None,
+                       subject_id: int | None = None, person: str | None = None, organisation: str | None = None,
                        since: datetime | None = None, until: datetime | None = None) -> sa.Select:
+    """The log, newest first. person: the actor's e-mail or name contains it; organisation: the actor
+    holds a role in an organisation whose name contains it."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
     if action:
-        stmt = stmt.where(AuditEntry.action.startswith(action.strip()))
+        stmt = stmt.where(AuditEntry.action == action)
     if subject_type:
         stmt = stmt.where(AuditEntry.subject_type == subject_type)
     if subject_id is not None:
         stmt = stmt.where(AuditEntry.subject_id == subject_id)
-    if actor:
-        stmt = stmt.where(AuditEntry.actor_label.contains(actor.strip().lower()))
+    if person and person.strip():
+        named = select(User.id).where(User.name.contains(person.strip(), autoescape=True))
+        stmt = stmt.where(AuditEntry.actor_label.contains(person.strip().lower(), autoescape=True)
+                          | AuditEntry.actor_id.in_(named))
+    if organisation and organisation.strip():
+        members = (select(RoleGrant.user_id).join(Organisation, RoleGrant.organisation_id == Organisation.id)
+                   .where(Organisation.name.contains(organisation.strip(), autoescape=True)))
+        stmt = stmt.where(AuditEntry.actor_id.in_(members))
     if since is not None:
         stmt = stmt.where(AuditEntry.at >= since)
     if until is not None:
         stmt = stmt.where(AuditEntry.at < until)
     return stmt
+
+
+def audit_actions(session: Session) -> list[str]:
+    """The actions the log holds, for the filter's choices."""
+    return list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
 
 
 def list_members(session: Session, organisation: Organisation) -> list[RoleGrant]:

@@ -34,6 +34,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import exports
 from core.audit import Actor, record_audit
 from core.errors import RuleBroken
 from core.models import Platform, User
@@ -56,7 +57,7 @@ DATA_SHEET = "仪器"
 HELP_SHEET = "填写说明"
 CATEGORY_SHEET = "分类"
 TEMPLATE_FILENAME = "仪器导入模板.xlsx"
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MIMETYPE = exports.XLSX_MIMETYPE
 WRITE_BATCH = 500  # instruments written (and let go of) at a time: the memory of a 5,000-row import stays low
 
 SHARING_MODE_CHOICES = {"开放共享": SharingMode.OPEN, "预约共享": SharingMode.APPOINTMENT, "内部使用": SharingMode.INTERNAL}

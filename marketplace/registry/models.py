@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import audit_log
 from core.db import Fen, UTCDateTime, UTCTime, not_modelled, str_enum, utcnow
 from core.extensions import db
 from core.models import Platform
@@ -117,6 +118,7 @@ FIELD_LABELS = {
     "hourly_rate_district_enterprise_fen": _l("Hourly rate, district enterprises (yuan)"),
     "setup_fee_other_fen": _l("Setup fee, others (yuan)"), "hourly_rate_other_fen": _l("Hourly rate, others (yuan)"),
 }
+audit_log.add_field_labels(FIELD_LABELS)  # the audit log names an instrument's fields as its form does
 
 
 class Instrument(db.Model):
