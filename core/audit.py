@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.models import AuditEntry
+from core.models import AuditEntry, Role
+
+AUDIT_READERS = frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER})  # who reads the whole log
 
 
 @dataclass(frozen=True, slots=True)

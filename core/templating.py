@@ -1,14 +1,17 @@
 """What every template may use: the navigation by role, labels, and local-time formatting."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
+from core.audit import AUDIT_READERS
 from core.auth import AccessRule, current_principal
 from core.extensions import current_language
 from core.models import (
@@ -25,6 +28,7 @@ from core.models import (
 from core.money import format_yuan
 
 NAV_EXTENSION = "kequip.nav"
+TODO_EXTENSION = "kequip.todo"
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,34 @@ def nav_menu(user: User | None) -> list[NavItem | NavGroup]:
     return menu
 
 
+@dataclass(frozen=True)
+class TodoCounter:
+    """A queue a role works through: the dashboard shows how many wait in it, linked to the queue."""
+
+    label: object
+    rule: AccessRule
+    count: Callable[[Session], int]  # one COUNT query
+    endpoint: str
+    url_args: Mapping[str, str] = field(default_factory=dict)
+
+
+def register_todo(app: Flask, counters: list[TodoCounter]) -> None:
+    """Add a package's to-do counters to the dashboard, as register_nav adds menu items."""
+    app.extensions.setdefault(TODO_EXTENSION, []).extend(counters)
+
+
+def todos_for(session: Session, user: User) -> list[tuple[TodoCounter, int]]:
+    """The counters the person's roles work through, each with how many wait now."""
+    return [(counter, counter.count(session)) for counter in current_app.extensions.get(TODO_EXTENSION, [])
+            if counter.rule.allows(user)]
+
+
 CORE_NAV = [
     NavItem("core.dashboard", _l("Dashboard"), AccessRule(frozenset())),
     NavItem("core.organisations", _l("Organisations"),
             AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER}))),
     NavItem("core.users", _l("People and roles"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
-    NavItem("core.audit_log", _l("Audit log"), AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR}))),
+    NavItem("core.audit_log", _l("Audit log"), AccessRule(AUDIT_READERS)),
 ]
 
 

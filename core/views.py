@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from core import audit_log as audit_log_labels
 from core import forms, ratelimit, services
+from core.audit import AUDIT_READERS
 from core.auth import current_actor, current_principal, public, requires
 from core.clock import local_midnight
 from core.db import end_reads, unit_of_work, utcnow
@@ -33,7 +34,7 @@ from core.models import (
     User,
     VerificationState,
 )
-from core.templating import local_datetime
+from core.templating import local_datetime, todos_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
@@ -166,7 +167,8 @@ def reset_password(token: str):
 @requires()
 def dashboard():
     user = current_principal()
-    return render_template("core/dashboard.html", summary=services.dashboard_summary(db.session, user))
+    return render_template("core/dashboard.html", summary=services.dashboard_summary(db.session, user),
+                           todos=todos_for(db.session, user))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -369,9 +371,6 @@ def revoke_role(grant_id: int):
 
 
 # --- audit log --------------------------------------------------------------------------------
-
-AUDIT_READERS = (Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER)
-
 
 def _audit_query(form: forms.AuditFilterForm):
     form.fill_choices(services.audit_actions(db.session))

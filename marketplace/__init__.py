@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     from core.demo import register_demo
     from core.extensions import api, csrf
     from core.scheduler import register_jobs
-    from core.templating import register_nav
+    from core.templating import register_nav, register_todo
     from marketplace import demo
     from marketplace.blueprints import api_bp, bp
     from marketplace.booking import calendar_views, payment_views, platform_views, waitlist_views
@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
     register_nav(app, [*catalogue_views.NAV, *registry_views.NAV, *import_views.NAV, *release_views.NAV])
     register_nav(app, [*booking_views.NAV, *waitlist_views.NAV, *calendar_views.NAV, *platform_views.NAV,
                        *payment_views.NAV], group=_l("Bookings"))
+    register_todo(app, registry_views.TODO)
     app.add_template_filter(registry_views.field_value)
     app.context_processor(lambda: {"INSTRUMENT_STATE_LABELS": registry_models.INSTRUMENT_STATE_LABELS,
                                    "FIELD_LABELS": registry_models.FIELD_LABELS,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -92,6 +92,11 @@ def applications_query(user: User, *, programme_id: int | None = None, state: Ap
     if state is not None:
         stmt = stmt.where(Application.state == state)
     return stmt
+
+
+def count_applications(session: Session, state: ApplicationState) -> int:
+    """How many applications are in this state, every enterprise's: a queue's size for the dashboard."""
+    return session.scalar(select(func.count()).select_from(Application).where(Application.state == state))
 
 
 def can_see_application(user: User | None, application: Application) -> bool:

@@ -5,6 +5,7 @@ finance officer read what the bureau reads. Rules are in vouchers/services.py; t
 and render."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, flash, redirect, render_template, request, url_for
@@ -22,7 +23,7 @@ from core.inputs import page_number
 from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
-from core.templating import NavItem, register_nav
+from core.templating import NavItem, TodoCounter, register_nav, register_todo
 from vouchers import attachments, listing, reports, services
 from vouchers.forms import (
     ApplicationFilterForm,
@@ -61,6 +62,9 @@ NAV = [
     NavItem("vouchers.open_programmes", _l("Apply for a voucher"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
     NavItem("vouchers.my_vouchers", _l("My vouchers"), AccessRule(frozenset({Role.ENTERPRISE_MEMBER}))),
 ]
+TODO = [TodoCounter(_l("Voucher applications waiting for a decision"), AccessRule(frozenset({BUREAU})),
+                    partial(listing.count_applications, state=ApplicationState.SUBMITTED), "vouchers.applications",
+                    {"state": ApplicationState.SUBMITTED.value})]
 
 
 def _back(default: str) -> Response:
@@ -438,6 +442,7 @@ def percent(basis_points: int) -> str:
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     register_nav(app, NAV, group=_l("Innovation vouchers"))
+    register_todo(app, TODO)
     app.add_template_filter(percent)
     app.context_processor(lambda: {
         "APPLICATION_STATE_LABELS": APPLICATION_STATE_LABELS, "VOUCHER_STATE_LABELS": VOUCHER_STATE_LABELS,

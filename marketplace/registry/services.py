@@ -309,12 +309,15 @@ def bulk_publish(session: Session, instrument_ids: list[int], user: User, *, act
     return instruments
 
 
+def _in_review() -> sa.ColumnElement[bool]:
+    """A new instrument submitted, or a published one's change, waiting for the bureau."""
+    return sa.or_(Instrument.state == InstrumentState.SUBMITTED, Instrument.pending_changes.is_not(None))
+
+
 def review_queue(session: Session, *, platform_id: int | None = None, category_code: str | None = None,
                  older_than_days: int | None = None, now: datetime) -> sa.Select:
     waiting_since = sa.func.coalesce(Instrument.pending_since, Instrument.submitted_at)
-    stmt = (select(Instrument)
-            .where(sa.or_(Instrument.state == InstrumentState.SUBMITTED, Instrument.pending_changes.is_not(None)))
-            .order_by(waiting_since, Instrument.id))
+    stmt = select(Instrument).where(_in_review()).order_by(waiting_since, Instrument.id)
     if platform_id:
         stmt = stmt.where(Instrument.platform_id == platform_id)
     if category_code:
@@ -322,6 +325,11 @@ def review_queue(session: Session, *, platform_id: int | None = None, category_c
     if older_than_days:
         stmt = stmt.where(waiting_since <= now - timedelta(days=older_than_days))
     return stmt
+
+
+def count_in_review(session: Session) -> int:
+    """How many wait in the review queue: the bureau's to-do."""
+    return session.scalar(select(sa.func.count()).select_from(Instrument).where(_in_review()))
 
 
 def review_diff(instrument: Instrument) -> list[tuple[str, Any, Any]]:

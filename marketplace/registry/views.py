@@ -16,7 +16,7 @@ from core.extensions import current_language, db
 from core.forms import show_rule_error
 from core.inputs import MAX_ID, page_number
 from core.models import Platform, Role
-from core.templating import NavItem
+from core.templating import NavItem, TodoCounter
 from marketplace.blueprints import bp, my_platform
 from marketplace.registry import services
 from marketplace.registry.forms import FEE_FIELDS, InstrumentForm, RejectForm, ReviewFilterForm
@@ -33,6 +33,8 @@ NAV = [
     NavItem("marketplace.my_instruments", _l("Our instruments"), AccessRule(frozenset({Role.PLATFORM_ADMIN}))),
     NavItem("marketplace.review_queue", _l("Instrument review"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
 ]
+TODO = [TodoCounter(_l("Instruments waiting for review"), AccessRule(frozenset({Role.BUREAU_ADMIN})),
+                    services.count_in_review, "marketplace.review_queue")]
 PER_PAGE = 50
 
 

@@ -118,6 +118,11 @@ def claims_query(user: User, *, state: ClaimState | None = None, platform_id: in
     return stmt
 
 
+def count_claims(session: Session, state: ClaimState) -> int:
+    """How many claims are in this state, every claimant's: a queue's size for the dashboard."""
+    return session.scalar(select(func.count()).select_from(Claim).where(Claim.state == state))
+
+
 # --- the uses a claim may gather ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ vouchers/services.py; these views load, call and render."""
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, flash, redirect, render_template, request, url_for
@@ -23,7 +24,7 @@ from core.extensions import current_language, db
 from core.forms import show_error
 from core.inputs import page_number
 from core.models import Enterprise, Platform, Role
-from core.templating import NavItem, register_nav
+from core.templating import NavItem, TodoCounter, register_nav, register_todo
 from vouchers import attachments, flags, related, services
 from vouchers.claims import documents as claim_documents
 from vouchers.claims import services as claims
@@ -56,6 +57,12 @@ NAV = [
     NavItem("voucher_claims.claims", _l("Voucher claims"), AccessRule(frozenset({AUDITOR}))),
     NavItem("voucher_claims.flags", _l("Voucher flags"), AccessRule(frozenset({BUREAU, AUDITOR}))),
     NavItem("voucher_claims.related_parties", _l("Related parties"), AccessRule(frozenset({BUREAU, AUDITOR}))),
+]
+TODO = [
+    TodoCounter(_l("Claims waiting for review"), AccessRule(frozenset({BUREAU})),
+                partial(claims.count_claims, state=ClaimState.SUBMITTED), "voucher_claims.to_review"),
+    TodoCounter(_l("Claims waiting to be paid"), AccessRule(frozenset({FINANCE})),
+                partial(claims.count_claims, state=ClaimState.APPROVED), "voucher_claims.to_pay"),
 ]
 
 
@@ -438,4 +445,5 @@ def declare_related():
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     register_nav(app, NAV, group=_l("Innovation vouchers"))
+    register_todo(app, TODO)
     app.context_processor(lambda: {"CLAIM_STATE_LABELS": CLAIM_STATE_LABELS})
