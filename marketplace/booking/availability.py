@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import local_midnight, to_local
-from marketplace.booking.models import ACTIVE_BOOKING_STATES, Booking, BookingRules, MaintenanceWindow
+from marketplace.booking.models import ACTIVE_BOOKING_STATES, USE_STATES, Booking, BookingRules, MaintenanceWindow
 from marketplace.registry.models import CATALOGUE_STATES, Instrument
 
 MAX_RANGE = timedelta(days=62)
@@ -51,9 +51,9 @@ INSTRUMENT_ID = sa.bindparam("instrument_id", type_=sa.Integer)
 START, END = sa.bindparam("start", type_=Booking.start_at.type), sa.bindparam("end", type_=Booking.start_at.type)
 
 
-def _booking_meets(instrument_id, start, end) -> tuple[sa.ColumnElement[bool], ...]:
-    """An active booking of the instrument whose time, its buffer included, meets [start, end)."""
-    return (Booking.instrument_id == instrument_id, Booking.state.in_(ACTIVE_BOOKING_STATES),
+def _booking_meets(instrument_id, start, end, states=ACTIVE_BOOKING_STATES) -> tuple[sa.ColumnElement[bool], ...]:
+    """A booking of the instrument in one of `states` whose time, its buffer included, meets [start, end)."""
+    return (Booking.instrument_id == instrument_id, Booking.state.in_(states),
             Booking.start_at < end, Booking.block_end_at > start)
 
 
@@ -142,7 +142,8 @@ def busy_bookings(session: Session, instrument_id: int, start: datetime, end: da
 
 
 def is_taken(session: Session, instrument_id: int, start: datetime, end: datetime) -> bool:
-    """Whether an active booking's time (buffer included) meets [start, end): one EXISTS, no objects."""
+    """Whether a booking's time held or used (buffer included) meets [start, end): one EXISTS, no objects.
+    Completed bookings count: a slot once used is never booked again."""
     return bool(session.scalar(_taken_statement(), {"instrument_id": instrument_id, "start": start, "end": end}))
 
 
@@ -154,7 +155,7 @@ def maintenance_windows(session: Session, instrument_id: int, start: datetime, e
 
 @cache
 def _taken_statement() -> sa.Select:
-    return select(sa.exists().where(*_booking_meets(INSTRUMENT_ID, START, END)))
+    return select(sa.exists().where(*_booking_meets(INSTRUMENT_ID, START, END, USE_STATES)))
 
 
 @cache

@@ -170,9 +170,12 @@ BOOKING_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
     BookingState.IN_PROGRESS: {BookingState.COMPLETED},
 }
 
-# Bookings that hold their time: no two of one instrument overlap (buffers included).
+# Bookings that hold their time ahead or now.
 ACTIVE_BOOKING_STATES = (BookingState.REQUESTED, BookingState.APPROVED, BookingState.CONFIRMED,
                          BookingState.IN_PROGRESS)
+# Bookings whose time is held or was used: no two of one instrument overlap (buffers included). A completed
+# booking keeps its time, so no later booking may take any of it; no-shows and ended requests do not.
+USE_STATES = (*ACTIVE_BOOKING_STATES, BookingState.COMPLETED)
 
 
 class BookingSeries(db.Model):

@@ -40,6 +40,7 @@ from marketplace.booking.models import (
     ACTIVE_BOOKING_STATES,
     BOOKING_STATE_LABELS,
     BOOKING_TRANSITIONS,
+    USE_STATES,
     Booking,
     BookingRules,
     BookingSeries,
@@ -778,13 +779,14 @@ def _notify_platform(session: Session, booking: Booking, template: str) -> None:
                      context=mail_context(booking))
 
 
-def count_active_overlaps(session: Session) -> int:
-    """For tests and checks: pairs of active bookings of one instrument that overlap (should be 0)."""
+def find_overlapping_use(session: Session) -> list[tuple[Booking, Booking]]:
+    """Pairs of bookings of one instrument, both holding or having used their time, that overlap (buffers
+    included), the earlier-made first: there should be none."""
     first, second = sa.orm.aliased(Booking), sa.orm.aliased(Booking)
-    return session.scalar(select(sa.func.count()).select_from(first).join(
+    return [tuple(row) for row in session.execute(select(first, second).join(
         second, sa.and_(first.instrument_id == second.instrument_id, first.id < second.id,
                         first.start_at < second.block_end_at, second.start_at < first.block_end_at))
-        .where(first.state.in_(ACTIVE_BOOKING_STATES), second.state.in_(ACTIVE_BOOKING_STATES)))
+        .where(first.state.in_(USE_STATES), second.state.in_(USE_STATES)).order_by(first.id, second.id))]
 
 
 # --- for the booker's pages -----------------------------------------------------------------------

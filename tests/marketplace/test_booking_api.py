@@ -66,7 +66,7 @@ def test_an_overlapping_booking_is_409_booking_conflict(api_as, free_instrument,
     response = post(api_as("operator"), free_instrument, monday_at(10), monday_at(12))
     assert error_of(response) == (409, "booking_conflict")
     assert response.json["error"]["message"]
-    assert bookings.count_active_overlaps(session) == 0
+    assert bookings.find_overlapping_use(session) == []
 
 
 def test_a_clash_with_the_users_own_booking_says_so(api_as, free_instrument, monday_at, session):

@@ -53,9 +53,9 @@ def publish_free_instrument(database_url: str, instance_dir: Path) -> int:
 
 
 def database_facts(database_url: str, instance_dir: Path, instrument_id: int) -> tuple[int, int]:
-    """(overlapping pairs of active bookings anywhere, active bookings of the instrument)."""
+    """(overlapping pairs of bookings in use anywhere, active bookings of the instrument)."""
     with app_on(database_url, instance_dir):
-        return bookings.count_active_overlaps(db.session), db.session.scalar(
+        return len(bookings.find_overlapping_use(db.session)), db.session.scalar(
             sa.select(sa.func.count()).select_from(Booking).where(Booking.instrument_id == instrument_id,
                                                                  Booking.state.in_(ACTIVE_BOOKING_STATES)))
 

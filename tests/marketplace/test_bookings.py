@@ -222,7 +222,58 @@ def test_the_database_itself_guards_against_double_booking(session, db_kind, fre
     # a cancelled one may lie under it
     session.add(Booking(**values | {"state": BookingState.CANCELLED}))
     session.flush()
-    assert bookings.count_active_overlaps(session) == 0
+    assert bookings.find_overlapping_use(session) == []
+
+
+
+def _used(session, booking, operator) -> Booking:
+    """Checked in and out on time: completed."""
+    actor = Actor.of(operator, None)
+    bookings.check_in(session, booking, actor=actor, user=operator, now=booking.start_at)
+    return bookings.check_out(session, booking, actor=actor, user=operator, now=booking.end_at)
+
+
+def test_a_completed_booking_keeps_its_time_and_a_no_show_frees_it(session, free_instrument, book, monday_at,
+                                                                   demo_user):
+    used = _used(session, book(free_instrument, monday_at(9), monday_at(11)), demo_user("operator"))
+    assert used.state == BookingState.COMPLETED
+    with pytest.raises(Conflict) as refused, session.begin_nested():
+        book(free_instrument, monday_at(10), monday_at(12))
+    assert refused.value.code == "booking_conflict"
+    missed = book(free_instrument, monday_at(14), monday_at(15))
+    bookings.mark_no_show(session, missed, rules=bookings.effective_rules(session, free_instrument),
+                          actor=Actor.system("job:mark_no_shows"), now=monday_at(14, 30))
+    assert missed.state == BookingState.NO_SHOW
+    assert book(free_instrument, monday_at(14), monday_at(15)).state == BookingState.CONFIRMED
+    assert bookings.find_overlapping_use(session) == []
+
+
+def test_two_completed_bookings_never_overlap_and_the_check_finds_a_planted_pair(
+        app, session, db_kind, free_instrument, book, monday_at, demo_user):
+    """PostgreSQL refuses a completed booking written over another; SQLite has no such constraint, and
+    `flask bookings check-overlaps` finds the pair, prints it and exits 1."""
+    runner = app.test_cli_runner()
+    used = _used(session, book(free_instrument, monday_at(14, 30), monday_at(16)), demo_user("operator"))
+    clean = runner.invoke(args=["bookings", "check-overlaps"])
+    assert (clean.exit_code, clean.output) == (0, "0 overlapping pairs\n")
+    values = {c.key: getattr(used, c.key) for c in Booking.__table__.columns if c.key != "id"}
+    planted = values | {"start_at": monday_at(13, 30), "end_at": monday_at(16, 30), "block_end_at": monday_at(16, 30)}
+    if db_kind == "postgresql":
+        with pytest.raises(IntegrityError, match="ex_bookings_no_overlap"), session.begin_nested():
+            session.add(Booking(**planted))
+            session.flush()
+        session.add(Booking(**planted | {"state": BookingState.NO_SHOW}))  # a no-show used nothing
+        session.flush()
+        assert bookings.find_overlapping_use(session) == []
+        return
+    second = Booking(**planted)
+    session.add(second)
+    session.flush()
+    assert bookings.find_overlapping_use(session) == [(used, second)]
+    found = runner.invoke(args=["bookings", "check-overlaps"])
+    assert found.exit_code == 1
+    assert f"#{used.id} completed" in found.output and f"#{second.id} completed" in found.output
+    assert found.output.endswith("1 overlapping pairs\n")
 
 
 # --- the life ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from marketplace.booking.models import (
     ServiceTerms,
     WaitlistEntry,
 )
-from marketplace.booking.services import count_active_overlaps
+from marketplace.booking.services import find_overlapping_use
 from marketplace.catalogue.models import CatalogueRelease
 from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
 from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
@@ -80,7 +80,7 @@ def _check_bookings() -> None:
     session = db.session
     states = dict(session.execute(select(Booking.state, func.count()).group_by(Booking.state)).all())
     assert set(states) == set(BookingState) and sum(states.values()) > 150
-    assert count_active_overlaps(session) == 0
+    assert find_overlapping_use(session) == []
     every = session.scalars(select(Booking)).all()
     assert len({b.instrument_id for b in every}) >= 8 and len({b.booker_id for b in every}) >= 5
     for booking in every:
