@@ -1,4 +1,4 @@
-"""`flask jobs …`, `flask demo load` and `flask bookings check-overlaps`."""
+"""`flask jobs …` and `flask demo load`."""
 from __future__ import annotations
 
 import click
@@ -10,7 +10,6 @@ from core.scheduler import registered_jobs, run_job, serve_forever
 
 jobs_cli = AppGroup("jobs", help="List, run and schedule background jobs.")
 demo_cli = AppGroup("demo", help="The demo district.")
-bookings_cli = AppGroup("bookings", help="Checks of the booking calendar.")
 
 
 @jobs_cli.command("list")
@@ -49,24 +48,6 @@ def load_demo() -> None:
         click.echo(f"  {email:28} {role}")
 
 
-@bookings_cli.command("check-overlaps")
-def check_overlaps() -> None:
-    """List bookings of one instrument that overlap while holding or having used their time; exit 1 if any."""
-    from core.clock import to_local
-    from core.extensions import db
-    from marketplace.booking.services import find_overlapping_use
-
-    pairs = find_overlapping_use(db.session)
-    for first, second in pairs:
-        click.echo(f"instrument {first.instrument_id}: " + " overlaps ".join(
-            f"#{b.id} {b.state.value} {to_local(b.start_at):%Y-%m-%d %H:%M}–{to_local(b.block_end_at):%H:%M}"
-            for b in (first, second)))
-    click.echo(f"{len(pairs)} overlapping pairs")
-    if pairs:
-        raise SystemExit(1)
-
-
 def register(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     app.cli.add_command(demo_cli)
-    app.cli.add_command(bookings_cli)

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
     from marketplace import demo
     from marketplace.blueprints import api_bp, bp
     from marketplace.booking import calendar_views, payment_views, platform_views, waitlist_views
+    from marketplace.booking import cli as booking_cli
     from marketplace.booking import jobs as booking_jobs
     from marketplace.booking import views as booking_views
     from marketplace.catalogue import jobs as catalogue_jobs
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
     for name in MODULES:
         import_module(name)
     app.register_blueprint(bp)
+    app.cli.add_command(booking_cli.cli)
     register_nav(app, [*catalogue_views.NAV, *registry_views.NAV, *import_views.NAV, *release_views.NAV])
     register_nav(app, [*booking_views.NAV, *waitlist_views.NAV, *calendar_views.NAV, *platform_views.NAV,
                        *payment_views.NAV], group=_l("Bookings"))
