@@ -100,3 +100,8 @@ def test_the_api_answers_a_claim_with_its_history(session, demo_user, api_as, tw
     assert api_as("bureau").get("/api/v1/voucher-claims/999999999").status_code == 404
     assert api_as(None).get(f"/api/v1/voucher-claims/{claim.id}").status_code == 401
     assert session.get(Claim, claim.id).state == ClaimState.APPROVED
+    spec = api_as(None).get("/api/v1/openapi.json").json
+    answered = spec["paths"]["/api/v1/voucher-claims/{claim_id}"]["get"]["responses"]["200"]
+    assert answered["content"]["application/json"]["schema"]["$ref"].endswith("/ClaimDetailOut")
+    assert {"step", "at", "actor_name", "note", "lines"} <= set(spec["components"]["schemas"]["ClaimStepOut"]["properties"])
+    assert "history" in spec["components"]["schemas"]["ClaimDetailOut"]["required"]

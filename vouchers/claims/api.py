@@ -1,5 +1,6 @@
 """Claim API under /api/v1: GET /api/v1/voucher-claims, the caller's platforms' or
-enterprises' claims; the bureau, the finance officer and the auditor: every claim. Money in fen, times in
+enterprises' claims; the bureau, the finance officer and the auditor: every claim. GET
+/api/v1/voucher-claims/{id}: one claim with its history. Money in fen, times in
 Asia/Shanghai with their offset."""
 from __future__ import annotations
 
