@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core.audit import Actor, record_audit
 from core.clock import local_midnight, to_local
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
-from core.models import Enterprise, Platform, Role, User
+from core.models import AuditEntry, Enterprise, Platform, Role, User
 from core.services import administers
 from core.states import move
 from vouchers import ledger
@@ -400,6 +400,63 @@ def claimant_name(session: Session, claim: Claim) -> str:
     owner = session.get(Platform, claim.platform_id) if claim.kind == ClaimKind.PROVIDER \
         else session.get(Enterprise, claim.enterprise_id)
     return owner.name if owner is not None else ""
+
+
+# --- the claim's history ---------------------------------------------------------------------------------
+
+# Each step of a claim is an audit entry written by the service above: the audit log is append-only, so
+# the history survives any number of return and resubmit rounds with nothing of its own to keep.
+STEP_LABELS = {"submitted": _l("Claim filed"), "returned": _l("Returned"), "resubmitted": _l("Resubmitted"),
+               "approved": _l("Approved"), "paid": _l("Paid")}
+
+
+@dataclass(frozen=True, slots=True)
+class StepLine:
+    """A line a step returned (or, on resubmission, dropped), by its booking, with the bureau's reason."""
+
+    booking_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimStep:
+    step: str  # a key of STEP_LABELS
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    note: str | None  # the bureau's note on a return or an approval; the payment's reference
+    total_fen: int | None
+    lines: tuple[StepLine, ...]
+
+    @property
+    def label(self) -> str:
+        return str(STEP_LABELS[self.step])
+
+
+def _step_lines(reasons: dict[str, str] | None) -> tuple[StepLine, ...]:
+    return tuple(StepLine(int(booking_id), reason)
+                 for booking_id, reason in sorted((reasons or {}).items(), key=lambda item: int(item[0])))
+
+
+def claim_history(session: Session, claim: Claim) -> list[ClaimStep]:
+    """Every step of the claim in order: who did it (their name; the recorded label if they are gone),
+    when, the note, the total after it, and the lines it returned or dropped with their reasons."""
+    rows = session.execute(
+        select(AuditEntry, User.name).outerjoin(User, User.id == AuditEntry.actor_id)
+        .where(AuditEntry.subject_type == Claim.__tablename__, AuditEntry.subject_id == claim.id,
+               AuditEntry.action.in_([f"voucher_claim.{step}" for step in STEP_LABELS]))
+        .order_by(AuditEntry.id))
+    steps = []
+    for entry, name in rows:
+        after = entry.after or {}
+        step = entry.action.removeprefix("voucher_claim.")
+        steps.append(ClaimStep(
+            step=step, at=entry.at, actor_id=entry.actor_id, actor_name=name or entry.actor_label,
+            note=after.get("payment_reference") if step == "paid" else after.get("note"),
+            total_fen=after.get("total_fen"),
+            lines=_step_lines(after.get("dropped") if step == "resubmitted" else
+                              after.get("lines") if step == "returned" else None)))
+    return steps
 
 
 def claim_attachments(session: Session, claim: Claim) -> list[Attachment]:

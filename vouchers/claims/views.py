@@ -250,7 +250,8 @@ def claim(claim_id: int):
         paid_form.paid_on.data = _today()
     return render_template(
         "vouchers/claim_detail.html", claim=found, document=_document(found),
-        files=claims.claim_attachments(db.session, found), redeemed=claims.redeem_entries(db.session, found),
+        files=claims.claim_attachments(db.session, found), history=claims.claim_history(db.session, found),
+        redeemed=claims.redeem_entries(db.session, found),
         late=late, may_review=claims.can_review(user, found), approve_form=ApproveClaimForm(formdata=None),
         return_form=ReturnClaimForm(formdata=None), resubmit_form=resubmit_form, paid_form=paid_form,
         attachment_form=ClaimAttachmentForm() if claims.can_attach(user, found) else None)
