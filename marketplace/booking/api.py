@@ -241,8 +241,9 @@ def create_booking(data: dict):
 
 
 class BookingQuery(ma.Schema):
-    when = ma.fields.String(load_default="upcoming", validate=ma.validate.OneOf(["upcoming", "past"]), metadata={
-        "description": "upcoming: not ended yet, soonest first; past: ended, latest first"})
+    when = ma.fields.String(load_default="upcoming", validate=ma.validate.OneOf(bookings.BOOKING_LIST_WHEN),
+                            metadata={"description": "upcoming: not ended yet, soonest first; past: ended, "
+                                                     "latest first; all: both, latest start first"})
     state = ma.fields.Enum(BookingState, by_value=True, load_default=None)
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))

@@ -172,6 +172,14 @@ def cancellation_fee(booking: Booking, rules: BookingRules, *, by_platform: bool
     return min(booking.price_fen * rules.late_cancel_fee_pct // 100, booking.payable_fen)
 
 
+def needs_approval(instrument: Instrument, rules: BookingRules, user_type: UserType | None = None) -> bool:
+    """Whether the platform approves a booking before it holds: the instrument's rules say so or it is
+    shared by appointment, except for the platform's own staff. Without a user type (a visitor), the
+    instrument's rule alone."""
+    return (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
+        and user_type != UserType.OWN_STAFF
+
+
 def no_show_fee(booking: Booking, rules: BookingRules) -> int:
     return min(booking.price_fen * rules.no_show_fee_pct // 100, booking.payable_fen)
 
@@ -433,12 +441,11 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
                       payable_fen=payable, sequence=0)
     payments.sync_payment_state(booking)
     requested = booking.audit_view()
-    needs_approval = (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
-        and user_type != UserType.OWN_STAFF
+    approval = needs_approval(instrument, rules, user_type)
     # Without approval the rule approves at once, and with nothing to pay the booking is confirmed: it is
     # written in the state it ends in (one INSERT, no UPDATE of a row just written), each step audited.
     rule, steps = Actor.system("rule:no_approval_needed"), []
-    if not needs_approval:
+    if not approval:
         steps.append(_advance(booking, BookingState.APPROVED, actor=rule, now=now))
         if booking.payable_fen == 0:
             steps.append(_advance(booking, BookingState.CONFIRMED, actor=rule, now=now))
@@ -713,12 +720,18 @@ def send_reminders(session: Session, *, now: datetime) -> int:
 
 # --- lists --------------------------------------------------------------------------------------
 
+BOOKING_LIST_WHEN = ("upcoming", "past", "all")
+
+
 def list_user_bookings(session: Session, user: User, *, now: datetime, when: str = "upcoming",
                        state: BookingState | None = None, limit: int = 200) -> list[Booking]:
-    """A user's own bookings: upcoming (not yet ended, soonest first) or past (latest first)."""
+    """A user's own bookings: upcoming (not yet ended, soonest first), past (latest first) or all of
+    them (latest start first)."""
     query = select(Booking).where(Booking.booker_id == user.id)
     if when == "past":
         query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc())
+    elif when == "all":
+        query = query.order_by(Booking.start_at.desc())
     else:
         query = query.where(Booking.end_at > now).order_by(Booking.start_at)
     if state is not None:

@@ -255,6 +255,7 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         rows=rows, grid=grid, view=view, monday=monday, week_days=week_days, today=today,
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
         selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
+        needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
         waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
 
@@ -337,7 +338,8 @@ def booking_quote(instrument_id: int):
 @bp.route("/bookings")
 @requires()
 def my_bookings():
-    when = "past" if request.args.get("when") == "past" else "upcoming"
+    when = request.args.get("when")
+    when = when if when in bookings.BOOKING_LIST_WHEN else "upcoming"
     state = request.args.get("state")
     state = BookingState(state) if state in set(BookingState) else None
     rows = bookings.list_user_bookings(db.session, current_principal(), now=utcnow(), when=when, state=state)

@@ -22,7 +22,8 @@ from core.models import INDUSTRY_LABELS, Industry
 from core.services import administers
 from core.templating import NavItem
 from marketplace.blueprints import bp
-from marketplace.booking.availability import MAX_RANGE
+from marketplace.booking import services as bookings
+from marketplace.booking.availability import MAX_RANGE, effective_rules
 from marketplace.catalogue import services as catalogue_service
 from marketplace.catalogue.services import CatalogueSort, FilterLists
 from marketplace.registry import services
@@ -157,7 +158,8 @@ def instrument(instrument_id: int):
     return render_template("marketplace/instrument.html", instrument=item, language=current_language(),
                            is_large=catalogue_service.is_large(
                                item, line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"]),
-                           may_manage=administers(user, item.platform_id))
+                           may_manage=administers(user, item.platform_id),
+                           needs_approval=bookings.needs_approval(item, effective_rules(db.session, item)))
 
 
 @bp.route("/instruments/photos/<stored_name>")

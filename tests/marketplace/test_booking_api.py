@@ -214,6 +214,7 @@ def test_my_bookings_upcoming_past_by_state_and_paged(api_as, session, free_inst
     assert ids(state="confirmed") == [first["id"]]
     assert ids(state="cancelled") == [second["id"]]
     assert ids(when="past") == [past.id]
+    assert ids(when="all") == [second["id"], first["id"], past.id]
     page = api.get("/api/v1/bookings", query_string={"per_page": 1}).json
     assert (len(page["items"]), page["has_more"], page["page"]) == (1, True, 1)
     assert error_of(api.get("/api/v1/bookings", query_string={"when": "soon"})) == (422, "validation_error")

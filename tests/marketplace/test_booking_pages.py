@@ -422,8 +422,30 @@ def test_the_booker_s_list_has_upcoming_and_past_tabs_and_a_state_filter(login_a
     assert ids("?when=past") == [past.id]
     assert ids("?state=cancelled") == [cancelled.id]
     assert ids("?state=nonsense") == [upcoming.id, cancelled.id]
-    assert ids("") == ids("?when=upcoming")
+    assert ids("") == ids("?when=upcoming") == ids("?when=nonsense")
     assert login_as("expert").get("/bookings").status_code == 200 and ids("?when=past&state=cancelled") == []
+
+
+def test_the_all_tab_lists_past_and_upcoming_bookings_latest_first(login_as, session, instrument, monday_at,
+                                                                   book_as):
+    past = book_as("enterprise", instrument, monday_at(9, weeks=-1), monday_at(10, weeks=-1),
+                   now=monday_at(9, weeks=-2))
+    upcoming = book_as("enterprise", instrument, monday_at(9), monday_at(10))
+    later = book_as("enterprise", instrument, monday_at(9, weeks=2), monday_at(10, weeks=2))
+    client = login_as("enterprise")
+
+    def ids(query: str) -> list[int]:
+        return [int(row["data-booking-id"]) for row in page(client.get(f"/bookings{query}")).find(
+            "tr", data_testid="booking-row")]
+
+    assert ids("?when=all") == [later.id, upcoming.id, past.id]
+    assert ids("?when=past") == [past.id]
+    assert past.id not in ids("?when=upcoming")
+    assert ids("?when=all&state=approved") == [later.id, upcoming.id, past.id]
+    assert ids("?when=all&state=cancelled") == []
+    shown = page(client.get("/bookings?when=all"))
+    assert "active" in shown.find("a", data_testid="tab-all")[0]["class"]
+    assert shown.text("tab-all") == "全部"
 
 
 # --- the calendar ---------------------------------------------------------------------------------
@@ -471,6 +493,20 @@ def test_the_day_view_shows_one_day_and_moves_a_day_at_a_time(login_as, instrume
     assert f"day={(day + timedelta(days=1)).isoformat()}" in shown.find("a", data_testid="next")[0]["href"]
     for bad in ("?week=not-a-date", "?week=0001-01-01", "?view=day&day=9999-12-31", "?start=x&end=1"):
         assert login_as("enterprise").get(f"/instruments/{instrument.id}/book{bad}").status_code == 200
+
+
+@pytest.mark.parametrize("requires_approval", [True, False])
+def test_the_booking_and_instrument_pages_say_before_booking_that_the_platform_approves(
+        app, login_as, session, instrument, requires_approval):
+    own_rules(session, instrument, requires_approval=requires_approval)
+    booking_page = page(login_as("enterprise").get(f"/instruments/{instrument.id}/book"))
+    public_page = page(app.test_client().get(f"/instruments/{instrument.id}"))
+    for shown in (booking_page, public_page):
+        assert bool(shown.find("div", data_testid="needs-approval") or shown.find("p", data_testid="needs-approval")) \
+            is requires_approval
+        if requires_approval:
+            assert "此仪器的预约需经平台审批" in shown.text("needs-approval")
+    assert booking_page.find("form", data_testid="booking-form")
 
 
 def test_the_instrument_page_links_to_booking_and_the_menu_to_my_bookings(app, login_as, instrument):
