@@ -16,6 +16,7 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from core.audit import Actor
+from core.clock import to_local
 from core.db import utcnow
 from core.errors import Forbidden, RuleBroken
 from core.models import AuditEntry
@@ -524,6 +525,54 @@ def test_transfer_chosen_on_the_page_and_recorded_by_the_platform(session, appro
     assert (recorded.status_code, recorded.location) == (302, f"/bookings/{approved.id}")
     session.expire_all()
     assert (approved.state, approved.payment_state) == (BookingState.CONFIRMED, PaymentState.PAID)
+
+
+def test_transfer_page_shows_the_bank_account_the_note_and_the_deadline(session, approved, login_as):
+    platform = approved.instrument.platform
+    platform.bank_account_name, platform.bank_name, platform.bank_account_number = (
+        "柯桥测试平台", "中国工商银行绍兴柯桥支行", "1211014009200012345")
+    session.commit()
+    deadline = bookings.expires_at(approved)
+    shown = to_local(deadline).strftime("%Y-%m-%d %H:%M")
+    booker = login_as("enterprise")
+    choice = booker.get(pay_url(approved)).get_data(as_text=True)
+    assert f'<time datetime="{deadline.isoformat()}" data-testid="transfer-deadline">{shown}</time>' in choice
+    booker.post(pay_url(approved), data={"transfer-submit": "1"})
+    session.expire_all()
+    note = payments.expected_transfer(approved).idempotency_key
+    for url in (pay_url(approved), f"/bookings/{approved.id}"):
+        html = booker.get(url).get_data(as_text=True)
+        for testid, value in (("bank-account-name", "柯桥测试平台"), ("bank-name", "中国工商银行绍兴柯桥支行"),
+                              ("bank-account-number", "1211014009200012345")):
+            assert f'data-testid="{testid}">{value}<' in html
+        assert f'data-testid="transfer-note">{note}<' in html
+        assert f'<time datetime="{deadline.isoformat()}" data-testid="transfer-deadline">{shown}</time>' in html
+        assert 'data-testid="no-bank-details"' not in html
+
+
+def test_transfer_page_without_bank_details_asks_to_contact_the_platform(session, approved, login_as):
+    platform = approved.instrument.platform
+    platform.bank_account_name = platform.bank_name = platform.bank_account_number = None
+    session.commit()
+    booker = login_as("enterprise")
+    booker.post(pay_url(approved), data={"transfer-submit": "1"})
+    for url in (pay_url(approved), f"/bookings/{approved.id}"):
+        html = booker.get(url).get_data(as_text=True)
+        assert 'data-testid="no-bank-details"' in html and 'data-testid="bank-account-number"' not in html
+        assert platform.name in html and 'data-testid="transfer-deadline"' in html
+
+
+def test_an_unpaid_transfer_expires_at_the_deadline_and_not_before(session, approved, enterprise):
+    bookings.choose_transfer(session, approved, actor=Actor.of(enterprise, "127.0.0.1"), user=enterprise,
+                             now=utcnow())
+    session.commit()
+    deadline = bookings.expires_at(approved)
+    assert bookings.expire_bookings(session, now=deadline - timedelta(seconds=1)) == 0
+    session.commit()
+    assert approved.state == BookingState.APPROVED
+    assert bookings.expire_bookings(session, now=deadline) == 1
+    session.commit()
+    assert approved.state == BookingState.EXPIRED
 
 
 # --- paying while the platform decides ------------------------------------------------------------
