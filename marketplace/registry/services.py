@@ -309,6 +309,20 @@ def bulk_publish(session: Session, instrument_ids: list[int], user: User, *, act
     return instruments
 
 
+def bulk_submit(session: Session, instrument_ids: list[int], user: User, *, actor: Actor,
+                now: datetime) -> list[Instrument]:
+    """Submits every chosen instrument for review, or none: each is submitted (and audited) as on its own."""
+    instruments = list(session.scalars(select(Instrument).where(Instrument.id.in_(instrument_ids))
+                                       .order_by(Instrument.id).with_for_update()))
+    if len(instruments) != len(set(instrument_ids)):
+        raise RuleBroken("not_found", _("Some of the chosen instruments no longer exist."))
+    for instrument in instruments:
+        if instrument.state not in (InstrumentState.DRAFT, InstrumentState.REJECTED):
+            raise RuleBroken("not_a_draft", _("%(name)s is not a draft to submit.", name=instrument.name_zh))
+        submit_instrument(session, instrument, user, actor=actor, now=now)
+    return instruments
+
+
 def _in_review() -> sa.ColumnElement[bool]:
     """A new instrument submitted, or a published one's change, waiting for the bureau."""
     return sa.or_(Instrument.state == InstrumentState.SUBMITTED, Instrument.pending_changes.is_not(None))
@@ -333,16 +347,24 @@ def count_in_review(session: Session) -> int:
 
 
 def review_diff(instrument: Instrument) -> list[tuple[str, Any, Any]]:
-    """(field, published value, proposed value) for a change in review; every field for a new one."""
+    """(field, published value, proposed value) for every field of the record, asset number included: the
+    bureau reviews the whole record. A new instrument has no published value (None)."""
+    current = {name: to_json_value(getattr(instrument, name)) for name in EDITABLE_FIELDS}
     if instrument.pending_changes:
-        return [(name, to_json_value(getattr(instrument, name)), value) for name, value in instrument.pending_changes.items()]
-    return [(name, None, to_json_value(getattr(instrument, name))) for name in PUBLIC_FIELDS]
+        return [(name, value, instrument.pending_changes.get(name, value)) for name, value in current.items()]
+    return [(name, None, value) for name, value in current.items()]
 
 
-def list_platform_instruments(session: Session, platform_id: int, *, state: InstrumentState | None = None) -> sa.Select:
+def list_platform_instruments(session: Session, platform_id: int, *, state: InstrumentState | None = None,
+                              query: str | None = None) -> sa.Select:
+    """A platform's instruments, newest change first; query narrows to a name, model or asset number containing it."""
     stmt = select(Instrument).where(Instrument.platform_id == platform_id).order_by(Instrument.updated_at.desc())
     if state is not None:
         stmt = stmt.where(Instrument.state == state)
+    if query:
+        needle = query.strip()
+        stmt = stmt.where(sa.or_(*(column.icontains(needle, autoescape=True) for column in (
+            Instrument.name_zh, Instrument.name_en, Instrument.model, Instrument.asset_number))))
     return stmt
 
 

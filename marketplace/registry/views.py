@@ -36,6 +36,7 @@ NAV = [
 TODO = [TodoCounter(_l("Instruments waiting for review"), AccessRule(frozenset({Role.BUREAU_ADMIN})),
                     services.count_in_review, "marketplace.review_queue")]
 PER_PAGE = 50
+MAX_QUERY = 100  # characters of a search
 
 
 def _instrument_form(instrument: Instrument | None = None) -> InstrumentForm:
@@ -66,10 +67,34 @@ def _render_form(form: InstrumentForm, instrument: Instrument | None, platform: 
 def my_instruments():
     platform = my_platform()
     state = request.args.get("state")
+    query = request.args.get("q", "").strip()[:MAX_QUERY]
     stmt = services.list_platform_instruments(
-        db.session, platform.id, state=InstrumentState(state) if state in set(InstrumentState) else None)
+        db.session, platform.id, state=InstrumentState(state) if state in set(InstrumentState) else None, query=query)
     page = db.paginate(stmt, page=page_number(), per_page=PER_PAGE, error_out=False)
-    return render_template("marketplace/my_instruments.html", platform=platform, page=page, state=state)
+    return render_template("marketplace/my_instruments.html", platform=platform, page=page, state=state, q=query)
+
+
+def _chosen_ids() -> list[int]:
+    return [value for value in request.form.getlist("instrument_id", type=int) if 0 < value <= MAX_ID]
+
+
+@bp.route("/instruments/bulk-submit", methods=["POST"])
+@requires(Role.PLATFORM_ADMIN)
+def bulk_submit():
+    platform = my_platform()
+    ids = _chosen_ids()
+    if not ids:
+        flash(_("Choose the instruments to submit."), "danger")
+    else:
+        try:
+            with unit_of_work() as session:
+                submitted = services.bulk_submit(session, ids, current_principal(), actor=current_actor(), now=utcnow())
+        except RuleBroken as error:
+            flash(error.message, "danger")
+        else:
+            flash(ngettext("%(num)d instrument submitted for review.", "%(num)d instruments submitted for review.",
+                           len(submitted)), "success")
+    return redirect(url_for("marketplace.my_instruments", platform_id=platform.id))
 
 
 @bp.route("/instruments/new", methods=["GET", "POST"])
@@ -259,7 +284,7 @@ def reject_instrument(instrument_id: int):
 @bp.route("/review/bulk-publish", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def bulk_publish():
-    ids = [value for value in request.form.getlist("instrument_id", type=int) if 0 < value <= MAX_ID]
+    ids = _chosen_ids()
     if not ids:
         flash(_("Choose the instruments to publish."), "danger")
         return redirect(url_for("marketplace.review_queue"))

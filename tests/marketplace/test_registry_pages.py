@@ -9,7 +9,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from core.errors import RuleBroken
-from core.models import Platform
+from core.models import AuditEntry, Platform
 from marketplace.registry import services
 from marketplace.registry.models import Instrument, InstrumentState
 from tests.images import png_claiming
@@ -249,3 +249,60 @@ def test_removing_a_photo_removes_the_record_and_the_file(app, login_as, session
     assert client.post(f"/instruments/photos/{photo.id}/delete").status_code == 302
     session.expire_all()
     assert session.get(Instrument, instrument.id).photos == [] and not stored.exists()
+
+
+def test_the_review_page_shows_every_field_and_the_photos(login_as, session, create_instrument):
+    instrument = create_instrument(state=S.SUBMITTED, asset_number="KQ-REVIEW-77", building="C 楼")
+    login_as("platform").post(f"/instruments/{instrument.id}/photos",
+                              data={"photo": (io.BytesIO(_image("PNG", (64, 64))), "p.png")},
+                              content_type="multipart/form-data")
+    session.refresh(instrument)
+    bureau = login_as("bureau")
+    html = bureau.get(f"/review/{instrument.id}").get_data(as_text=True)
+    assert "KQ-REVIEW-77" in html and "C 楼" in html
+    photo_url = f"/instruments/photos/{instrument.photos[0].stored_name}"
+    assert f'src="{photo_url}"' in html
+    with bureau.get(photo_url) as photo:
+        assert photo.status_code == 200
+
+
+def test_the_review_queue_has_a_select_all_box(login_as, create_instrument):
+    create_instrument(state=S.SUBMITTED)
+    html = login_as("bureau").get("/review").get_data(as_text=True)
+    assert 'data-select-all="instrument_id"' in html and "/static/js/select-all.js" in html
+
+
+def test_the_platform_searches_its_instruments(login_as, create_instrument):
+    create_instrument(name_zh="激光粒度仪", model="Mastersizer 3000", asset_number="KQ-SEARCH-1")
+    create_instrument(name_zh="原子力显微镜", model="Dimension Icon", asset_number="KQ-SEARCH-2")
+    client = login_as("platform")
+    for query in ("粒度", "mastersizer", "SEARCH-1"):
+        html = client.get("/instruments/mine", query_string={"q": query}).get_data(as_text=True)
+        assert "激光粒度仪" in html and "原子力显微镜" not in html, query
+    assert "原子力显微镜" not in client.get("/instruments/mine?q=100%25").get_data(as_text=True)
+    html = client.get("/instruments/mine", query_string={"q": "KQ-SEARCH"}).get_data(as_text=True)
+    assert "激光粒度仪" in html and "原子力显微镜" in html and "/static/js/select-all.js" in html
+
+
+def test_the_platform_submits_the_chosen_drafts_at_once(login_as, session, create_instrument):
+    draft, rejected, left = create_instrument(), create_instrument(state=S.REJECTED), create_instrument()
+    client = login_as("platform")
+    response = client.post("/instruments/bulk-submit", data={"instrument_id": [str(draft.id), str(rejected.id)]})
+    assert response.status_code == 302
+    session.expire_all()
+    assert [session.get(Instrument, i.id).state for i in (draft, rejected, left)] == [S.SUBMITTED, S.SUBMITTED, S.DRAFT]
+    audited = session.scalars(select(AuditEntry.subject_id).where(AuditEntry.action == "instrument.submitted",
+                                                                  AuditEntry.subject_type == "instruments")).all()
+    assert {draft.id, rejected.id} <= set(audited) and left.id not in audited
+
+
+def test_a_bulk_submit_with_one_refused_instrument_submits_none(login_as, session, create_instrument):
+    draft, published = create_instrument(), create_instrument(state=S.PUBLISHED)
+    client = login_as("platform")
+    response = client.post("/instruments/bulk-submit", data={"instrument_id": [str(draft.id), str(published.id)]},
+                           follow_redirects=True)
+    assert response.status_code == 200 and "alert-danger" in response.get_data(as_text=True)
+    assert client.post("/instruments/bulk-submit", data={"instrument_id": ["x", "0"]}).status_code == 302
+    assert login_as("operator").post("/instruments/bulk-submit", data={"instrument_id": [str(draft.id)]}).status_code == 403
+    session.expire_all()
+    assert session.get(Instrument, draft.id).state == S.DRAFT
