@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from core.db import Fen, UTCDateTime, UTCTime, str_enum, utcnow
@@ -267,6 +268,12 @@ class Booking(db.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_BOOKING_STATES
+
+    @hybrid_property
+    def expires_at(self) -> datetime:
+        """When a booking never approved or never paid expires: at its start. One rule for the page that
+        shows the deadline and, as SQL on the class, for the expiry job that selects by it."""
+        return self.start_at
 
     @property
     def awaits_confirmation(self) -> bool:

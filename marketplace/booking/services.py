@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -655,16 +654,10 @@ def cancel_series(session: Session, booking: Booking, *, actor: Actor, user: Use
 
 # --- jobs ---------------------------------------------------------------------------------------
 
-def expires_at(booking: Booking | type[Booking]) -> Any:
-    """When a booking never approved or never paid expires: at its start. Given a row, that moment;
-    given the Booking class, the SQL expression the expiry job selects by (one rule for both)."""
-    return booking.start_at
-
-
 def expire_bookings(session: Session, *, now: datetime) -> int:
-    """Requested bookings never approved, and approved ones never paid, expire at expires_at()."""
+    """Requested bookings never approved, and approved ones never paid, expire at Booking.expires_at."""
     due = session.scalars(select(Booking).where(
-        Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), expires_at(Booking) <= now,
+        Booking.state.in_((BookingState.REQUESTED, BookingState.APPROVED)), Booking.expires_at <= now,
         Booking.payment_state != PaymentState.PENDING)).all()
     actor, expired = Actor.system("job:expire_bookings"), 0
     for booking in due:

@@ -370,7 +370,7 @@ def booking_detail(booking_id: int):
                                                                     .total_seconds() // 60),
                                              booking.setup_fee_fen, booking.hourly_rate_fen)),
         pay_url=_link_if("marketplace.pay_booking", may_pay, booking_id=booking.id),
-        expected=payments.expected_transfer(booking), expires_at=bookings.expires_at(booking),
+        expected=payments.expected_transfer(booking), expires_at=booking.expires_at,
         ics_url=_link_if("marketplace.booking_ics", True, booking_id=booking.id),
         cancel_form=CancelBookingForm(), STATE_LABELS=BOOKING_STATE_LABELS,
         PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS, PAYMENT_METHOD_LABELS=PAYMENT_METHOD_LABELS)

@@ -532,7 +532,7 @@ def test_transfer_page_shows_the_bank_account_the_note_and_the_deadline(session,
     platform.bank_account_name, platform.bank_name, platform.bank_account_number = (
         "柯桥测试平台", "中国工商银行绍兴柯桥支行", "1211014009200012345")
     session.commit()
-    deadline = bookings.expires_at(approved)
+    deadline = approved.expires_at
     shown = to_local(deadline).strftime("%Y-%m-%d %H:%M")
     booker = login_as("enterprise")
     choice = booker.get(pay_url(approved)).get_data(as_text=True)
@@ -566,7 +566,7 @@ def test_an_unpaid_transfer_expires_at_the_deadline_and_not_before(session, appr
     bookings.choose_transfer(session, approved, actor=Actor.of(enterprise, "127.0.0.1"), user=enterprise,
                              now=utcnow())
     session.commit()
-    deadline = bookings.expires_at(approved)
+    deadline = approved.expires_at
     assert bookings.expire_bookings(session, now=deadline - timedelta(seconds=1)) == 0
     session.commit()
     assert approved.state == BookingState.APPROVED
