@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 STRIPE_PORT ?= 8420
+MAIL_PORT ?= 8025
 export STRIPE_API_BASE ?= http://127.0.0.1:$(STRIPE_PORT)
 export FLASK_APP := core.app:create_app
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run dev test bench migrate demo payments translations babel-extract babel-update babel-compile clean
+.PHONY: run dev test bench migrate demo payments mail translations babel-extract babel-update babel-compile clean
 
 $(VENV)/.app: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,12 +48,20 @@ payments: $(VENV)/.app
 	    --state-file instance/localstripe.pickle > instance/localstripe.log 2>&1 & \
 	  echo "payment server (localstripe) on http://127.0.0.1:$(STRIPE_PORT)"; fi
 
-run: babel-compile demo payments
-	@echo "Kequip serves on http://127.0.0.1:$(PORT)  (demo password: kequip-demo)"
-	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'core.app:create_app()'
+# A mail catcher on 127.0.0.1 only: nothing leaves the machine; messages land in instance/mail, read on /dev/mail
+mail: $(VENV)/.app
+	@mkdir -p instance/mail
+	@if ! (echo > /dev/tcp/127.0.0.1/$(MAIL_PORT)) 2>/dev/null; then \
+	  nohup $(BIN)/python -m aiosmtpd -n -l 127.0.0.1:$(MAIL_PORT) -c aiosmtpd.handlers.Mailbox instance/mail \
+	    > instance/mail.log 2>&1 & \
+	  echo "mail catcher on 127.0.0.1:$(MAIL_PORT); read the mail at http://127.0.0.1:$(PORT)/dev/mail"; fi
 
-dev: babel-compile demo
-	$(BIN)/flask run --debug --port $(PORT)
+run: babel-compile demo payments mail
+	@echo "Kequip serves on http://127.0.0.1:$(PORT)  (demo password: kequip-demo)"
+	DEV_MAILDIR=instance/mail MAIL_PORT=$(MAIL_PORT) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'core.app:create_app()'
+
+dev: babel-compile demo payments mail
+	DEV_MAILDIR=instance/mail MAIL_PORT=$(MAIL_PORT) $(BIN)/flask run --debug --port $(PORT)
 
 test: $(VENV)/.test babel-compile
 	$(BIN)/ruff check .

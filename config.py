@@ -62,6 +62,8 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_SENDER = os.environ.get("MAIL_SENDER", "Kequip <noreply@kequip.test>")
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", 5))
+    # Development only: the Maildir the local mail catcher writes (`make run`), read on /dev/mail
+    DEV_MAILDIR = os.environ.get("DEV_MAILDIR")
     # Links in mail are built from this, since jobs have no request
     PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '5000')}")
 

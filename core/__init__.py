@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 def init_app(app: Flask) -> None:
     """core registers itself the way every domain package does."""
-    from core import api, cli, security, templating, views
+    from core import api, cli, devmail, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
     from core.inputs import IdConverter, check_request_input
@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     security.register(app)
     app.register_blueprint(views.bp)
+    devmail.register(app)
     api.register(app)
     templating.register(app)
     cli.register(app)

@@ -356,6 +356,7 @@ class OutboxMessage(db.Model):
     locale: Mapped[str] = mapped_column(sa.String(8))
     template: Mapped[str] = mapped_column(sa.String(100))
     context: Mapped[dict] = mapped_column(sa.JSON)
+    attachments: Mapped[list | None] = mapped_column(sa.JSON)  # core.outbox.Attachment, as JSON
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(default=0)

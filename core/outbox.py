@@ -11,7 +11,7 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 from flask import current_app, render_template
 from flask_babel import force_locale
@@ -23,9 +23,26 @@ from core.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 
-def enqueue_mail(session: Session, *, to: str, locale: str, template: str, context: dict) -> OutboxMessage:
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A text file sent with a message (a calendar entry): made when the mail is written, since
+    sending touches no database."""
+
+    filename: str
+    subtype: str  # of text/: "calendar"
+    content: str
+    params: tuple[tuple[str, str], ...] = ()  # of the Content-Type: (("method", "PUBLISH"),)
+
+    def as_json(self) -> dict:
+        return {"filename": self.filename, "subtype": self.subtype, "content": self.content,
+                "params": dict(self.params)}
+
+
+def enqueue_mail(session: Session, *, to: str, locale: str, template: str, context: dict,
+                 attachments: tuple[Attachment, ...] = ()) -> OutboxMessage:
     """template names templates/mail/<template>.subject.txt, .txt and .html."""
-    message = OutboxMessage(to=to, locale=locale, template=template, context=context)
+    message = OutboxMessage(to=to, locale=locale, template=template, context=context,
+                            attachments=[attachment.as_json() for attachment in attachments] or None)
     session.add(message)
     return message
 
@@ -40,9 +57,13 @@ def render_mail(message: OutboxMessage | Letter) -> EmailMessage:
     email["Subject"] = subject
     email["From"] = current_app.config["MAIL_SENDER"]
     email["To"] = message.to
+    email["Date"] = format_datetime(message.created_at)  # when it was written, not when a retry sent it
     email["Message-ID"] = make_msgid(idstring=f"outbox-{message.id}", domain="kequip.test")
     email.set_content(text)
     email.add_alternative(html, subtype="html")
+    for attachment in message.attachments or ():
+        email.add_attachment(attachment["content"], subtype=attachment["subtype"],
+                             filename=attachment["filename"], params=attachment["params"])
     return email
 
 
@@ -70,6 +91,8 @@ class Letter:
     locale: str
     template: str
     context: dict
+    created_at: datetime
+    attachments: list | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +115,7 @@ def claim_pending(session: Session, *, now: datetime, limit: int = 100) -> list[
     for message in due:
         message.claimed_until = now + CLAIM
         message.attempts += 1
-    return [Letter(m.id, m.to, m.locale, m.template, dict(m.context)) for m in due]
+    return [Letter(m.id, m.to, m.locale, m.template, dict(m.context), m.created_at, m.attachments) for m in due]
 
 
 def deliver(letters: list[Letter]) -> list[Outcome]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,9 +27,10 @@ from core.clock import to_local
 from core.db import unit_of_work
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User
-from core.outbox import enqueue_mail
+from core.outbox import Attachment, enqueue_mail
 from core.services import administers
 from core.states import can_move, move
+from marketplace.booking import ics
 from marketplace.booking.availability import (
     busy_bookings,
     effective_rules,
@@ -465,7 +468,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
     record_audit(session, actor, "booking.requested", booking, after=requested)
     for action, before, after in steps:
         record_audit(session, rule, action, booking, before=before, after=after)
-    if needs_approval:
+    if approval:
         _notify_platform(session, booking, "booking_requested")
     # confirmed at once: the confirmation is the only mail
     _notify(session, booking, "booking_confirmed" if booking.state == BookingState.CONFIRMED else "booking_requested")
@@ -768,8 +771,11 @@ def pending_approvals(session: Session, platform_ids: set[int]) -> list[Booking]
 
 def mail_context(booking: Booking) -> dict:
     local_start, local_end = to_local(booking.start_at), to_local(booking.end_at)
-    return {"booking_id": booking.id, "instrument_name": booking.instrument.name_zh,
-            "instrument_name_en": booking.instrument.name_en or booking.instrument.name_zh,
+    instrument = booking.instrument
+    return {"booking_id": booking.id, "instrument_name": instrument.name_zh,
+            "instrument_name_en": instrument.name_en or instrument.name_zh,
+            "location": " ".join(part for part in (instrument.platform.name, instrument.platform.address,
+                                                    f"{instrument.building} {instrument.room}".strip()) if part),
             "start": f"{local_start:%Y-%m-%d %H:%M}", "end": f"{local_end:%Y-%m-%d %H:%M}",
             "state": booking.state.value, "payable_fen": booking.payable_fen,
             "cancellation_fee_fen": booking.cancellation_fee_fen, "note": booking.decision_note or "",
@@ -778,8 +784,20 @@ def mail_context(booking: Booking) -> dict:
 
 
 def _notify(session: Session, booking: Booking, template: str) -> None:
-    enqueue_mail(session, to=booking.booker.email, locale=booking.booker.locale, template=template,
-                 context=mail_context(booking))
+    """The booker's mail; a confirmation carries the booking as a calendar file to import."""
+    booker = booking.booker
+    attachments = (_calendar_attachment(session, booking, booker.locale),) if template == "booking_confirmed" else ()
+    enqueue_mail(session, to=booker.email, locale=booker.locale, template=template,
+                 context=mail_context(booking), attachments=attachments)
+
+
+def _calendar_attachment(session: Session, booking: Booking, locale: str) -> Attachment:
+    public_url = current_app.config["PUBLIC_URL"].rstrip("/")
+    with force_locale(locale):
+        calendar = ics.booking_calendar(session, booking, language=locale,
+                                        booking_url=lambda booking_id: f"{public_url}/bookings/{booking_id}")
+    return Attachment(filename=f"booking-{booking.id}.ics", subtype="calendar", content=calendar.decode(),
+                      params=(("method", "PUBLISH"),))
 
 
 def _notify_platform(session: Session, booking: Booking, template: str) -> None:

@@ -66,6 +66,7 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
         "token": "no-such-token",
         "filename": "kequip.css",
         "path": "x",
+        "message_key": "none", "index": 0,
     }
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: str(values[m.group(1)]), rule)
 
