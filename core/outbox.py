@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -57,7 +57,8 @@ def render_mail(message: OutboxMessage | Letter) -> EmailMessage:
     email["Subject"] = subject
     email["From"] = current_app.config["MAIL_SENDER"]
     email["To"] = message.to
-    email["Date"] = format_datetime(message.created_at)  # when it was written, not when a retry sent it
+    # when it was written, not when a retry sent it (a message not stored yet is being written now)
+    email["Date"] = format_datetime(message.created_at or datetime.now(UTC))
     email["Message-ID"] = make_msgid(idstring=f"outbox-{message.id}", domain="kequip.test")
     email.set_content(text)
     email.add_alternative(html, subtype="html")
