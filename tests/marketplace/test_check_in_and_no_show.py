@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from core.audit import Actor
+from core.clock import LOCAL_ZONE, to_local
+from core.db import utcnow
 from core.errors import Conflict, RuleBroken
 from core.models import AuditEntry
 from marketplace.booking import jobs
@@ -256,3 +258,57 @@ def test_undo_refunds_the_card_capture_to_the_fen_at_localstripe(session, approv
     assert stripe.get(f"/v1/payment_intents/{payment.intent_id}")["latest_charge"]["amount_refunded"] == PAYABLE
     actions = [entry.action for entry in audit_of(session, approved)]
     assert actions[-2:] == ["booking.no_show", "booking.no_show_undone"]
+
+
+# --- the day sheet --------------------------------------------------------------------------------
+
+def test_day_sheet_marks_and_undoes_a_no_show_with_reasons_by_field(session, login_as, create_instrument,
+                                                                    paid_booking):
+    start = workday_at(9, days=-14)
+    booking = paid_booking(create_instrument(state=InstrumentState.PUBLISHED), start, start + timedelta(hours=1))
+    client = login_as("operator")
+    sheet = lambda: client.get(f"/platform/day-sheet?day={start.astimezone(LOCAL_ZONE).date()}").get_data(  # noqa: E731
+        as_text=True)
+    assert f"/platform/bookings/{booking.id}/no-show" in sheet()
+
+    missing = client.post(f"/platform/bookings/{booking.id}/no-show", data={"reason": " "})
+    assert missing.status_code == 422 and "请填写原因" in missing.get_data(as_text=True)
+    assert 'id="reason"' in missing.get_data(as_text=True) and "is-invalid" in missing.get_data(as_text=True)
+    session.refresh(booking)
+    assert booking.state == BookingState.CONFIRMED
+
+    assert client.post(f"/platform/bookings/{booking.id}/no-show", data={"reason": "预约人未到"}).status_code == 302
+    session.refresh(booking)
+    assert (booking.state, booking.cancellation_fee_fen) == (BookingState.NO_SHOW, 50_000)
+    page = sheet()
+    assert f"/platform/bookings/{booking.id}/undo-no-show" in page and f"/platform/bookings/{booking.id}/no-show\"" \
+        not in page
+
+    assert client.post(f"/platform/bookings/{booking.id}/undo-no-show", data={"reason": ""}).status_code == 422
+    assert login_as("enterprise").post(f"/platform/bookings/{booking.id}/undo-no-show",
+                                       data={"reason": "x"}).status_code == 403
+    client = login_as("operator")
+    done = client.post(f"/platform/bookings/{booking.id}/undo-no-show", data={"reason": "仪器故障"},
+                       follow_redirects=True)
+    assert done.status_code == 200 and "已撤销爽约" in done.get_data(as_text=True)
+    session.refresh(booking)
+    assert (booking.state, booking.cancellation_fee_fen, booking.payments[0].refunded_fen) == (
+        BookingState.CANCELLED, 0, 50_000)
+    again = client.post(f"/platform/bookings/{booking.id}/undo-no-show", data={"reason": "仪器故障"},
+                        follow_redirects=True)
+    assert again.status_code == 200 and "不是爽约状态" in again.get_data(as_text=True)
+
+
+def test_day_sheet_names_the_other_booking_when_it_is_its_time(session, login_as, fine_grained, paid_booking):
+    """The check-in button of the next booking while the current one's time runs: refused, naming it."""
+    now = to_local(utcnow()).replace(second=0, microsecond=0)
+    slot = now - timedelta(minutes=now.minute % 5)
+    current = paid_booking(fine_grained, slot, slot + timedelta(minutes=10))
+    upcoming = paid_booking(fine_grained, slot + timedelta(minutes=10), slot + timedelta(minutes=25))
+    response = login_as("operator").post(f"/platform/bookings/{upcoming.id}/check-in", data={"confirm": "y"},
+                                         follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "alert-danger" in page and f"预约 {current.id}" in page
+    assert f"{to_local(current.start_at):%H:%M}–{to_local(current.end_at):%H:%M}" in page
+    session.refresh(upcoming)
+    assert upcoming.state == BookingState.CONFIRMED
