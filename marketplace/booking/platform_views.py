@@ -1,5 +1,6 @@
 """Marketplace pages for the platforms' staff and the bureau: bookings to approve, the day sheet with
-check-in and check-out, each instrument's schedule, booking rules (an instrument's own, the district's
+check-in (an early or late one confirmed on a step of its own), check-out and no-shows (marked and
+undone with a reason), each instrument's schedule, booking rules (an instrument's own, the district's
 defaults), maintenance windows, qualifications and service terms. The rules are in
 marketplace/booking/services.py and marketplace/booking/calendar_admin.py; these views load, call and render."""
 from __future__ import annotations

@@ -737,13 +737,15 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
 
 
 def mark_no_shows(session: Session, *, now: datetime) -> int:
-    """Confirmed bookings with no check-in within the grace period: no-show, with its fee."""
+    """Confirmed bookings with no check-in within the grace period: no-show, with its fee. Never while
+    a check-in would still be on time (the check-in window after the start), whatever the grace period."""
     candidates = session.scalars(select(Booking).where(Booking.state == BookingState.CONFIRMED,
                                                        Booking.start_at <= now)).all()
     actor, marked = Actor.system("job:mark_no_shows"), 0
     for booking in candidates:
         rules = effective_rules(session, booking.instrument_id)
-        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
+        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes) \
+                or now <= no_show_opens_at(booking, rules):
             continue
         if lock_booking(session, booking).state != BookingState.CONFIRMED:
             continue  # checked in or cancelled meanwhile

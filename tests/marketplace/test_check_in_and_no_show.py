@@ -31,6 +31,9 @@ from tests.marketplace.test_payments import (  # noqa: F401  (fixtures)
     pay,
     settled,
 )
+from tests.vouchers.test_ledger import programme, voucher  # noqa: F401  (fixtures)
+from vouchers import ledger
+from vouchers.models import EntryKind, LedgerEntry
 
 AROUND_THE_CLOCK = {day: [["00:00", "24:00"]] for day in "0123456"}
 
@@ -312,3 +315,44 @@ def test_day_sheet_names_the_other_booking_when_it_is_its_time(session, login_as
     assert f"{to_local(current.start_at):%H:%M}–{to_local(current.end_at):%H:%M}" in page
     session.refresh(upcoming)
     assert upcoming.state == BookingState.CONFIRMED
+
+
+def test_the_job_never_marks_a_no_show_while_a_check_in_is_on_time(session, free_instrument, own_rules, paid_booking):
+    own_rules(free_instrument, no_show_grace_minutes=5, check_in_window_minutes=15)
+    start = workday_at(9, days=-14)
+    booking = paid_booking(free_instrument, start, start + timedelta(hours=1))
+    assert jobs.mark_no_shows(now=start + timedelta(minutes=15)) == 0
+    session.expire_all()
+    assert booking.state == BookingState.CONFIRMED
+    assert jobs.mark_no_shows(now=start + timedelta(minutes=16)) >= 1
+    session.expire_all()
+    assert booking.state == BookingState.NO_SHOW
+
+
+def test_undoing_a_no_show_leaves_the_voucher_ledger_as_a_cancellation_does(session, create_instrument, voucher,
+                                                                           demo_user, operator, monday_at):
+    """The voucher's hold is released at the no-show (a fee is never paid by a voucher); undoing it
+    releases nothing twice and consumes nothing; the enterprise's share kept as the fee is due back."""
+    instrument = create_instrument(state=InstrumentState.PUBLISHED, setup_fee_district_enterprise_fen=0,
+                                   hourly_rate_district_enterprise_fen=40_000)
+    issued, member, admin = voucher(1_000_000), demo_user("enterprise"), demo_user("platform")
+    booking = bookings.book_instrument(session, actor=Actor.of(member, None), user=member, instrument_id=instrument.id,
+                                       start_at=monday_at(9), end_at=monday_at(11), now=utcnow(), voucher_id=issued.id)
+    share = booking.payable_fen
+    assert (booking.price_fen, booking.voucher_fen, issued.held_fen) == (80_000, 80_000 - share, 80_000 - share)
+    bookings.record_transfer(session, booking, actor=Actor.of(admin, None), user=admin, now=utcnow(),
+                             amount_fen=share, received_on=to_local(utcnow()).date(), reference="ICBC 2026-0263")
+    actor = Actor.of(operator, None)
+    with settled(actor, monday_at(9, 16)):
+        bookings.report_no_show(session, booking, actor=actor, user=operator, now=monday_at(9, 16), reason="未到场")
+    assert (booking.cancellation_fee_fen, issued.held_fen, issued.balance_fen) == (share, 0, 1_000_000)
+    with settled(actor, monday_at(10)):
+        assert bookings.undo_no_show(session, booking, actor=actor, user=operator, now=monday_at(10),
+                                     reason="仪器故障") == share
+    session.expire_all()
+    assert (issued.held_fen, issued.consumed_fen, issued.balance_fen) == (0, 0, 1_000_000)
+    releases = session.scalars(select(LedgerEntry).where(LedgerEntry.booking_id == booking.id,
+                                                         LedgerEntry.kind == EntryKind.RELEASE)).all()
+    assert [entry.amount_fen for entry in releases] == [80_000 - share]
+    assert ledger.ledger_totals(session, issued.id) == ledger.Totals(1_000_000, 0, 0, 0)
+    assert (booking.payments[0].captured_fen, booking.payments[0].refunded_fen) == (share, share)
