@@ -37,7 +37,14 @@ from marketplace.booking.models import (
     QualificationRule,
     ServiceTerms,
 )
-from marketplace.booking.services import CHECK_IN_EARLY, can_manage, can_operate, current_terms, mail_context
+from marketplace.booking.services import (
+    can_manage,
+    can_operate,
+    check_in_timing,
+    current_terms,
+    mail_context,
+    no_show_opens_at,
+)
 from marketplace.registry.models import Instrument
 
 MAX_ICS_BYTES = 1024 * 1024
@@ -51,7 +58,7 @@ RULE_LIMITS: dict[str, tuple[int, int]] = {
     "slot_minutes": (1, 1440), "min_minutes": (1, 31 * 1440), "max_minutes": (1, 31 * 1440),
     "lead_minutes": (0, 365 * 1440), "horizon_days": (1, 730), "buffer_minutes": (0, 1440),
     "free_cancel_hours": (0, 365 * 24), "late_cancel_fee_pct": (0, 100), "no_show_fee_pct": (0, 100),
-    "no_show_grace_minutes": (0, 1440), "waitlist_offer_minutes": (1, 7 * 1440),
+    "no_show_grace_minutes": (0, 1440), "waitlist_offer_minutes": (1, 7 * 1440), "check_in_window_minutes": (0, 240),
 }
 RULE_FLAGS = ("closed_on_holidays", "requires_approval", "requires_operator", "allows_overnight")
 RULE_FIELDS = ("open_hours", *RULE_FLAGS, *RULE_LIMITS, "qualification")
@@ -78,19 +85,31 @@ def ensure_may_manage_calendar(user: User | None, platform_id: int) -> None:
         raise Forbidden("forbidden", _("Only the admins of the instrument's platform manage its calendar."))
 
 
-def platform_actions(user: User | None, booking: Booking, *, now: datetime) -> frozenset[str]:
+def platform_actions(user: User | None, booking: Booking, *, rules: BookingRules, now: datetime) -> frozenset[str]:
     """What the platform's pages offer on a booking for this user now: approve, reject, check_in,
-    check_out (the services check again when the button is pressed)."""
+    check_out, no_show (once the check-in window after the start has passed) and undo_no_show (the
+    services check again when the button is pressed)."""
     moves = BOOKING_TRANSITIONS.get(booking.state, set())
     actions = set()
     if can_manage(user, booking) and booking.state == BookingState.REQUESTED:
         actions |= {"approve", "reject"}
-    if can_operate(user, booking) and BookingState.IN_PROGRESS in moves \
-            and booking.start_at - CHECK_IN_EARLY <= now < booking.end_at:
-        actions.add("check_in")
+    if can_operate(user, booking) and BookingState.IN_PROGRESS in moves:
+        if check_in_timing(booking, rules, now=now) is not None:
+            actions.add("check_in")
+        if now > no_show_opens_at(booking, rules):
+            actions.add("no_show")
     if can_operate(user, booking) and BookingState.COMPLETED in moves:
         actions.add("check_out")
+    if can_operate(user, booking) and booking.state == BookingState.NO_SHOW:
+        actions.add("undo_no_show")
     return frozenset(actions)
+
+
+def actions_by_booking(session: Session, user: User | None, rows: list[Booking], *,
+                       now: datetime) -> dict[int, frozenset[str]]:
+    """platform_actions of each booking, under its instrument's rules."""
+    rules = {instrument_id: effective_rules(session, instrument_id) for instrument_id in {b.instrument_id for b in rows}}
+    return {b.id: platform_actions(user, b, rules=rules[b.instrument_id], now=now) for b in rows}
 
 
 def _lock(session: Session, instrument: Instrument) -> None:

@@ -13,6 +13,7 @@ from wtforms import (
     DateField,
     DateTimeLocalField,
     EmailField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -73,13 +74,28 @@ class CancelBookingForm(FlaskForm):
     submit = SubmitField(_l("Cancel the booking"))
 
 
+# --- the operator's day sheet (marketplace/booking/platform_views.py) -------------------------------
+
+class CheckInForm(FlaskForm):
+    """Check-in; confirm is set by the confirmation step of an early or late check-in."""
+    confirm = BooleanField(_l("I confirm the check-in"))
+    back = HiddenField()  # the page the operator came from
+    submit = SubmitField(_l("Confirm the check-in"))
+
+
+class NoShowForm(FlaskForm):
+    """Mark a no-show, or undo one: always with a reason."""
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+    back = HiddenField()
+
+
 # --- the platform's and the bureau's calendar settings (marketplace/booking/platform_views.py) ----
 
 WEEKDAY_LABELS = {"0": _l("Monday"), "1": _l("Tuesday"), "2": _l("Wednesday"), "3": _l("Thursday"),
                   "4": _l("Friday"), "5": _l("Saturday"), "6": _l("Sunday")}
 RULE_NUMBERS = ("slot_minutes", "min_minutes", "max_minutes", "lead_minutes", "horizon_days", "buffer_minutes",
                 "free_cancel_hours", "late_cancel_fee_pct", "no_show_fee_pct", "no_show_grace_minutes",
-                "waitlist_offer_minutes")
+                "waitlist_offer_minutes", "check_in_window_minutes")
 RULE_FLAGS = ("closed_on_holidays", "requires_approval", "requires_operator", "allows_overnight")
 
 
@@ -114,6 +130,9 @@ class BookingRulesForm(FlaskForm):
     no_show_fee_pct = _number_field(_l("No-show fee (percent of the price)"))
     no_show_grace_minutes = _number_field(_l("No-show after (minutes without check-in)"))
     waitlist_offer_minutes = _number_field(_l("Waitlist offer holds for (minutes)"))
+    check_in_window_minutes = _number_field(_l("Check-in window (minutes)"), _l(
+        "Check-in opens this long before the start; later than this after the start, it is late and a no-show "
+        "may be marked."))
     save = SubmitField(_l("Save the rules"))
 
     def values(self) -> dict[str, Any]:

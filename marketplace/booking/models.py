@@ -48,6 +48,7 @@ class BookingRules(db.Model):
         sa.CheckConstraint("late_cancel_fee_pct BETWEEN 0 AND 100 AND no_show_fee_pct BETWEEN 0 AND 100",
                            name="fees_are_percentages"),
         sa.CheckConstraint("no_show_grace_minutes >= 0 AND waitlist_offer_minutes > 0", name="grace_and_offer"),
+        sa.CheckConstraint("check_in_window_minutes >= 0", name="check_in_window_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +72,9 @@ class BookingRules(db.Model):
     late_cancel_fee_pct: Mapped[int] = mapped_column(default=50)
     no_show_fee_pct: Mapped[int] = mapped_column(default=100)
     no_show_grace_minutes: Mapped[int] = mapped_column(default=30)
+    # check-in opens this long before the start; after the start by as much it is late (confirmed by the
+    # operator), and the booking may be marked a no-show
+    check_in_window_minutes: Mapped[int] = mapped_column(default=15, server_default="15")
     waitlist_offer_minutes: Mapped[int] = mapped_column(default=120)
     updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
@@ -82,6 +86,10 @@ class BookingRules(db.Model):
     def bookable_starts(self, now: datetime) -> tuple[datetime, datetime]:
         """The earliest and the latest start of a booking made now: the lead time and the horizon."""
         return now + timedelta(minutes=self.lead_minutes), now + timedelta(days=self.horizon_days)
+
+    @property
+    def check_in_window(self) -> timedelta:
+        return timedelta(minutes=self.check_in_window_minutes)
 
     def audit_view(self) -> dict[str, Any]:
         return {column.name: to_json_value(getattr(self, column.key)) for column in self.__table__.columns
@@ -169,6 +177,7 @@ BOOKING_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
     BookingState.APPROVED: {BookingState.CONFIRMED, BookingState.CANCELLED, BookingState.EXPIRED},
     BookingState.CONFIRMED: {BookingState.IN_PROGRESS, BookingState.CANCELLED, BookingState.NO_SHOW},
     BookingState.IN_PROGRESS: {BookingState.COMPLETED},
+    BookingState.NO_SHOW: {BookingState.CANCELLED},  # a no-show undone: cancelled, its fee refunded
 }
 
 # Bookings that hold their time ahead or now.

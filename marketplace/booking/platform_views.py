@@ -1,5 +1,6 @@
 """Marketplace pages for the platforms' staff and the bureau: bookings to approve, the day sheet with
-check-in and check-out, each instrument's schedule, booking rules (an instrument's own, the district's
+check-in (an early or late one confirmed on a step of its own), check-out and no-shows (marked and
+undone with a reason), each instrument's schedule, booking rules (an instrument's own, the district's
 defaults), maintenance windows, qualifications and service terms. The rules are in
 marketplace/booking/services.py and marketplace/booking/calendar_admin.py; these views load, call and render."""
 from __future__ import annotations
@@ -27,8 +28,10 @@ from marketplace.booking import services as bookings
 from marketplace.booking.availability import district_rules, effective_rules
 from marketplace.booking.forms import (
     BookingRulesForm,
+    CheckInForm,
     MaintenanceImportForm,
     MaintenanceWindowForm,
+    NoShowForm,
     QualificationForm,
     ServiceTermsForm,
 )
@@ -71,9 +74,14 @@ def _local_range(first: date, days: int) -> tuple[datetime, datetime]:
     return from_local(local_midnight(first)), from_local(local_midnight(first + timedelta(days=days)))
 
 
+def _came_from() -> str:
+    """The page the button was on: the form's `back` (set by a step in between), else the referrer."""
+    return request.form.get("back") or request.referrer or ""
+
+
 def _back(default: str):
     """Back to the page the button was on (same site only), else to default."""
-    target = request.referrer or ""
+    target = _came_from()
     return redirect(target if target.startswith(request.host_url) else default)
 
 
@@ -102,17 +110,34 @@ def booking_approvals():
                            reject_form=RejectForm(), **LABELS)
 
 
-def _act_on_booking(booking_id: int, action, done: str, back: str = "marketplace.booking_approvals"):
+def _act_on_booking(booking_id: int, action, done: str, back: str = "marketplace.booking_approvals",
+                    step: FlaskForm | None = None):
+    """Make the change; a refusal is flashed, or, with `step` (the action's form), one the operator can
+    answer on the form (a reason, a confirmation) shows the form again with the message by its field."""
     user = current_principal()
     try:
         with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
             booking = bookings.get_booking(session, booking_id, user)
             action(session, booking, actor=current_actor(), user=user, now=utcnow())
     except (RuleBroken, Conflict) as error:
+        if step is not None and show_rule_error(step, error):
+            return _step_page(booking_id, step, error)
         flash(error.message, "danger")
     else:
         flash(done, "success")
     return _back(url_for(back))
+
+
+def _step_page(booking_id: int, form: FlaskForm, error: KequipError):
+    """The booking with the form of the step it waits for: the confirmation of an early or late
+    check-in (200), or a reason to give again (422)."""
+    booking = bookings.get_booking(db.session, booking_id, current_principal())
+    form.back.data = _came_from()
+    confirming = error.code == "check_in_unconfirmed"
+    if confirming:
+        form.confirm.errors, form.confirm.data = [], True
+    return render_template("marketplace/platform_booking_step.html", booking=booking, form=form, message=error.message,
+                           confirming=confirming, **LABELS), 200 if confirming else 422
 
 
 @bp.post(f"{BOOKING}/approve")
@@ -136,7 +161,9 @@ def reject_booking(booking_id: int):
 @bp.post(f"{BOOKING}/check-in")
 @requires(*STAFF)
 def check_in_booking(booking_id: int):
-    return _act_on_booking(booking_id, bookings.check_in, _("Checked in."), "marketplace.day_sheet")
+    form = CheckInForm()
+    return _act_on_booking(booking_id, lambda *args, **kw: bookings.check_in(*args, **kw, confirm=form.confirm.data),
+                           _("Checked in."), "marketplace.day_sheet", step=form)
 
 
 @bp.post(f"{BOOKING}/check-out")
@@ -145,13 +172,33 @@ def check_out_booking(booking_id: int):
     return _act_on_booking(booking_id, bookings.check_out, _("Checked out."), "marketplace.day_sheet")
 
 
+@bp.post(f"{BOOKING}/no-show")
+@requires(*STAFF)
+def report_no_show(booking_id: int):
+    form = NoShowForm()
+    return _act_on_booking(booking_id,
+                           lambda *args, **kw: bookings.report_no_show(*args, **kw, reason=form.reason.data),
+                           _("Marked as a no-show; the no-show fee is charged by the rules."), "marketplace.day_sheet",
+                           step=form)
+
+
+@bp.post(f"{BOOKING}/undo-no-show")
+@requires(*STAFF)
+def undo_no_show(booking_id: int):
+    form = NoShowForm()
+    return _act_on_booking(booking_id,
+                           lambda *args, **kw: bookings.undo_no_show(*args, **kw, reason=form.reason.data),
+                           _("The no-show is undone: the booking is cancelled without a fee and the fee is "
+                             "refunded."), "marketplace.day_sheet", step=form)
+
+
 @bp.route("/platform/day-sheet")
 @requires(*STAFF)
 def day_sheet():
     platform, day, now, user = _staff_platform(), _day_arg(), utcnow(), current_principal()
     rows = bookings.day_sheet(db.session, platform.id, *_local_range(day, 1))
     return render_template("marketplace/platform_day_sheet.html", platform=platform, day=day, rows=rows,
-                           actions={b.id: calendar_admin.platform_actions(user, b, now=now) for b in rows},
+                           actions=calendar_admin.actions_by_booking(db.session, user, rows, now=now),
                            previous_day=day - timedelta(days=1), next_day=day + timedelta(days=1), **LABELS)
 
 
@@ -184,7 +231,7 @@ def instrument_schedule(instrument_id: int):
     return render_template("marketplace/platform_schedule.html", instrument=instrument, days=days, monday=monday,
                            windows=calendar_admin.list_maintenance_windows(db.session, instrument.id, now=start,
                                                                            until=end),
-                           actions={b.id: calendar_admin.platform_actions(user, b, now=now) for b in rows},
+                           actions=calendar_admin.actions_by_booking(db.session, user, rows, now=now),
                            previous_week=monday - timedelta(weeks=1), next_week=monday + timedelta(weeks=1),
                            may_manage=administers(user, instrument.platform_id), **LABELS)
 

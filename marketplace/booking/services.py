@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 import sqlalchemy as sa
 from flask import current_app
@@ -57,7 +58,6 @@ from marketplace.payments.models import Payment, PaymentState
 from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, SharingMode, UserType
 from vouchers import services as vouchers
 
-CHECK_IN_EARLY = timedelta(hours=1)  # an operator may check a user in this long before the start
 MAX_SERIES_WEEKS = 26
 
 
@@ -82,9 +82,13 @@ def can_see(user: User | None, booking: Booking) -> bool:
                                  or user.has_role(Role.BUREAU_ADMIN, Role.AUDITOR))
 
 
+def is_cancellable(booking: Booking) -> bool:
+    """A booking that still holds its time may be cancelled (a no-show is cancelled only by undoing it)."""
+    return booking.is_active and can_move(booking, BookingState.CANCELLED, BOOKING_TRANSITIONS)
+
+
 def can_cancel(user: User | None, booking: Booking) -> bool:
-    return (booking.state in BOOKING_TRANSITIONS and BookingState.CANCELLED in BOOKING_TRANSITIONS[booking.state]
-            and user is not None and (booking.booker_id == user.id or can_manage(user, booking)))
+    return (is_cancellable(booking) and user is not None and (booking.booker_id == user.id or can_manage(user, booking)))
 
 
 def get_booking(session: Session, booking_id: int, user: User | None) -> Booking:
@@ -289,10 +293,14 @@ def lock_booking(session: Session, booking: Booking, *, to: BookingState | None 
     session.execute(select(Booking).where(Booking.id == booking.id).with_for_update(of=Booking)
                     .execution_options(populate_existing=True)).scalar_one()
     if to is not None and not can_move(booking, to, BOOKING_TRANSITIONS):
-        raise Conflict("booking_state_changed", _(
-            "This booking is %(state)s now, so it cannot become %(to)s. Reload the page to see it.",
-            state=str(BOOKING_STATE_LABELS[booking.state]), to=str(BOOKING_STATE_LABELS[to])))
+        raise _state_changed(booking, to)
     return booking
+
+
+def _state_changed(booking: Booking, to: BookingState) -> Conflict:
+    return Conflict("booking_state_changed", _(
+        "This booking is %(state)s now, so it cannot become %(to)s. Reload the page to see it.",
+        state=str(BOOKING_STATE_LABELS[booking.state]), to=str(BOOKING_STATE_LABELS[to])))
 
 
 @contextmanager
@@ -573,18 +581,68 @@ def confirm_booking(session: Session, booking: Booking, *, actor: Actor, now: da
     return booking
 
 
-def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Booking:
+class CheckInTiming(StrEnum):
+    EARLY = "early"  # within the window before the start: the operator confirms
+    ON_TIME = "on_time"  # from the start to the window after it
+    LATE = "late"  # later than the window after the start, before the end: the operator confirms
+
+
+def check_in_timing(booking: Booking, rules: BookingRules, *, now: datetime) -> CheckInTiming | None:
+    """Where `now` falls for the booking's check-in: None outside [start − the window, end)."""
+    window = rules.check_in_window
+    if not booking.start_at - window <= now < booking.end_at:
+        return None
+    if now < booking.start_at:
+        return CheckInTiming.EARLY
+    return CheckInTiming.LATE if now > booking.start_at + window else CheckInTiming.ON_TIME
+
+
+def _span(booking: Booking) -> str:
+    return f"{to_local(booking.start_at):%H:%M}–{to_local(booking.end_at):%H:%M}"
+
+
+def slot_holder(session: Session, booking: Booking, now: datetime) -> Booking | None:
+    """Another active booking of the instrument whose slot holds the moment `now`."""
+    return session.scalar(select(Booking).where(
+        Booking.instrument_id == booking.instrument_id, Booking.id != booking.id,
+        Booking.state.in_(ACTIVE_BOOKING_STATES), Booking.start_at <= now, Booking.end_at > now).limit(1))
+
+
+def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+             confirm: bool = False) -> Booking:
+    """Check-in opens the check-in window (a booking rule) before the booking's own start and closes at
+    its end, never at a moment another active booking of the instrument holds: the use recorded never
+    starts before start − the window, nor in another booking's time. Before the start, or later than the
+    window after it, the operator confirms (confirm=True; else check_in_unconfirmed, with the timing in
+    `details`)."""
     lock_booking(session, booking, to=BookingState.IN_PROGRESS)
     _ensure(can_operate(user, booking), _("Only the platform's operators check users in."))
-    if not booking.start_at - CHECK_IN_EARLY <= now < booking.end_at:
-        raise RuleBroken("check_in_time", _("Check-in opens an hour before the start and closes at the end."))
+    rules = effective_rules(session, booking.instrument_id)
+    timing = check_in_timing(booking, rules, now=now)
+    if timing is None:
+        raise RuleBroken("check_in_time", _(
+            "Check-in for this booking (%(span)s) opens at %(opens)s, %(n)s minutes before its start, and closes "
+            "at its end.", span=_span(booking), opens=f"{to_local(booking.start_at - rules.check_in_window):%H:%M}",
+            n=rules.check_in_window_minutes))
+    holder = slot_holder(session, booking, now)
+    if holder is not None:
+        raise RuleBroken("check_in_other_booking", _(
+            "It is another booking's time now (%(other)s, booking %(id)s); this booking (%(span)s) can be checked "
+            "in once that one's time is over.", other=_span(holder), id=holder.id, span=_span(booking)))
+    minutes = abs(int((now - booking.start_at).total_seconds() // 60))
+    if timing != CheckInTiming.ON_TIME and not confirm:
+        message = _("This booking starts at %(start)s: checking in %(n)s minutes early. Confirm the check-in.",
+                    start=f"{to_local(booking.start_at):%H:%M}", n=minutes) if timing == CheckInTiming.EARLY else \
+            _("This booking started at %(start)s: checking in %(n)s minutes late. Confirm the check-in.",
+              start=f"{to_local(booking.start_at):%H:%M}", n=minutes)
+        raise RuleBroken("check_in_unconfirmed", message, field="confirm", details={"timing": timing.value})
     before = booking.state.value
     move(booking, BookingState.IN_PROGRESS, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
     booking.checked_in_at, booking.operator_id = now, user.id
     booking.sequence += 1
     session.flush()
     record_audit(session, actor, "booking.in_progress", booking, before={"state": before},
-                 after={"checked_in_at": now.isoformat()})
+                 after={"checked_in_at": now.isoformat(), "timing": timing.value, "confirmed": confirm})
     return booking
 
 
@@ -623,6 +681,8 @@ def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: Us
                    reason: str = "") -> int:
     """Cancel by the booker or the platform, by the cancellation policy; returns the fee in fen."""
     lock_booking(session, booking, to=BookingState.CANCELLED)
+    if not is_cancellable(booking):
+        raise _state_changed(booking, BookingState.CANCELLED)
     _ensure(booking.booker_id == user.id or can_manage(user, booking),
             _("Only the booker and the platform's admins cancel a booking."))
     by_platform = booking.booker_id != user.id
@@ -680,13 +740,15 @@ def expire_bookings(session: Session, *, now: datetime) -> int:
 
 
 def mark_no_shows(session: Session, *, now: datetime) -> int:
-    """Confirmed bookings with no check-in within the grace period: no-show, with its fee."""
+    """Confirmed bookings with no check-in within the grace period: no-show, with its fee. Never while
+    a check-in would still be on time (the check-in window after the start), whatever the grace period."""
     candidates = session.scalars(select(Booking).where(Booking.state == BookingState.CONFIRMED,
                                                        Booking.start_at <= now)).all()
     actor, marked = Actor.system("job:mark_no_shows"), 0
     for booking in candidates:
         rules = effective_rules(session, booking.instrument_id)
-        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes):
+        if now < booking.start_at + timedelta(minutes=rules.no_show_grace_minutes) \
+                or now <= no_show_opens_at(booking, rules):
             continue
         if lock_booking(session, booking).state != BookingState.CONFIRMED:
             continue  # checked in or cancelled meanwhile
@@ -695,7 +757,8 @@ def mark_no_shows(session: Session, *, now: datetime) -> int:
     return marked
 
 
-def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, actor: Actor, now: datetime) -> None:
+def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, actor: Actor, now: datetime,
+                 reason: str | None = None) -> None:
     """A confirmed booking nobody checked in to: no-show, its fee (by the rules) kept from what was paid
     and the rest given back, a voucher's hold released (fees are never paid by a voucher)."""
     lock_booking(session, booking, to=BookingState.NO_SHOW)
@@ -704,9 +767,70 @@ def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, act
     booking.sequence += 1
     session.flush()
     record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
-                 after=booking.audit_view())
+                 after=booking.audit_view() | ({"reason": reason} if reason else {}))
     payments.settle_cancellation(session, booking, fee_fen=booking.cancellation_fee_fen, actor=actor, now=now)
     vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+
+
+def _reason(text: str | None) -> str:
+    reason = (text or "").strip()[:500]
+    if not reason:
+        raise RuleBroken("reason_required", _("Give a reason."), field="reason")
+    return reason
+
+
+def no_show_opens_at(booking: Booking, rules: BookingRules) -> datetime:
+    """An operator may mark a booking a no-show once the check-in window after its start has passed."""
+    return booking.start_at + rules.check_in_window
+
+
+def report_no_show(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                   reason: str) -> Booking:
+    """The operator marks a confirmed booking nobody came to a no-show, with a reason, later than the
+    check-in window after its start: as the job marks it (mark_no_show), without waiting for the job's
+    grace period."""
+    lock_booking(session, booking, to=BookingState.NO_SHOW)
+    _ensure(can_operate(user, booking), _("Only the platform's operators mark no-shows."))
+    reason = _reason(reason)
+    rules = effective_rules(session, booking.instrument_id)
+    if now <= no_show_opens_at(booking, rules):
+        raise RuleBroken("no_show_too_early", _(
+            "A no-show may be marked after %(time)s, %(n)s minutes after the start, when nobody has checked in.",
+            time=f"{to_local(no_show_opens_at(booking, rules)):%H:%M}", n=rules.check_in_window_minutes),
+            field="reason")
+    mark_no_show(session, booking, rules=rules, actor=actor, now=now, reason=reason)
+    return booking
+
+
+def undo_no_show(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
+                 reason: str) -> int:
+    """The operator undoes a no-show (the job's or an operator's), with a reason: the booking is cancelled
+    without fee and its no-show fee given back in full (a card's capture refunded at the gateway after
+    commit, a transfer's refund recorded as due). It is not confirmed again: its time was given up when
+    it became a no-show and may be booked by someone else since. The voucher's hold, released at the
+    no-show, stays released, as at any cancellation. Returns the fee refunded, in fen."""
+    lock_booking(session, booking)
+    if booking.state != BookingState.NO_SHOW:
+        raise Conflict("booking_state_changed", _(
+            "This booking is %(state)s now, not a no-show. Reload the page to see it.",
+            state=str(BOOKING_STATE_LABELS[booking.state])))
+    _ensure(can_operate(user, booking), _("Only the platform's operators undo no-shows."))
+    reason = _reason(reason)
+    if booking.payment_state == PaymentState.PENDING:
+        raise Conflict("payment_in_progress", _(
+            "The no-show fee is still being settled with the payment service; try again in a few minutes."))
+    fee, before = booking.cancellation_fee_fen, booking.audit_view()
+    move(booking, BookingState.CANCELLED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.cancelled_at, booking.cancelled_by_id, booking.cancel_reason = now, user.id, reason
+    booking.cancellation_fee_fen = 0
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.no_show_undone", booking, before=before,
+                 after=booking.audit_view() | {"refunded_fee_fen": fee, "reason": reason})
+    payments.settle_cancellation(session, booking, fee_fen=0, actor=actor, now=now)
+    vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
+    _notify(session, booking, "booking_cancelled")
+    return fee
 
 
 def send_reminders(session: Session, *, now: datetime) -> int:

@@ -36,11 +36,13 @@ def to_approve(create_instrument):
 
 @pytest.fixture
 def open_now(session, demo_user, free_instrument):
-    """The free instrument, open around the clock with no lead time: bookable from the next slot on."""
+    """The free instrument, open around the clock with no lead time: bookable from the next slot on, and
+    its check-in open half an hour before the start (so the next slot can always be checked in, early)."""
     admin = demo_user("platform")
     calendar_admin.save_booking_rules(session, actor=Actor.of(admin, None), user=admin, instrument=free_instrument,
                                       values={"open_hours": {day: "00:00-24:00" for day in "0123456"},
-                                              "closed_on_holidays": False, "lead_minutes": 0})
+                                              "closed_on_holidays": False, "lead_minutes": 0,
+                                              "check_in_window_minutes": 30})
     return free_instrument
 
 
@@ -121,7 +123,11 @@ def test_operator_checks_a_user_in_and_out(session, login_as, open_now, book, de
     assert f"/platform/bookings/{booking.id}/check-in" in page
     assert f"/platform/bookings/{booking.id}/check-out" not in page
 
-    assert client.post(f"/platform/bookings/{booking.id}/check-in").status_code == 302
+    step = client.post(f"/platform/bookings/{booking.id}/check-in")  # before the start: the operator confirms
+    assert step.status_code == 200 and 'data-testid="check-in-confirm"' in text(step) and "提前" in text(step)
+    session.refresh(booking)
+    assert booking.state == BookingState.CONFIRMED
+    assert client.post(f"/platform/bookings/{booking.id}/check-in", data={"confirm": "y"}).status_code == 302
     session.refresh(booking)
     assert booking.state == BookingState.IN_PROGRESS and booking.checked_in_at is not None
     assert booking.operator_id == demo_user("operator").id
@@ -179,7 +185,7 @@ RULES_FORM = {f"open_hours_{day}": "08:00-12:00, 13:00-18:00" for day in "01234"
     "open_hours_5": "09:00-12:00", "open_hours_6": "", "closed_on_holidays": "y", "slot_minutes": "15",
     "min_minutes": "30", "max_minutes": "240", "lead_minutes": "60", "horizon_days": "60", "buffer_minutes": "15",
     "qualification": "operator", "free_cancel_hours": "12", "late_cancel_fee_pct": "30", "no_show_fee_pct": "80",
-    "no_show_grace_minutes": "20", "waitlist_offer_minutes": "60"}
+    "no_show_grace_minutes": "20", "waitlist_offer_minutes": "60", "check_in_window_minutes": "10"}
 
 
 def test_instrument_rules_form_saves_own_rules_and_resets_to_defaults(session, login_as, create_instrument):
