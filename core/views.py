@@ -311,12 +311,14 @@ def organisation_changes():
     return render_template("core/organisation_changes.html", page=page)
 
 
+def _change_page(change: OrganisationChange, reject_form: forms.ChangeRejectForm, status: int = 200):
+    return render_template("core/organisation_change.html", change=change, reject_form=reject_form), status
+
+
 @bp.route("/organisation-changes/<id:change_id>")
 @requires(Role.BUREAU_ADMIN)
-def organisation_change(change_id: int, reject_form: forms.ChangeRejectForm | None = None, status: int = 200):
-    change = db.get_or_404(OrganisationChange, change_id)
-    return render_template("core/organisation_change.html", change=change,
-                           reject_form=reject_form or forms.ChangeRejectForm()), status
+def organisation_change(change_id: int):
+    return _change_page(db.get_or_404(OrganisationChange, change_id), forms.ChangeRejectForm())
 
 
 @bp.route("/organisation-changes/<id:change_id>/approve", methods=["POST"])
@@ -348,7 +350,7 @@ def reject_organisation_change(change_id: int):
         else:
             flash(_("Rejected: the organisation keeps its values and the requester is told why."), "success")
             return redirect(url_for("core.organisation_changes"))
-    return organisation_change(change.id, reject_form=form, status=422)
+    return _change_page(change, form, 422)
 
 
 @bp.route("/organisation-changes/approve-chosen", methods=["POST"])
