@@ -18,6 +18,7 @@ SUBJECT_LABELS = {
     "bookings": _l("Booking"), "bureaus": _l("Bureau"), "catalogue_releases": _l("Catalogue release"),
     "enterprises": _l("Enterprise"), "instrument_photos": _l("Instrument photo"), "instruments": _l("Instrument"),
     "maintenance_windows": _l("Maintenance window"), "organisations": _l("Organisation"),
+    "organisation_changes": _l("Organisation change"),
     "payments": _l("Payment"), "platforms": _l("Platform"), "qualifications": _l("Qualification"),
     "role_grants": _l("Role"), "service_terms": _l("Service terms"), "users": _l("User account"),
     "voucher_applications": _l("Voucher application"), "voucher_attachments": _l("Voucher attachment"),
@@ -33,6 +34,7 @@ ACTION_NOUNS = {
     "bureau": SUBJECT_LABELS["bureaus"], "calendar_feed": _l("Calendar feed"),
     "catalogue_release": SUBJECT_LABELS["catalogue_releases"], "enterprise": SUBJECT_LABELS["enterprises"],
     "instrument": SUBJECT_LABELS["instruments"], "maintenance_window": SUBJECT_LABELS["maintenance_windows"],
+    "organisation_change": SUBJECT_LABELS["organisation_changes"],
     "payment": SUBJECT_LABELS["payments"], "platform": SUBJECT_LABELS["platforms"],
     "qualification": SUBJECT_LABELS["qualifications"], "related_party": SUBJECT_LABELS["voucher_related_parties"],
     "role": SUBJECT_LABELS["role_grants"], "service_terms": SUBJECT_LABELS["service_terms"],
@@ -77,7 +79,7 @@ FIELD_LABELS: dict[str, Any] = {
     "refunded_fen": _l("Refunded (yuan)"), "intent_id": _l("Gateway payment"),
     "pending_action": _l("Pending gateway call"), "pending_amount_fen": _l("Pending amount (yuan)"),
     "balance_fen": _l("Balance (yuan)"), "held_fen": _l("Held (yuan)"), "consumed_fen": _l("Consumed (yuan)"),
-    "face_value_fen": _l("Face value (yuan)"),
+    "face_value_fen": _l("Face value (yuan)"), "old": _l("Before"), "new": _l("Asked for"),
 }
 
 

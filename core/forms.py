@@ -142,6 +142,11 @@ class VerificationForm(FlaskForm):
     submit = SubmitField(_l("Record the decision"))
 
 
+class ChangeRejectForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+    submit = SubmitField(_l("Reject"))
+
+
 class RoleGrantForm(FlaskForm):
     role = SelectField(_l("Role"), choices=_choices(ROLE_LABELS))
     organisation_id = SelectField(_l("Organisation"), coerce=int, validators=[Optional()])
@@ -194,3 +199,4 @@ def show_rule_error(form: FlaskForm, error: KequipError) -> bool:
         return False
     field.errors = [*field.errors, error.message]
     return True
+

@@ -35,6 +35,11 @@ def page_number() -> int:
     return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
+def chosen_ids(name: str) -> list[int]:
+    """The ids a list's checkboxes named `name` sent (a batch action): whole numbers in the id range only."""
+    return [value for value in request.form.getlist(name, type=int) if 0 < value <= MAX_ID]
+
+
 def check_request_input() -> None:
     values = [request.path, *(v for _k, v in request.args.items(multi=True)),
               *(v for _k, v in request.form.items(multi=True))]

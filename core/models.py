@@ -276,6 +276,71 @@ class PlatformIndustry(db.Model):
     industry: Mapped[Industry] = mapped_column(str_enum(Industry), primary_key=True)
 
 
+class ChangeState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+CHANGE_STATE_LABELS = {
+    ChangeState.PENDING: _l("Waiting for the bureau"),
+    ChangeState.APPROVED: _l("Approved"),
+    ChangeState.REJECTED: _l("Rejected"),
+}
+
+CHANGE_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
+    ChangeState.PENDING: {ChangeState.APPROVED, ChangeState.REJECTED},
+}
+
+# The fields that decide a voucher's ratio (tech SME), a controller group's yearly cap, the related-party
+# test and admission: changed by the organisation's own people, they wait for the bureau's review.
+KEY_FIELDS = {
+    OrganisationKind.ENTERPRISE: ("is_tech_sme", "actual_controller", "legal_representative"),
+    OrganisationKind.PLATFORM: ("platform_type", "legal_form", "industries"),
+}
+
+KEY_FIELD_LABELS = {
+    "is_tech_sme": _l("Registered technology-based SME"),
+    "actual_controller": _l("Actual controller (实际控制人)"),
+    "legal_representative": _l("Legal representative"),
+    "platform_type": _l("Type"),
+    "legal_form": _l("Legal form"),
+    "industries": _l("Industries"),
+}
+
+
+class OrganisationChange(db.Model):
+    """A change of an organisation's key fields asked by its own people: the organisation keeps its values
+    until the bureau approves; at most one waits per organisation (the partial unique index)."""
+
+    __tablename__ = "organisation_changes"
+    __table_args__ = (
+        sa.Index("uq_organisation_changes_pending", "organisation_id", unique=True,
+                 sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'")),
+        sa.CheckConstraint("(state = 'pending') = (decided_at IS NULL)", name="decided_when_not_pending"),
+        sa.CheckConstraint("state != 'rejected' OR decision_note IS NOT NULL", name="rejection_has_reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    requested_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+    state: Mapped[ChangeState] = mapped_column(str_enum(ChangeState, name="change_state"), default=ChangeState.PENDING)
+    old_values: Mapped[dict] = mapped_column(sa.JSON)  # field → value when asked, as JSON
+    new_values: Mapped[dict] = mapped_column(sa.JSON)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(sa.String(500))
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
+
+    def fields(self) -> list[tuple[str, Any, Any]]:
+        """(field, value when asked, value asked for), in the order of KEY_FIELDS."""
+        return [(name, self.old_values.get(name), self.new_values[name])
+                for name in KEY_FIELDS[self.organisation.kind] if name in self.new_values]
+
+
 class RoleGrant(db.Model):
     __tablename__ = "role_grants"
     __table_args__ = (

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,25 +15,33 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from core.audit import Actor, record_audit
 from core.auth import hash_password, hash_secret, needs_rehash, new_secret, verify_password
-from core.errors import Forbidden, RuleBroken
+from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import (
+    CHANGE_STATE_LABELS,
+    CHANGE_TRANSITIONS,
+    KEY_FIELDS,
     SCOPED_ROLES,
     VERIFICATION_STATE_LABELS,
     VERIFICATION_TRANSITIONS,
     ApiToken,
     AuditEntry,
+    ChangeState,
     Enterprise,
+    Industry,
+    LegalForm,
     Organisation,
+    OrganisationChange,
     OrganisationKind,
     PasswordResetToken,
     Platform,
+    PlatformType,
     Role,
     RoleGrant,
     User,
     VerificationState,
 )
 from core.outbox import enqueue_mail
-from core.states import move
+from core.states import can_move, move
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -294,9 +303,11 @@ OPTIONAL_TEXT_FIELDS = {"actual_controller", "bank_account_name", "bank_name", "
 
 
 def update_organisation(session: Session, organisation: Organisation, user: User, *, actor: Actor,
-                        changes: dict[str, Any]) -> Organisation:
+                        changes: dict[str, Any], now: datetime) -> OrganisationChange | None:
     """Change what the organisation's managers may change; an enterprise's credit code only the bureau (a
-    platform's, the credit code of its legal entity, its admins too). Blank optional texts are kept as NULL."""
+    platform's, the credit code of its legal entity, its admins too). Blank optional texts are kept as NULL.
+    A changed key field (KEY_FIELDS) asked by anyone but the bureau is not applied: it becomes the change
+    returned, waiting for the bureau's review, while the other fields are saved at once."""
     ensure_may_manage_organisation(user, organisation)
     allowed = set(EDITABLE_FIELDS[organisation.kind])
     if isinstance(organisation, Enterprise) and user.has_role(Role.BUREAU_ADMIN):
@@ -314,6 +325,8 @@ def update_organisation(session: Session, organisation: Organisation, user: User
                                        else set()):
         if name in changes:
             changes[name] = (changes[name] or "").strip() or None
+    if isinstance(organisation, Enterprise) and changes.get("legal_representative"):
+        changes["legal_representative"] = changes["legal_representative"].strip()
     if isinstance(organisation, Platform):
         if changes.get("credit_code"):  # the platform's legal entity's, to tell related parties
             changes["credit_code"] = normalise_credit_code(changes["credit_code"])
@@ -323,16 +336,164 @@ def update_organisation(session: Session, organisation: Organisation, user: User
                                                            Enterprise.id != organisation.id))
         if taken is not None:
             raise RuleBroken("enterprise_exists", _("Another enterprise has this credit code."), field="credit_code")
+    asked = {} if user.has_role(Role.BUREAU_ADMIN) else {
+        name: changes.pop(name) for name in KEY_FIELDS.get(organisation.kind, ())
+        if name in changes and _json_value(changes[name]) != _json_value(getattr(organisation, name))}
+    _apply(session, organisation, changes, actor=actor, action=f"{organisation.kind.value}.updated")
+    return _ask_for_change(session, organisation, user, asked, actor=actor, now=now) if asked else None
+
+
+def _json_value(value: Any) -> Any:
+    """A field's value as the change keeps it: an enum by its value, a list (industries) sorted."""
+    if isinstance(value, (list, tuple, set)):
+        return sorted(_json_value(v) for v in value)
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def _apply(session: Session, organisation: Organisation, changes: dict[str, Any], *, actor: Actor,
+           action: str) -> None:
+    """Set the fields and audit what changed, if anything did."""
     before = organisation.audit_view()
     for name, value in changes.items():
         setattr(organisation, name, value)
     session.flush()
     after = organisation.audit_view()
     if after != before:
-        record_audit(session, actor, f"{organisation.kind.value}.updated", organisation,
+        record_audit(session, actor, action, organisation,
                      before={k: v for k, v in before.items() if after.get(k) != v},
                      after={k: v for k, v in after.items() if before.get(k) != v})
-    return organisation
+
+
+# --- changes of key fields, reviewed by the bureau ---------------------------------------------------
+
+def pending_change(session: Session, organisation_id: int) -> OrganisationChange | None:
+    return session.scalar(select(OrganisationChange).where(OrganisationChange.organisation_id == organisation_id,
+                                                           OrganisationChange.state == ChangeState.PENDING))
+
+
+def last_decided_change(session: Session, organisation_id: int) -> OrganisationChange | None:
+    """The latest decided change, for the organisation's page to tell its outcome."""
+    return session.scalar(select(OrganisationChange)
+                          .where(OrganisationChange.organisation_id == organisation_id,
+                                 OrganisationChange.state != ChangeState.PENDING)
+                          .order_by(OrganisationChange.decided_at.desc(), OrganisationChange.id.desc()).limit(1))
+
+
+def _ask_for_change(session: Session, organisation: Organisation, user: User, asked: dict[str, Any], *,
+                    actor: Actor, now: datetime) -> OrganisationChange:
+    """One change waits per organisation: a second is refused until the bureau decides the first (the
+    partial unique index holds the line against two asked at once)."""
+    refusal = RuleBroken("change_pending", _("A change of this organisation's key fields waits for the bureau's "
+                                             "review already: ask again once it is decided."))
+    if pending_change(session, organisation.id) is not None:
+        raise refusal
+    change = OrganisationChange(
+        organisation_id=organisation.id, requested_by_id=user.id, requested_at=now,
+        old_values={name: _json_value(getattr(organisation, name)) for name in asked},
+        new_values={name: _json_value(value) for name, value in asked.items()})
+    try:
+        with session.begin_nested():
+            session.add(change)
+            session.flush()
+    except sa.exc.IntegrityError:
+        raise refusal from None
+    record_audit(session, actor, "organisation_change.requested", change,
+                 after={"organisation_id": organisation.id, "old": change.old_values, "new": change.new_values})
+    return change
+
+
+def ensure_bureau(user: User) -> None:
+    if not user.has_role(Role.BUREAU_ADMIN):
+        raise Forbidden("forbidden", _("Only the bureau reviews changes of organisations."))
+
+
+def lock_change(session: Session, change: OrganisationChange, *, to: ChangeState) -> OrganisationChange:
+    """Take the change's row lock and read it afresh (FOR UPDATE on PostgreSQL; SQLite's write transaction
+    serialises writers): of two decisions on one change, one is made and the other told, 409."""
+    session.flush()
+    session.execute(select(OrganisationChange).where(OrganisationChange.id == change.id)
+                    .with_for_update(of=OrganisationChange).execution_options(populate_existing=True)).scalar_one()
+    if not can_move(change, to, CHANGE_TRANSITIONS):
+        raise Conflict(f"already_{change.state.value}", _("This change was decided already: %(state)s.",
+                                                          state=CHANGE_STATE_LABELS[change.state]))
+    return change
+
+
+def _from_json(name: str, value: Any) -> Any:
+    """A kept value as the field takes it."""
+    column = {"platform_type": PlatformType, "legal_form": LegalForm}.get(name)
+    if name == "industries":
+        return [Industry(v) for v in value]
+    return column(value) if column is not None and value is not None else value
+
+
+def approve_change(session: Session, change: OrganisationChange, user: User, *, actor: Actor,
+                   now: datetime) -> OrganisationChange:
+    """Apply the asked values under the organisation's row lock, read afresh, and tell the requester."""
+    ensure_bureau(user)
+    lock_change(session, change, to=ChangeState.APPROVED)
+    organisation_class = type(change.organisation)
+    organisation = session.execute(
+        select(organisation_class).where(organisation_class.id == change.organisation_id)
+        .with_for_update(of=Organisation).execution_options(populate_existing=True)).scalar_one()
+    move(change, ChangeState.APPROVED, CHANGE_TRANSITIONS, CHANGE_STATE_LABELS)
+    change.decided_by_id, change.decided_at = user.id, now
+    _apply(session, organisation, {name: _from_json(name, value)
+                                   for name, value in change.new_values.items()},
+           actor=actor, action=f"{organisation.kind.value}.updated")
+    record_audit(session, actor, "organisation_change.approved", change,
+                 before={"state": "pending"}, after={"state": "approved", "new": change.new_values})
+    _tell_requester(session, change)
+    return change
+
+
+def reject_change(session: Session, change: OrganisationChange, user: User, *, actor: Actor, reason: str,
+                  now: datetime) -> OrganisationChange:
+    ensure_bureau(user)
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleBroken("reason_required", _("Give the reason for the rejection."), field="reason")
+    lock_change(session, change, to=ChangeState.REJECTED)
+    move(change, ChangeState.REJECTED, CHANGE_TRANSITIONS, CHANGE_STATE_LABELS)
+    change.decided_by_id, change.decided_at, change.decision_note = user.id, now, reason[:500]
+    session.flush()
+    record_audit(session, actor, "organisation_change.rejected", change,
+                 before={"state": "pending"}, after={"state": "rejected", "reason": change.decision_note})
+    _tell_requester(session, change)
+    return change
+
+
+def bulk_approve_changes(session: Session, change_ids: list[int], user: User, *, actor: Actor,
+                         now: datetime) -> list[OrganisationChange]:
+    """Approve every chosen change, or none: each as on its own."""
+    ensure_bureau(user)
+    changes = list(session.scalars(select(OrganisationChange).where(OrganisationChange.id.in_(change_ids))
+                                   .order_by(OrganisationChange.id)))
+    if not changes or len(changes) != len(set(change_ids)):
+        raise NotFound("not_found", _("Some of the chosen changes no longer exist."))
+    return [approve_change(session, change, user, actor=actor, now=now) for change in changes]
+
+
+def _tell_requester(session: Session, change: OrganisationChange) -> None:
+    requester = change.requested_by
+    if requester is None or not requester.is_active:
+        return
+    enqueue_mail(session, to=requester.email, locale=requester.locale, template="organisation_change_decided",
+                 context={"name": requester.name, "organisation": change.organisation.name,
+                          "organisation_id": change.organisation_id, "approved": change.state == ChangeState.APPROVED,
+                          "reason": change.decision_note})
+
+
+def change_queue(session: Session) -> sa.Select:
+    """The changes waiting for the bureau, the longest waiting first."""
+    return select(OrganisationChange).where(OrganisationChange.state == ChangeState.PENDING) \
+        .order_by(OrganisationChange.requested_at, OrganisationChange.id)
+
+
+def count_pending_changes(session: Session) -> int:
+    """How many changes wait in the queue: the bureau's to-do."""
+    return session.scalar(select(sa.func.count()).select_from(OrganisationChange)
+                          .where(OrganisationChange.state == ChangeState.PENDING))
 
 
 def list_organisations(session: Session, *, kind: OrganisationKind | None = None,

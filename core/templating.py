@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,9 @@ from core.auth import AccessRule, current_principal
 from core.extensions import current_language
 from core.models import (
     BUREAU_KIND_LABELS,
+    CHANGE_STATE_LABELS,
     INDUSTRY_LABELS,
+    KEY_FIELD_LABELS,
     LEGAL_FORM_LABELS,
     ORGANISATION_KIND_LABELS,
     PLATFORM_TYPE_LABELS,
@@ -26,6 +29,7 @@ from core.models import (
     User,
 )
 from core.money import format_yuan
+from core.services import count_pending_changes
 
 NAV_EXTENSION = "kequip.nav"
 TODO_EXTENSION = "kequip.todo"
@@ -99,9 +103,13 @@ CORE_NAV = [
     NavItem("core.dashboard", _l("Dashboard"), AccessRule(frozenset())),
     NavItem("core.organisations", _l("Organisations"),
             AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER}))),
+    NavItem("core.organisation_changes", _l("Organisation changes"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
     NavItem("core.users", _l("People and roles"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
     NavItem("core.audit_log", _l("Audit log"), AccessRule(AUDIT_READERS)),
 ]
+
+CORE_TODO = [TodoCounter(_l("Organisation changes waiting for review"), AccessRule(frozenset({Role.BUREAU_ADMIN})),
+                         count_pending_changes, "core.organisation_changes")]
 
 
 def local_datetime(value: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") -> str:
@@ -120,6 +128,18 @@ def join_labels(values, labels: dict) -> str:
     return separator.join(str(labels[value]) for value in values)
 
 
+def change_value(value: object, field: str) -> str:
+    """A key field's kept value (an organisation change) as a person reads it: a template filter."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(_("Yes") if value else _("No"))
+    labels = {"platform_type": PLATFORM_TYPE_LABELS, "legal_form": LEGAL_FORM_LABELS}.get(field)
+    if labels is not None:
+        return str(labels[value])
+    return join_labels(value, INDUSTRY_LABELS) if field == "industries" else str(value)
+
+
 def translated(labels: dict) -> dict:
     """Labels (lazy) in the page's language, each looked up once: for a page that shows them many times."""
     return {key: str(label) for key, label in labels.items()}
@@ -134,8 +154,10 @@ def language_switch(code: str) -> str:
 
 def register(app: Flask) -> None:
     register_nav(app, CORE_NAV)
+    register_todo(app, CORE_TODO)
     app.add_template_filter(local_datetime, "local_dt")
     app.add_template_filter(join_labels)
+    app.add_template_filter(change_value)
     app.add_template_filter(yuan)
     app.add_template_filter(translated)
     app.add_template_global(language_switch)
@@ -147,4 +169,5 @@ def register(app: Flask) -> None:
                 "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
                 "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
                 "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,
-                "VERIFICATION_STATE_LABELS": VERIFICATION_STATE_LABELS}
+                "VERIFICATION_STATE_LABELS": VERIFICATION_STATE_LABELS, "KEY_FIELD_LABELS": KEY_FIELD_LABELS,
+                "CHANGE_STATE_LABELS": CHANGE_STATE_LABELS}

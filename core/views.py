@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask import session as http_session
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import login_user, logout_user
 from flask_login.config import COOKIE_NAME
 from werkzeug.exceptions import HTTPException
@@ -22,11 +23,13 @@ from core.db import end_reads, unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.exports import XLSX_MIMETYPE, xlsx_bytes
 from core.extensions import current_language, db
-from core.inputs import page_number
+from core.inputs import chosen_ids, page_number
 from core.models import (
+    KEY_FIELDS,
     ApiToken,
     Enterprise,
     Organisation,
+    OrganisationChange,
     OrganisationKind,
     Platform,
     Role,
@@ -252,8 +255,10 @@ def organisation(org_id: int):
     user = current_principal()
     services.ensure_may_view_organisation(user, org)
     members = services.list_members(db.session, org)
-    return render_template("core/organisation.html", org=org, members=members,
-                           may_edit=services.can_manage_organisation(user, org),
+    may_edit = services.can_manage_organisation(user, org)
+    return render_template("core/organisation.html", org=org, members=members, may_edit=may_edit,
+                           pending=services.pending_change(db.session, org.id) if may_edit else None,
+                           decided=services.last_decided_change(db.session, org.id) if may_edit else None,
                            may_verify=isinstance(org, Enterprise) and user.has_role(Role.BUREAU_ADMIN),
                            verification_form=forms.VerificationForm())
 
@@ -284,13 +289,86 @@ def edit_organisation(org_id: int):
             changes["address"] = changes["address"] or None
         try:
             with unit_of_work() as session:
-                services.update_organisation(session, org, user, actor=current_actor(), changes=changes)
+                change = services.update_organisation(session, org, user, actor=current_actor(), changes=changes,
+                                                      now=utcnow())
         except RuleBroken as error:
             forms.show_error(form, error)
         else:
-            flash(_("Saved."), "success")
+            flash(_("Saved. The change of the key fields waits for the bureau's review; until it is approved the "
+                    "current values stay.") if change else _("Saved."), "success")
             return redirect(url_for("core.organisation", org_id=org.id))
-    return render_template("core/organisation_edit.html", org=org, form=form)
+    return render_template("core/organisation_edit.html", org=org, form=form,
+                           pending=services.pending_change(db.session, org.id),
+                           reviewed=() if user.has_role(Role.BUREAU_ADMIN) else KEY_FIELDS.get(org.kind, ()))
+
+
+# --- changes of key fields: the bureau's review -----------------------------------------------
+
+@bp.route("/organisation-changes")
+@requires(Role.BUREAU_ADMIN)
+def organisation_changes():
+    page = db.paginate(services.change_queue(db.session), page=page_number(), per_page=PER_PAGE, error_out=False)
+    return render_template("core/organisation_changes.html", page=page)
+
+
+def _change_page(change: OrganisationChange, reject_form: forms.ChangeRejectForm, status: int = 200):
+    return render_template("core/organisation_change.html", change=change, reject_form=reject_form), status
+
+
+@bp.route("/organisation-changes/<id:change_id>")
+@requires(Role.BUREAU_ADMIN)
+def organisation_change(change_id: int):
+    return _change_page(db.get_or_404(OrganisationChange, change_id), forms.ChangeRejectForm())
+
+
+@bp.route("/organisation-changes/<id:change_id>/approve", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def approve_organisation_change(change_id: int):
+    change = db.get_or_404(OrganisationChange, change_id)
+    try:
+        with unit_of_work() as session:
+            services.approve_change(session, change, current_principal(), actor=current_actor(), now=utcnow())
+    except KequipError as error:
+        flash(error.message, "danger")
+        return redirect(url_for("core.organisation_change", change_id=change.id))
+    flash(_("Approved: the new values of %(name)s apply now.", name=change.organisation.name), "success")
+    return redirect(url_for("core.organisation_changes"))
+
+
+@bp.route("/organisation-changes/<id:change_id>/reject", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def reject_organisation_change(change_id: int):
+    change = db.get_or_404(OrganisationChange, change_id)
+    form = forms.ChangeRejectForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work() as session:
+                services.reject_change(session, change, current_principal(), actor=current_actor(),
+                                       reason=form.reason.data, now=utcnow())
+        except KequipError as error:
+            forms.show_error(form, error)
+        else:
+            flash(_("Rejected: the organisation keeps its values and the requester is told why."), "success")
+            return redirect(url_for("core.organisation_changes"))
+    return _change_page(change, form, 422)
+
+
+@bp.route("/organisation-changes/approve-chosen", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def approve_chosen_organisation_changes():
+    ids = chosen_ids("change_id")
+    if not ids:
+        flash(_("Choose the changes to approve."), "danger")
+        return redirect(url_for("core.organisation_changes"))
+    try:
+        with unit_of_work() as session:
+            approved = services.bulk_approve_changes(session, ids, current_principal(), actor=current_actor(),
+                                                     now=utcnow())
+    except KequipError as error:
+        flash(error.message, "danger")
+    else:
+        flash(ngettext("%(num)d change approved.", "%(num)d changes approved.", len(approved)), "success")
+    return redirect(url_for("core.organisation_changes"))
 
 
 @bp.route("/organisations/<id:org_id>/verify", methods=["POST"])

@@ -128,5 +128,6 @@ def _institute(session: Session) -> int:
     if platform.bank_account_number:
         return 0
     admin = session.scalar(select(User).where(User.email == PLATFORM_ADMIN))
-    core_services.update_organisation(session, platform, admin, actor=Actor.of(admin, None), changes=dict(INSTITUTE))
+    core_services.update_organisation(session, platform, admin, actor=Actor.of(admin, None), changes=dict(INSTITUTE),
+                                      now=utcnow())
     return 1

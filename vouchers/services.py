@@ -261,6 +261,46 @@ def approve_application(session: Session, application: Application, *, actor: Ac
     return voucher
 
 
+def approve_applications(session: Session, application_ids: list[int], *, actor: Actor, user: User,
+                         now: datetime) -> list[Voucher]:
+    """Approve every chosen application at the amount it asks, or none. The applications' rows are locked
+    first, then their programmes' rows (in id order, as a single approval takes them: application, then
+    pool), so concurrent batches and single approvals neither overdraw a pool nor deadlock. A pool that
+    cannot cover the chosen sum refuses the batch naming the sum and what is left; otherwise each
+    application passes approve_application's own rules (its state, the group's yearly cap, counting the
+    vouchers issued earlier in the batch), and any refusal refuses them all, naming each and why."""
+    ensure_bureau(user)
+    ids = sorted(set(application_ids))
+    applications = list(session.scalars(
+        select(Application).where(Application.id.in_(ids)).order_by(Application.id)
+        .with_for_update(of=Application).execution_options(populate_existing=True)))
+    if not ids or len(applications) != len(ids):
+        raise NotFound("not_found", _("Some of the chosen applications no longer exist."))
+    programmes = session.scalars(
+        select(Programme).where(Programme.id.in_({a.programme_id for a in applications})).order_by(Programme.id)
+        .with_for_update(of=Programme).execution_options(populate_existing=True)).all()
+    for programme in programmes:
+        needed = sum(a.requested_fen for a in applications
+                     if a.programme_id == programme.id and a.state == ApplicationState.SUBMITTED)
+        if needed > programme.remaining_fen:
+            raise RuleBroken("pool_exhausted", _(
+                "Nothing was approved: the chosen applications need %(needed)s from the pool of %(name)s, "
+                "which has only %(left)s left.", needed=format_yuan(needed), name=programme.name,
+                left=format_yuan(programme.remaining_fen)))
+    vouchers, refusals = [], []
+    for application in applications:
+        try:
+            vouchers.append(approve_application(session, application, actor=actor, user=user,
+                                                amount_fen=application.requested_fen, now=now))
+        except (RuleBroken, Conflict) as error:  # nothing of this application changed: go on to name them all
+            refusals.append(_("%(enterprise)s, application %(id)d: %(reason)s", enterprise=application.enterprise.name,
+                              id=application.id, reason=error.message))
+    if refusals:
+        raise RuleBroken("batch_refused", _("Nothing was approved. %(refusals)s", refusals=" ".join(refusals)),
+                         details=refusals)
+    return vouchers
+
+
 def reject_application(session: Session, application: Application, *, actor: Actor, user: User, reason: str,
                        now: datetime) -> Application:
     ensure_bureau(user)

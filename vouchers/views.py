@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from werkzeug.datastructures import FileStorage
 
 from core.auth import AccessRule, current_actor, current_principal, requires
@@ -19,7 +20,7 @@ from core.db import end_reads, unit_of_work, utcnow
 from core.errors import Conflict, KequipError, NotFound, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_error
-from core.inputs import page_number
+from core.inputs import chosen_ids, page_number
 from core.models import Platform, Role
 from core.money import fen_to_yuan, yuan_to_fen
 from core.states import can_move
@@ -357,6 +358,26 @@ def approve_application(application_id: int):
     else:
         flash(_("Approved: the voucher %(serial)s is issued.", serial=voucher.serial), "success")
     return _back(url_for("vouchers.application", application_id=found.id))
+
+
+@bp.route("/voucher-applications/approve-chosen", methods=["POST"])
+@requires(BUREAU)
+def approve_chosen_applications():
+    """The chosen applications of the list, each at the amount it asks: all of them or none."""
+    ids = chosen_ids("application_id")
+    if not ids:
+        flash(_("Choose the applications to approve."), "danger")
+    else:
+        try:
+            with unit_of_work() as session:
+                issued = services.approve_applications(session, ids, actor=current_actor(), user=current_principal(),
+                                                       now=utcnow())
+        except KequipError as error:
+            flash(error.message, "danger")
+        else:
+            flash(ngettext("%(num)d application approved; its voucher is issued.",
+                           "%(num)d applications approved; their vouchers are issued.", len(issued)), "success")
+    return _back(url_for("vouchers.applications"))
 
 
 @bp.route("/voucher-applications/<id:application_id>/reject", methods=["POST"])

@@ -14,7 +14,7 @@ from core.db import end_reads, unit_of_work, utcnow
 from core.errors import KequipError, RuleBroken
 from core.extensions import current_language, db
 from core.forms import show_rule_error
-from core.inputs import MAX_ID, page_number
+from core.inputs import chosen_ids, page_number
 from core.models import Platform, Role
 from core.templating import NavItem, TodoCounter
 from marketplace.blueprints import bp, my_platform
@@ -75,7 +75,7 @@ def my_instruments():
 
 
 def _chosen_ids() -> list[int]:
-    return [value for value in request.form.getlist("instrument_id", type=int) if 0 < value <= MAX_ID]
+    return chosen_ids("instrument_id")
 
 
 @bp.route("/instruments/bulk-submit", methods=["POST"])

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from core import services
 from core.audit import Actor
-from core.db import unit_of_work
+from core.db import unit_of_work, utcnow
 from core.demo import demo_credit_code
-from core.errors import RuleBroken
+from core.errors import Conflict, RuleBroken
 from core.extensions import db
-from core.models import Enterprise
+from core.models import AuditEntry, ChangeState, Enterprise, OrganisationChange, Role, RoleGrant, User
 from core.ratelimit import DatabaseStorage
 
 pytestmark = pytest.mark.live
@@ -143,3 +143,98 @@ def test_rate_limit_counters_in_the_database_count_every_concurrent_increment(li
     assert sorted(counts) == list(range(1, 9))
     with live_app.app_context():
         DatabaseStorage().clear(key)
+
+
+def race(live_app, count: int, work) -> list[str]:
+    """work(session, n) in `count` threads released together, each in its own app context and unit of work;
+    each returns an outcome or raises a RuleBroken or Conflict, whose code is the outcome."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        with live_app.app_context():
+            barrier.wait()
+            try:
+                with unit_of_work() as session:
+                    outcomes.append(work(session, n))
+            except (RuleBroken, Conflict) as error:
+                outcomes.append(error.code)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+def new_enterprise_with_members(session, members: int) -> tuple[int, list[int]]:
+    tag = uuid.uuid4().int % 100_000
+    enterprise = Enterprise(name=f"变更并发企业 {tag}", credit_code=demo_credit_code(600_000 + tag),
+                            legal_representative="原法人", actual_controller="原控制人")
+    users = [User(email=f"change-{tag}-{n}@example.com", name=f"变更{n}", password_hash="x") for n in range(members)]
+    session.add_all([enterprise, *users])
+    session.flush()
+    session.add_all([RoleGrant(user_id=u.id, role=Role.ENTERPRISE_MEMBER, organisation_id=enterprise.id) for u in users])
+    session.flush()
+    return enterprise.id, [u.id for u in users]
+
+
+def test_concurrent_changes_asked_for_one_organisation_leave_one_waiting(live_app):
+    with live_app.app_context():
+        with unit_of_work() as session:
+            enterprise_id, member_ids = new_enterprise_with_members(session, 6)
+        db.session.remove()
+
+        def ask(session, n: int) -> str:
+            user = session.get(User, member_ids[n])
+            enterprise = session.get(Enterprise, enterprise_id)
+            services.update_organisation(session, enterprise, user, actor=Actor.of(user, None), now=utcnow(),
+                                         changes={"actual_controller": f"控制人{n}"})
+            return "asked"
+
+        outcomes = race(live_app, 6, ask)
+        assert sorted(outcomes) == ["asked"] + ["change_pending"] * 5
+        waiting = db.session.scalars(select(OrganisationChange).where(
+            OrganisationChange.organisation_id == enterprise_id)).all()
+        assert len(waiting) == 1 and waiting[0].state == ChangeState.PENDING
+        assert db.session.get(Enterprise, enterprise_id).actual_controller == "原控制人"
+        db.session.remove()
+
+
+def test_racing_approvals_and_rejections_of_one_change_make_one_decision(live_app):
+    with live_app.app_context():
+        with unit_of_work() as session:
+            enterprise_id, (member_id,) = new_enterprise_with_members(session, 1)
+            member = session.get(User, member_id)
+            change = services.update_organisation(session, session.get(Enterprise, enterprise_id), member,
+                                                  actor=Actor.of(member, None), now=utcnow(),
+                                                  changes={"actual_controller": "新控制人", "legal_representative": "新法人"})
+            change_id = change.id
+        db.session.remove()
+
+        def decide(session, n: int) -> str:
+            bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
+            change = session.get(OrganisationChange, change_id)
+            actor = Actor.of(bureau, None)
+            if n % 2:
+                services.reject_change(session, change, bureau, actor=actor, reason="不符", now=utcnow())
+                return "rejected"
+            services.approve_change(session, change, bureau, actor=actor, now=utcnow())
+            return "approved"
+
+        outcomes = race(live_app, 6, decide)
+        decided = [o for o in outcomes if o in ("approved", "rejected")]
+        assert len(outcomes) == 6 and len(decided) == 1
+        assert sorted(set(outcomes) - set(decided)) == [f"already_{decided[0]}"]
+        change = db.session.get(OrganisationChange, change_id)
+        enterprise = db.session.get(Enterprise, enterprise_id)
+        assert change.state.value == decided[0]
+        applied = (enterprise.actual_controller, enterprise.legal_representative) == ("新控制人", "新法人")
+        assert applied == (decided[0] == "approved")
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.subject_type == "organisation_changes", AuditEntry.subject_id == change_id,
+            AuditEntry.action.in_(["organisation_change.approved", "organisation_change.rejected"]))) == 1
+        db.session.remove()

@@ -99,6 +99,82 @@ def test_concurrent_approvals_never_issue_beyond_the_pool(live_app):
         db.session.remove()
 
 
+def applications_racing_for_a_pool(count: int, *, requested_fen: int) -> tuple[int, int, list[int]]:
+    """(programme id, bureau id, application ids): committed applications of `count` new enterprises to a new
+    programme of 1,000,000 fen."""
+    with unit_of_work() as session:
+        bureau = session.scalar(select(User).where(User.email == "bureau@kequip.test"))
+        programme = new_programme(session, bureau)
+        tag = uuid.uuid4().int % 10_000
+        application_ids = []
+        for n in range(count):
+            enterprise = Enterprise(name=f"批量券企业 {tag}-{n}", credit_code=demo_credit_code(700_000 + tag * 20 + n),
+                                    legal_representative=f"批量{tag}-{n}", verification_state=VerificationState.VERIFIED)
+            member = User(email=f"batch-{tag}-{n}@example.com", name="批量", password_hash="x")
+            session.add_all([enterprise, member])
+            session.flush()
+            session.add(RoleGrant(user_id=member.id, role=Role.ENTERPRISE_MEMBER, organisation_id=enterprise.id))
+            session.flush()
+            session.refresh(member)
+            application_ids.append(services.apply_for_voucher(
+                session, actor=Actor.system("test"), user=member, programme_id=programme.id,
+                enterprise_id=enterprise.id, requested_fen=requested_fen, purpose="批量", planned_instruments="",
+                now=utcnow()).id)
+        ids = programme.id, bureau.id
+    db.session.remove()
+    return *ids, application_ids
+
+
+def test_concurrent_batch_approvals_never_overdraw_the_pool_and_each_is_all_or_nothing(live_app):
+    """Four batches of three applications, 300,000 fen a batch, race for a pool of 1,000,000 fen: three are
+    approved whole, the fourth not at all."""
+    with live_app.app_context():
+        programme_id, bureau_id, ids = applications_racing_for_a_pool(12, requested_fen=100_000)
+        batches = [ids[n:n + 3] for n in range(0, 12, 3)]
+
+        def approve(session, n: int) -> str:
+            services.approve_applications(session, batches[n], actor=Actor.system("test"),
+                                          user=session.get(User, bureau_id), now=utcnow())
+            return "approved"
+
+        outcomes = race(live_app, 4, approve)
+        assert sorted(outcomes) == ["approved"] * 3 + ["pool_exhausted"]
+        issued = {v.application_id: v.amount_fen
+                  for v in db.session.scalars(select(Voucher).where(Voucher.programme_id == programme_id))}
+        assert sum(issued.values()) == db.session.get(Programme, programme_id).issued_fen == 900_000
+        assert sorted(len(set(batch) & set(issued)) for batch in batches) == [0, 3, 3, 3]
+        db.session.remove()
+
+
+def test_batch_and_single_approvals_racing_on_the_same_applications_never_overdraw_the_pool(live_app):
+    """Each batch races a single approval of its own last application: either the batch wins whole, or the
+    single one does and the batch is refused whole (already approved); the pool is never passed."""
+    with live_app.app_context():
+        programme_id, bureau_id, ids = applications_racing_for_a_pool(12, requested_fen=100_000)
+        batches = [ids[n:n + 3] for n in range(0, 12, 3)]
+
+        def approve(session, n: int) -> str:
+            user = session.get(User, bureau_id)
+            if n < 4:
+                services.approve_applications(session, batches[n], actor=Actor.system("test"), user=user, now=utcnow())
+                return "batch"
+            try:
+                services.approve_application(session, session.get(Application, batches[n - 4][-1]),
+                                             actor=Actor.system("test"), user=user, amount_fen=100_000, now=utcnow())
+            except Conflict as error:
+                return error.code
+            return "single"
+
+        outcomes = race(live_app, 8, approve)
+        assert len(outcomes) == 8
+        issued = {v.application_id for v in db.session.scalars(select(Voucher).where(Voucher.programme_id == programme_id))}
+        assert len(issued) * 100_000 == db.session.get(Programme, programme_id).issued_fen <= 1_000_000
+        for batch in batches:  # the first two of a batch are issued together or not at all
+            assert len(set(batch[:2]) & issued) in (0, 2)
+        assert len([b for b in batches if set(b) <= issued]) == outcomes.count("batch")
+        db.session.remove()
+
+
 def test_approvals_and_withdrawals_racing_on_one_application_make_one_change(live_app):
     with live_app.app_context():
         with unit_of_work() as session:

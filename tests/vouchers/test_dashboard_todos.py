@@ -1,5 +1,5 @@
 """The dashboard's to-do counts: each queue a role works through, counted and linked to the queue;
-the bureau's instruments, applications and claims to review, finance's claims to pay; and the audit
+the bureau's instruments, applications, claims and organisation changes to review, finance's claims to pay; and the audit
 log in the navigation of everyone who may read it."""
 from __future__ import annotations
 
@@ -29,17 +29,19 @@ def test_the_bureau_sees_each_queue_counted_and_linked(session, demo_user, login
                                                         platform, instrument, voucher, serve_booking, monday_at):
     bureau = login_as("bureau")
     before = todos(bureau)
-    assert set(before) == {"marketplace.review_queue", "vouchers.applications", "voucher_claims.to_review"}
+    assert set(before) == {"marketplace.review_queue", "vouchers.applications", "voucher_claims.to_review",
+                           "core.organisation_changes"}
     submitted = create_instrument(state=InstrumentState.SUBMITTED)
     apply_for()
     use = serve_booking(voucher, instrument, monday_at(9, weeks=-1))
     provider_claim(session, demo_user("platform"), platform, served_on(use), served_on(use))
     after = todos(bureau)
     assert {endpoint: count - before[endpoint][0] for endpoint, (count, _link) in after.items()} == {
-        "marketplace.review_queue": 1, "vouchers.applications": 1, "voucher_claims.to_review": 1}
+        "marketplace.review_queue": 1, "vouchers.applications": 1, "voucher_claims.to_review": 1,
+        "core.organisation_changes": 0}
     assert {endpoint: link for endpoint, (_count, link) in after.items()} == {
         "marketplace.review_queue": "/review", "vouchers.applications": "/voucher-applications?state=submitted",
-        "voucher_claims.to_review": "/voucher-claims/to-review"}
+        "voucher_claims.to_review": "/voucher-claims/to-review", "core.organisation_changes": "/organisation-changes"}
     queue = bureau.get("/review")
     assert queue.status_code == 200 and f'href="/review/{submitted.id}"' in queue.get_data(as_text=True)
     for _count, link in after.values():
