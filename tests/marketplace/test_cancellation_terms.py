@@ -88,6 +88,7 @@ def test_a_booking_made_8_hours_ahead_is_charged_the_fee_its_form_promised_and_n
 
     before_paying = page(client.get(f"/bookings/{booking.id}"))
     assert terms_shown(before_paying) == promised
+    assert terms_shown(page(client.get(f"/bookings/{booking.id}/pay"))) == promised
     assert before_paying.find("p", data_testid="cancel-fee")[0]["data-fee-fen"] == "0"  # nothing confirmed yet
     pay_by_card(client, booking, card)
     session.expire_all()
