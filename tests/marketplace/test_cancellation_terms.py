@@ -254,3 +254,23 @@ def test_the_quote_returns_the_terms_of_the_chosen_slot(login_as, instrument, mo
 def test_every_demo_platform_has_a_bank_account_for_transfers(session):
     platforms = session.scalars(select(Platform)).all()
     assert platforms and all(p.bank_name and p.bank_account_name and p.bank_account_number for p in platforms)
+
+
+def test_cancelling_the_rest_of_a_series_asks_first_with_every_occurrence_and_the_total(
+        login_as, session, instrument, monday_at):
+    client = login_as("enterprise")
+    terms_id = bookings.current_terms(session, instrument.platform_id).id
+    client.post(f"/instruments/{instrument.id}/book", data={
+        "start": local_input(monday_at(9)), "end": local_input(monday_at(10)), "weeks": "3",
+        "terms_id": str(terms_id), "accept_terms": "y", "purpose": "", "submit": "Book"})
+    first, second, third = session.scalars(select(Booking).where(Booking.instrument_id == instrument.id)
+                                           .order_by(Booking.start_at)).all()
+    confirm = page(client.get(f"/bookings/{second.id}/cancel-series"))
+    assert [row["data-booking-id"] for row in confirm.find("tr", data_testid="cancel-row")] == [
+        str(second.id), str(third.id)]
+    [outcome] = confirm.find("dl", data_testid="cancel-outcome")
+    assert outcome["data-fee-fen"] == "0"
+    assert client.post(f"/bookings/{second.id}/cancel-series", data={"fee_fen": "0"}).status_code == 302
+    session.expire_all()
+    assert [b.state for b in (first, second, third)] == [BookingState.APPROVED, BookingState.CANCELLED,
+                                                         BookingState.CANCELLED]
