@@ -58,7 +58,7 @@ COLUMNS = ("id", "instrument_id", "booker_id", "enterprise_id", "state", "start_
            "cancelled_at", "cancelled_by_id", "cancellation_fee_fen", "checked_in_at", "checked_out_at",
            "operator_id", "final_price_fen", "sequence", "created_at", "updated_at", "free_cancel_until",
            "late_cancel_fee_fen", "no_show_fee_fen")
-PAYMENT_COLUMNS = ("booking_id", "purpose", "method", "status", "amount_fen", "captured_fen", "refunded_fen",
+PAYMENT_COLUMNS = ("booking_id", "purpose", "method", "status", "amount_fen", "captured_fen", "refunded_fen", "released_fen",
                    "idempotency_key", "refund_ids", "attempt", "transfer_reference", "transfer_received_on",
                    "recorded_by_id", "created_at", "updated_at")
 
@@ -336,7 +336,7 @@ class _Writer:
         self.rows.append("\t".join(map(str, row)) if self.copy_text else row)
         if paid:
             received = at(confirmed)
-            payment = (booking_id, "share", "transfer", "transfer_received", price, price, 0,
+            payment = (booking_id, "share", "transfer", "transfer_received", price, price, 0, 0,
                        f"bench-transfer-{booking_id}", "[]", 0, f"BL{booking_id:08d}", received[:10], operator,
                        received, received)
             self.payment_rows.append("\t".join(map(str, payment)) if self.copy_text else payment)
