@@ -46,6 +46,8 @@ PURPOSES = ("常规检测", "来样测试", "研发样品表征", "质量抽检"
 
 # Where a past or future booking ended up, with weights; requested bookings are the appointment-only
 # instruments' (approval needed), approved ones the others' (payment due).
+# the district's cancellation policy (the booking_rules row the migration writes), fixed on each booking
+FREE_CANCEL_HOURS, LATE_CANCEL_FEE_PCT, NO_SHOW_FEE_PCT = 24, 50, 100
 PAST_STATES = (("completed", 90), ("cancelled", 5), ("no_show", 3), ("expired", 2))
 FUTURE_STATES = (("confirmed", 80), ("waiting", 10), ("cancelled", 10))
 
@@ -54,8 +56,9 @@ COLUMNS = ("id", "instrument_id", "booker_id", "enterprise_id", "state", "start_
            "purpose", "user_type", "needs_operator", "terms_id", "setup_fee_fen", "hourly_rate_fen", "price_fen",
            "voucher_fen", "payable_fen", "payment_method", "payment_state", "decided_at", "confirmed_at",
            "cancelled_at", "cancelled_by_id", "cancellation_fee_fen", "checked_in_at", "checked_out_at",
-           "operator_id", "final_price_fen", "sequence", "created_at", "updated_at")
-PAYMENT_COLUMNS = ("booking_id", "purpose", "method", "status", "amount_fen", "captured_fen", "refunded_fen",
+           "operator_id", "final_price_fen", "sequence", "created_at", "updated_at", "free_cancel_until",
+           "late_cancel_fee_fen", "no_show_fee_fen")
+PAYMENT_COLUMNS = ("booking_id", "purpose", "method", "status", "amount_fen", "captured_fen", "refunded_fen", "released_fen",
                    "idempotency_key", "refund_ids", "attempt", "transfer_reference", "transfer_received_on",
                    "recorded_by_id", "created_at", "updated_at")
 
@@ -328,11 +331,12 @@ class _Writer:
                at(decided), at(confirmed), at(cancelled), booker[0] if cancelled else null,
                price if state == "no_show" else 0, at(start + int(random_() * 10)) if completed else null,
                end_text if completed else null, operator if completed else null, price if completed else null,
-               _SEQUENCE[state], at(created), at(updated))
+               _SEQUENCE[state], at(created), at(updated),
+               at(start - FREE_CANCEL_HOURS * 60), price * LATE_CANCEL_FEE_PCT // 100, price * NO_SHOW_FEE_PCT // 100)
         self.rows.append("\t".join(map(str, row)) if self.copy_text else row)
         if paid:
             received = at(confirmed)
-            payment = (booking_id, "share", "transfer", "transfer_received", price, price, 0,
+            payment = (booking_id, "share", "transfer", "transfer_received", price, price, 0, 0,
                        f"bench-transfer-{booking_id}", "[]", 0, f"BL{booking_id:08d}", received[:10], operator,
                        received, received)
             self.payment_rows.append("\t".join(map(str, payment)) if self.copy_text else payment)

@@ -45,6 +45,12 @@ PLATFORMS = [
      [Industry.SEMICONDUCTOR_OPTOELECTRONICS, Industry.NEW_MATERIALS], "柯桥区镜水路 50 号"),
 ]
 
+# Where each platform (by its index in PLATFORMS) is paid: bookings paid by bank transfer and voucher
+# claims; the account's name is the platform's.
+BANK_ACCOUNTS = [("中国工商银行绍兴柯桥支行", "1211014009200012345"), ("中国银行绍兴柯桥支行", "3568701200456612"),
+                 ("中国农业银行绍兴柯桥支行", "19530101040022771"), ("中国建设银行绍兴柯桥支行", "33050166743200000188"),
+                 ("绍兴银行柯桥支行", "1101220000315567"), ("浙江绍兴瑞丰农村商业银行柯桥支行", "2010000144789035")]
+
 ENTERPRISES = ["绍兴柯桥华纺科技有限公司", "浙江鉴湖新材料股份有限公司", "柯桥瑞康生物制药有限公司",
                "绍兴光芯微电子有限公司", "浙江轻纺城检测技术有限公司", "柯桥蓝染环保科技有限公司",
                "绍兴纳维高分子材料有限公司", "柯桥安和医疗器械有限公司", "浙江越芯光电科技有限公司",
@@ -86,11 +92,14 @@ def load_into(session: Session) -> int:
         _obj, new = _get_or_add(session, Bureau, {"bureau_kind": kind}, name=name)
         created += new
     platforms = []
-    for name, platform_type, legal_form, industries, address in PLATFORMS:
+    for (name, platform_type, legal_form, industries, address), (bank, number) in zip(PLATFORMS, BANK_ACCOUNTS,
+                                                                                       strict=True):
         platform, new = _get_or_add(session, Platform, {"name": name}, platform_type=platform_type,
                                     legal_form=legal_form, address=address)
         if new:
             platform.industries = industries
+        if not platform.bank_account_number:  # also a demo loaded before platforms had their accounts
+            platform.bank_account_name, platform.bank_name, platform.bank_account_number = name, bank, number
         platforms.append(platform)
         created += new
     enterprises = []

@@ -520,6 +520,8 @@ class _BookingDemo:
                           setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
                           price_fen=quote.price_fen, voucher_fen=0, payable_fen=quote.price_fen,
                           payment_state=PaymentState.DUE if quote.price_fen else PaymentState.NOT_DUE)
+        booking.fix_cancellation_terms(rules.cancellation_terms(start, price_fen=quote.price_fen,
+                                                                payable_fen=quote.price_fen, voucher_fen=0))
         session.add(booking)
         session.flush()
         record_audit(session, Actor.of(user, None), "booking.requested", booking, after=booking.audit_view())

@@ -1,7 +1,7 @@
 """The demo district's innovation vouchers: this year's programme, open for applications; the enterprises'
 applications (four approved, their vouchers issued a hundred days ago, one rejected, two waiting for the
-bureau); the textile institute's legal entity and the bank account its claims are paid to; a declared
-related party. The marketplace's demo spends the vouchers on bookings and files the institute's claims
+bureau); the textile institute's legal entity; a declared related party. The marketplace's demo spends
+the vouchers on bookings and files the institute's claims
 (marketplace/demo.py; it calls load_into before its bookings). Loading twice adds nothing twice."""
 from __future__ import annotations
 
@@ -45,11 +45,9 @@ APPLICATIONS = [
 APPROVED_AFTER = timedelta(days=10)  # the bureau decides ten days after an application
 RELATED = (4, 4, "同一投资方控股：浙江轻纺城检测技术有限公司与柯桥印染绿色技术研究院的运营公司。")  # enterprise, platform
 
-# The textile institute (PLATFORMS[0]): its legal entity, to tell related parties, and the account its
-# voucher claims are paid to.
-INSTITUTE = {"credit_code": "12330621MB10000014", "legal_representative": "张明远",
-             "bank_account_name": PLATFORMS[0][0], "bank_name": "中国工商银行绍兴柯桥支行",
-             "bank_account_number": "1211014009200012345"}
+# The textile institute (PLATFORMS[0]): its legal entity, to tell related parties (its voucher claims are
+# paid to the bank account core.demo gives every platform).
+INSTITUTE = {"credit_code": "12330621MB10000014", "legal_representative": "张明远"}
 
 
 def load_into(session: Session) -> int:
@@ -123,9 +121,9 @@ def _applicant(session: Session, enterprise: Enterprise, index: int) -> tuple[Us
 
 
 def _institute(session: Session) -> int:
-    """The textile institute's admin records its legal entity and bank account, unless it has one."""
+    """The textile institute's admin records its legal entity, unless it has."""
     platform = session.scalar(select(Platform).where(Platform.name == PLATFORMS[0][0]))
-    if platform.bank_account_number:
+    if platform.credit_code:
         return 0
     admin = session.scalar(select(User).where(User.email == PLATFORM_ADMIN))
     core_services.update_organisation(session, platform, admin, actor=Actor.of(admin, None), changes=dict(INSTITUTE),

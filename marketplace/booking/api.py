@@ -170,6 +170,11 @@ class BookingOut(ma.Schema):
         "description": "Late-cancellation or no-show fee charged"})
     final_price_fen = ma.fields.Integer(required=True, allow_none=True, metadata={
         "description": "On the actual time, once completed"})
+    free_cancel_until = LocalTime(required=True, metadata={
+        "description": "Cancelling is free before this instant (fixed when the booking was made)"})
+    late_cancel_fee_fen = ma.fields.Integer(required=True, metadata={
+        "description": "What cancelling a confirmed booking costs from free_cancel_until on"})
+    no_show_fee_fen = ma.fields.Integer(required=True, metadata={"description": "What a no-show costs"})
     terms_id = ma.fields.Integer(required=True)
     terms_version = ma.fields.Integer(required=True, metadata={"description": "The service terms accepted"})
     decision_note = ma.fields.String(required=True, allow_none=True, metadata={"description": "Why it was rejected"})
@@ -185,7 +190,8 @@ def booking_record(booking: Booking) -> dict[str, Any]:
     return {**{name: getattr(booking, name) for name in (
         "id", "instrument_id", "booker_id", "series_id", "state", "purpose", "user_type", "needs_operator",
         "setup_fee_fen", "hourly_rate_fen", "price_fen", "voucher_fen", "payable_fen", "payment_method",
-        "payment_state", "cancellation_fee_fen", "final_price_fen", "terms_id", "decision_note", "created_at")},
+        "payment_state", "cancellation_fee_fen", "final_price_fen", "terms_id", "decision_note", "created_at",
+        "free_cancel_until", "late_cancel_fee_fen", "no_show_fee_fen")},
         "instrument_name": booking.instrument.name_zh, "start": booking.start_at, "end": booking.end_at,
         "block_end": booking.block_end_at, "terms_version": booking.terms.version}
 

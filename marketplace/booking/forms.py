@@ -71,6 +71,8 @@ class BookingForm(FlaskForm):
 
 class CancelBookingForm(FlaskForm):
     reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=500)])
+    # the fee the confirmation page showed: the cancellation is made at that fee or not at all
+    fee_fen = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0)])
     submit = SubmitField(_l("Cancel the booking"))
 
 

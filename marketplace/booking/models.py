@@ -1,6 +1,7 @@
 """The booking calendar's tables: rules, maintenance, qualifications, service terms, bookings, the waitlist, feeds."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -90,10 +91,33 @@ class BookingRules(db.Model):
     @property
     def check_in_window(self) -> timedelta:
         return timedelta(minutes=self.check_in_window_minutes)
+    def cancellation_terms(self, start_at: datetime, *, price_fen: int, payable_fen: int,
+                           voucher_fen: int) -> CancellationTerms:
+        """The terms of a booking starting at start_at, fixed when it is made: free cancellation until
+        free_cancel_hours before the start, then the late-cancellation fee; the no-show fee; each a share
+        of the price (rounded down), at most the enterprise's own share: a voucher never pays a fee."""
+        return CancellationTerms(free_until=start_at - timedelta(hours=self.free_cancel_hours),
+                                 late_fee_fen=min(price_fen * self.late_cancel_fee_pct // 100, payable_fen),
+                                 no_show_fee_fen=min(price_fen * self.no_show_fee_pct // 100, payable_fen),
+                                 voucher_fen=voucher_fen)
 
     def audit_view(self) -> dict[str, Any]:
         return {column.name: to_json_value(getattr(self, column.key)) for column in self.__table__.columns
                 if column.name not in ("id", "updated_at", "updated_by_id")}
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationTerms:
+    """What cancelling a booking costs, promised before it is made and kept on the booking: the form, the
+    booking's page, its mails and the fee charged read the same values."""
+
+    free_until: datetime  # cancelling before this instant is free
+    late_fee_fen: int  # cancelling from then on, once confirmed
+    no_show_fee_fen: int  # nobody checked in
+    voucher_fen: int  # the voucher's part, released whatever happens: it never pays a fee
+
+    def is_free_at(self, now: datetime) -> bool:
+        return now < self.free_until
 
 
 class MaintenanceWindow(db.Model):
@@ -215,6 +239,8 @@ class Booking(db.Model):
         sa.CheckConstraint("cancellation_fee_fen >= 0 AND (final_price_fen IS NULL OR final_price_fen >= 0) AND "
                            "(final_voucher_fen IS NULL OR final_voucher_fen BETWEEN 0 AND final_price_fen)",
                            name="fees_not_negative"),
+        sa.CheckConstraint("late_cancel_fee_fen BETWEEN 0 AND payable_fen AND no_show_fee_fen BETWEEN 0 AND payable_fen",
+                           name="cancellation_fees_within_share"),
         sa.CheckConstraint("state <> 'rejected' OR decision_note IS NOT NULL", name="rejection_has_reason"),
         sa.Index("ix_bookings_instrument_time", "instrument_id", "start_at"),
         # "which bookings of an instrument meet [start, end)" (availability, the conflict check): read
@@ -256,6 +282,11 @@ class Booking(db.Model):
     cancelled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(500))
     cancellation_fee_fen: Mapped[Fen] = mapped_column(default=0)  # late-cancellation or no-show fee
+    # the cancellation terms, fixed when the booking is made (BookingRules.cancellation_terms): what the
+    # booker was promised holds whatever the rules or the booking's payment do afterwards
+    free_cancel_until: Mapped[UTCTime]
+    late_cancel_fee_fen: Mapped[Fen]
+    no_show_fee_fen: Mapped[Fen]
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     checked_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     operator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
@@ -283,6 +314,15 @@ class Booking(db.Model):
         """When a booking never approved or never paid expires: at its start. One rule for the page that
         shows the deadline and, as SQL on the class, for the expiry job that selects by it."""
         return self.start_at
+
+    @property
+    def cancellation_terms(self) -> CancellationTerms:
+        return CancellationTerms(free_until=self.free_cancel_until, late_fee_fen=self.late_cancel_fee_fen,
+                                 no_show_fee_fen=self.no_show_fee_fen, voucher_fen=self.voucher_fen)
+
+    def fix_cancellation_terms(self, terms: CancellationTerms) -> None:
+        self.free_cancel_until, self.late_cancel_fee_fen, self.no_show_fee_fen = (
+            terms.free_until, terms.late_fee_fen, terms.no_show_fee_fen)
 
     @property
     def awaits_confirmation(self) -> bool:

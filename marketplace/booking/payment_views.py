@@ -104,7 +104,7 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
         status = 422
     return render_template("marketplace/booking_pay.html", booking=booking, card_form=card_form,
                            transfer_form=transfer_form, expected=payments.expected_transfer(booking),
-                           expires_at=booking.expires_at,
+                           expires_at=booking.expires_at, cancel_terms=booking.cancellation_terms, now=utcnow(),
                            stripe_js_url=current_app.config["STRIPE_JS_URL"]
                            or f"{current_app.config['STRIPE_API_BASE']}/js.stripe.com/v3/",
                            publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"]), status

@@ -28,6 +28,7 @@ from core.clock import to_local
 from core.db import unit_of_work
 from core.errors import Conflict, Forbidden, NotFound, RuleBroken
 from core.models import Enterprise, Role, RoleGrant, User
+from core.money import format_yuan
 from core.outbox import Attachment, enqueue_mail
 from core.services import administers
 from core.states import can_move, move
@@ -49,6 +50,7 @@ from marketplace.booking.models import (
     BookingRules,
     BookingSeries,
     BookingState,
+    CancellationTerms,
     Qualification,
     QualificationRule,
     ServiceTerms,
@@ -168,15 +170,42 @@ def quote_price(instrument: Instrument, user_type: UserType, start_at: datetime,
     return Quote(user_type, int((end_at - start_at).total_seconds() // 60), setup, hourly)
 
 
-def cancellation_fee(booking: Booking, rules: BookingRules, *, by_platform: bool, now: datetime) -> int:
-    """The late-cancellation fee in fen: nothing when the platform cancels, before the free-cancellation
-    limit, or when nothing was paid or authorised; else the rule's share of the price (rounded down),
-    at most the enterprise's own share: a voucher never pays a fee."""
-    if by_platform or booking.state != BookingState.CONFIRMED:
+def cancellation_fee(booking: Booking, *, by_platform: bool, now: datetime) -> int:
+    """The late-cancellation fee in fen, by the terms fixed when the booking was made: nothing when the
+    platform cancels, before the free-cancellation limit, or before the booking is confirmed (nothing is
+    charged for a booking the platform has not accepted and paid for)."""
+    terms = booking.cancellation_terms
+    if by_platform or booking.state != BookingState.CONFIRMED or terms.is_free_at(now):
         return 0
-    if now < booking.start_at - timedelta(hours=rules.free_cancel_hours):
-        return 0
-    return min(booking.price_fen * rules.late_cancel_fee_pct // 100, booking.payable_fen)
+    return terms.late_fee_fen
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationOutcome:
+    """What cancelling a booking at a moment does with its money: the fee kept, what goes back to the
+    card and by bank transfer, and the voucher's part released."""
+
+    terms: CancellationTerms
+    fee_fen: int
+    card_fen: int
+    transfer_fen: int
+    voucher_fen: int
+    by_platform: bool
+
+    def mail_context(self) -> dict:
+        return {"fee_fen": self.fee_fen, "card_refund_fen": self.card_fen, "transfer_refund_fen": self.transfer_fen,
+                "voucher_released_fen": self.voucher_fen, "by_platform": self.by_platform}
+
+
+def quote_cancellation(booking: Booking, user: User, *, now: datetime) -> CancellationOutcome:
+    """What cancel_booking would do if this user cancelled now: the page shows it before the booker
+    confirms, the cancellation charges it and its mail tells it."""
+    by_platform = booking.booker_id != user.id
+    fee = cancellation_fee(booking, by_platform=by_platform, now=now)
+    returned = payments.quote_return(booking, fee)
+    return CancellationOutcome(terms=booking.cancellation_terms, fee_fen=fee, card_fen=returned.card_fen,
+                               transfer_fen=returned.transfer_fen,
+                               voucher_fen=booking.voucher_fen, by_platform=by_platform)
 
 
 def needs_approval(instrument: Instrument, rules: BookingRules, user_type: UserType | None = None) -> bool:
@@ -185,10 +214,6 @@ def needs_approval(instrument: Instrument, rules: BookingRules, user_type: UserT
     instrument's rule alone."""
     return (rules.requires_approval or instrument.sharing_mode == SharingMode.APPOINTMENT) \
         and user_type != UserType.OWN_STAFF
-
-
-def no_show_fee(booking: Booking, rules: BookingRules) -> int:
-    return min(booking.price_fen * rules.no_show_fee_pct // 100, booking.payable_fen)
 
 
 # --- the rules ----------------------------------------------------------------------------------
@@ -450,6 +475,8 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
                       terms=terms, setup_fee_fen=quote.setup_fee_fen, hourly_rate_fen=quote.hourly_rate_fen,
                       price_fen=quote.price_fen, voucher_id=voucher_id, voucher_fen=part.amount_fen if part else 0,
                       payable_fen=payable, sequence=0)
+    booking.fix_cancellation_terms(rules.cancellation_terms(start_at, price_fen=quote.price_fen, payable_fen=payable,
+                                                            voucher_fen=booking.voucher_fen))
     payments.sync_payment_state(booking)
     requested = booking.audit_view()
     approval = needs_approval(instrument, rules, user_type)
@@ -678,15 +705,18 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
 
 
 def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
-                   reason: str = "") -> int:
-    """Cancel by the booker or the platform, by the cancellation policy; returns the fee in fen."""
+                   reason: str = "", expected_fee_fen: int | None = None) -> int:
+    """Cancel by the booker or the platform, by the terms fixed at booking (quote_cancellation); returns
+    the fee in fen. With expected_fee_fen (the fee the booker was shown), a different fee refuses with 409
+    cancellation_fee_changed and nothing is cancelled."""
     lock_booking(session, booking, to=BookingState.CANCELLED)
     if not is_cancellable(booking):
         raise _state_changed(booking, BookingState.CANCELLED)
     _ensure(booking.booker_id == user.id or can_manage(user, booking),
             _("Only the booker and the platform's admins cancel a booking."))
-    by_platform = booking.booker_id != user.id
-    fee = cancellation_fee(booking, effective_rules(session, booking.instrument_id), by_platform=by_platform, now=now)
+    outcome = quote_cancellation(booking, user, now=now)
+    _ensure_fee_as_shown(outcome.fee_fen, expected_fee_fen)
+    by_platform, fee = outcome.by_platform, outcome.fee_fen
     before = booking.state.value
     move(booking, BookingState.CANCELLED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
     booking.cancelled_at, booking.cancelled_by_id = now, user.id
@@ -698,20 +728,29 @@ def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: Us
                  after=booking.audit_view() | {"by_platform": by_platform})
     payments.settle_cancellation(session, booking, fee_fen=fee, actor=actor, now=now)
     vouchers.release_for_booking(session, booking_id=booking.id, actor=actor, now=now)
-    _notify(session, booking, "booking_cancelled")
+    _notify(session, booking, "booking_cancelled", outcome.mail_context())
     if by_platform is False:
-        _notify_platform(session, booking, "booking_cancelled")
+        _notify_platform(session, booking, "booking_cancelled", outcome.mail_context())
     return fee
 
 
+def _ensure_fee_as_shown(fee_fen: int, expected_fee_fen: int | None) -> None:
+    if expected_fee_fen is not None and fee_fen != expected_fee_fen:
+        raise Conflict("cancellation_fee_changed", _(
+            "Cancelling now costs %(fee)s, not %(shown)s as shown before: nothing was cancelled. Check the amounts "
+            "and confirm again.", fee=format_yuan(fee_fen), shown=format_yuan(expected_fee_fen)))
+
+
 def cancel_series(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,
-                  reason: str = "") -> list[Booking]:
-    """Cancel this occurrence and every later one of its series that can still be cancelled."""
+                  reason: str = "", expected_fee_fen: int | None = None) -> list[Booking]:
+    """Cancel this occurrence and every later one of its series that can still be cancelled; with
+    expected_fee_fen, at that total fee or not at all."""
     if booking.series_id is None:
         raise RuleBroken("not_a_series", _("This booking is not part of a series."))
     cancelled = list_series_rest(session, booking, user)
-    for occurrence in cancelled:
-        cancel_booking(session, occurrence, actor=actor, user=user, now=now, reason=reason)
+    fees = [cancel_booking(session, occurrence, actor=actor, user=user, now=now, reason=reason)
+            for occurrence in cancelled]
+    _ensure_fee_as_shown(sum(fees), expected_fee_fen)
     return cancelled
 
 
@@ -763,7 +802,7 @@ def mark_no_show(session: Session, booking: Booking, *, rules: BookingRules, act
     and the rest given back, a voucher's hold released (fees are never paid by a voucher)."""
     lock_booking(session, booking, to=BookingState.NO_SHOW)
     move(booking, BookingState.NO_SHOW, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-    booking.cancellation_fee_fen = no_show_fee(booking, rules)
+    booking.cancellation_fee_fen = booking.no_show_fee_fen
     booking.sequence += 1
     session.flush()
     record_audit(session, actor, "booking.no_show", booking, before={"state": "confirmed"},
@@ -904,15 +943,18 @@ def mail_context(booking: Booking) -> dict:
             "state": booking.state.value, "payable_fen": booking.payable_fen,
             "cancellation_fee_fen": booking.cancellation_fee_fen, "note": booking.decision_note or "",
             "cancel_reason": booking.cancel_reason or "",
-            "booker_name": booking.booker.name}
+            "booker_name": booking.booker.name,
+            "free_cancel_until": f"{to_local(booking.free_cancel_until):%Y-%m-%d %H:%M}",
+            "late_cancel_fee_fen": booking.late_cancel_fee_fen, "no_show_fee_fen": booking.no_show_fee_fen,
+            "voucher_fen": booking.voucher_fen}
 
 
-def _notify(session: Session, booking: Booking, template: str) -> None:
+def _notify(session: Session, booking: Booking, template: str, extra: dict | None = None) -> None:
     """The booker's mail; a confirmation carries the booking as a calendar file to import."""
     booker = booking.booker
     attachments = (_calendar_attachment(session, booking, booker.locale),) if template == "booking_confirmed" else ()
     enqueue_mail(session, to=booker.email, locale=booker.locale, template=template,
-                 context=mail_context(booking), attachments=attachments)
+                 context=mail_context(booking) | (extra or {}), attachments=attachments)
 
 
 def _calendar_attachment(session: Session, booking: Booking, locale: str) -> Attachment:
@@ -924,14 +966,14 @@ def _calendar_attachment(session: Session, booking: Booking, locale: str) -> Att
                       params=(("method", "PUBLISH"),))
 
 
-def _notify_platform(session: Session, booking: Booking, template: str) -> None:
+def _notify_platform(session: Session, booking: Booking, template: str, extra: dict | None = None) -> None:
     """The platform's admins hear of new requests and of cancellations by bookers."""
     admins = session.scalars(select(User).join(RoleGrant).where(
         RoleGrant.role == Role.PLATFORM_ADMIN, RoleGrant.organisation_id == booking.instrument.platform_id,
         User.is_active.is_(True))).all()
     for admin in admins:
         enqueue_mail(session, to=admin.email, locale=admin.locale, template=f"{template}_platform",
-                     context=mail_context(booking))
+                     context=mail_context(booking) | (extra or {}))
 
 
 def find_overlapping_use(session: Session) -> list[tuple[Booking, Booking]]:
@@ -945,12 +987,6 @@ def find_overlapping_use(session: Session) -> list[tuple[Booking, Booking]]:
 
 
 # --- for the booker's pages -----------------------------------------------------------------------
-
-def quote_cancellation(session: Session, booking: Booking, user: User, *, now: datetime) -> int:
-    """The fee in fen that cancel_booking would charge if this user cancelled now (shown before they do)."""
-    return cancellation_fee(booking, effective_rules(session, booking.instrument_id),
-                            by_platform=booking.booker_id != user.id, now=now)
-
 
 def list_series_rest(session: Session, booking: Booking, user: User) -> list[Booking]:
     """This occurrence and the later ones of its series that cancel_series would cancel for this user."""

@@ -26,7 +26,7 @@ from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind
 from marketplace.booking.forms import BookingForm, CancelBookingForm
-from marketplace.booking.models import BOOKING_STATE_LABELS, BookingRules, BookingState
+from marketplace.booking.models import BOOKING_STATE_LABELS, Booking, BookingRules, BookingState, CancellationTerms
 from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
 from marketplace.registry import services
@@ -252,12 +252,24 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
             form.voucher_id.errors = [*form.voucher_id.errors, error.message]
     return render_template(
         "marketplace/booking_calendar.html", instrument=instrument, form=form, booker=booker, rules=rules,
+        cancel_rules=rules, cancel_terms=_cancel_terms(rules, selection, breakdown), now=now,
         rows=rows, grid=grid, view=view, monday=monday, week_days=week_days, today=today,
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
         selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
         needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
         waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
+
+
+def _cancel_terms(rules: BookingRules, selection: Selection | None, breakdown: VoucherBreakdown | None
+                  ) -> CancellationTerms | None:
+    """The cancellation terms a booking of the chosen slot would get (BookingRules.cancellation_terms, as
+    book_instrument fixes them), or None before a slot is chosen."""
+    if selection is None or selection.quote is None:
+        return None
+    return rules.cancellation_terms(selection.start, price_fen=selection.quote.price_fen,
+                                    payable_fen=breakdown.payable_fen if breakdown else selection.quote.price_fen,
+                                    voucher_fen=breakdown.voucher_fen if breakdown else 0)
 
 
 def _book(form: BookingForm, instrument_id: int, user: User):
@@ -323,13 +335,17 @@ def booking_quote(instrument_id: int):
     selection = _selection(instrument, booker.user_type, _aware_arg("start"), _aware_arg("end"))
     if selection is None:
         return jsonify(error={"code": "invalid_range", "message": _("The end must be after the start.")}), 422
-    answer = {"price_fen": selection.quote.price_fen, "text": selection.text, "busy": selection.busy}
+    answer, breakdown = {"price_fen": selection.quote.price_fen, "text": selection.text, "busy": selection.busy}, None
     try:
         breakdown = _voucher_breakdown(instrument, booker, request.args.get("voucher_id", type=int),
                                        selection.quote)
         answer["voucher"] = breakdown.as_json() if breakdown else None
     except RuleBroken as error:
         answer["voucher_error"] = {"code": error.code, "message": error.message}
+    rules = availability.effective_rules(db.session, instrument)
+    answer["cancellation_html"] = render_template(
+        "marketplace/_cancellation_terms.html", cancel_rules=rules, now=utcnow(),
+        cancel_terms=_cancel_terms(rules, selection, breakdown))
     return jsonify(answer)
 
 
@@ -344,7 +360,8 @@ def my_bookings():
     state = BookingState(state) if state in set(BookingState) else None
     rows = bookings.list_user_bookings(db.session, current_principal(), now=utcnow(), when=when, state=state)
     return render_template("marketplace/booking_list.html", rows=rows, when=when, state=state,
-                           STATE_LABELS=BOOKING_STATE_LABELS)
+                           settled={booking.id: payments.settled_amounts(booking) for booking in rows},
+                           STATE_LABELS=BOOKING_STATE_LABELS, PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS)
 
 
 def _link_if(endpoint: str, allowed: bool, **values) -> str | None:
@@ -362,38 +379,73 @@ def booking_detail(booking_id: int):
     series_rest = bookings.list_series_rest(db.session, booking, user) if may_cancel else []
     may_pay = payments.can_pay(user, booking)
     return render_template(
-        "marketplace/booking_detail.html", booking=booking, may_cancel=may_cancel,
-        cancel_fee=bookings.quote_cancellation(db.session, booking, user, now=now) if may_cancel else None,
-        series_rest=series_rest,
-        series_fee=sum(bookings.quote_cancellation(db.session, b, user, now=now) for b in series_rest),
+        "marketplace/booking_detail.html", booking=booking, may_cancel=may_cancel, now=now,
+        outcome=bookings.quote_cancellation(booking, user, now=now) if may_cancel else None,
+        series_rest=series_rest, series_outcome=_total(series_rest, user, now=now),
+        cancel_terms=booking.cancellation_terms, settled=payments.settled_amounts(booking),
         hours_text=price_text(bookings.Quote(booking.user_type, int((booking.end_at - booking.start_at)
                                                                     .total_seconds() // 60),
                                              booking.setup_fee_fen, booking.hourly_rate_fen)),
         pay_url=_link_if("marketplace.pay_booking", may_pay, booking_id=booking.id),
         expected=payments.expected_transfer(booking), expires_at=booking.expires_at,
         ics_url=_link_if("marketplace.booking_ics", True, booking_id=booking.id),
-        cancel_form=CancelBookingForm(), STATE_LABELS=BOOKING_STATE_LABELS,
+        cancel_form=CancelBookingForm(formdata=None), STATE_LABELS=BOOKING_STATE_LABELS,
         PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS, PAYMENT_METHOD_LABELS=PAYMENT_METHOD_LABELS)
 
 
-def _cancel(booking_id: int, *, series: bool) -> None:
-    """Cancel one booking or the rest of its series, and say what it cost."""
+def _total(rows: list[Booking], user: User, *, now: datetime) -> bookings.CancellationOutcome | None:
+    """What cancelling these bookings at once does with the money, summed (quote_cancellation of each)."""
+    outcomes = [bookings.quote_cancellation(booking, user, now=now) for booking in rows]
+    if not outcomes:
+        return None
+    return bookings.CancellationOutcome(
+        terms=outcomes[0].terms, fee_fen=sum(o.fee_fen for o in outcomes), card_fen=sum(o.card_fen for o in outcomes),
+        transfer_fen=sum(o.transfer_fen for o in outcomes), voucher_fen=sum(o.voucher_fen for o in outcomes),
+        by_platform=outcomes[0].by_platform)
+
+
+def _confirm_cancel(booking_id: int, *, series: bool, status: int = 200, reason: str | None = None):
+    """The page that asks before cancelling: what cancelling now costs and gives back, to the fen."""
+    user, now = current_principal(), utcnow()
+    booking = bookings.get_booking(db.session, booking_id, user)
+    rows = bookings.list_series_rest(db.session, booking, user) if series else \
+        [booking] if bookings.can_cancel(user, booking) else []
+    if not rows:
+        flash(_("Nothing was left to cancel.") if series else _("This booking cannot be cancelled any more."), "info")
+        return redirect(url_for("marketplace.booking_detail", booking_id=booking.id))
+    outcome = _total(rows, user, now=now)
+    form = CancelBookingForm(formdata=None, reason=(request.args.get("reason", "") if reason is None else reason)[:500],
+                             fee_fen=outcome.fee_fen)
+    return render_template("marketplace/booking_cancel.html", booking=booking, rows=rows, outcome=outcome,
+                           series=series, form=form, now=now, STATE_LABELS=BOOKING_STATE_LABELS), status
+
+
+def _cancel(booking_id: int, *, series: bool):
+    """Cancel one booking or the rest of its series at the fee the confirmation page showed, and say what
+    it cost; a fee that changed since (the free-cancellation limit passed) shows the page again."""
     form = CancelBookingForm()
     if not form.validate_on_submit():
         flash(next(iter(form.errors.values()))[0], "danger")
-        return
+        return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
     user = current_principal()
     try:
         with bookings.booking_change(actor=current_actor(), now=utcnow()) as session:
             booking = bookings.get_booking(session, booking_id, user)
-            done = {"actor": current_actor(), "user": user, "now": utcnow(), "reason": form.reason.data or ""}
+            done = {"actor": current_actor(), "user": user, "now": utcnow(), "reason": form.reason.data or "",
+                    "expected_fee_fen": form.fee_fen.data}
             if series:
                 fees = [b.cancellation_fee_fen for b in bookings.cancel_series(session, booking, **done)]
             else:
                 fees = [bookings.cancel_booking(session, booking, **done)]
-    except (RuleBroken, Conflict) as error:
+    except Conflict as error:
+        if error.code == "cancellation_fee_changed":
+            flash(error.message, "warning")
+            return _confirm_cancel(booking_id, series=series, status=409, reason=form.reason.data or "")
         flash(error.message, "danger")
-        return
+        return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
+    except RuleBroken as error:
+        flash(error.message, "danger")
+        return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
     if not fees:
         flash(_("Nothing was left to cancel."), "info")
     elif sum(fees):
@@ -404,18 +456,22 @@ def _cancel(booking_id: int, *, series: bool) -> None:
         flash(ngettext("%(num)d booking cancelled free of charge.", "%(num)d bookings cancelled free of charge.",
                        len(fees)),
               "success")
+    return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
 
 
-@bp.post("/bookings/<id:booking_id>/cancel")
+@bp.route("/bookings/<id:booking_id>/cancel", methods=["GET", "POST"])
 @requires()
 def cancel_booking(booking_id: int):
-    _cancel(booking_id, series=False)
-    return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
+    """GET asks for confirmation, stating the fee and what goes back; POST cancels."""
+    if request.method == "GET":
+        return _confirm_cancel(booking_id, series=False)
+    return _cancel(booking_id, series=False)
 
 
-@bp.post("/bookings/<id:booking_id>/cancel-series")
+@bp.route("/bookings/<id:booking_id>/cancel-series", methods=["GET", "POST"])
 @requires()
 def cancel_series(booking_id: int):
-    """This occurrence and every later one of its series."""
-    _cancel(booking_id, series=True)
-    return redirect(url_for("marketplace.booking_detail", booking_id=booking_id))
+    """This occurrence and every later one of its series: GET asks for confirmation, POST cancels."""
+    if request.method == "GET":
+        return _confirm_cancel(booking_id, series=True)
+    return _cancel(booking_id, series=True)

@@ -155,11 +155,12 @@ def catalogue():
 def instrument(instrument_id: int):
     user = current_principal()
     item = services.get_instrument(db.session, instrument_id, user)
+    rules = effective_rules(db.session, item)
     return render_template("marketplace/instrument.html", instrument=item, language=current_language(),
                            is_large=catalogue_service.is_large(
                                item, line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"]),
                            may_manage=administers(user, item.platform_id),
-                           needs_approval=bookings.needs_approval(item, effective_rules(db.session, item)))
+                           needs_approval=bookings.needs_approval(item, rules), cancel_rules=rules, cancel_terms=None)
 
 
 @bp.route("/instruments/photos/<stored_name>")

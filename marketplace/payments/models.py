@@ -84,6 +84,8 @@ class Payment(db.Model):
         sa.CheckConstraint("amount_fen > 0", name="amount_positive"),
         sa.CheckConstraint("captured_fen >= 0 AND captured_fen <= amount_fen", name="capture_within_amount"),
         sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= captured_fen", name="refund_within_capture"),
+        sa.CheckConstraint("released_fen >= 0 AND captured_fen + released_fen <= amount_fen",
+                           name="release_within_amount"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +96,7 @@ class Payment(db.Model):
     amount_fen: Mapped[Fen]
     captured_fen: Mapped[Fen] = mapped_column(default=0)
     refunded_fen: Mapped[Fen] = mapped_column(default=0)
+    released_fen: Mapped[Fen] = mapped_column(default=0)  # of an authorisation, given back uncharged
     idempotency_key: Mapped[str] = mapped_column(sa.String(100), unique=True)  # of the creating call
     intent_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)  # the gateway's pi_…
     client_secret: Mapped[str | None] = mapped_column(sa.String(200))

@@ -295,21 +295,71 @@ def settle_completion(session: Session, booking: Booking, *, final_payable_fen: 
     sync_payment_state(booking)
 
 
+def _keep_plan(booking: Booking, keep_fen: int) -> tuple[list[tuple[Payment, int, int]], int]:
+    """How keep_fen is kept from what the booking's payments hold, in their order: (payment, held, kept)
+    for each payment with no action waiting for the gateway, and what is kept beyond what is held."""
+    plan = []
+    for payment in booking.payments:
+        if payment.pending_action is not None:
+            continue
+        held = payment.amount_fen if payment.status == PaymentStatus.REQUIRES_CAPTURE \
+            else payment.captured_fen - payment.refunded_fen
+        kept = min(keep_fen, held)
+        keep_fen -= kept
+        plan.append((payment, held, kept))
+    return plan, keep_fen
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """What keeping a fee gives back: to the card (an authorisation released, a capture refunded) and by
+    the platform's bank transfer (a transfer received)."""
+
+    card_fen: int
+    transfer_fen: int
+
+
+def quote_return(booking: Booking, keep_fen: int) -> Returned:
+    """What settle_cancellation(booking, fee_fen=keep_fen) would give back, and how (nothing is changed)."""
+    plan, _beyond = _keep_plan(booking, keep_fen)
+    given = {method: sum(held - kept for payment, held, kept in plan if payment.method == method)
+             for method in (PaymentMethod.CARD, PaymentMethod.TRANSFER)}
+    return Returned(card_fen=given[PaymentMethod.CARD], transfer_fen=given[PaymentMethod.TRANSFER])
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Where a booking's money ended: charged (captured or received, less refunds), given back to the card
+    (released uncharged or refunded) and returned, or to be returned, by the platform's bank transfer."""
+
+    charged_fen: int
+    card_returned_fen: int
+    transfer_returned_fen: int
+
+    @property
+    def returned_fen(self) -> int:
+        return self.card_returned_fen + self.transfer_returned_fen
+
+
+def settled_amounts(booking: Booking) -> Settled:
+    payments = booking.payments
+    return Settled(charged_fen=sum(p.captured_fen - p.refunded_fen for p in payments),
+                   card_returned_fen=sum(p.released_fen + p.refunded_fen for p in payments
+                                         if p.method == PaymentMethod.CARD),
+                   transfer_returned_fen=sum(p.refunded_fen for p in payments if p.method == PaymentMethod.TRANSFER))
+
+
 def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Actor) -> int:
-    """Keep keep_fen of what the booking's payments hold and give back the rest: an authorisation is
-    captured up to it (or released), a capture refunded down to it, a received transfer gets the refund
-    due recorded; attempts never authorised are dropped, and an authorisation still on its way (or never
-    answered) is released whatever it became. Returns what is kept beyond what is held."""
+    """Keep keep_fen of what the booking's payments hold and give back the rest (_keep_plan): an
+    authorisation is captured up to it (or released), a capture refunded down to it, a received transfer
+    gets the refund due recorded; attempts never authorised are dropped, and an authorisation still on its
+    way (or never answered) is released whatever it became. Returns what is kept beyond what is held."""
+    plan, beyond = _keep_plan(booking, keep_fen)
     for payment in booking.payments:
         if payment.pending_action == "authorise":
             _schedule(payment, "cancel")
-            continue
-        if payment.pending_action is not None:
-            continue
-        authorised = payment.status == PaymentStatus.REQUIRES_CAPTURE
-        held = payment.amount_fen if authorised else payment.captured_fen - payment.refunded_fen
-        kept, keep_fen = min(keep_fen, held), keep_fen - min(keep_fen, held)
-        if authorised:
+    for payment, held, kept in plan:
+        if payment.status == PaymentStatus.REQUIRES_CAPTURE:
             _schedule(payment, "capture" if kept else "cancel", kept or None)
         elif held > kept and payment.status == PaymentStatus.SUCCEEDED:
             _schedule(payment, "refund", held - kept)
@@ -317,7 +367,7 @@ def _keep_only(session: Session, booking: Booking, keep_fen: int, *, actor: Acto
             _refund_transfer(session, payment, held - kept, actor=actor)
     _drop_card_attempts(booking)
     _drop_expected_transfer(session, booking, actor=actor)
-    return keep_fen
+    return beyond
 
 
 # --- at the gateway, with no transaction open ---------------------------------------------------
@@ -527,7 +577,7 @@ def _record_authorisation(session: Session, booking: Booking, payment: Payment, 
 
 def _record_settlement(session: Session, payment: Payment, call: GatewayCall, answer: GatewayAnswer, *,
                        actor: Actor) -> Recorded:
-    before, intent = _view(payment), answer.intent
+    before, intent, authorised = _view(payment), answer.intent, payment.status == PaymentStatus.REQUIRES_CAPTURE
     if answer.error is not None:  # a difference declined
         payment.last_error = answer.error.message[:500]
         _to(payment, PaymentStatus.FAILED)
@@ -538,6 +588,9 @@ def _record_settlement(session: Session, payment: Payment, call: GatewayCall, an
         _to(payment, PaymentStatus.CANCELED)
     if call.action == "capture" and intent is not None and intent["status"] == "succeeded":
         payment.captured_fen = call.amount_fen
+        payment.released_fen = payment.amount_fen - payment.captured_fen if authorised else 0
+    elif call.action == "cancel" and authorised and payment.status == PaymentStatus.CANCELED:
+        payment.released_fen = payment.amount_fen
     elif call.action == "capture" and answer.error is None:
         log.error("payment %s: not captured, the intent is %s", payment.id, intent and intent["status"])
     if answer.refund is not None:
@@ -709,7 +762,7 @@ def _new_payment(session: Session, booking: Booking, method: PaymentMethod, purp
 
 def _view(payment: Payment) -> dict[str, Any]:
     return {"status": payment.status.value, "amount_fen": payment.amount_fen, "captured_fen": payment.captured_fen,
-            "refunded_fen": payment.refunded_fen, "intent_id": payment.intent_id,
+            "refunded_fen": payment.refunded_fen, "released_fen": payment.released_fen, "intent_id": payment.intent_id,
             "pending_action": payment.pending_action, "pending_amount_fen": payment.pending_amount_fen}
 
 

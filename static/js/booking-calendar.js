@@ -25,6 +25,7 @@
   var waitlist = document.querySelector("[data-testid=waitlist-form]");
   var voucherSelect = form.querySelector("#voucher_id");
   var breakdown = form.querySelector("[data-testid=voucher-breakdown]");
+  var terms = form.querySelector("[data-testid=cancellation-terms-slot]");  // the cancellation terms of the slot
   var anchor = null;  // the first slot of the current selection
 
   function wallClock(iso) {  // "2026-12-07T09:00:00+08:00" → "2026-12-07T09:00", as a datetime-local input takes it
@@ -57,6 +58,7 @@
       .then(function (answer) {
         price.textContent = answer.ok ? answer.body.text : answer.body.error.message;
         showVoucher(answer.ok ? answer.body : {});
+        if (terms && answer.ok) { terms.innerHTML = answer.body.cancellation_html; }  // rendered by the server
         var busy = answer.ok && answer.body.busy;
         if (busyNote) { busyNote.classList.toggle("d-none", !busy); }
         if (waitlist) {

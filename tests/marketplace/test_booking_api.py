@@ -52,7 +52,8 @@ def test_a_booking_is_created_with_its_price_terms_and_local_times(api_as, sessi
         "needs_operator": False, "setup_fee_fen": 10_000, "hourly_rate_fen": 40_000,
         "price_fen": 110_000, "voucher_fen": 0, "payable_fen": 110_000, "payment_method": "none",
         "payment_state": "due", "cancellation_fee_fen": 0, "final_price_fen": None, "series_id": None,
-        "terms_id": terms.id, "terms_version": terms.version, "decision_note": None}
+        "terms_id": terms.id, "terms_version": terms.version, "decision_note": None,
+        "free_cancel_until": shanghai(monday_at(9, days=-1)), "late_cancel_fee_fen": 55_000, "no_show_fee_fen": 110_000}
     assert body["start"].endswith("T09:00:00+08:00")
 
 

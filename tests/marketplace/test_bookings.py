@@ -341,14 +341,23 @@ def test_final_price_rounds_the_actual_time_up_to_the_slot(create_instrument, mo
 
 
 def test_cancellation_fee_follows_the_policy_to_the_fen(monday_at):
-    rules = BookingRules(free_cancel_hours=24, late_cancel_fee_pct=50)
+    rules = BookingRules(free_cancel_hours=24, late_cancel_fee_pct=50, no_show_fee_pct=100)
     booking = Booking(state=BookingState.CONFIRMED, start_at=monday_at(9), price_fen=90_001, payable_fen=90_001)
+    booking.fix_cancellation_terms(rules.cancellation_terms(booking.start_at, price_fen=90_001, payable_fen=90_001,
+                                                            voucher_fen=0))
     early, late = monday_at(8, days=-1), monday_at(10, days=-1)
-    assert bookings.cancellation_fee(booking, rules, by_platform=False, now=early) == 0
-    assert bookings.cancellation_fee(booking, rules, by_platform=False, now=late) == 45_000  # rounded down
-    assert bookings.cancellation_fee(booking, rules, by_platform=True, now=late) == 0
-    booking.payable_fen = 20_000  # a voucher pays the rest: it never pays a fee
-    assert bookings.cancellation_fee(booking, rules, by_platform=False, now=late) == 20_000
+    assert booking.free_cancel_until == monday_at(9, days=-1)
+    assert bookings.cancellation_fee(booking, by_platform=False, now=early) == 0
+    assert bookings.cancellation_fee(booking, by_platform=False, now=monday_at(9, days=-1)) == 45_000
+    assert bookings.cancellation_fee(booking, by_platform=False, now=late) == 45_000  # rounded down
+    assert bookings.cancellation_fee(booking, by_platform=True, now=late) == 0
+    rules.late_cancel_fee_pct = 100  # the rules change after booking: the booking keeps its terms
+    assert bookings.cancellation_fee(booking, by_platform=False, now=late) == 45_000
+    booking.state = BookingState.APPROVED  # not confirmed (not paid for): free
+    assert bookings.cancellation_fee(booking, by_platform=False, now=late) == 0
+    # a voucher pays the rest: it never pays a fee
+    paid_in_part = rules.cancellation_terms(booking.start_at, price_fen=90_001, payable_fen=20_000, voucher_fen=70_001)
+    assert (paid_in_part.late_fee_fen, paid_in_part.no_show_fee_fen) == (20_000, 20_000)
 
 
 def test_weekly_series_books_the_free_occurrences_and_lists_the_skipped(session, free_instrument, monday_at,

@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.audit import Actor
+from core.clock import to_local
 from core.db import utcnow
 from core.errors import RuleBroken
+from core.jobs import send_outbox
 from core.models import Enterprise, Platform, Role
 from marketplace.booking import services as bookings
 from marketplace.registry.models import InstrumentState
 from tests.marketplace.conftest import create_instrument, monday_at  # noqa: F401  (fixtures)
+from tests.marketplace.test_booking_pages import page
 from vouchers import ledger, services
 from vouchers.models import EntryKind, LedgerEntry, Programme, RedemptionMode, Voucher, VoucherState
 
@@ -306,3 +309,35 @@ def test_every_vouchers_columns_equal_its_ledger_after_any_sequence(session, vou
             assert ledger.ledger_totals(session, issued.id) == ledger.Totals(**model)
         assert ledger.mismatched_vouchers(session) == []
         example.rollback()
+
+
+def test_the_voucher_part_is_in_the_terms_and_released_on_the_cancel_page_the_booking_page_and_the_mail(
+        session, voucher, create_instrument, monday_at, demo_user, login_as, mailbox):
+    enterprise_of(session, demo_user).is_tech_sme = False  # the voucher pays 50 %
+    instrument = create_instrument(state=InstrumentState.PUBLISHED, setup_fee_district_enterprise_fen=0,
+                                   hourly_rate_district_enterprise_fen=40_000)
+    issued, member, admin = voucher(1_000_000), demo_user("enterprise"), demo_user("platform")
+    booking = bookings.book_instrument(session, actor=Actor.of(member, None), user=member, instrument_id=instrument.id,
+                                       start_at=monday_at(9), end_at=monday_at(11), now=utcnow(), voucher_id=issued.id)
+    assert (booking.price_fen, booking.voucher_fen, booking.payable_fen) == (80_000, 40_000, 40_000)
+    assert (booking.late_cancel_fee_fen, booking.no_show_fee_fen) == (40_000, 40_000)  # never paid by the voucher
+    bookings.choose_transfer(session, booking, actor=Actor.of(member, None), user=member, now=utcnow())
+    bookings.record_transfer(session, booking, actor=Actor.of(admin, None), user=admin, now=utcnow(),
+                             amount_fen=40_000, received_on=to_local(utcnow()).date(), reference="ICBC-7")
+    session.flush()
+    client = login_as("enterprise")
+    assert "¥400.00" in page(client.get(f"/bookings/{booking.id}")).text("voucher-terms")
+
+    confirm = page(client.get(f"/bookings/{booking.id}/cancel"))
+    assert (confirm.text("outcome-fee"), confirm.text("outcome-transfer"), confirm.text("outcome-voucher")) == (
+        "无", "¥400.00", "¥400.00")  # days ahead: free; the share comes back by transfer, the part to the voucher
+    assert client.post(f"/bookings/{booking.id}/cancel", data={"fee_fen": "0"}).status_code == 302
+    session.expire_all()
+    assert (booking.state, issued.balance_fen, issued.held_fen) == ("cancelled", 1_000_000, 0)
+    after = page(client.get(f"/bookings/{booking.id}"))
+    assert (after.text("voucher-released"), after.text("charged")) == ("¥400.00", "¥0.00")
+    assert "¥400.00" in after.text("transfer-returned")
+    send_outbox()
+    [mail] = [m for m in mailbox.messages if m["To"] == "enterprise@kequip.test" and "已取消" in m["Subject"]]
+    body = mail.get_body(("plain",)).get_content()
+    assert "创新券抵扣的 ¥400.00 已退回创新券" in body and "¥400.00 将由平台通过银行转账退还给您" in body
