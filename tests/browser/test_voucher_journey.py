@@ -21,10 +21,10 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
+from core.holidays import DayKind, day_kind
 from core.models import User
 from core.money import fen_to_yuan, format_yuan
 from marketplace.booking import services as bookings
-from marketplace.booking.availability import DayKind, day_kind
 from marketplace.booking.models import Booking, BookingState
 from marketplace.payments.models import PaymentState
 from tests.browser.test_booking_flow import BUREAU_ADMIN, ENTERPRISE, PLATFORM_ADMIN, published_instrument
