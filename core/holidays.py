@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from itertools import chain
 
 import chinese_calendar
 import sqlalchemy as sa
-from cachetools import TTLCache
 from flask import Flask, current_app, has_request_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -147,6 +145,8 @@ class Calendar:
     def entry(self, day: date) -> tuple[DayKind, str | None]:
         if day.year in self.arranged_years:
             return self.days.get(day, (DayKind.ORDINARY, None))
+        if not FIRST_YEAR <= day.year <= LAST_YEAR:
+            return DayKind.ORDINARY, None  # beyond the lunar calendar's years: the weekly hours alone
         name = statutory_holidays(day.year).get(day)
         return (DayKind.HOLIDAY, name) if name else (DayKind.ORDINARY, None)
 
@@ -161,25 +161,23 @@ def _clock() -> float:
     return time.monotonic()
 
 
-_calendars: TTLCache = TTLCache(maxsize=8, ttl=CALENDAR_SECONDS, timer=lambda: _clock())
-_calendars_lock = threading.Lock()  # cachetools' caches are not thread-safe; gunicorn's threads share this one
+# database URI → (when it goes stale, the calendar); a plain dict rather than a TTLCache, whose lock and
+# bookkeeping cost more than the rest of day_kind: a read of a dict is atomic, and two threads that load
+# at once store the same calendar.
+_calendars: dict[str, tuple[float, Calendar]] = {}
 
 
 def kept_calendar() -> Calendar:
     """The calendar of the app's database, as read at most CALENDAR_SECONDS ago."""
     key = current_app.config["SQLALCHEMY_DATABASE_URI"]
-    with _calendars_lock:
-        found = _calendars.get(key)
-    if found is None:
-        found = load_calendar(db.session)
-        with _calendars_lock:
-            _calendars[key] = found
-    return found
+    found = _calendars.get(key)
+    if found is None or found[0] < _clock():
+        found = _calendars[key] = (_clock() + CALENDAR_SECONDS, load_calendar(db.session))
+    return found[1]
 
 
 def forget_calendar() -> None:
-    with _calendars_lock:
-        _calendars.clear()
+    _calendars.clear()
 
 
 @sa.event.listens_for(Session, "after_flush")
@@ -266,13 +264,17 @@ def _locked_arrangement(session: Session, year: int, *, actor: Actor, now: datet
     query = select(HolidayArrangement).where(HolidayArrangement.year == year).with_for_update()
     arrangement = session.scalar(query)
     if arrangement is None:
-        arrangement = HolidayArrangement(year=year, source=ArrangementSource.BUREAU, updated_at=now,
-                                         days=[HolidayDay(day=day, kind=DayKind.HOLIDAY, name=name)
-                                               for day, name in statutory_holidays(year).items()])
-        session.add(arrangement)
-        session.flush()
-        record_audit(session, actor, "holiday_arrangement.created", arrangement,
-                     after={"year": year, "days": len(arrangement.days)})
+        try:
+            with session.begin_nested():
+                arrangement = HolidayArrangement(year=year, source=ArrangementSource.BUREAU, updated_at=now,
+                                                 days=[HolidayDay(day=day, kind=DayKind.HOLIDAY, name=name)
+                                                       for day, name in statutory_holidays(year).items()])
+                session.add(arrangement)
+        except sa.exc.IntegrityError:  # another change began the year's arrangement meanwhile: change that one
+            arrangement = session.scalar(query)
+        else:
+            record_audit(session, actor, "holiday_arrangement.created", arrangement,
+                         after={"year": year, "days": len(arrangement.days)})
     arrangement.source, arrangement.updated_at = ArrangementSource.BUREAU, now
     return arrangement
 
@@ -284,12 +286,16 @@ def _day_record(row: HolidayDay) -> dict:
 def add_day(session: Session, *, actor: Actor, now: datetime, day: date, kind: DayKind, name: str) -> HolidayDay:
     name = _ensure_name(name)
     arrangement = _locked_arrangement(session, day.year, actor=actor, now=now)
+    taken = RuleBroken("holiday_day_taken", _("This day is already in the calendar: change it instead."),
+                       field="day")
     if session.scalar(select(HolidayDay.id).where(HolidayDay.day == day)) is not None:
-        raise RuleBroken("holiday_day_taken", _("This day is already in the calendar: change it instead."),
-                         field="day")
+        raise taken
     row = HolidayDay(day=day, kind=kind, name=name)
-    arrangement.days.append(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            arrangement.days.append(row)
+    except sa.exc.IntegrityError:  # added by another change meanwhile (the unique day)
+        raise taken from None
     record_audit(session, actor, "holiday_day.added", row, after=_day_record(row))
     return row
 

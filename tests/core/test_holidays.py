@@ -3,6 +3,7 @@ arrangement, kept by the bureau on its pages (every change audited, a faulty imp
 the warning (banner and one mail) from the day the booking horizon reaches a year without one."""
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, time, timedelta, timezone
 
 import chinese_calendar
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from core import clock, holidays
 from core.audit import Actor
 from core.clock import LOCAL_ZONE
+from core.errors import RuleBroken
 from core.holidays import (
     ArrangementSource,
     DayKind,
@@ -239,3 +241,59 @@ def test_a_year_arranged_before_the_horizon_reaches_it_is_never_mailed(session, 
                                 actor=Actor.system("test"), now=local_noon(reach_day))
     assert warn_missing_holidays(now=local_noon(reach_day)) == 0
     assert holidays.years_without_arrangement(session, now=local_noon(reach_day)) == []
+
+
+# --- concurrent changes ---------------------------------------------------------------------------------------
+
+@pytest.mark.live
+def test_concurrent_first_days_of_a_year_begin_one_arrangement_and_a_day_is_added_once(live_app):
+    """Bureau staff enter days of 2028 (no arrangement yet) at the same moment: one arrangement begins,
+    every other day joins it; the same day entered at once is added once, the others refused."""
+    from core.db import unit_of_work
+    from core.extensions import db
+
+    def clear() -> None:
+        with live_app.app_context():
+            with unit_of_work() as session:
+                session.execute(HolidayArrangement.__table__.delete().where(HolidayArrangement.year == 2028))
+            db.session.remove()
+
+    def race(days: list[date]) -> list[str]:
+        outcomes: list[str] = []
+        barrier = threading.Barrier(len(days))
+
+        def add(day: date) -> None:
+            with live_app.app_context():
+                barrier.wait()
+                try:
+                    with unit_of_work() as session:
+                        holidays.add_day(session, actor=Actor.system("test"), now=local_noon(date(2027, 11, 1)),
+                                         day=day, kind=DayKind.HOLIDAY, name="测试")
+                    outcomes.append("added")
+                except RuleBroken as error:
+                    outcomes.append(error.code)
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=add, args=(day,)) for day in days]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        return sorted(outcomes)
+
+    clear()
+    with live_app.app_context():
+        audited_before = db.session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0)))
+        db.session.remove()
+    try:
+        assert race([date(2028, 3, n) for n in range(6, 12)]) == ["added"] * 6
+        assert race([date(2028, 3, 20)] * 4) == ["added"] + ["holiday_day_taken"] * 3
+        with live_app.app_context():
+            assert len(days_of(db.session, 2028)) == len(statutory_holidays(2028)) + 7
+            created = db.session.scalar(select(func.count(AuditEntry.id)).where(
+                AuditEntry.action == "holiday_arrangement.created", AuditEntry.id > audited_before))
+            assert created == 1
+            db.session.remove()
+    finally:
+        clear()
