@@ -91,6 +91,7 @@ def test_apply_approve_book_with_the_voucher_serve_claim_and_pay_the_claim(page,
     instrument_id = published_instrument(live_session)  # ¥100.00 + ¥400.00 an hour for district enterprises
     ratio_bp = voucher_part_bp(live_session)
     start, weeks_ahead = working_day_at(14)
+    live_session.rollback()  # day_kind read the holiday calendar through this session: end that read
     price_fen = 100_00 + 400_00  # one hour
     part_fen = price_fen * ratio_bp // 10_000  # rounded down: 16,665 fen at 33.33 %
     share_fen = price_fen - part_fen
