@@ -1,7 +1,7 @@
 """District-L's booking history: 1,000,000 bookings of its published instruments, two years back and
 twelve weeks ahead, written in bulk (executemany on SQLite, COPY on PostgreSQL) in about a minute.
 
-Bookings keep the district's rules: weekdays only, none on public holidays (the chinesecalendar data
+Bookings keep the district's rules: weekdays only, none on public holidays (the holiday calendar
 the app uses), inside the open hours 08:30-12:00 and 13:30-17:30 Asia/Shanghai, on the 30-minute grid,
 30 minutes to 4 hours long, and never two of one instrument at once: each instrument's day is cut into
 consecutive pieces, and on PostgreSQL the exclusion constraint, added back after the COPY, checks every
@@ -238,8 +238,8 @@ def _platform_admins(connection: sa.Connection) -> dict[int, int]:
 
 def open_days(first: date, last: date) -> list[date]:
     """The days in [first, last) the district's rules open: weekdays that are no public holiday, and the
-    official make-up working days (the chinesecalendar data the app uses)."""
-    from marketplace.booking.availability import DayKind, day_kind
+    official make-up working days (the holiday calendar the app uses)."""
+    from core.holidays import DayKind, day_kind
 
     days, day = [], first
     while day < last:

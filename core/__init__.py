@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 def init_app(app: Flask) -> None:
     """core registers itself the way every domain package does."""
-    from core import api, cli, devmail, security, templating, views
+    from core import api, cli, devmail, holiday_views, holidays, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
     from core.inputs import IdConverter, check_request_input
@@ -18,8 +18,11 @@ def init_app(app: Flask) -> None:
     security.register(app)
     app.register_blueprint(views.bp)
     devmail.register(app)
+    app.register_blueprint(holiday_views.bp)
     api.register(app)
     templating.register(app)
+    templating.register_nav(app, holiday_views.NAV)
+    holidays.register(app)
     cli.register(app)
     register_jobs(app, JOBS)
     app.before_request(check_request_input)

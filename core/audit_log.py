@@ -16,7 +16,8 @@ EXPORT_ROW_CAP = 50_000  # rows in one XLSX download of the log; narrow the filt
 SUBJECT_LABELS = {
     "api_tokens": _l("API token"), "booking_rules": _l("Booking rules"), "booking_series": _l("Booking series"),
     "bookings": _l("Booking"), "bureaus": _l("Bureau"), "catalogue_releases": _l("Catalogue release"),
-    "enterprises": _l("Enterprise"), "instrument_photos": _l("Instrument photo"), "instruments": _l("Instrument"),
+    "enterprises": _l("Enterprise"), "holiday_arrangements": _l("Holiday arrangement"),
+    "holiday_days": _l("Holiday calendar day"), "instrument_photos": _l("Instrument photo"), "instruments": _l("Instrument"),
     "maintenance_windows": _l("Maintenance window"), "organisations": _l("Organisation"),
     "organisation_changes": _l("Organisation change"),
     "payments": _l("Payment"), "platforms": _l("Platform"), "qualifications": _l("Qualification"),
@@ -33,6 +34,7 @@ ACTION_NOUNS = {
     "booking_rules": SUBJECT_LABELS["booking_rules"], "booking_series": SUBJECT_LABELS["booking_series"],
     "bureau": SUBJECT_LABELS["bureaus"], "calendar_feed": _l("Calendar feed"),
     "catalogue_release": SUBJECT_LABELS["catalogue_releases"], "enterprise": SUBJECT_LABELS["enterprises"],
+    "holiday_arrangement": SUBJECT_LABELS["holiday_arrangements"], "holiday_day": SUBJECT_LABELS["holiday_days"],
     "instrument": SUBJECT_LABELS["instruments"], "maintenance_window": SUBJECT_LABELS["maintenance_windows"],
     "organisation_change": SUBJECT_LABELS["organisation_changes"],
     "payment": SUBJECT_LABELS["payments"], "platform": SUBJECT_LABELS["platforms"],
@@ -80,6 +82,7 @@ FIELD_LABELS: dict[str, Any] = {
     "pending_action": _l("Pending gateway call"), "pending_amount_fen": _l("Pending amount (yuan)"),
     "balance_fen": _l("Balance (yuan)"), "held_fen": _l("Held (yuan)"), "consumed_fen": _l("Consumed (yuan)"),
     "face_value_fen": _l("Face value (yuan)"), "old": _l("Before"), "new": _l("Asked for"),
+    "day": _l("Date"), "kind": _l("Kind"), "days": _l("Days"), "year": _l("Year"),
 }
 
 

@@ -5,6 +5,7 @@ from flask import flash
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from stdnum.cn import uscc
 from wtforms import (
     BooleanField,
@@ -23,6 +24,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
 
 from core import audit_log
 from core.errors import KequipError
+from core.holidays import DAY_KIND_LABELS, NAME_LENGTH, DayKind
 from core.models import INDUSTRY_LABELS, LEGAL_FORM_LABELS, PLATFORM_TYPE_LABELS, ROLE_LABELS, VerificationState
 from core.services import MIN_PASSWORD_LENGTH
 
@@ -200,3 +202,20 @@ def show_rule_error(form: FlaskForm, error: KequipError) -> bool:
     field.errors = [*field.errors, error.message]
     return True
 
+
+class HolidayChangeForm(FlaskForm):
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(kind.value, DAY_KIND_LABELS[kind])
+                                            for kind in (DayKind.HOLIDAY, DayKind.MAKEUP_WORKDAY)])
+    name = StringField(_l("Holiday"), validators=[DataRequired(), Length(max=NAME_LENGTH)])
+    submit = SubmitField(_l("Save"))
+
+
+class HolidayDayForm(HolidayChangeForm):
+    day = DateField(_l("Date"), validators=[DataRequired()])
+
+
+class HolidayImportForm(FlaskForm):
+    text = TextAreaField(_l("Days, one a line: date,kind,name"), validators=[Optional()],
+                         render_kw={"rows": 12, "placeholder": "2027-01-01,holiday,元旦\n2027-02-20,makeup_workday,春节"})
+    file = FileField(_l("Or a CSV file with the same columns"))
+    submit = SubmitField(_l("Import the arrangement"))

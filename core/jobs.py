@@ -6,7 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core import outbox
+from core import holidays, outbox
 from core.db import unit_of_work, utcnow
 from core.models import RateLimitCounter
 from core.scheduler import Job
@@ -41,8 +41,15 @@ def optimize_database() -> int:
     return 1
 
 
+def warn_missing_holidays(now: datetime | None = None) -> int:
+    """Mail the bureau about each year the booking horizon reaches without a holiday arrangement, once."""
+    with unit_of_work() as session:
+        return holidays.warn_bureau(session, now=now or utcnow())
+
+
 JOBS = [
     Job("send_outbox", send_outbox, "interval", {"seconds": 15}),
     Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1}),
     Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30}),
+    Job("warn_missing_holidays", warn_missing_holidays, "cron", {"hour": 8, "minute": 0}),
 ]

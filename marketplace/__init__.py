@@ -19,11 +19,12 @@ def init_app(app: Flask) -> None:
 
     from core.demo import register_demo
     from core.extensions import api, csrf
+    from core.holidays import register_horizon
     from core.scheduler import register_jobs
     from core.templating import register_nav, register_todo
     from marketplace import demo
     from marketplace.blueprints import api_bp, bp
-    from marketplace.booking import calendar_views, payment_views, platform_views, waitlist_views
+    from marketplace.booking import availability, calendar_views, payment_views, platform_views, waitlist_views
     from marketplace.booking import cli as booking_cli
     from marketplace.booking import jobs as booking_jobs
     from marketplace.booking import views as booking_views
@@ -53,3 +54,4 @@ def init_app(app: Flask) -> None:
     register_category_source(app, services.category_choices)  # the code list the voucher programmes name
     register_jobs(app, [*catalogue_jobs.JOBS, *booking_jobs.JOBS])
     register_demo(app, demo.load_into)
+    register_horizon(app, availability.longest_horizon)

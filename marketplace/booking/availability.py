@@ -1,20 +1,19 @@
-"""When an instrument can be booked: open hours, Chinese public holidays, maintenance, buffers and
-active bookings, combined in one function."""
+"""When an instrument can be booked: open hours, Chinese public holidays (core/holidays.py), maintenance,
+buffers and active bookings, combined in one function."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from enum import StrEnum
-from functools import cache, lru_cache
+from functools import cache
 
-import chinese_calendar
 import portion
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import local_midnight, to_local
+from core.holidays import DayKind, day_kind
 from marketplace.booking.models import ACTIVE_BOOKING_STATES, USE_STATES, Booking, BookingRules, MaintenanceWindow
 from marketplace.registry.models import CATALOGUE_STATES, Instrument
 
@@ -22,27 +21,6 @@ MAX_RANGE = timedelta(days=62)
 Period = tuple[datetime, datetime]  # [lower, upper): from the first instant, until the second
 # On an official make-up working day (调休上班) the instrument keeps a Monday's hours.
 MAKEUP_DAY_HOURS_FROM = "0"
-
-
-class DayKind(StrEnum):
-    ORDINARY = "ordinary"
-    HOLIDAY = "holiday"  # a statutory public holiday (法定节假日), weekend days of it included
-    MAKEUP_WORKDAY = "makeup_workday"  # a weekend day worked in lieu (调休)
-
-
-@lru_cache(maxsize=4096)
-def day_kind(day: date) -> DayKind:
-    """From the `chinesecalendar` package's State Council data; a year it does not know yet (it says
-    which) is taken as ordinary: the weekly hours alone decide."""
-    try:
-        on_holiday, holiday_name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
-        return DayKind.ORDINARY
-    if on_holiday and holiday_name is not None:
-        return DayKind.HOLIDAY
-    if not on_holiday and day.weekday() >= 5:
-        return DayKind.MAKEUP_WORKDAY
-    return DayKind.ORDINARY
 
 
 # The statements of this module are built once and run with their values bound: on the availability API
@@ -85,6 +63,11 @@ def catalogue_rules(session: Session, instrument_id: int) -> BookingRules | None
     """effective_rules of an instrument in the catalogue; None for any other id. One query, for the
     public availability API, which needs nothing else of the instrument."""
     return session.scalar(_rules_statement(in_catalogue_only=True), {"instrument_id": instrument_id})
+
+
+def longest_horizon(session: Session) -> int:
+    """How many days ahead a booking may lie at most, under any rules: where the holiday calendar must reach."""
+    return session.scalar(select(sa.func.max(BookingRules.horizon_days))) or 0
 
 
 def district_rules(session: Session) -> BookingRules:

@@ -18,13 +18,13 @@ from core.db import unit_of_work, utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
+from core.holidays import DAY_KIND_LABELS, DayKind, day_kind
 from core.models import User
 from core.money import format_yuan
 from core.templating import NavItem
 from marketplace.blueprints import bp
 from marketplace.booking import availability
 from marketplace.booking import services as bookings
-from marketplace.booking.availability import DayKind
 from marketplace.booking.forms import BookingForm, CancelBookingForm
 from marketplace.booking.models import BOOKING_STATE_LABELS, Booking, BookingRules, BookingState, CancellationTerms
 from marketplace.payments import services as payments
@@ -39,7 +39,6 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar m
 SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
                 "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
                 "busy": _l("Booked"), "free": _l("Free")}
-DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
 
 
 # --- the calendar grid --------------------------------------------------------------------------
@@ -106,7 +105,7 @@ def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date],
     rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
     grid = []
     for day in days:
-        kind = availability.day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
+        kind = day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
         slots = []
         for minute in rows:
             slot_start = local_midnight(day) + timedelta(minutes=minute)

@@ -21,10 +21,10 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
+from core.holidays import DayKind, day_kind
 from core.models import User
 from core.money import fen_to_yuan, format_yuan
 from marketplace.booking import services as bookings
-from marketplace.booking.availability import DayKind, day_kind
 from marketplace.booking.models import Booking, BookingState
 from marketplace.payments.models import PaymentState
 from tests.browser.test_booking_flow import BUREAU_ADMIN, ENTERPRISE, PLATFORM_ADMIN, published_instrument
@@ -91,6 +91,7 @@ def test_apply_approve_book_with_the_voucher_serve_claim_and_pay_the_claim(page,
     instrument_id = published_instrument(live_session)  # ¥100.00 + ¥400.00 an hour for district enterprises
     ratio_bp = voucher_part_bp(live_session)
     start, weeks_ahead = working_day_at(14)
+    live_session.rollback()  # day_kind read the holiday calendar through this session: end that read
     price_fen = 100_00 + 400_00  # one hour
     part_fen = price_fen * ratio_bp // 10_000  # rounded down: 16,665 fen at 33.33 %
     share_fen = price_fen - part_fen

@@ -183,6 +183,9 @@ GLOSSARY: list[tuple[str, tuple[str, ...]]] = [
     (r"open hours", ("开放时间",)),
     (r"actual controller", ("实际控制人",)),
     (r"legal representative", ("法定代表人",)),
+    (r"holiday arrangements?", ("放假调休",)),
+    (r"make-up working days?", ("调休上班", "调休工作日")),
+    (r"holiday calendar", ("节假日日历",)),
 ]
 # Fixed names that carry a glossary word in English but not in Chinese: removed from the msgid before the check.
 GLOSSARY_PHRASES = re.compile(

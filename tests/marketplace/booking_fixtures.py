@@ -8,7 +8,7 @@ import pytest
 
 from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
-from marketplace.booking.availability import DayKind, day_kind
+from core.holidays import DayKind, day_kind
 from marketplace.registry import services
 from marketplace.registry.models import InstrumentState
 

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from core import services as core_services
 from core.audit import Actor
 from core.clock import to_local
+from core.holidays import DayKind, day_kind
 from core.models import Platform, Role, User
-from marketplace.booking.availability import DayKind, day_kind
 
 
 @pytest.fixture

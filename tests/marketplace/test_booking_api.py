@@ -136,8 +136,8 @@ def test_an_internal_instrument_is_unavailable_to_enterprises_but_not_to_its_sta
 
 
 def test_holiday_is_refused_with_its_code(session, free_instrument, own_rules, demo_user):
-    """The API books against the clock; chinesecalendar 1.11 knows holidays up to 2026, so the holiday
-    code is shown through the service the API calls, with a clock in September 2026."""
+    """The API books against the clock; the holiday code is shown through the service the API calls, with a
+    clock in September 2026 and the 2026 arrangement seeded from the State Council's notice."""
     own_rules(free_instrument, horizon_days=365)
     person = demo_user("enterprise")
     with pytest.raises(bookings.RuleBroken) as refused:  # National Day, a Thursday

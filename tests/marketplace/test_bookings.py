@@ -13,10 +13,11 @@ from core.audit import Actor
 from core.clock import LOCAL_ZONE
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, IllegalTransition, NotFound, RuleBroken
+from core.holidays import DayKind, day_kind
 from core.models import Enterprise, Role, User, VerificationState
 from core.states import move
 from marketplace.booking import services as bookings
-from marketplace.booking.availability import DayKind, compute_availability, day_kind
+from marketplace.booking.availability import compute_availability
 from marketplace.booking.models import (
     BOOKING_TRANSITIONS,
     Booking,
@@ -126,8 +127,9 @@ def test_closed_on_public_holidays_and_open_on_make_up_working_days(session, fre
     assert {date(2026, 9, 28), date(2026, 10, 9), date(2026, 10, 10)} <= free_days
 
 
-def test_a_year_the_holiday_data_does_not_know_follows_the_weekly_hours():
-    assert day_kind(date(2031, 1, 1)) == DayKind.ORDINARY
+def test_a_year_without_an_arrangement_closes_its_computed_statutory_holidays(session):
+    assert day_kind(date(2031, 1, 1)) == DayKind.HOLIDAY  # 元旦
+    assert day_kind(date(2031, 1, 2)) == DayKind.ORDINARY
 
 
 def test_maintenance_windows_are_refused(session, free_instrument, book, monday_at):
