@@ -39,6 +39,8 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar m
 SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
                 "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
                 "busy": _l("Booked"), "free": _l("Free")}
+SKIP_KIND_LABELS = {"conflict": _l("Taken by another booking"), "holiday": _l("Public holiday"),
+                    "maintenance": _l("Under maintenance"), "rule": _l("Outside the booking rules")}
 DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
 
 
@@ -191,11 +193,16 @@ def _booker(user: User, instrument: Instrument) -> Booker:
 
 # --- the voucher part (vouchers.services.quote_voucher_part) --------------------------------------
 
-def _fill_vouchers(form: BookingForm, booker: Booker) -> None:
-    usable = vouchers.usable_vouchers(db.session, booker.enterprise_id, now=utcnow())
-    form.voucher_id.choices = [(0, _("No voucher"))] + [
+def voucher_choices(enterprise_id: int | None) -> list[tuple[int, str]]:
+    """The vouchers the enterprise may pay with now, as a booking form's choices (0: none)."""
+    usable = vouchers.usable_vouchers(db.session, enterprise_id, now=utcnow())
+    return [(0, _("No voucher"))] + [
         (v.id, _("%(serial)s · %(balance)s left · valid until %(day)s", serial=v.serial,
                  balance=format_yuan(v.balance_fen), day=to_local(v.expires_at).date().isoformat())) for v in usable]
+
+
+def _fill_vouchers(form: BookingForm, booker: Booker) -> None:
+    form.voucher_id.choices = voucher_choices(booker.enterprise_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,24 +267,38 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         first_day=FIRST_DAY, last_day=LAST_DAY), status
 
 
-def _book(form: BookingForm, instrument_id: int, user: User):
-    """Book one slot, or a weekly series when the form asks for repeats; returns the page to show."""
-    start_at, end_at = from_local(form.start.data), from_local(form.end.data)
-    common = {"actor": current_actor(), "user": user, "instrument_id": instrument_id, "start_at": start_at,
-              "end_at": end_at, "now": utcnow(), "terms_id": form.terms_id.data or 0,
-              "purpose": (form.purpose.data or "").strip(), "voucher_id": form.voucher_id.data or None}
+def _booking_args(form: BookingForm, instrument_id: int, user: User) -> dict:
+    return {"actor": current_actor(), "user": user, "instrument_id": instrument_id,
+            "start_at": from_local(form.start.data), "end_at": from_local(form.end.data), "now": utcnow(),
+            "terms_id": form.terms_id.data or 0, "purpose": (form.purpose.data or "").strip(),
+            "voucher_id": form.voucher_id.data or None}
+
+
+def _preview_series(form: BookingForm, instrument: Instrument, user: User, *, status: int = 200,
+                    alert: str | None = None):
+    """The weeks a series would book and skip, and what it costs, with the button that books it."""
+    with unit_of_work() as session:
+        plan = bookings.preview_series(session, weeks=form.weeks.data, **_booking_args(form, instrument.id, user))
+    form.expected.data = " ".join(o.start_at.isoformat() for o in plan.booked)
+    return render_template("marketplace/booking_series_preview.html", instrument=instrument, form=form, plan=plan,
+                           alert=alert, SKIP_KIND_LABELS=SKIP_KIND_LABELS), status
+
+
+def _book(form: BookingForm, instrument: Instrument, user: User):
+    """Book one slot, or the weekly series whose preview the booker confirms; redirects to the result."""
     with unit_of_work() as session:
         if form.weeks.data is None:
-            booking = bookings.book_instrument(session, **common)
+            booking = bookings.book_instrument(session, **_booking_args(form, instrument.id, user))
         else:
-            series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data, **common)
+            series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data,
+                                                           expected=form.expected_starts(),
+                                                           **_booking_args(form, instrument.id, user))
     if form.weeks.data is None:
         flash(_("Booked. The booking's state and what comes next are shown below."), "success")
         return redirect(url_for("marketplace.booking_detail", booking_id=booking.id))
     flash(_("The weekly series is booked: %(booked)d booked, %(skipped)d skipped.", booked=len(booked),
             skipped=len(skipped)), "success" if not skipped else "warning")
-    return render_template("marketplace/booking_series.html", series=series, booked=booked, skipped=skipped,
-                           instrument=booked[0].instrument, STATE_LABELS=BOOKING_STATE_LABELS)
+    return redirect(url_for("marketplace.booking_series", series_id=series.id))
 
 
 @bp.route("/instruments/<id:instrument_id>/book", methods=["GET", "POST"])
@@ -300,8 +321,12 @@ def book_instrument(instrument_id: int):
     if form.preview.data:
         return _render_booking_page(instrument, form, booker)
     try:
-        return _book(form, instrument_id, user)
+        if form.weeks.data is not None and form.expected_starts() is None:
+            return _preview_series(form, instrument, user)
+        return _book(form, instrument, user)
     except Conflict as error:
+        if error.code == "series_changed":
+            return _preview_series(form, instrument, user, status=409, alert=error.message)
         return _render_booking_page(instrument, form, booker, status=409, alert=error.message, conflict=True)
     except RuleBroken as error:
         if error.code == "terms_changed":
@@ -334,6 +359,20 @@ def booking_quote(instrument_id: int):
 
 
 # --- the booker's bookings ----------------------------------------------------------------------
+
+@bp.route("/booking-series/<id:series_id>")
+@requires()
+def booking_series(series_id: int):
+    """A weekly series as booked: its bookings, the weeks skipped and why, and the total to pay."""
+    user = current_principal()
+    series, booked = bookings.get_series(db.session, series_id, user)
+    skipped = [(datetime.fromisoformat(when), series.skip_codes.get(when, "")) for when in series.skipped]
+    return render_template("marketplace/booking_series.html", series=series, booked=booked, skipped=skipped,
+                           instrument=booked[0].instrument, skip_kind=bookings.skip_kind,
+                           SKIP_KIND_LABELS=SKIP_KIND_LABELS, STATE_LABELS=BOOKING_STATE_LABELS,
+                           PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS)
+
+
 
 @bp.route("/bookings")
 @requires()
