@@ -54,7 +54,7 @@ from marketplace.booking.models import (
     WaitlistState,
 )
 from marketplace.payments import services as payments
-from marketplace.payments.models import Payment, PaymentState
+from marketplace.payments.models import Payment, PaymentState, PaymentStatus
 from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, SharingMode, UserType
 from vouchers import services as vouchers
 
@@ -350,6 +350,33 @@ def pay_by_card(booking_id: int, *, actor: Actor, user: User, now: datetime, car
     problem = next((r.problem for r in carry_out(calls, actor=actor, now=now) if r.problem), None)
     if problem is not None:
         raise problem
+
+
+def pay_series_by_card(series_id: int, *, actor: Actor, user: User, now: datetime, card: str) -> None:
+    """The booker pays every share of a series still due in one card payment, captured at once: the
+    charge is recorded and committed, made with no transaction open, and its answer recorded for each
+    booking under its lock (an approved one is confirmed; one cancelled meanwhile gets its share back).
+    Raises what the booker reads, after everything is committed (as pay_by_card)."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        _series, booked = get_series(session, series_id, user)
+        locked = [lock_booking(session, booking) for booking in sorted(booked, key=lambda b: b.id)]
+        call = payments.begin_group_charge(session, locked, group=f"series-{series_id}", actor=actor, user=user,
+                                           card=card)
+    answer = payments.call_gateway(call)
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        for booking_id in sorted({p.booking_id for p in payments.group_payments(session, call.key)}):
+            lock_booking(session, session.get(Booking, booking_id))
+        parts = payments.group_payments(session, call.key)  # read afresh under the locks
+        result = payments.record_charge(session, parts, call, answer, actor=actor)
+        for payment in parts:
+            if payment.status == PaymentStatus.SUCCEEDED and payment.booking.state == BookingState.APPROVED:
+                confirm_booking(session, payment.booking, actor=actor, now=now)
+        calls = payments.scheduled_calls(session)
+    carry_out(calls, actor=actor, now=now)
+    if result.problem is not None:
+        raise result.problem
 
 
 def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
@@ -840,11 +867,15 @@ def list_user_bookings(session: Session, user: User, *, now: datetime, when: str
 
 
 def list_instrument_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
-                             *, states: tuple[BookingState, ...] | None = None) -> list[Booking]:
+                             *, states: tuple[BookingState, ...] | None = None,
+                             booker_id: int | None = None) -> list[Booking]:
+    """The instrument's bookings that meet [start, end), in `states`, of one booker when given."""
     query = select(Booking).where(Booking.instrument_id == instrument_id, Booking.start_at < end,
                                   Booking.end_at > start).order_by(Booking.start_at)
     if states:
         query = query.where(Booking.state.in_(states))
+    if booker_id is not None:
+        query = query.where(Booking.booker_id == booker_id)
     return list(session.scalars(query))
 
 

@@ -26,7 +26,7 @@ from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import DayKind
 from marketplace.booking.forms import BookingForm, CancelBookingForm
-from marketplace.booking.models import BOOKING_STATE_LABELS, BookingRules, BookingState
+from marketplace.booking.models import ACTIVE_BOOKING_STATES, BOOKING_STATE_LABELS, Booking, BookingRules, BookingState
 from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
 from marketplace.registry import services
@@ -38,7 +38,7 @@ NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozense
 FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar may show (Mondays)
 SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
                 "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
-                "busy": _l("Booked"), "free": _l("Free")}
+                "busy": _l("Booked"), "free": _l("Free"), "mine": _l("Your booking")}
 SKIP_KIND_LABELS = {"conflict": _l("Taken by another booking"), "holiday": _l("Public holiday"),
                     "maintenance": _l("Under maintenance"), "rule": _l("Outside the booking rules")}
 DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
@@ -53,6 +53,7 @@ class Slot:
     state: str  # free | busy | closed | unavailable (open and free, but past, too soon or too far ahead)
     reason: str  # the SLOT_REASONS key
     bookable: bool  # within lead time and horizon: a free slot can be booked, a busy one waited for
+    booking: Booking | None = None  # the viewer's own booking that holds this slot (reason "mine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,10 @@ def _row_minutes(rules: BookingRules) -> list[int]:
 
 def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability.Availability,
           maintenance: list[tuple[datetime, datetime]], *, now: datetime, bookable_from: datetime,
-          bookable_until: datetime) -> Slot:
+          bookable_until: datetime, mine: list[Booking]) -> Slot:
+    own = next((b for b in mine if b.start_at < end and start < b.end_at), None)
+    if own is not None:
+        return Slot(start, end, "busy", "mine", False, own)
     bookable = bookable_from <= start <= bookable_until
     if any(a <= start and end <= b for a, b in free_busy.free):
         if bookable:
@@ -96,14 +100,17 @@ def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability
     return Slot(start, end, "closed", "hours", False)
 
 
-def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime
-                  ) -> tuple[list[int], list[Day]]:
-    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai."""
+def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime,
+                  viewer: User | None = None) -> tuple[list[int], list[Day]]:
+    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai; the
+    viewer's own active bookings are marked as theirs (to them alone: others see a booked slot)."""
     start, end = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
     start_utc, end_utc = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     free_busy = availability.compute_availability(db.session, instrument, start_utc, end_utc, rules=rules)
     maintenance = [(m.start_at, m.end_at)
                    for m in availability.maintenance_windows(db.session, instrument.id, start_utc, end_utc)]
+    mine = bookings.list_instrument_bookings(db.session, instrument.id, start_utc, end_utc,
+                                             states=ACTIVE_BOOKING_STATES, booker_id=viewer.id) if viewer else []
     bookable_from, bookable_until = rules.bookable_starts(now)
     rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
     grid = []
@@ -113,7 +120,7 @@ def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date],
         for minute in rows:
             slot_start = local_midnight(day) + timedelta(minutes=minute)
             slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
-                               bookable_from=bookable_from, bookable_until=bookable_until))
+                               bookable_from=bookable_from, bookable_until=bookable_until, mine=mine))
         grid.append(Day(day, kind, slots))
     return rows, grid
 
@@ -249,7 +256,8 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
     first = _day_arg(view) or (to_local(chosen[0]).date() if chosen[0] else today)
     monday = max(min(first - timedelta(days=first.weekday()), LAST_DAY), FIRST_DAY)
     week_days = [monday + timedelta(days=n) for n in range(7)]
-    rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now)
+    rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now,
+                               viewer=current_principal())
     selection = _selection(instrument, booker.user_type, *chosen)
     breakdown = None
     try:
@@ -261,7 +269,7 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         "marketplace/booking_calendar.html", instrument=instrument, form=form, booker=booker, rules=rules,
         rows=rows, grid=grid, view=view, monday=monday, week_days=week_days, today=today,
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
-        selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
+        selection=selection, breakdown=breakdown, alert=alert, conflict=conflict, STATE_LABELS=BOOKING_STATE_LABELS,
         needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
         waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
@@ -367,8 +375,11 @@ def booking_series(series_id: int):
     user = current_principal()
     series, booked = bookings.get_series(db.session, series_id, user)
     skipped = [(datetime.fromisoformat(when), series.skip_codes.get(when, "")) for when in series.skipped]
+    due = payments.due_in_group(user, booked)
     return render_template("marketplace/booking_series.html", series=series, booked=booked, skipped=skipped,
                            instrument=booked[0].instrument, skip_kind=bookings.skip_kind,
+                           due_fen=sum(b.payable_fen for b in due), due_count=len(due),
+                           pay_url=_link_if("marketplace.pay_series", bool(due), series_id=series.id),
                            SKIP_KIND_LABELS=SKIP_KIND_LABELS, STATE_LABELS=BOOKING_STATE_LABELS,
                            PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS)
 
