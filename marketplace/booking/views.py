@@ -324,8 +324,9 @@ def book_instrument(instrument_id: int):
         return _render_booking_page(instrument, form, booker)
     if booker.refusal is not None:
         return _render_booking_page(instrument, form, booker, status=422, alert=booker.refusal)
-    if not form.validate():
-        return _render_booking_page(instrument, form, booker, status=422)
+    if not form.validate():  # the previewed dates are a hidden field: their error is said above the form
+        return _render_booking_page(instrument, form, booker, status=422,
+                                    alert=form.expected.errors[0] if form.expected.errors else None)
     if form.preview.data:
         return _render_booking_page(instrument, form, booker)
     try:

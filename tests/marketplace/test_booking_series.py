@@ -115,3 +115,14 @@ def test_a_series_result_is_seen_only_by_its_booker_the_platform_and_the_bureau(
     assert login_as("platform").get(url).status_code == 200
     assert app.test_client().get(url).status_code == 401
     assert login_as("enterprise").get("/booking-series/999999").status_code == 404
+
+
+def test_damaged_previewed_dates_are_refused_beside_the_form_and_book_nothing(login_as, session, instrument, form,
+                                                                              monday_at):
+    client = login_as("enterprise")
+    for damaged in ("not-a-date", monday_at(9).replace(tzinfo=None).isoformat(), "x" * 3_000):
+        response = client.post(f"/instruments/{instrument.id}/book",
+                               data=form(monday_at(9), monday_at(10), weeks="3", expected=damaged))
+        assert response.status_code == 422
+        assert page(response).text("booking-alert")
+    assert count(session, Booking) == 0 and count(session, BookingSeries) == 0
