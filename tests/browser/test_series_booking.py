@@ -46,6 +46,8 @@ def test_a_series_is_previewed_confirmed_paid_at_once_and_marked_as_mine(page, l
     expect(skipped).to_have_count(1)
     expect(skipped).to_have_attribute("data-kind", "conflict")
     expect(page.get_by_test_id("series-payable")).to_have_text("¥1,000.00")
+    if os.environ.get("KEQUIP_SCREENSHOTS"):
+        page.screenshot(path=os.environ["KEQUIP_SCREENSHOTS"] + "/series-preview.png", full_page=True)
     assert live_session.scalar(select(func.count()).select_from(Booking).where(
         Booking.instrument_id == instrument_id)) == 1  # the preview booked nothing
     live_session.rollback()
