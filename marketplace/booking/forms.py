@@ -2,6 +2,7 @@
 shape only, the rules are in the services."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
@@ -61,8 +62,22 @@ class BookingForm(FlaskForm):
     # the booker's usable vouchers (filled by the view); any id is passed on: the voucher rules refuse with a reason
     voucher_id = SelectField(_l("Innovation voucher"), coerce=int, validate_choice=False, validators=[Optional()])
     accept_terms = BooleanField(_l("I have read and accept the service terms above"))
+    # a weekly series' confirmation: the starts its preview showed, as ISO instants separated by spaces
+    expected = HiddenField(validators=[Optional(), Length(max=2_000)])
     preview = SubmitField(_l("Show the price"))
     submit = SubmitField(_l("Book"))
+
+    def expected_starts(self) -> list[datetime] | None:
+        """The previewed starts of a series being confirmed; None when this is not a confirmation."""
+        return [datetime.fromisoformat(text) for text in self.expected.data.split()] if self.expected.data else None
+
+    def validate_expected(self, field: HiddenField) -> None:
+        try:
+            starts = self.expected_starts()
+        except ValueError:
+            raise ValidationError(_("The previewed dates were damaged; look at the series again.")) from None
+        if starts is not None and any(start.tzinfo is None for start in starts):
+            raise ValidationError(_("The previewed dates were damaged; look at the series again."))
 
     def validate_accept_terms(self, field: BooleanField) -> None:
         if not self.preview.data and not field.data:

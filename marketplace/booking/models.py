@@ -224,6 +224,7 @@ class BookingSeries(db.Model):
     duration_minutes: Mapped[int]
     count: Mapped[int]  # occurrences asked for, one a week (RRULE FREQ=WEEKLY;COUNT=n)
     skipped: Mapped[list] = mapped_column(sa.JSON, default=list)  # ISO instants of occurrences not booked
+    skip_codes: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # ISO instant → the refusal's code
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
 
 

@@ -24,7 +24,7 @@ from core.db import utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import db
 from core.models import Role, User
-from core.money import yuan_to_fen
+from core.money import format_yuan, yuan_to_fen
 from marketplace.blueprints import bp
 from marketplace.booking import services as bookings
 from marketplace.booking.models import Booking
@@ -105,9 +105,42 @@ def pay_booking(booking_id: int) -> ResponseReturnValue:
     return render_template("marketplace/booking_pay.html", booking=booking, card_form=card_form,
                            transfer_form=transfer_form, expected=payments.expected_transfer(booking),
                            expires_at=booking.expires_at, cancel_terms=booking.cancellation_terms, now=utcnow(),
-                           stripe_js_url=current_app.config["STRIPE_JS_URL"]
-                           or f"{current_app.config['STRIPE_API_BASE']}/js.stripe.com/v3/",
-                           publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"]), status
+                           **_stripe_js()), status
+
+
+def _stripe_js() -> dict[str, str]:
+    return {"stripe_js_url": current_app.config["STRIPE_JS_URL"]
+            or f"{current_app.config['STRIPE_API_BASE']}/js.stripe.com/v3/",
+            "publishable_key": current_app.config["STRIPE_PUBLISHABLE_KEY"]}
+
+
+@bp.route("/booking-series/<id:series_id>/pay", methods=["GET", "POST"])
+@requires()
+def pay_series(series_id: int) -> ResponseReturnValue:
+    """Every share of a series still due, in one card payment."""
+    user = current_principal()
+    series, booked = bookings.get_series(db.session, series_id, user)
+    due = payments.due_in_group(user, booked)
+    if not due:
+        flash(_("This series has nothing to pay now."), "info")
+        return redirect(url_for(".booking_series", series_id=series.id))
+    card_form, status = CardPaymentForm(prefix="card"), 200
+    if card_form.validate_on_submit():
+        try:
+            bookings.pay_series_by_card(series.id, actor=current_actor(), user=user, now=utcnow(),
+                                        card=card_form.payment_method.data)
+        except (RuleBroken, Conflict, payments.PaymentGatewayUnavailable) as problem:  # what happened is committed
+            flash(problem.message, "danger")
+            status = problem.status
+            card_form.payment_method.data = ""
+        else:
+            flash(_("Paid: %(amount)s for %(n)d bookings, charged to your card in one payment.",
+                    amount=format_yuan(sum(b.payable_fen for b in due)), n=len(due)), "success")
+            return redirect(url_for(".booking_series", series_id=series.id))
+    elif card_form.is_submitted():
+        status = 422
+    return render_template("marketplace/series_pay.html", series=series, instrument=booked[0].instrument, due=due,
+                           total_fen=sum(b.payable_fen for b in due), card_form=card_form, **_stripe_js()), status
 
 
 @bp.route("/bookings/<id:booking_id>/transfer", methods=["GET", "POST"])

@@ -46,6 +46,8 @@ from marketplace.booking.models import (
     BOOKING_STATE_LABELS,
     BOOKING_TRANSITIONS,
     USE_STATES,
+    WAITLIST_STATE_LABELS,
+    WAITLIST_TRANSITIONS,
     Booking,
     BookingRules,
     BookingSeries,
@@ -54,9 +56,11 @@ from marketplace.booking.models import (
     Qualification,
     QualificationRule,
     ServiceTerms,
+    WaitlistEntry,
+    WaitlistState,
 )
 from marketplace.payments import services as payments
-from marketplace.payments.models import Payment, PaymentState
+from marketplace.payments.models import Payment, PaymentState, PaymentStatus
 from marketplace.registry.models import INSTRUMENT_STATE_LABELS, Instrument, InstrumentState, SharingMode, UserType
 from vouchers import services as vouchers
 
@@ -384,6 +388,33 @@ def pay_by_card(booking_id: int, *, actor: Actor, user: User, now: datetime, car
         raise problem
 
 
+def pay_series_by_card(series_id: int, *, actor: Actor, user: User, now: datetime, card: str) -> None:
+    """The booker pays every share of a series still due in one card payment, captured at once: the
+    charge is recorded and committed, made with no transaction open, and its answer recorded for each
+    booking under its lock (an approved one is confirmed; one cancelled meanwhile gets its share back).
+    Raises what the booker reads, after everything is committed (as pay_by_card)."""
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        _series, booked = get_series(session, series_id, user)
+        locked = [lock_booking(session, booking) for booking in sorted(booked, key=lambda b: b.id)]
+        call = payments.begin_group_charge(session, locked, group=f"series-{series_id}", actor=actor, user=user,
+                                           card=card)
+    answer = payments.call_gateway(call)
+    with unit_of_work() as session:
+        payments.forget_scheduled(session)
+        for booking_id in sorted({p.booking_id for p in payments.group_payments(session, call.key)}):
+            lock_booking(session, session.get(Booking, booking_id))
+        parts = payments.group_payments(session, call.key)  # read afresh under the locks
+        result = payments.record_charge(session, parts, call, answer, actor=actor)
+        for payment in parts:
+            if payment.status == PaymentStatus.SUCCEEDED and payment.booking.state == BookingState.APPROVED:
+                confirm_booking(session, payment.booking, actor=actor, now=now)
+        calls = payments.scheduled_calls(session)
+    carry_out(calls, actor=actor, now=now)
+    if result.problem is not None:
+        raise result.problem
+
+
 def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
     """The booker pays by bank transfer: the booking waits for the platform to record it."""
     return payments.choose_transfer(session, lock_booking(session, booking), actor=actor, user=user, now=now)
@@ -503,6 +534,7 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
     record_audit(session, actor, "booking.requested", booking, after=requested)
     for action, before, after in steps:
         record_audit(session, rule, action, booking, before=before, after=after)
+    _take_own_offers(session, booking, actor=actor)
     if approval:
         _notify_platform(session, booking, "booking_requested")
     # confirmed at once: the confirmation is the only mail
@@ -510,13 +542,39 @@ def book_instrument(session: Session, *, actor: Actor, user: User, instrument_id
     return booking
 
 
+SKIP_KINDS = ("conflict", "holiday", "maintenance", "rule")  # why a week of a series is not booked
+
+
+def skip_kind(code: str) -> str:
+    """The kind of a refusal that skips a week: taken by another booking, a public holiday, maintenance,
+    or another booking rule (lead time, horizon, open hours…)."""
+    return {"booking_conflict": "conflict", "holiday": "holiday", "maintenance": "maintenance"}.get(code, "rule")
+
+
+def _take_own_offers(session: Session, booking: Booking, *, actor: Actor) -> list[WaitlistEntry]:
+    """The booker's open waitlist offers that this booking meets are taken, by the booker: they end as
+    booked (with this booking), so they are neither accepted twice nor passed on as a free slot."""
+    offers = session.scalars(select(WaitlistEntry).where(
+        WaitlistEntry.instrument_id == booking.instrument_id, WaitlistEntry.user_id == booking.booker_id,
+        WaitlistEntry.state == WaitlistState.OFFERED, WaitlistEntry.start_at < booking.block_end_at,
+        WaitlistEntry.end_at > booking.start_at).order_by(WaitlistEntry.id).with_for_update(of=WaitlistEntry)).all()
+    for entry in offers:
+        move(entry, WaitlistState.BOOKED, WAITLIST_TRANSITIONS, WAITLIST_STATE_LABELS)
+        entry.booking_id = booking.id
+        session.flush()
+        record_audit(session, actor, "waitlist_entry.booked", entry, before={"state": WaitlistState.OFFERED.value},
+                     after={"state": entry.state.value, "booking_id": booking.id})
+    return offers
+
+
 def book_series(session: Session, *, actor: Actor, user: User, instrument_id: int, start_at: datetime,
                 end_at: datetime, weeks: int, now: datetime, terms_id: int | None = None, purpose: str = "",
-                voucher_id: int | None = None
+                voucher_id: int | None = None, expected: list[datetime] | None = None
                 ) -> tuple[BookingSeries, list[Booking], list[tuple[datetime, RuleBroken | Conflict]]]:
     """Book the same slot every week, `weeks` times: every occurrence that is free and within the rules
     is booked; the others are listed (with the reason) and kept as the series' skipped dates. A voucher
-    pays for single bookings only."""
+    pays for single bookings only. With `expected` (the starts a preview showed), a series that would
+    book other weeks now is refused with 409 series_changed and books nothing."""
     if voucher_id is not None:
         raise RuleBroken("voucher_single_booking", _("A voucher pays for single bookings, not weekly series."),
                          field="voucher_id")
@@ -540,11 +598,80 @@ def book_series(session: Session, *, actor: Actor, user: User, instrument_id: in
                 raise  # nothing of the series can be booked
             skipped.append((start_at + shift, refusal))
     series.skipped = [when.isoformat() for when, _refusal in skipped]
+    series.skip_codes = {when.isoformat(): refusal.code for when, refusal in skipped}
     if not booked:
         raise skipped[0][1]
+    if expected is not None and [b.start_at for b in booked] != expected:
+        raise Conflict("series_changed", _("The weeks that can be booked have changed since you looked: check "
+                                           "the dates again before you confirm."))
     record_audit(session, actor, "booking_series.created", series,
                  after={"weeks": weeks, "booked": [b.id for b in booked], "skipped": series.skipped})
     return series, booked, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesOccurrence:
+    start_at: datetime
+    end_at: datetime
+    price_fen: int
+    voucher_fen: int
+    payable_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSkip:
+    start_at: datetime
+    code: str
+    kind: str  # one of SKIP_KINDS
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPlan:
+    """What book_series would book now, and what it would skip and why."""
+
+    booked: list[SeriesOccurrence]
+    skipped: list[SeriesSkip]
+    needs_approval: bool
+
+    @property
+    def price_fen(self) -> int:
+        return sum(o.price_fen for o in self.booked)
+
+    @property
+    def voucher_fen(self) -> int:
+        return sum(o.voucher_fen for o in self.booked)
+
+    @property
+    def payable_fen(self) -> int:
+        return sum(o.payable_fen for o in self.booked)
+
+
+def preview_series(session: Session, **series_args) -> SeriesPlan:
+    """The series book_series(**series_args) would make now, made and rolled back: the preview is the
+    booking itself (every rule, conflict and price), and leaves nothing behind. Raises what book_series
+    raises."""
+    savepoint = session.begin_nested()
+    try:
+        _series, booked, skipped = book_series(session, **series_args)
+        plan = SeriesPlan(
+            booked=[SeriesOccurrence(b.start_at, b.end_at, b.price_fen, b.voucher_fen, b.payable_fen) for b in booked],
+            skipped=[SeriesSkip(when, refusal.code, skip_kind(refusal.code), refusal.message)
+                     for when, refusal in skipped],
+            needs_approval=any(b.state == BookingState.REQUESTED for b in booked))
+    finally:
+        savepoint.rollback()
+    return plan
+
+
+def get_series(session: Session, series_id: int, user: User | None) -> tuple[BookingSeries, list[Booking]]:
+    """A series and its bookings, for those who may see its bookings (its booker, the platform, the bureau)."""
+    series = session.get(BookingSeries, series_id)
+    booked = list(session.scalars(select(Booking).where(Booking.series_id == series_id).order_by(Booking.start_at))) \
+        if series is not None else []
+    if not booked or not can_see(user, booked[0]):
+        raise NotFound("not_found", _("There is no such series."))
+    return series, booked
 
 
 def _advance(booking: Booking, to: BookingState, *, actor: Actor, now: datetime, note: str | None = None
@@ -906,11 +1033,15 @@ def list_user_bookings(session: Session, user: User, *, now: datetime, when: str
 
 
 def list_instrument_bookings(session: Session, instrument_id: int, start: datetime, end: datetime,
-                             *, states: tuple[BookingState, ...] | None = None) -> list[Booking]:
+                             *, states: tuple[BookingState, ...] | None = None,
+                             booker_id: int | None = None) -> list[Booking]:
+    """The instrument's bookings that meet [start, end), in `states`, of one booker when given."""
     query = select(Booking).where(Booking.instrument_id == instrument_id, Booking.start_at < end,
                                   Booking.end_at > start).order_by(Booking.start_at)
     if states:
         query = query.where(Booking.state.in_(states))
+    if booker_id is not None:
+        query = query.where(Booking.booker_id == booker_id)
     return list(session.scalars(query))
 
 

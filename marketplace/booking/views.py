@@ -26,7 +26,14 @@ from marketplace.blueprints import bp
 from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.forms import BookingForm, CancelBookingForm
-from marketplace.booking.models import BOOKING_STATE_LABELS, Booking, BookingRules, BookingState, CancellationTerms
+from marketplace.booking.models import (
+    ACTIVE_BOOKING_STATES,
+    BOOKING_STATE_LABELS,
+    Booking,
+    BookingRules,
+    BookingState,
+    CancellationTerms,
+)
 from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
 from marketplace.registry import services
@@ -38,7 +45,9 @@ NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozense
 FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar may show (Mondays)
 SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
                 "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
-                "busy": _l("Booked"), "free": _l("Free")}
+                "busy": _l("Booked"), "free": _l("Free"), "mine": _l("Your booking")}
+SKIP_KIND_LABELS = {"conflict": _l("Taken by another booking"), "holiday": _l("Public holiday"),
+                    "maintenance": _l("Under maintenance"), "rule": _l("Outside the booking rules")}
 
 
 # --- the calendar grid --------------------------------------------------------------------------
@@ -50,6 +59,7 @@ class Slot:
     state: str  # free | busy | closed | unavailable (open and free, but past, too soon or too far ahead)
     reason: str  # the SLOT_REASONS key
     bookable: bool  # within lead time and horizon: a free slot can be booked, a busy one waited for
+    booking: Booking | None = None  # the viewer's own booking that holds this slot (reason "mine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,10 @@ def _row_minutes(rules: BookingRules) -> list[int]:
 
 def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability.Availability,
           maintenance: list[tuple[datetime, datetime]], *, now: datetime, bookable_from: datetime,
-          bookable_until: datetime) -> Slot:
+          bookable_until: datetime, mine: list[Booking]) -> Slot:
+    own = next((b for b in mine if b.start_at < end and start < b.end_at), None)
+    if own is not None:
+        return Slot(start, end, "busy", "mine", False, own)
     bookable = bookable_from <= start <= bookable_until
     if any(a <= start and end <= b for a, b in free_busy.free):
         if bookable:
@@ -93,14 +106,17 @@ def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability
     return Slot(start, end, "closed", "hours", False)
 
 
-def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime
-                  ) -> tuple[list[int], list[Day]]:
-    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai."""
+def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime,
+                  viewer: User | None = None) -> tuple[list[int], list[Day]]:
+    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai; the
+    viewer's own active bookings are marked as theirs (to them alone: others see a booked slot)."""
     start, end = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
     start_utc, end_utc = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     free_busy = availability.compute_availability(db.session, instrument, start_utc, end_utc, rules=rules)
     maintenance = [(m.start_at, m.end_at)
                    for m in availability.maintenance_windows(db.session, instrument.id, start_utc, end_utc)]
+    mine = bookings.list_instrument_bookings(db.session, instrument.id, start_utc, end_utc,
+                                             states=ACTIVE_BOOKING_STATES, booker_id=viewer.id) if viewer else []
     bookable_from, bookable_until = rules.bookable_starts(now)
     rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
     grid = []
@@ -110,7 +126,7 @@ def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date],
         for minute in rows:
             slot_start = local_midnight(day) + timedelta(minutes=minute)
             slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
-                               bookable_from=bookable_from, bookable_until=bookable_until))
+                               bookable_from=bookable_from, bookable_until=bookable_until, mine=mine))
         grid.append(Day(day, kind, slots))
     return rows, grid
 
@@ -190,11 +206,16 @@ def _booker(user: User, instrument: Instrument) -> Booker:
 
 # --- the voucher part (vouchers.services.quote_voucher_part) --------------------------------------
 
-def _fill_vouchers(form: BookingForm, booker: Booker) -> None:
-    usable = vouchers.usable_vouchers(db.session, booker.enterprise_id, now=utcnow())
-    form.voucher_id.choices = [(0, _("No voucher"))] + [
+def voucher_choices(enterprise_id: int | None) -> list[tuple[int, str]]:
+    """The vouchers the enterprise may pay with now, as a booking form's choices (0: none)."""
+    usable = vouchers.usable_vouchers(db.session, enterprise_id, now=utcnow())
+    return [(0, _("No voucher"))] + [
         (v.id, _("%(serial)s · %(balance)s left · valid until %(day)s", serial=v.serial,
                  balance=format_yuan(v.balance_fen), day=to_local(v.expires_at).date().isoformat())) for v in usable]
+
+
+def _fill_vouchers(form: BookingForm, booker: Booker) -> None:
+    form.voucher_id.choices = voucher_choices(booker.enterprise_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +262,8 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
     first = _day_arg(view) or (to_local(chosen[0]).date() if chosen[0] else today)
     monday = max(min(first - timedelta(days=first.weekday()), LAST_DAY), FIRST_DAY)
     week_days = [monday + timedelta(days=n) for n in range(7)]
-    rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now)
+    rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now,
+                               viewer=current_principal())
     selection = _selection(instrument, booker.user_type, *chosen)
     breakdown = None
     try:
@@ -254,7 +276,7 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         cancel_rules=rules, cancel_terms=_cancel_terms(rules, selection, breakdown), now=now,
         rows=rows, grid=grid, view=view, monday=monday, week_days=week_days, today=today,
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
-        selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
+        selection=selection, breakdown=breakdown, alert=alert, conflict=conflict, STATE_LABELS=BOOKING_STATE_LABELS,
         needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
         waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
@@ -271,24 +293,38 @@ def _cancel_terms(rules: BookingRules, selection: Selection | None, breakdown: V
                                     voucher_fen=breakdown.voucher_fen if breakdown else 0)
 
 
-def _book(form: BookingForm, instrument_id: int, user: User):
-    """Book one slot, or a weekly series when the form asks for repeats; returns the page to show."""
-    start_at, end_at = from_local(form.start.data), from_local(form.end.data)
-    common = {"actor": current_actor(), "user": user, "instrument_id": instrument_id, "start_at": start_at,
-              "end_at": end_at, "now": utcnow(), "terms_id": form.terms_id.data or 0,
-              "purpose": (form.purpose.data or "").strip(), "voucher_id": form.voucher_id.data or None}
+def _booking_args(form: BookingForm, instrument_id: int, user: User) -> dict:
+    return {"actor": current_actor(), "user": user, "instrument_id": instrument_id,
+            "start_at": from_local(form.start.data), "end_at": from_local(form.end.data), "now": utcnow(),
+            "terms_id": form.terms_id.data or 0, "purpose": (form.purpose.data or "").strip(),
+            "voucher_id": form.voucher_id.data or None}
+
+
+def _preview_series(form: BookingForm, instrument: Instrument, user: User, *, status: int = 200,
+                    alert: str | None = None):
+    """The weeks a series would book and skip, and what it costs, with the button that books it."""
+    with unit_of_work() as session:
+        plan = bookings.preview_series(session, weeks=form.weeks.data, **_booking_args(form, instrument.id, user))
+    form.expected.data = " ".join(o.start_at.isoformat() for o in plan.booked)
+    return render_template("marketplace/booking_series_preview.html", instrument=instrument, form=form, plan=plan,
+                           alert=alert, SKIP_KIND_LABELS=SKIP_KIND_LABELS), status
+
+
+def _book(form: BookingForm, instrument: Instrument, user: User):
+    """Book one slot, or the weekly series whose preview the booker confirms; redirects to the result."""
     with unit_of_work() as session:
         if form.weeks.data is None:
-            booking = bookings.book_instrument(session, **common)
+            booking = bookings.book_instrument(session, **_booking_args(form, instrument.id, user))
         else:
-            series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data, **common)
+            series, booked, skipped = bookings.book_series(session, weeks=form.weeks.data,
+                                                           expected=form.expected_starts(),
+                                                           **_booking_args(form, instrument.id, user))
     if form.weeks.data is None:
         flash(_("Booked. The booking's state and what comes next are shown below."), "success")
         return redirect(url_for("marketplace.booking_detail", booking_id=booking.id))
     flash(_("The weekly series is booked: %(booked)d booked, %(skipped)d skipped.", booked=len(booked),
             skipped=len(skipped)), "success" if not skipped else "warning")
-    return render_template("marketplace/booking_series.html", series=series, booked=booked, skipped=skipped,
-                           instrument=booked[0].instrument, STATE_LABELS=BOOKING_STATE_LABELS)
+    return redirect(url_for("marketplace.booking_series", series_id=series.id))
 
 
 @bp.route("/instruments/<id:instrument_id>/book", methods=["GET", "POST"])
@@ -306,13 +342,18 @@ def book_instrument(instrument_id: int):
         return _render_booking_page(instrument, form, booker)
     if booker.refusal is not None:
         return _render_booking_page(instrument, form, booker, status=422, alert=booker.refusal)
-    if not form.validate():
-        return _render_booking_page(instrument, form, booker, status=422)
+    if not form.validate():  # the previewed dates are a hidden field: their error is said above the form
+        return _render_booking_page(instrument, form, booker, status=422,
+                                    alert=form.expected.errors[0] if form.expected.errors else None)
     if form.preview.data:
         return _render_booking_page(instrument, form, booker)
     try:
-        return _book(form, instrument_id, user)
+        if form.weeks.data is not None and form.expected_starts() is None:
+            return _preview_series(form, instrument, user)
+        return _book(form, instrument, user)
     except Conflict as error:
+        if error.code == "series_changed":
+            return _preview_series(form, instrument, user, status=409, alert=error.message)
         return _render_booking_page(instrument, form, booker, status=409, alert=error.message, conflict=True)
     except RuleBroken as error:
         if error.code == "terms_changed":
@@ -349,6 +390,23 @@ def booking_quote(instrument_id: int):
 
 
 # --- the booker's bookings ----------------------------------------------------------------------
+
+@bp.route("/booking-series/<id:series_id>")
+@requires()
+def booking_series(series_id: int):
+    """A weekly series as booked: its bookings, the weeks skipped and why, and the total to pay."""
+    user = current_principal()
+    series, booked = bookings.get_series(db.session, series_id, user)
+    skipped = [(datetime.fromisoformat(when), series.skip_codes.get(when, "")) for when in series.skipped]
+    due = payments.due_in_group(user, booked)
+    return render_template("marketplace/booking_series.html", series=series, booked=booked, skipped=skipped,
+                           instrument=booked[0].instrument, skip_kind=bookings.skip_kind,
+                           due_fen=sum(b.payable_fen for b in due), due_count=len(due),
+                           pay_url=_link_if("marketplace.pay_series", bool(due), series_id=series.id),
+                           SKIP_KIND_LABELS=SKIP_KIND_LABELS, STATE_LABELS=BOOKING_STATE_LABELS,
+                           PAYMENT_STATE_LABELS=PAYMENT_STATE_LABELS)
+
+
 
 @bp.route("/bookings")
 @requires()

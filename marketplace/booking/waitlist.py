@@ -102,19 +102,18 @@ def withdraw_waitlist_entry(session: Session, *, actor: Actor, user: User, entry
 
 
 def accept_offer(session: Session, *, actor: Actor, user: User, entry_id: int, now: datetime,
-                 terms_id: int | None) -> Booking:
-    """Book the offered slot under the normal rules (bookings.book_instrument): Conflict when someone
-    else has taken it meanwhile. Accepting twice gives the same booking."""
+                 terms_id: int | None, voucher_id: int | None = None) -> Booking:
+    """Book the offered slot under the normal rules (bookings.book_instrument, which marks the offer
+    booked), with a voucher if the holder chose one: Conflict when someone else has taken it meanwhile.
+    Accepting twice gives the same booking."""
     entry = _get_own_entry(session, user, entry_id)
     if entry.state == WaitlistState.BOOKED and entry.booking_id is not None:
         return session.get(Booking, entry.booking_id)
     if entry.state != WaitlistState.OFFERED or entry.offer_expires_at <= now:
         raise RuleBroken("offer_not_open", _("This offer is no longer open."))
-    booking = bookings.book_instrument(session, actor=actor, user=user, instrument_id=entry.instrument_id,
-                                       start_at=entry.start_at, end_at=entry.end_at, now=now, terms_id=terms_id)
-    entry.booking_id = booking.id
-    _move(session, entry, WaitlistState.BOOKED, actor=actor, after={"booking_id": booking.id})
-    return booking
+    return bookings.book_instrument(session, actor=actor, user=user, instrument_id=entry.instrument_id,
+                                    start_at=entry.start_at, end_at=entry.end_at, now=now, terms_id=terms_id,
+                                    voucher_id=voucher_id)
 
 
 def list_user_entries(session: Session, user: User) -> list[WaitlistEntry]:

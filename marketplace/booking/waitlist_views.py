@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Optional
 from wtforms.widgets import HiddenInput
 
@@ -24,6 +24,7 @@ from marketplace.blueprints import bp
 from marketplace.booking import services as bookings
 from marketplace.booking import waitlist
 from marketplace.booking.models import WAITLIST_STATE_LABELS, WaitlistState
+from marketplace.booking.views import voucher_choices
 
 NAV = [NavItem("marketplace.my_waitlist", _l("My waitlist"), AccessRule(frozenset()))]
 
@@ -56,6 +57,9 @@ class WaitlistForm(FlaskForm):
 
 class AcceptOfferForm(FlaskForm):
     terms_id = IntegerField(widget=HiddenInput(), validators=[Optional()])
+    # as on the booking form: any id is passed on, and the voucher rules refuse with a reason
+    voucher_id = SelectField(_l("Innovation voucher"), choices=[], coerce=int, validate_choice=False,
+                             validators=[Optional()])
     accept_terms = BooleanField(_l("I have read and accept the service terms above"), validators=[
         DataRequired(_l("Read the service terms and tick the box to accept them."))])
 
@@ -105,7 +109,9 @@ def my_waitlist() -> ResponseReturnValue:
     offered = [entry for entry in entries if entry.state == WaitlistState.OFFERED]
     terms = {entry.instrument.platform_id: bookings.current_terms(db.session, entry.instrument.platform_id)
              for entry in offered}
-    return render_template("marketplace/my_waitlist.html", entries=entries, terms=terms,
+    enterprise = bookings.booker_enterprise(db.session, current_principal()) if offered else None
+    choices = voucher_choices(enterprise.id) if enterprise is not None and enterprise.is_verified else []
+    return render_template("marketplace/my_waitlist.html", entries=entries, terms=terms, voucher_choices=choices,
                            STATE_LABELS=WAITLIST_STATE_LABELS)
 
 
@@ -133,7 +139,8 @@ def accept_waitlist_offer(entry_id: int) -> ResponseReturnValue:
     try:
         with unit_of_work() as session:
             booking = waitlist.accept_offer(session, actor=current_actor(), user=current_principal(),
-                                            entry_id=entry_id, now=utcnow(), terms_id=form.terms_id.data)
+                                            entry_id=entry_id, now=utcnow(), terms_id=form.terms_id.data,
+                                            voucher_id=form.voucher_id.data or None)
             booking_id = booking.id
     except (RuleBroken, Conflict) as error:
         flash(error.message, "danger")

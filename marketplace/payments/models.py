@@ -98,7 +98,11 @@ class Payment(db.Model):
     refunded_fen: Mapped[Fen] = mapped_column(default=0)
     released_fen: Mapped[Fen] = mapped_column(default=0)  # of an authorisation, given back uncharged
     idempotency_key: Mapped[str] = mapped_column(sa.String(100), unique=True)  # of the creating call
-    intent_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)  # the gateway's pi_…
+    # the gateway's pi_…; the payments of one group (a weekly series paid at once) share one intent
+    intent_id: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    # several bookings paid by one intent: their payments carry the intent's key (series-3-charge-1), each
+    # with its booking's part as amount_fen; the intent's amount is the sum of the group's parts
+    group_key: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     client_secret: Mapped[str | None] = mapped_column(sa.String(200))
     refund_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     attempt: Mapped[int] = mapped_column(default=0)  # of the call in flight; part of its idempotency key

@@ -8,8 +8,8 @@ and talks to the gateway; the booking's life, its row lock and the units of work
 bookings.py's, which calls this module and is never called back.
 
 The gateway is never called inside a database transaction. What is to be done is recorded first, in
-the caller's unit of work: the payment's pending_action ("authorise", "cancel", "capture" or "refund")
-with its idempotency key. After that commits, call_gateway carries it out from a GatewayCall copied out
+the caller's unit of work: the payment's pending_action ("authorise", "charge", "cancel", "capture" or
+"refund") with its idempotency key. After that commits, call_gateway carries it out from a GatewayCall copied out
 of the session, with no transaction open; record_answer writes the answer in a new unit of work, under
 the booking's lock. An action whose answer never arrived (a timeout, a crash) stays pending: the
 reconciliation reads what the gateway did (the intent by its id, or by the booking's metadata when its
@@ -19,7 +19,13 @@ Every POST to the gateway carries an Idempotency-Key made of the payment's own k
 number: booking-7-authorise-1), the call and its attempt. localstripe ignores that header, so the app is
 idempotent on its own side too: a call whose answer was lost is settled by first reading what the
 gateway did. The app also enforces what localstripe does not: it never captures a cancelled intent (it
-reads the intent's status first) and never refunds more than it captured."""
+reads the intent's status first) and never refunds more than it captured.
+
+Several bookings (a weekly series) may be paid at once: one intent for the sum of their shares, captured
+at once (an authorisation would lapse long before the last week, and an intent is captured only once),
+and one payment per booking holding its share of it (group_key names the intent). Each booking's
+payment then lives as a single booking's captured payment does: a cancellation refunds its share (less
+any fee) from the common intent, a completion on a shorter time refunds the difference."""
 from __future__ import annotations
 
 import logging
@@ -120,7 +126,7 @@ class GatewayCall:
 
     payment_id: int
     booking_id: int
-    action: str  # "authorise", "cancel", "capture" or "refund"
+    action: str  # "authorise", "charge" (a group's, captured at once), "cancel", "capture" or "refund"
     attempt: int
     key: str  # the payment's idempotency key
     tags: dict[str, str]  # the intent's metadata: whose it is
@@ -152,13 +158,14 @@ class Recorded:
     authorised: bool = False
 
 
-def _schedule(payment: Payment, action: str | None, amount_fen: int | None = None) -> None:
+def _schedule(payment: Payment, action: str | None, amount_fen: int | None = None, *, own_call: bool = True) -> None:
     """The one place a payment's pending action is set (to be made after this unit of work commits: see
-    scheduled_calls) or cleared (None: done)."""
+    scheduled_calls; own_call=False when one call is made for a group of payments) or cleared (None: done)."""
     payment.pending_action, payment.pending_amount_fen = action, amount_fen
     if action is not None:
         payment.last_error = None
-        sa.orm.object_session(payment).info.setdefault(SCHEDULED, []).append(payment)
+        if own_call:
+            sa.orm.object_session(payment).info.setdefault(SCHEDULED, []).append(payment)
 
 
 def _to(payment: Payment, status: PaymentStatus) -> None:
@@ -206,10 +213,11 @@ def begin_card_payment(session: Session, booking: Booking, *, actor: Actor, user
     if live is not None and live.status == PaymentStatus.REQUIRES_CAPTURE:
         return live
     ensure_may_pay(user, booking)
+    if any(p.pending_action == "charge" for p in booking.payments):
+        raise _payment_in_progress()
     if live is not None and live.pending_action == "authorise":
         if _in_flight(live, now):
-            raise Conflict("payment_in_progress", _("Your payment is on its way to the payment service; reload "
-                                                    "this page in a moment."))
+            raise _payment_in_progress()
         live.attempt += 1  # its answer never came: a new call, which reads first what the last one did
     _drop_expected_transfer(session, booking, actor=actor)
     payment = live or _new_payment(session, booking, PaymentMethod.CARD, PaymentPurpose.SHARE, booking.payable_fen)
@@ -219,6 +227,102 @@ def begin_card_payment(session: Session, booking: Booking, *, actor: Actor, user
     session.flush()
     record_audit(session, actor, "payment.started", payment, after=_view(payment))
     return payment
+
+
+def _payment_in_progress() -> Conflict:
+    return Conflict("payment_in_progress", _("Your payment is on its way to the payment service; reload this page "
+                                             "in a moment."))
+
+
+# --- several bookings in one payment (a weekly series) --------------------------------------------
+
+def due_in_group(user: User | None, bookings: list[Booking]) -> list[Booking]:
+    """The bookings of a group (a series) whose shares their booker may pay now, at once."""
+    return [booking for booking in bookings if can_pay(user, booking) and booking.payment_state == PaymentState.DUE]
+
+
+def begin_group_charge(session: Session, bookings: list[Booking], *, group: str, actor: Actor, user: User,
+                       card: str) -> GatewayCall:
+    """Schedule one card charge, captured at once, for the shares still due of `bookings` (a series):
+    one payment per booking with its share, all under the key `group` ("series-3") and a number, and
+    one call, made after commit, for their sum. Bookings already paid or on their way are left out; a
+    share being paid meanwhile makes this wait (payment_in_progress). The caller holds the bookings' locks."""
+    if any(p.pending_action for b in bookings for p in b.payments if can_pay(user, b)):
+        raise _payment_in_progress()
+    due = due_in_group(user, bookings)
+    if not due:
+        raise RuleBroken("nothing_to_pay", _("This series has nothing to pay now."))
+    number = 1 + session.scalar(select(sa.func.count(sa.distinct(Payment.group_key))).where(
+        Payment.group_key.like(f"{group}-charge-%")))
+    key, parts = f"{group}-charge-{number}", []
+    for booking in due:
+        _drop_card_attempts(booking)
+        _drop_expected_transfer(session, booking, actor=actor)
+        payment = _new_payment(session, booking, PaymentMethod.CARD, PaymentPurpose.SHARE, booking.payable_fen)
+        payment.group_key = key
+        booking.payment_method = PaymentMethod.CARD
+        _schedule(payment, "charge", payment.amount_fen, own_call=False)
+        sync_payment_state(booking)
+        parts.append(payment)
+    session.flush()
+    for payment in parts:
+        record_audit(session, actor, "payment.started", payment, after=_view(payment) | {"group_key": key})
+    lead = parts[0]
+    return GatewayCall(payment_id=lead.id, booking_id=lead.booking_id, action="charge", attempt=0, key=key,
+                       tags=_tags(lead), intent_id=None, amount_fen=sum(p.amount_fen for p in parts), card=card)
+
+
+def group_payments(session: Session, key: str) -> list[Payment]:
+    """The payments of one group, as the database has them now."""
+    return list(session.scalars(select(Payment).where(Payment.group_key == key).order_by(Payment.id)
+                                .execution_options(populate_existing=True)))
+
+
+def record_charge(session: Session, parts: list[Payment], call: GatewayCall, answer: GatewayAnswer, *,
+                  actor: Actor) -> Recorded:
+    """Write what the gateway answered to a charge, for each payment of its group (or the one payment
+    reconciliation reads it for), each booking locked by the caller: charged → each payment captured
+    its share (and gives it back at once if its booking was cancelled meanwhile); declined or refused →
+    failed, nothing charged; no answer → left pending for reconciliation."""
+    intent, error = answer.intent, answer.error
+    parts = [p for p in parts if p.pending_action == "charge"]  # not settled meanwhile
+    if error is not None and error.kind not in ("declined", "invalid"):
+        for payment in parts:
+            _adopt(payment, intent)
+            payment.attempt += 1
+            payment.last_error = error.message[:500]
+        log.warning("payments %s: charge left pending: %s", [p.id for p in parts], error.message)
+        return Recorded(settled=False, problem=PaymentGatewayUnavailable() if call.confirm else None)
+    failure = error.message if error is not None else (intent or {}).get("last_payment_error", {}).get("message") \
+        if intent is not None and intent.get("last_payment_error") else None
+    charged = failure is None and intent is not None and intent["status"] == "succeeded"
+    for payment in parts:
+        before = _view(payment)
+        _adopt(payment, intent)
+        _schedule(payment, None)
+        if charged:
+            _to(payment, PaymentStatus.SUCCEEDED)
+            payment.captured_fen = payment.amount_fen
+        elif intent is None and error is None:  # reconciliation: the charge never reached the gateway
+            _to(payment, PaymentStatus.CANCELED)
+        else:
+            payment.last_error = (failure or f"intent {intent['status']}")[:500]
+            _to(payment, PaymentStatus.FAILED)
+        booking = payment.booking
+        sync_payment_state(booking)
+        session.flush()
+        record_audit(session, actor, "payment.captured" if charged else "payment.failed", payment, before=before,
+                     after=_view(payment) | {"group_key": payment.group_key})
+        if charged and not booking.awaits_confirmation:  # cancelled or expired while it was charged
+            _schedule(payment, "refund", payment.captured_fen)
+            sync_payment_state(booking)
+    if charged or (intent is None and error is None):
+        return Recorded(authorised=charged)
+    if intent is not None and intent["status"] in ("requires_payment_method", "requires_confirmation") \
+            and failure is None and not call.confirm:
+        return Recorded()
+    return Recorded(problem=RuleBroken("card_declined", _(
+        "The card was declined and nothing was charged. Try another card, or pay by bank transfer."), field="card"))
 
 
 def choose_transfer(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime) -> Payment:
@@ -378,7 +482,7 @@ def call_gateway(call: GatewayCall) -> GatewayAnswer:
     try:
         intent = _intent_for(client, call)
         path = f"/v1/payment_intents/{intent['id']}" if intent else ""
-        if call.action == "authorise" and intent and call.confirm and not intent.get("last_payment_error") \
+        if call.action in ("authorise", "charge") and intent and call.confirm and not intent.get("last_payment_error") \
                 and intent["status"] in ("requires_payment_method", "requires_confirmation"):
             if call.card and intent.get("payment_method") != call.card:
                 intent = client.post(path, {"payment_method": call.card}, key=_call_key(call, "attach"))
@@ -412,10 +516,11 @@ def _intent_for(client: StripeClient, call: GatewayCall) -> dict | None:
     if call.intent_id is not None:
         return client.get(f"/v1/payment_intents/{call.intent_id}")
     found = _find_intent(client, call.tags) if call.search or call.action in ("cancel", "refund") else None
-    makes = (call.action == "authorise" and call.confirm) or (call.action == "capture" and call.card_of)
+    makes = (call.action in ("authorise", "charge") and call.confirm) or (call.action == "capture" and call.card_of)
     if found is not None or not makes:
         return found
-    params: dict[str, Any] = {"amount": call.amount_fen, "currency": CURRENCY, "capture_method": "manual",
+    params: dict[str, Any] = {"amount": call.amount_fen, "currency": CURRENCY,  # a charge is captured at once
+                              "capture_method": "automatic" if call.action == "charge" else "manual",
                               "payment_method": call.card, "metadata": call.tags}
     if call.purpose == PaymentPurpose.DIFFERENCE:
         share = client.get(f"/v1/payment_intents/{call.card_of}")
@@ -472,6 +577,8 @@ def record_answer(session: Session, booking: Booking, call: GatewayCall, answer:
     elif answer.error is not None and answer.error.kind != "declined" \
             and (call.action != "authorise" or answer.error.kind == "unavailable"):
         recorded = _unanswered(session, payment, call, answer, actor=actor)
+    elif call.action == "charge":
+        recorded = record_charge(session, [payment], call, answer, actor=actor)
     elif call.action == "authorise":
         recorded = _record_authorisation(session, booking, payment, call, answer, actor=actor)
     else:
@@ -648,8 +755,8 @@ def sort_orphans(bookings: list[Booking], intents: list[dict]) -> tuple[list[Orp
     for intent in intents:
         tags = intent["metadata"]
         booking = ours.get((tags["booking_id"], tags["booked_at"]))
-        payment = next((p for p in booking.payments if p.idempotency_key == tags["idempotency_key"]), None) \
-            if booking is not None else None
+        payment = next((p for p in booking.payments if tags["idempotency_key"] in (p.idempotency_key, p.group_key)),
+                       None) if booking is not None else None
         if booking is None or (payment is not None and (intent["id"] == payment.intent_id
                                                         or (payment.intent_id is None and payment.pending_action))):
             continue
@@ -769,6 +876,10 @@ def _view(payment: Payment) -> dict[str, Any]:
 def _tags(payment: Payment) -> dict[str, str]:
     """The intent's metadata: whose it is. A booking is its id and creation time, since another database
     (a test's, a reset development one) may have had a booking of the same id on the same gateway."""
+    if payment.group_key is not None:  # one intent for the group: named by its first payment's booking
+        lead = group_payments(object_session(payment), payment.group_key)[0]
+        return {"booking_id": str(lead.booking_id), "booked_at": lead.booking.created_at.isoformat(),
+                "idempotency_key": payment.group_key}
     return {"booking_id": str(payment.booking_id), "booked_at": payment.booking.created_at.isoformat(),
             "idempotency_key": payment.idempotency_key}
 

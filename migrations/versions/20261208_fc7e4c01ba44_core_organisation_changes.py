@@ -1,7 +1,7 @@
 """core: changes of an organisation's key fields, waiting for the bureau's review
 
 Revision ID: fc7e4c01ba44
-Revises: c5d8e2f4a6b1
+Revises: d2f6a8c3e5b7
 Create Date: 2026-12-08 02:34:42.989412
 
 A change keeps the values when asked and the values asked for; the partial unique index lets one change
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'fc7e4c01ba44'
-down_revision = 'c5d8e2f4a6b1'
+down_revision = 'd2f6a8c3e5b7'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """booking: the check-in window, a booking rule (minutes around the start; the district's default 15)
 
 Revision ID: d2f6a8c3e5b7
-Revises: c5d8e2f4a6b1
+Revises: d1e6a3b9c7f4
 Create Date: 2026-12-10 02:50:00.000000
 
 Check-in opens this long before a booking's start; after the start by as much a check-in is late and the
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd2f6a8c3e5b7'
-down_revision = 'c5d8e2f4a6b1'
+down_revision = 'd1e6a3b9c7f4'
 branch_labels = None
 depends_on = None
 

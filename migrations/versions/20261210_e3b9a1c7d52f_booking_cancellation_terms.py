@@ -2,7 +2,7 @@
 its authorisation was released uncharged
 
 Revision ID: e3b9a1c7d52f
-Revises: c5d8e2f4a6b1
+Revises: fc7e4c01ba44
 Create Date: 2026-12-10 02:40:00.000000
 
 bookings gets free_cancel_until, late_cancel_fee_fen and no_show_fee_fen, filled for the bookings made
@@ -18,7 +18,7 @@ from core.db import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = 'e3b9a1c7d52f'
-down_revision = 'c5d8e2f4a6b1'
+down_revision = 'fc7e4c01ba44'
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 chinesecalendar package for every year it covers; the years the bureau was warned about
 
 Revision ID: e3b9a1c7d5f2
-Revises: c5d8e2f4a6b1
+Revises: e3b9a1c7d52f
 Create Date: 2026-12-10 09:00:00.000000
 
 The seed is the package's copy of the State Council's notices, read here once: later versions of the
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'e3b9a1c7d5f2'
-down_revision = 'c5d8e2f4a6b1'
+down_revision = 'e3b9a1c7d52f'
 branch_labels = None
 depends_on = None
 

@@ -299,22 +299,32 @@ def test_a_taken_slot_gives_a_clear_conflict_and_the_calendar_again(login_as, se
 
 # --- weekly series ------------------------------------------------------------------------------
 
+def confirm_series(client, instrument, data: dict):
+    """Post the booking form of a weekly series: its preview, then the preview's confirmation; returns
+    (the preview page, the confirmation's response)."""
+    preview = client.post(f"/instruments/{instrument.id}/book", data=data)
+    assert preview.status_code == 200, preview.get_data(as_text=True)[:2000]
+    shown = page(preview)
+    hidden = {i["name"]: i["value"] for i in shown.find("input", type="hidden")}
+    return shown, client.post(f"/instruments/{instrument.id}/book", data=hidden | {"submit": "confirm"})
+
+
 def test_a_weekly_series_books_the_free_weeks_and_lists_the_skipped_ones_with_reasons(
         login_as, session, instrument, form, monday_at, book_as, demo_user):
     book_as("platform", instrument, monday_at(9, weeks=2), monday_at(10, weeks=2))
     _maintenance(session, instrument, monday_at(8, weeks=3), monday_at(12, weeks=3))
+    client = login_as("enterprise")
 
-    response = login_as("enterprise").post(f"/instruments/{instrument.id}/book",
-                                           data=form(monday_at(9), monday_at(10), weeks="4"))
+    preview, response = confirm_series(client, instrument, form(monday_at(9), monday_at(10), weeks="4"))
 
-    assert response.status_code == 200
-    shown = page(response)
+    assert "12:00" in preview.text("series-skipped")
+    assert response.status_code == 302 and "/booking-series/" in response.headers["Location"]
+    shown = page(client.get(response.headers["Location"]))
     booked = [row["data-start"] for row in shown.find("tr", data_testid="series-booked-row")]
     skipped = [(row["data-start"], row["data-code"]) for row in shown.find("tr", data_testid="series-skipped-row")]
     assert booked == [monday_at(9).isoformat(), monday_at(9, weeks=4).isoformat()]
     assert skipped == [(monday_at(9, weeks=2).isoformat(), "booking_conflict"),
                        (monday_at(9, weeks=3).isoformat(), "maintenance")]
-    assert "12:00" in shown.text("series-skipped")
     mine = session.scalars(select(Booking).where(Booking.booker_id == demo_user("enterprise").id,
                                                  Booking.instrument_id == instrument.id)
                            .order_by(Booking.start_at)).all()
@@ -325,7 +335,7 @@ def test_a_weekly_series_books_the_free_weeks_and_lists_the_skipped_ones_with_re
 def test_cancelling_the_rest_of_a_series_keeps_the_earlier_occurrences(login_as, session, instrument, form,
                                                                        monday_at, demo_user):
     client = login_as("enterprise")
-    client.post(f"/instruments/{instrument.id}/book", data=form(monday_at(9), monday_at(10), weeks="3"))
+    confirm_series(client, instrument, form(monday_at(9), monday_at(10), weeks="3"))
     first, second, third = session.scalars(select(Booking).where(Booking.instrument_id == instrument.id)
                                            .order_by(Booking.start_at)).all()
     detail = page(client.get(f"/bookings/{second.id}"))

@@ -254,3 +254,34 @@ def test_waitlist_pages_join_list_accept_and_withdraw(session, login_as, free_in
     assert admin.post(f"/waitlist/{first.id}/withdraw").status_code == 404  # not theirs
     assert admin.post("/waitlist/99999999/accept", data={"accept_terms": "y"}).status_code == 404
     assert login_as("bureau").get("/waitlist/mine").status_code == 200
+
+
+def test_an_offer_is_taken_when_its_holder_books_an_overlapping_time_directly(session, taken, join, slot, demo_user,
+                                                                              book, free_instrument):
+    start, end, before = slot
+    first, second = join("enterprise"), join("platform", now=before + MINUTE)
+    cancel(session, taken, demo_user, now=before + HOUR)
+    jobs.offer_waitlist_slots(now=before + HOUR)
+    assert first.state == WaitlistState.OFFERED
+
+    direct = book(free_instrument, start + 30 * MINUTE, end + HOUR, user="enterprise", now=before + HOUR + MINUTE)
+
+    assert (first.state, first.booking_id) == (WaitlistState.BOOKED, direct.id)
+    assert waitlist.accept_offer(session, **as_user(demo_user, "enterprise"), entry_id=first.id,
+                                 now=before + HOUR + 2 * MINUTE, terms_id=None).id == direct.id  # nothing more
+    assert jobs.offer_waitlist_slots(now=first.offer_expires_at) == 0  # taken: not passed on as free
+    assert second.state == WaitlistState.WAITING
+    audit = session.scalars(select(AuditEntry).where(AuditEntry.subject_type == "waitlist_entries",
+                                                     AuditEntry.subject_id == first.id)
+                            .order_by(AuditEntry.id.desc())).first()
+    assert (audit.action, audit.after["booking_id"]) == ("waitlist_entry.booked", direct.id)
+
+
+def test_the_holder_s_booking_of_another_time_leaves_the_offer_open(session, taken, join, slot, demo_user, book,
+                                                                    free_instrument):
+    start, end, before = slot
+    first = join("enterprise")
+    cancel(session, taken, demo_user, now=before + HOUR)
+    jobs.offer_waitlist_slots(now=before + HOUR)
+    book(free_instrument, end + HOUR, end + 2 * HOUR, user="enterprise", now=before + HOUR + MINUTE)
+    assert first.state == WaitlistState.OFFERED and first.booking_id is None
