@@ -243,7 +243,8 @@ def _relevance_tier(q: str) -> sa.ColumnElement[int]:
     (SEM, qPCR), the instruments of that kind (3: a Chinese name of the kind in theirs); the query as typed,
     or a synonym of the whole of it, in a name (2), in the model or the manufacturer (1); elsewhere (0:
     capabilities, or the words apart). Newest first within a tier."""
-    needles = list(dict.fromkeys([q.strip().lower(), *(name.lower() for name in search.group_of(q))]))
+    names = {q.strip().lower(), *(name.lower() for name in search.group_of(q))}
+    needles = sorted(name for name in names if not any(other != name and other in name for other in names))
 
     def has(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
         return sa.or_(*(sa.func.lower(column).contains(name, autoescape=True) for name in names))
