@@ -22,7 +22,7 @@ A query that finds little may be a typo: closest() finds the name it most likely
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 from rapidfuzz import fuzz, process, utils
@@ -159,21 +159,22 @@ def kind_names(query: str) -> list[str]:
     return [name.lower() for name in group if CJK_RUN.search(name)] if group in _KINDS else []
 
 
-def _tsquery(parts: list[Part]) -> sa.ColumnElement:
-    def term(token: Token) -> str:
-        return f"{token[0]}:*" if token[1] else token[0]
+def _query_text(parts: list[Part], term: Callable[[Token], str], *, all_of: str, any_of: str) -> str:
+    """The parts in a database's query syntax: all_of between parts and between an alternative's tokens,
+    any_of between alternatives."""
+    return all_of.join("(" + any_of.join("(" + all_of.join(map(term, alt)) + ")" for alt in part) + ")"
+                       for part in parts)
 
-    return sa.func.to_tsquery("simple", " & ".join(
-        "(" + " | ".join("(" + " & ".join(term(t) for t in alt) + ")" for alt in part) + ")" for part in parts))
+
+def _tsquery(parts: list[Part]) -> sa.ColumnElement:
+    text = _query_text(parts, lambda token: f"{token[0]}:*" if token[1] else token[0], all_of=" & ", any_of=" | ")
+    return sa.func.to_tsquery("simple", text)
 
 
 def _fts_match(parts: list[Part]) -> sa.TextClause:
-    def term(token: Token) -> str:
-        return f'"{token[0]}"*' if token[1] else f'"{token[0]}"'
-
-    fts_query = " AND ".join(
-        "(" + " OR ".join("(" + " AND ".join(term(t) for t in alt) + ")" for alt in part) + ")" for part in parts)
-    return sa.text("instrument_search MATCH :fts_query").bindparams(fts_query=fts_query)
+    text = _query_text(parts, lambda token: f'"{token[0]}"*' if token[1] else f'"{token[0]}"',
+                       all_of=" AND ", any_of=" OR ")
+    return sa.text("instrument_search MATCH :fts_query").bindparams(fts_query=text)
 
 
 def match_clause(dialect: str, query: str) -> tuple[sa.ColumnElement, sa.ColumnElement] | None:

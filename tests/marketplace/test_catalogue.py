@@ -16,21 +16,12 @@ from core.errors import RuleBroken
 from core.models import Enterprise, Industry, Organisation, Platform
 from core.templating import yuan
 from marketplace.catalogue import queries as catalogue_queries
-from marketplace.catalogue.services import CatalogueSort, search_catalogue
+from marketplace.catalogue.services import CatalogueSort
 from marketplace.registry import services
 from marketplace.registry.models import InstrumentState, SharingMode
-from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
+from tests.marketplace.catalogue_fixtures import other_platform, search, trio  # noqa: F401  (fixtures)
 
 S = InstrumentState
-
-
-@pytest.fixture
-def search(session):
-    def run(**kwargs):
-        kwargs.setdefault("per_page", 100)
-        return search_catalogue(session, large_line_fen=LINE, dialect=session.get_bind().dialect.name, **kwargs)
-
-    return run
 
 
 def found(page, among) -> list[int]:

@@ -10,23 +10,13 @@ import re
 import pytest
 
 from marketplace.catalogue import services as catalogue
-from marketplace.catalogue.services import search_catalogue
 from marketplace.registry import search as registry_search
 from marketplace.registry.models import InstrumentState
 from marketplace.registry.synonyms import MANUFACTURERS, TERMS
-from tests.marketplace.catalogue_fixtures import LINE
+from tests.marketplace.catalogue_fixtures import search  # noqa: F401  (fixture)
 
 S = InstrumentState
 _plain = itertools.count(1)
-
-
-@pytest.fixture
-def search(session):
-    def run(**kwargs):
-        kwargs.setdefault("per_page", 100)
-        return search_catalogue(session, large_line_fen=LINE, dialect=session.get_bind().dialect.name, **kwargs)
-
-    return run
 
 
 @pytest.fixture
