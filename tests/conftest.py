@@ -24,7 +24,7 @@ from core.demo import load as load_demo
 from core.extensions import db, limiter
 from core.holidays import forget_calendar
 from core.models import User
-from marketplace.catalogue.queries import forget_filter_lists
+from marketplace.catalogue.queries import forget_lists
 from testsupport.servers import LocalStripeServer, PostgresServer, SmtpServer, free_port
 
 DATABASES = ("sqlite", "postgresql")
@@ -124,7 +124,7 @@ def session(app, monkeypatch):
     db.session.remove()
     db.session.configure(join_transaction_mode="create_savepoint")
     limiter.reset()  # one Limiter serves every app of the session: keep them all on memory://
-    forget_filter_lists()  # what earlier tests committed, then rolled back, is not the catalogue's
+    forget_lists()  # what earlier tests committed, then rolled back, is not the catalogue's
     forget_calendar()  # nor the holiday calendar
     yield db.session
     db.session.remove()

@@ -25,7 +25,8 @@ from marketplace.registry.models import Instrument, InstrumentState, SharingMode
 
 class InstrumentQuery(ma.Schema):
     q = text(max_length=200, load_default=None,
-             metadata={"description": "Keywords: Chinese or English name, model, manufacturer, capabilities"})
+             metadata={"description": "Keywords: Chinese or English name, model, manufacturer, capabilities; "
+                                    "a manufacturer or a term (SEM, qPCR, 质谱) also finds its other names"})
     category = text(max_length=4, load_default=None,
                     metadata={"description": "A category code: first level (\"01\") or second (\"0101\")"})
     platform_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=MAX_ID))
@@ -137,7 +138,10 @@ class InstrumentOut(ma.Schema):
         }
 
 
-InstrumentPageOut = page_of(InstrumentOut)
+class InstrumentPageOut(page_of(InstrumentOut)):
+    did_you_mean = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "For a search that found fewer than three instruments: the model, manufacturer or "
+                       "term its q most likely misspells (search again with it as q), or null"})
 
 
 @bp.route("/instruments", methods=["GET"])
@@ -157,7 +161,8 @@ def list_instruments(*, q: str | None, category: str | None, platform_id: int | 
         free_to=available_to, sort=sort, page=page,
         per_page=per_page, large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"],
         dialect=db.session.get_bind().dialect.name, language=current_language())
-    return {"items": found.items, "total": found.total, "page": found.page, "per_page": found.per_page}
+    return {"items": found.items, "total": found.total, "page": found.page, "per_page": found.per_page,
+            "did_you_mean": found.did_you_mean}
 
 
 @bp.route("/instruments/<id:instrument_id>", methods=["GET"])

@@ -4,7 +4,8 @@ Why this module exists: the catalogue figures in docs/benchmarks.md (a search, a
 are met on a district-sized catalogue only if the planners are steered and the filter's lists are not
 read again on every page. Everything here changes how fast a page comes, never which instruments it
 shows: each statement is planned for its values (PLAN_FOR_VALUES), a few matches are sorted apart from
-the walk of an index, and each process keeps the filter's lists for a minute."""
+the walk of an index, and each process keeps the filter's lists and the names a search may have meant
+for a minute."""
 from __future__ import annotations
 
 import threading
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.db import PLAN_FOR_VALUES
 from core.models import Organisation
+from marketplace.catalogue.models import CatalogueRelease
 from marketplace.registry.models import Instrument, InstrumentCategory
 
 OrderKey = tuple[sa.ColumnElement, bool]  # (expression, descending)
@@ -67,14 +69,17 @@ def _sorted_apart(matched: sa.Select, order: list[OrderKey]) -> sa.Select:
         [(fenced.c[f"key_{n}"], descending) for n, (_expression, descending) in enumerate(order)]))
 
 
-# --- the filter's lists, kept by each process ---------------------------------------------------------
-# Every catalogue page shows them (and a search by category takes its ids from them, so that the plan
-# sees the ids rather than a subquery) and they change rarely: each process keeps them
-# FILTER_LISTS_SECONDS. A change this process commits shows at once (_forget_on_commit), one that another
-# worker commits within that time.
+# --- lists kept by each process ----------------------------------------------------------------------
+# The filter's lists: every catalogue page shows them (and a search by category takes its ids from them,
+# so that the plan sees the ids rather than a subquery). The names a search may have meant (its "did you
+# mean"): a fuzzy match needs them all in memory, and reading the catalogue's models and manufacturers on
+# every search that finds little would cost more than the search. Both change rarely, with the catalogue:
+# each process keeps them LISTS_SECONDS. A change this process commits shows at once (_forget_on_commit:
+# an instrument, category or organisation changed, or a release published), one that another worker
+# commits within that time.
 
-FILTER_LISTS_SECONDS = 60
-FILTER_SOURCES = (Instrument, InstrumentCategory, Organisation)  # a platform's name is its organisation's
+LISTS_SECONDS = 60
+LIST_SOURCES = (Instrument, InstrumentCategory, Organisation, CatalogueRelease)  # a platform's name is its organisation's
 Lists = TypeVar("Lists")
 
 
@@ -82,35 +87,34 @@ def _clock() -> float:
     return time.monotonic()
 
 
-_filter_lists: TTLCache = TTLCache(maxsize=8, ttl=FILTER_LISTS_SECONDS, timer=lambda: _clock())
-_filter_lists_lock = threading.Lock()  # cachetools' caches are not thread-safe; gunicorn's threads share this one
+_lists: TTLCache = TTLCache(maxsize=16, ttl=LISTS_SECONDS, timer=lambda: _clock())
+_lists_lock = threading.Lock()  # cachetools' caches are not thread-safe; gunicorn's threads share this one
 
 
-def kept_filter_lists(session: Session, load: Callable[[Session], Lists]) -> Lists:
-    """The filter's lists of the session's database, as load(session) read them at most
-    FILTER_LISTS_SECONDS ago."""
-    key = str(session.get_bind().engine.url)
-    with _filter_lists_lock:
-        found = _filter_lists.get(key)
+def kept_lists(session: Session, load: Callable[[Session], Lists]) -> Lists:
+    """What load(session) reads from the session's database, as it read it at most LISTS_SECONDS ago."""
+    key = (str(session.get_bind().engine.url), load.__module__, load.__qualname__)
+    with _lists_lock:
+        found = _lists.get(key)
     if found is None:
         found = load(session)
-        with _filter_lists_lock:
-            _filter_lists[key] = found
+        with _lists_lock:
+            _lists[key] = found
     return found
 
 
-def forget_filter_lists() -> None:
-    with _filter_lists_lock:
-        _filter_lists.clear()
+def forget_lists() -> None:
+    with _lists_lock:
+        _lists.clear()
 
 
 @sa.event.listens_for(Session, "after_flush")
-def _note_filter_change(session: Session, _flush_context) -> None:
-    if any(isinstance(obj, FILTER_SOURCES) for obj in chain(session.new, session.dirty, session.deleted)):
-        session.info["filter_lists_changed"] = True
+def _note_catalogue_change(session: Session, _flush_context) -> None:
+    if any(isinstance(obj, LIST_SOURCES) for obj in chain(session.new, session.dirty, session.deleted)):
+        session.info["catalogue_lists_changed"] = True
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _forget_on_commit(session: Session) -> None:
-    if session.info.pop("filter_lists_changed", False):
-        forget_filter_lists()
+    if session.info.pop("catalogue_lists_changed", False):
+        forget_lists()

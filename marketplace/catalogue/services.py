@@ -36,6 +36,7 @@ from marketplace.registry.models import (
 )
 
 MAX_PER_PAGE = 100
+SUGGEST_BELOW = 3  # a search that finds fewer instruments than this looks for what its query may have meant
 CATEGORY_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2})?")
 # the price the catalogue shows, filters and sorts on: the hourly rate for district enterprises
 PUBLIC_PRICE = Instrument.hourly_rate_district_enterprise_fen
@@ -57,6 +58,7 @@ class CataloguePage:
     page: int
     per_page: int
     large_line_fen: int
+    did_you_mean: str | None = None  # the name a search that found little may have meant (a model, a maker, a term)
 
     @property
     def pages(self) -> int:
@@ -104,7 +106,9 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
     unknown category code finds nothing; free_from and free_to (both or neither, aware) keep the
     published instruments free for the whole of that time (free_between). Two queries (the page's ids,
     then its instruments with their platforms, categories and photos) and, for a browse, the count (a
-    keyword search's total comes with its ids)."""
+    keyword search's total comes with its ids). A keyword search that finds fewer than SUGGEST_BELOW
+    instruments also says what its query may have meant, if a model, manufacturer or synonym of the
+    catalogue is a letter or two off it."""
     if sort not in set(CatalogueSort):
         raise RuleBroken("invalid_sort", _("Unknown sort order."), field="sort")
     if page < 1:
@@ -152,8 +156,9 @@ def search_catalogue(session: Session, *, q: str | None = None, category: str | 
         .options(defaultload(Instrument.platform).lazyload(Platform.industry_rows),
                  defaultload(Instrument.category).joinedload(InstrumentCategory.parent),
                  joinedload(Instrument.photos))).unique()} if ids else {}
+    did_you_mean = search.closest(q, suggestion_names(session)) if words and total < SUGGEST_BELOW else None
     return CataloguePage(items=[loaded[i] for i in ids], total=total, page=page, per_page=per_page,
-                         large_line_fen=large_line_fen)
+                         large_line_fen=large_line_fen, did_you_mean=did_you_mean)
 
 
 def check_free_range(free_from: datetime | None, free_to: datetime | None) -> None:
@@ -234,15 +239,20 @@ def _order(sort: CatalogueSort, *, language: str, q: str | None) -> list[OrderKe
 
 
 def _relevance_tier(q: str) -> sa.ColumnElement[int]:
-    """Relevance among the instruments a query matches: the query as typed in a name (2), in the model
-    or the manufacturer (1), elsewhere (0: capabilities, or the words apart). Newest first within a tier."""
-    needle = q.strip().lower()
+    """Relevance among the instruments a query matches: for a query that names a kind of instrument
+    (SEM, qPCR), the instruments of that kind (3: a Chinese name of the kind in theirs); the query as typed,
+    or a synonym of the whole of it, in a name (2), in the model or the manufacturer (1); elsewhere (0:
+    capabilities, or the words apart). Newest first within a tier."""
+    names = {q.strip().lower(), *(name.lower() for name in search.group_of(q))}
+    needles = sorted(name for name in names if not any(other != name and other in name for other in names))
 
-    def has(column: sa.ColumnElement) -> sa.ColumnElement[bool]:
-        return sa.func.lower(column).contains(needle, autoescape=True)
+    def has(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
+        return sa.or_(*(sa.func.lower(column).contains(name, autoescape=True) for name in names))
 
-    return sa.case((sa.or_(has(Instrument.name_zh), has(Instrument.name_en)), 2),
-                   (sa.or_(has(Instrument.model), has(Instrument.manufacturer)), 1), else_=0)
+    kind = search.kind_names(q)
+    return sa.case(*([(has(Instrument.name_zh, kind), 3)] if kind else []),
+                   (sa.or_(has(Instrument.name_zh, needles), has(Instrument.name_en, needles)), 2),
+                   (sa.or_(has(Instrument.model, needles), has(Instrument.manufacturer, needles)), 1), else_=0)
 
 
 # --- single records (an instrument: services.get_instrument, which hides what the caller may not see)
@@ -294,8 +304,8 @@ class FilterLists:
 
 def filter_lists(session: Session) -> FilterLists:
     """The catalogue filter's lists, of the session's database (kept by each process for a minute:
-    queries.kept_filter_lists)."""
-    return queries.kept_filter_lists(session, _read_filter_lists)
+    queries.kept_lists)."""
+    return queries.kept_lists(session, _read_filter_lists)
 
 
 def _read_filter_lists(session: Session) -> FilterLists:
@@ -303,3 +313,17 @@ def _read_filter_lists(session: Session) -> FilterLists:
         categories=tuple(CategoryOption(c.id, c.code, c.name_zh, c.name_en, c.parent_id is not None)
                          for c in services.list_categories(session)),
         platforms=tuple((row.id, row.name) for row in list_catalogue_platforms(session)))
+
+
+# --- what a search may have meant -------------------------------------------------------------------
+
+def suggestion_names(session: Session) -> tuple[str, ...]:
+    """The models and manufacturers of the catalogue and the synonyms, that a search's "did you mean"
+    chooses from (kept by each process for a minute: queries.kept_lists)."""
+    return queries.kept_lists(session, _read_suggestion_names)
+
+
+def _read_suggestion_names(session: Session) -> tuple[str, ...]:
+    rows = session.execute(select(Instrument.model, Instrument.manufacturer)
+                           .where(Instrument.state.in_(CATALOGUE_STATES)).distinct()).all()
+    return search.suggestion_names(sorted({row.model for row in rows}), sorted({row.manufacturer for row in rows}))

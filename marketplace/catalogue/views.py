@@ -146,7 +146,10 @@ def catalogue():
             db.session, **form.filters(), page=page_number(), per_page=PER_PAGE,
             large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"], dialect=_dialect(), language=language)
     share_args = {name: value for name, value in request.args.items() if name in form._fields and value}
+    # the same search with the query it may have meant
+    did_you_mean_args = {**share_args, "q": page.did_you_mean} if page and page.did_you_mean else None
     return render_template("marketplace/catalogue.html", form=form, page=page, share_args=share_args,
+                           did_you_mean_args=did_you_mean_args,
                            show_filters=bool(form.errors or set(share_args) - {"q", "sort"}), language=language)
 
 

@@ -10,12 +10,24 @@ The Chinese name also gives the pinyin initials of each of its runs and of the w
 "zpy"), so "zpy" or "smdj" (扫描电镜) typed on a keyboard without an input method finds it too.
 
 People also search by the short names of instruments (电镜 for 扫描电子显微镜, SEM, XRD): the long
-forms in ABBREVIATIONS add their short forms to the index."""
+forms in ABBREVIATIONS add their short forms to the index.
+
+A query is also expanded by the synonym groups of marketplace.registry.synonyms (expand): a name in it
+(蔡司, "mass spectrometry", qPCR) matches what any name of its group matches, so 蔡司 finds ZEISS and
+"Zeiss" finds 蔡司. The query is then a conjunction of parts, each part any of its alternatives, each
+alternative all of its tokens. The words as typed keep their prefix match; the names the table adds match
+whole words only (质谱 adds "ms", which must not find the MSO64B oscilloscope).
+
+A query that finds little may be a typo: closest() finds the name it most likely meant."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
+from rapidfuzz import fuzz, process, utils
+
+from marketplace.registry.synonyms import MANUFACTURERS, TERMS
 
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 LATIN_WORD = re.compile(r"[0-9a-z]+")
@@ -84,14 +96,85 @@ def instrument_index_text(values: dict) -> str:
     return " ".join([text, *extra]) if extra else text
 
 
-def _tsquery(query_tokens: list[str]) -> sa.ColumnElement:
-    terms = [f"{t}:*" if LATIN_WORD.fullmatch(t) else t for t in query_tokens]
-    return sa.func.to_tsquery("simple", " & ".join(terms))
+Token = tuple[str, bool]  # (token, matches as a prefix)
+Alternative = tuple[Token, ...]  # all of these tokens
+Part = tuple[Alternative, ...]  # any of these alternatives
+
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = MANUFACTURERS + TERMS
+_GROUP_OF: dict[str, tuple[str, ...]] = {name.lower(): group for group in SYNONYM_GROUPS for name in group}
+_KINDS = frozenset(TERMS)
 
 
-def _fts_match(query_tokens: list[str]) -> sa.TextClause:
-    fts_query = " ".join(f'"{t}"*' if LATIN_WORD.fullmatch(t) else f'"{t}"' for t in query_tokens)
-    return sa.text("instrument_search MATCH :fts_query").bindparams(fts_query=fts_query)
+def _name_pattern(name: str) -> str:
+    """A name as a regular expression: whole words at an end that is a Latin letter or digit."""
+    before = r"(?<![0-9a-z])" if LATIN_WORD.fullmatch(name[0]) else ""
+    after = r"(?![0-9a-z])" if LATIN_WORD.fullmatch(name[-1]) else ""
+    return before + re.escape(name) + after
+
+
+# the longest name first, so that at one place in a query the longest wins ("gc-ms" rather than "ms")
+_SYNONYM = re.compile("|".join(_name_pattern(name) for name in sorted(_GROUP_OF, key=len, reverse=True)))
+
+
+def _alternative(text: str, *, prefix: bool) -> Alternative:
+    return tuple((token, prefix and LATIN_WORD.fullmatch(token) is not None) for token in tokens(text))
+
+
+def _broadest(*alternatives: Alternative) -> Part:
+    """The alternatives less those that ask for more than another one does (卡尔蔡司 when 蔡司 is there)."""
+    found = [alt for alt in dict.fromkeys(alternatives) if alt]
+    return tuple(alt for alt in found if not any(set(other) < set(alt) for other in found))
+
+
+def expand(query: str) -> list[Part]:
+    """The query as parts that must all match, none for a query without tokens: each name of a synonym
+    group in it becomes a part whose alternatives are the group's names, each other token a part alone."""
+    text = query.lower()
+    parts: list[Part] = []
+    pieces: list[str] = []
+    last = 0
+    for found in _SYNONYM.finditer(text):
+        typed = found.group(0)
+        pieces.append(text[last:found.start()])
+        last = found.end()
+        others = (_alternative(name.lower(), prefix=False) for name in _GROUP_OF[typed] if name.lower() != typed)
+        parts.append(_broadest(_alternative(typed, prefix=True), *others))
+    pieces.append(text[last:])
+    rest = [token for piece in pieces for token in tokens(piece)]
+    if parts:  # a character left over from a name (室 of 扫描电镜室) is no token the index holds
+        rest = [token for token in rest if not (len(token) == 1 and CJK_RUN.fullmatch(token))]
+    parts.extend((_alternative(token, prefix=True),) for token in dict.fromkeys(rest))
+    return parts
+
+
+def group_of(query: str) -> tuple[str, ...]:
+    """The names of the synonym group that the whole query names (蔡司 → 蔡司, ZEISS, …); none otherwise."""
+    return _GROUP_OF.get(" ".join(query.lower().split()), ())
+
+
+def kind_names(query: str) -> list[str]:
+    """For a query that names a kind of instrument (SEM, 质谱, qPCR): the Chinese names of the kind, which
+    the Chinese name of an instrument of that kind contains; none for any other query."""
+    group = group_of(query)
+    return [name.lower() for name in group if CJK_RUN.search(name)] if group in _KINDS else []
+
+
+def _query_text(parts: list[Part], term: Callable[[Token], str], *, all_of: str, any_of: str) -> str:
+    """The parts in a database's query syntax: all_of between parts and between an alternative's tokens,
+    any_of between alternatives."""
+    return all_of.join("(" + any_of.join("(" + all_of.join(map(term, alt)) + ")" for alt in part) + ")"
+                       for part in parts)
+
+
+def _tsquery(parts: list[Part]) -> sa.ColumnElement:
+    text = _query_text(parts, lambda token: f"{token[0]}:*" if token[1] else token[0], all_of=" & ", any_of=" | ")
+    return sa.func.to_tsquery("simple", text)
+
+
+def _fts_match(parts: list[Part]) -> sa.TextClause:
+    text = _query_text(parts, lambda token: f'"{token[0]}"*' if token[1] else f'"{token[0]}"',
+                       all_of=" AND ", any_of=" OR ")
+    return sa.text("instrument_search MATCH :fts_query").bindparams(fts_query=text)
 
 
 def match_clause(dialect: str, query: str) -> tuple[sa.ColumnElement, sa.ColumnElement] | None:
@@ -100,15 +183,14 @@ def match_clause(dialect: str, query: str) -> tuple[sa.ColumnElement, sa.ColumnE
     ranks by where the query appears instead (marketplace/catalogue/services.py)."""
     from marketplace.registry.models import Instrument
 
-    query_tokens = tokens(query)
-    if not query_tokens:
+    parts = expand(query)
+    if not parts:
         return None
     if dialect == "postgresql":
         vector = sa.func.to_tsvector("simple", Instrument.search_text)  # the expression of the GIN index
-        tsquery = _tsquery(query_tokens)
+        tsquery = _tsquery(parts)
         return vector.op("@@")(tsquery), sa.func.ts_rank(vector, tsquery)
-    matching = sa.select(sa.column("rowid")).select_from(sa.table("instrument_search")).where(
-        _fts_match(query_tokens))
+    matching = sa.select(sa.column("rowid")).select_from(sa.table("instrument_search")).where(_fts_match(parts))
     return Instrument.id.in_(matching), sa.literal(0)
 
 
@@ -118,11 +200,46 @@ def restrict(stmt: sa.Select, dialect: str, query: str) -> sa.Select | None:
     walks every catalogue instrument instead); on PostgreSQL the GIN index serves the WHERE clause."""
     from marketplace.registry.models import Instrument
 
-    query_tokens = tokens(query)
-    if not query_tokens:
+    parts = expand(query)
+    if not parts:
         return None
     if dialect == "postgresql":
         vector = sa.func.to_tsvector("simple", Instrument.search_text)
-        return stmt.where(vector.op("@@")(_tsquery(query_tokens)))
+        return stmt.where(vector.op("@@")(_tsquery(parts)))
     fts = sa.table("instrument_search", sa.column("rowid"))
-    return stmt.join(fts, fts.c.rowid == Instrument.id).where(_fts_match(query_tokens))
+    return stmt.join(fts, fts.c.rowid == Instrument.id).where(_fts_match(parts))
+
+
+# --- did you mean ---------------------------------------------------------------------------------
+SUGGEST_AT_SCORE = 80  # rapidfuzz's ratio (0 to 100) from which a name is taken for what the query meant
+
+
+_CHINESE_THEN_LATIN = re.compile(r"(.*[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])\s+(.*[0-9A-Za-z].*)")
+
+
+def maker_names(maker: str) -> tuple[str, ...]:
+    """A manufacturer's Chinese and Latin names where its record gives both (GE 医疗 GE HealthCare →
+    GE 医疗, GE HealthCare); otherwise its one name."""
+    both = _CHINESE_THEN_LATIN.fullmatch(maker.strip())
+    return (both.group(1), both.group(2)) if both else (maker,)
+
+
+def suggestion_names(models: Iterable[str], manufacturers: Iterable[str]) -> tuple[str, ...]:
+    """What a query may have meant: the models and manufacturers (whole, and their Chinese and Latin
+    names: maker_names) and every name of the synonym groups."""
+    names: dict[str, None] = dict.fromkeys(models)
+    for maker in manufacturers:
+        names.update(dict.fromkeys((maker, *maker_names(maker))))
+    for group in SYNONYM_GROUPS:
+        names.update(dict.fromkeys(group))
+    return tuple(name for name in names if name)
+
+
+def closest(query: str, names: Sequence[str]) -> str | None:
+    """The name the query most likely misspells (a letter or two off, in any case), or None: none is
+    that close, or the query is one of the names already."""
+    found = process.extractOne(query, names, scorer=fuzz.ratio, processor=utils.default_process,
+                               score_cutoff=SUGGEST_AT_SCORE)
+    if found is None or utils.default_process(found[0]) == utils.default_process(query):
+        return None
+    return found[0]

@@ -1,4 +1,5 @@
-"""Fixtures shared by the catalogue's page and API tests: three catalogue instruments on two platforms."""
+"""Fixtures shared by the catalogue's page and API tests: three catalogue instruments on two platforms, and
+`search` (the catalogue's search on the test's database, 100 a page)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -9,10 +10,20 @@ from sqlalchemy import select
 from core import services as core_services
 from core.audit import Actor
 from core.models import Platform, Role
+from marketplace.catalogue.services import search_catalogue
 from marketplace.registry import services
 from marketplace.registry.models import InstrumentState
 
 LINE = 300_000_00  # the default large-instrument line, in fen
+
+
+@pytest.fixture
+def search(session):
+    def run(**kwargs):
+        kwargs.setdefault("per_page", 100)
+        return search_catalogue(session, large_line_fen=LINE, dialect=session.get_bind().dialect.name, **kwargs)
+
+    return run
 
 
 @pytest.fixture

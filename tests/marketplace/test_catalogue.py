@@ -16,21 +16,12 @@ from core.errors import RuleBroken
 from core.models import Enterprise, Industry, Organisation, Platform
 from core.templating import yuan
 from marketplace.catalogue import queries as catalogue_queries
-from marketplace.catalogue.services import CatalogueSort, search_catalogue
+from marketplace.catalogue.services import CatalogueSort
 from marketplace.registry import services
 from marketplace.registry.models import InstrumentState, SharingMode
-from tests.marketplace.catalogue_fixtures import LINE, other_platform, trio  # noqa: F401  (fixtures)
+from tests.marketplace.catalogue_fixtures import other_platform, search, trio  # noqa: F401  (fixtures)
 
 S = InstrumentState
-
-
-@pytest.fixture
-def search(session):
-    def run(**kwargs):
-        kwargs.setdefault("per_page", 100)
-        return search_catalogue(session, large_line_fen=LINE, dialect=session.get_bind().dialect.name, **kwargs)
-
-    return run
 
 
 def found(page, among) -> list[int]:
@@ -211,7 +202,7 @@ def test_the_filter_shows_what_this_process_commits_at_once_and_another_workers_
     session.execute(sa.update(Organisation).where(Organisation.id == platform.id).values(name="另一名称"))
     session.commit()
     assert "另一名称" not in platform_options(client.get("/catalogue").get_data(as_text=True))
-    later = time.monotonic() + catalogue_queries.FILTER_LISTS_SECONDS + 1
+    later = time.monotonic() + catalogue_queries.LISTS_SECONDS + 1
     monkeypatch.setattr(catalogue_queries, "_clock", lambda: later)
     assert "另一名称" in platform_options(client.get("/catalogue").get_data(as_text=True))
 

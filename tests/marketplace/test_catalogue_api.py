@@ -24,8 +24,8 @@ def ids(response, named) -> list[str]:
 def test_anonymous_search_gives_the_public_record(api_as, named):
     response = api_as(None).get("/api/v1/instruments", query_string={"q": "质谱"})
     assert ids(response, named) == ["ms"]
-    assert set(response.json) == {"items", "total", "page", "per_page"}
-    assert (response.json["page"], response.json["per_page"]) == (1, 20)
+    assert set(response.json) == {"items", "total", "page", "per_page", "did_you_mean"}
+    assert (response.json["page"], response.json["per_page"], response.json["did_you_mean"]) == (1, 20, None)
     item = next(i for i in response.json["items"] if i["id"] == named["ms"].id)
     assert item["name_zh"] == "液相色谱-质谱联用仪" and item["name_en"] == "LC-MS/MS"
     assert item["category"] == {"code": "0101", "name_zh": "质谱仪器", "name_en": "Mass spectrometers"}
