@@ -182,10 +182,10 @@ def weekly_service(first: datetime, count: int = 4) -> str:
 def import_ics(session, actor, admin, instrument, data: bytes, *, now=None):
     """As the page does it: the file read first (with no transaction open there), then imported."""
     now = now or utcnow()
-    occurrences = calendar_admin.read_maintenance_ics(
+    reading = calendar_admin.read_maintenance_ics(
         data, now=now, horizon_days=calendar_admin.maintenance_horizon_days(session, instrument))
     return calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
-                                                 occurrences=occurrences, now=now)
+                                                 reading=reading, now=now)
 
 
 def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(session, admin, actor, create_instrument,

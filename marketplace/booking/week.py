@@ -1,0 +1,157 @@
+"""An instrument's calendar as the pages draw it: one slot per row and day from the free and busy time
+(marketplace/booking/availability.py), and its booking rules in words. The booking page and the
+instrument's public page show the same grid; neither says who holds a busy slot."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from sqlalchemy.orm import Session
+
+from core.clock import local_midnight
+from marketplace.booking import availability
+from marketplace.booking.availability import DayKind
+from marketplace.booking.models import WEEKDAYS, BookingRules
+from marketplace.registry.models import Instrument
+
+FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar may show (Mondays)
+SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
+                "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
+                "busy": _l("Booked"), "free": _l("Free")}
+DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
+WEEKDAY_NAMES = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime  # aware, Asia/Shanghai
+    end: datetime
+    state: str  # free | busy | closed | unavailable (open and free, but past, too soon or too far ahead)
+    reason: str  # the SLOT_REASONS key
+    bookable: bool  # within lead time and horizon: a free slot can be booked, a busy one waited for
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    kind: DayKind
+    slots: list[Slot]
+
+
+def monday_of(day: date) -> date:
+    """The Monday of the day's week, within the weeks a calendar may show."""
+    return max(min(day - timedelta(days=day.weekday()), LAST_DAY), FIRST_DAY)
+
+
+def _overlaps(start: datetime, end: datetime, pairs: list[tuple[datetime, datetime]]) -> bool:
+    return any(a < end and start < b for a, b in pairs)
+
+
+def _row_minutes(rules: BookingRules) -> list[int]:
+    """The rows of the grid: from the earliest opening to the latest closing of the instrument's week,
+    on the slot grid (counted from midnight, as the rules count it)."""
+    ranges = [(int(a[:2]) * 60 + int(a[3:]), int(b[:2]) * 60 + int(b[3:]))
+              for hours in rules.open_hours.values() for a, b in hours]
+    if not ranges:
+        return []
+    step = rules.slot_minutes
+    first = min(a for a, _b in ranges) // step * step
+    return list(range(first, max(b for _a, b in ranges), step))
+
+
+def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability.Availability,
+          maintenance: list[tuple[datetime, datetime]], *, now: datetime, bookable_from: datetime,
+          bookable_until: datetime) -> Slot:
+    bookable = bookable_from <= start <= bookable_until
+    if any(a <= start and end <= b for a, b in free_busy.free):
+        if bookable:
+            return Slot(start, end, "free", "free", True)
+        reason = "beyond_horizon" if start > bookable_until else "past" if end <= now else "lead_time"
+        return Slot(start, end, "unavailable", reason, False)
+    if kind == DayKind.HOLIDAY:
+        return Slot(start, end, "closed", "holiday", False)
+    if _overlaps(start, end, maintenance):
+        return Slot(start, end, "closed", "maintenance", False)
+    if _overlaps(start, end, free_busy.busy):
+        return Slot(start, end, "busy", "busy", bookable)
+    return Slot(start, end, "closed", "hours", False)
+
+
+def calendar_days(session: Session, instrument: Instrument, rules: BookingRules, days: list[date], *,
+                  now: datetime) -> tuple[list[int], list[Day]]:
+    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai."""
+    start, end = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
+    start_utc, end_utc = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    free_busy = availability.compute_availability(session, instrument, start_utc, end_utc, rules=rules)
+    maintenance = [(m.start_at, m.end_at)
+                   for m in availability.maintenance_windows(session, instrument.id, start_utc, end_utc)]
+    bookable_from, bookable_until = rules.bookable_starts(now)
+    rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
+    grid = []
+    for day in days:
+        kind = availability.day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
+        slots = []
+        for minute in rows:
+            slot_start = local_midnight(day) + timedelta(minutes=minute)
+            slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
+                               bookable_from=bookable_from, bookable_until=bookable_until))
+        grid.append(Day(day, kind, slots))
+    return rows, grid
+
+
+# --- the rules in words -------------------------------------------------------------------------
+
+def duration_text(minutes: int) -> str:
+    """90 → "1 hour 30 minutes", 2880 → "2 days"."""
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [ngettext("%(num)d day", "%(num)d days", days) if days else "",
+             ngettext("%(num)d hour", "%(num)d hours", hours) if hours else "",
+             ngettext("%(num)d minute", "%(num)d minutes", minutes) if minutes else ""]
+    return " ".join(part for part in parts if part) or ngettext("%(num)d minute", "%(num)d minutes", 0)
+
+
+def open_hours_text(rules: BookingRules) -> list[str]:
+    """One line per run of weekdays with the same hours: "Mon–Fri 08:30–12:00, 13:30–17:30"."""
+    lines, run = [], [WEEKDAYS[0]]
+    for day in (*WEEKDAYS[1:], None):
+        if day is not None and rules.open_hours.get(day, []) == rules.open_hours.get(run[0], []):
+            run.append(day)
+            continue
+        days = str(WEEKDAY_NAMES[int(run[0])]) if len(run) == 1 else \
+            f"{WEEKDAY_NAMES[int(run[0])]}–{WEEKDAY_NAMES[int(run[-1])]}"
+        hours = rules.open_hours.get(run[0], [])
+        lines.append(f"{days} " + (", ".join(f"{a}–{b}" for a, b in hours) if hours else _("closed")))
+        run = [day]
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLine:
+    key: str  # for tests and styles: hours, length, lead_time, horizon, approval, …
+    label: str
+    text: str
+
+
+def rules_in_words(rules: BookingRules, *, needs_approval: bool) -> list[RuleLine]:
+    """The rules a visitor needs before booking, in plain words."""
+    lines = [RuleLine("hours", _("Open hours"), "; ".join(open_hours_text(rules))),
+             RuleLine("holidays", _("Public holidays"), _("Closed on public holidays, open on make-up working days.")
+                      if rules.closed_on_holidays else _("Open on public holidays as on other days.")),
+             RuleLine("length", _("Length of a booking"), _(
+                 "From %(min)s to %(max)s, in steps of %(slot)s.", min=duration_text(rules.min_minutes),
+                 max=duration_text(rules.max_minutes), slot=duration_text(rules.slot_minutes))),
+             RuleLine("lead_time", _("Lead time"), _("Book at least %(time)s before the start.",
+                                                     time=duration_text(rules.lead_minutes))
+                      if rules.lead_minutes else _("Bookable up to the start.")),
+             RuleLine("horizon", _("Booking horizon"), ngettext("Bookable up to %(num)d day ahead.",
+                                                                "Bookable up to %(num)d days ahead.",
+                                                                rules.horizon_days)),
+             RuleLine("approval", _("Approval"), _("The platform approves each booking before it holds.")
+                      if needs_approval else _("A booking holds at once; the platform does not approve it first."))]
+    if rules.allows_overnight:
+        lines.append(RuleLine("overnight", _("Overnight"), _("A booking may run past closing time and overnight.")))
+    return lines
