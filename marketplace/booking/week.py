@@ -138,7 +138,7 @@ class RuleLine:
 
 def rules_in_words(rules: BookingRules, *, needs_approval: bool) -> list[RuleLine]:
     """The rules a visitor needs before booking, in plain words."""
-    lines = [RuleLine("hours", _("Open hours"), "; ".join(open_hours_text(rules))),
+    lines = [RuleLine("hours", _("Open hours"), "\n".join(open_hours_text(rules))),
              RuleLine("holidays", _("Public holidays"), _("Closed on public holidays, open on make-up working days.")
                       if rules.closed_on_holidays else _("Open on public holidays as on other days.")),
              RuleLine("length", _("Length of a booking"), _(

@@ -222,6 +222,68 @@ def test_ics_import_stops_at_the_booking_horizon(session, admin, actor, create_i
     assert all(w.start_at < utcnow() + timedelta(days=20) for w in result.windows)
 
 
+def test_an_ics_import_says_how_far_it_reaches_and_that_a_series_goes_on(session, admin, actor, create_instrument,
+                                                                         monday_at):
+    instrument, now = create_instrument(), utcnow()
+    calendar_admin.save_booking_rules(session, actor=actor, user=admin, instrument=instrument,
+                                      values={"horizon_days": 20})
+    result = import_ics(session, actor, admin, instrument, ics(weekly_service(monday_at(7), count=52)), now=now)
+    assert (result.until, result.cut) == (to_local(now + timedelta(days=20)).date(), True)
+    assert {w.series_uid for w in result.windows} == {"pm-weekly@kequip.test"}
+
+    finite = create_instrument()
+    result = import_ics(session, actor, admin, finite, ics(weekly_service(monday_at(7), count=2)), now=now)
+    assert (result.until, result.cut, len(result.windows)) == (to_local(now + timedelta(days=90)).date(), False, 2)
+    far = to_local(now + timedelta(days=200)).strftime("%Y%m%dT%H%M%S")
+    single = import_ics(session, actor, admin, create_instrument(), ics(
+        f"UID:soon@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(9))}\r\n"
+        f"DTEND;TZID=Asia/Shanghai:{stamp(monday_at(10))}",
+        f"UID:far@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{far}"), now=now)
+    assert (len(single.windows), single.cut, single.windows[0].series_uid) == (1, False, None), \
+        "a single event past the horizon is no series cut short"
+
+
+def test_an_imported_series_is_removed_as_one_from_now_on(session, admin, actor, create_instrument, monday_at,
+                                                         demo_user, other_admin):
+    instrument, now = create_instrument(), utcnow()
+    other_series = weekly_service(monday_at(15), count=2).replace("pm-weekly@", "calibration@")
+    import_ics(session, actor, admin, instrument, ics(
+        weekly_service(monday_at(7), count=4), other_series,
+        f"UID:once@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(11))}\r\n"
+        f"DTEND;TZID=Asia/Shanghai:{stamp(monday_at(12))}"), now=now)
+    past = MaintenanceWindow(instrument_id=instrument.id, start_at=monday_at(7, weeks=-2),
+                             end_at=monday_at(8, weeks=-2), series_uid="pm-weekly@kequip.test",
+                             external_uid=f"pm-weekly@kequip.test/{monday_at(7, weeks=-2):%Y%m%dT%H%M%SZ}")
+    by_hand = calendar_admin.add_maintenance_window(session, actor=actor, user=admin, instrument=instrument,
+                                                    start_at=monday_at(13), end_at=monday_at(14), reason="",
+                                                    now=now).windows[0]
+    session.add(past)
+    session.flush()
+    series = [w for w in calendar_admin.list_maintenance_windows(session, instrument.id, now=now)
+              if w.series_uid == "pm-weekly@kequip.test"]
+    assert len(series) == 4
+
+    with pytest.raises(Forbidden):
+        calendar_admin.remove_maintenance_series(session, series[2], actor=Actor.of(other_admin, None),
+                                                 user=other_admin, now=now)
+    operator = demo_user("operator")
+    removed = calendar_admin.remove_maintenance_series(session, series[2], actor=Actor.of(operator, None),
+                                                       user=operator, now=now)
+    assert sorted(w.start_at for w in removed) == [monday_at(7, weeks=n) for n in (1, 2, 3, 4)]
+    left = session.scalars(select(MaintenanceWindow).where(MaintenanceWindow.instrument_id == instrument.id)
+                           .order_by(MaintenanceWindow.start_at)).all()
+    assert [(w.series_uid, w.start_at) for w in left] == [
+        ("pm-weekly@kequip.test", monday_at(7, weeks=-2)), (None, monday_at(11)), (None, monday_at(13)),
+        ("calibration@kequip.test", monday_at(15)), ("calibration@kequip.test", monday_at(15, weeks=2))]
+    removals = session.execute(select(AuditEntry.subject_id, AuditEntry.actor_id, AuditEntry.before).where(
+        AuditEntry.action == "maintenance_window.removed")).all()
+    assert sorted(entry.subject_id for entry in removals) == sorted(w.id for w in removed)
+    assert all(entry.actor_id == operator.id and entry.before["series_uid"] == "pm-weekly@kequip.test"
+               for entry in removals)
+    assert refusal(lambda: calendar_admin.remove_maintenance_series(
+        session, by_hand, actor=actor, user=admin, now=now)).code == "not_a_series"
+
+
 @pytest.mark.parametrize(("data", "code"), [
     (b"hello, this is no calendar", "ics_invalid"),
     (b"\xff\xfe\x00binary", "ics_invalid"),
