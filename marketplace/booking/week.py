@@ -3,6 +3,7 @@
 instrument's public page show the same grid; neither says who holds a busy slot."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -23,6 +24,11 @@ SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under mainte
                 "busy": _l("Booked"), "free": _l("Free")}
 DAY_KIND_LABELS = {DayKind.HOLIDAY: _l("Public holiday"), DayKind.MAKEUP_WORKDAY: _l("Make-up working day")}
 WEEKDAY_NAMES = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
+
+
+def slot_reason_texts() -> dict[str, str]:
+    """SLOT_REASONS in the request's language, translated once for the grid's many cells."""
+    return {key: str(label) for key, label in SLOT_REASONS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +68,30 @@ def _row_minutes(rules: BookingRules) -> list[int]:
     return list(range(first, max(b for _a, b in ranges), step))
 
 
+def _covered(start: datetime, end: datetime, periods: list[tuple[datetime, datetime]], starts: list[datetime]) -> bool:
+    """Whether one of the sorted, disjoint periods (starting at `starts`) holds [start, end) whole."""
+    index = bisect_right(starts, start) - 1
+    return index >= 0 and end <= periods[index][1]
+
+
 def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability.Availability,
           maintenance: list[tuple[datetime, datetime]], *, now: datetime, bookable_from: datetime,
-          bookable_until: datetime) -> Slot:
+          bookable_until: datetime, free_starts: list[datetime]) -> tuple[str, str, bool]:
+    """(state, reason, bookable) of the slot [start, end), all instants in UTC (compared as such: an
+    aware comparison across zones asks the zone its offset each time)."""
     bookable = bookable_from <= start <= bookable_until
-    if any(a <= start and end <= b for a, b in free_busy.free):
+    if _covered(start, end, free_busy.free, free_starts):
         if bookable:
-            return Slot(start, end, "free", "free", True)
+            return "free", "free", True
         reason = "beyond_horizon" if start > bookable_until else "past" if end <= now else "lead_time"
-        return Slot(start, end, "unavailable", reason, False)
+        return "unavailable", reason, False
     if kind == DayKind.HOLIDAY:
-        return Slot(start, end, "closed", "holiday", False)
+        return "closed", "holiday", False
     if _overlaps(start, end, maintenance):
-        return Slot(start, end, "closed", "maintenance", False)
+        return "closed", "maintenance", False
     if _overlaps(start, end, free_busy.busy):
-        return Slot(start, end, "busy", "busy", bookable)
-    return Slot(start, end, "closed", "hours", False)
+        return "busy", "busy", bookable
+    return "closed", "hours", False
 
 
 def calendar_days(session: Session, instrument: Instrument, rules: BookingRules, days: list[date], *,
@@ -90,14 +104,18 @@ def calendar_days(session: Session, instrument: Instrument, rules: BookingRules,
                    for m in availability.maintenance_windows(session, instrument.id, start_utc, end_utc)]
     bookable_from, bookable_until = rules.bookable_starts(now)
     rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
+    free_starts = [a for a, _b in free_busy.free]
     grid = []
     for day in days:
         kind = availability.day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
         slots = []
         for minute in rows:
             slot_start = local_midnight(day) + timedelta(minutes=minute)
-            slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
-                               bookable_from=bookable_from, bookable_until=bookable_until))
+            utc_start = slot_start.astimezone(timezone.utc)
+            state, reason, bookable = _slot(utc_start, utc_start + step, kind, free_busy, maintenance, now=now,
+                                            bookable_from=bookable_from, bookable_until=bookable_until,
+                                            free_starts=free_starts)
+            slots.append(Slot(slot_start, slot_start + step, state, reason, bookable))
         grid.append(Day(day, kind, slots))
     return rows, grid
 

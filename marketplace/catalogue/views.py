@@ -169,7 +169,7 @@ def instrument(instrument_id: int):
                            needs_approval=needs_approval, rules=rules, rows=rows, grid=grid, monday=monday,
                            today=to_local(now).date(), rule_lines=week.rules_in_words(rules, needs_approval=needs_approval),
                            previous_week=_other_week(monday, -7), next_week=_other_week(monday, 7),
-                           SLOT_REASONS=week.SLOT_REASONS, DAY_KIND_LABELS=week.DAY_KIND_LABELS)
+                           reasons=week.slot_reason_texts(), DAY_KIND_LABELS=week.DAY_KIND_LABELS)
 
 
 def _other_week(monday: date, days: int) -> date | None:
