@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import flask_migrate
 import pytest
+import sqlalchemy as sa
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from config import TestingConfig
+from core.app import create_app
 from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
+from core.demo import load
 from core.errors import Forbidden, RuleBroken
+from core.extensions import db
 from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
 from marketplace.booking import calendar_admin
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import district_rules, effective_rules
 from marketplace.booking.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
+from marketplace.registry import services
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.conftest import instrument_values
 
 
 @pytest.fixture(autouse=True)
@@ -469,3 +477,32 @@ def test_terms_need_every_part_and_a_change(session, admin, actor, other_admin):
     with pytest.raises(Forbidden):
         calendar_admin.publish_service_terms(session, actor=Actor.of(other_admin, None), user=other_admin,
                                              platform=platform, texts=TERMS | {"scope": "别的"}, now=utcnow())
+
+
+def test_the_migration_gives_windows_imported_before_their_series(db_kind, new_database, tmp_path):
+    """Windows imported before series were kept: those of an event with several occurrences on the
+    instrument get its UID as their series; a single event's and a hand-made window get none."""
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=new_database(db_kind, "kequip_series_backfill"),
+                     UPLOAD_DIR=str(tmp_path))
+    with app.app_context():
+        flask_migrate.upgrade()
+        load()
+        session = db.session
+        admin = session.scalar(select(User).where(User.email == "platform@kequip.test"))
+        platform = session.get(Platform, admin.grants[0].organisation_id)
+        instrument = services.create_instrument(session, platform, admin, actor=Actor.system("test"),
+                                                values=instrument_values(session), now=utcnow())
+        day = utcnow().replace(microsecond=0) + timedelta(days=3)
+        uids = ["pm@kequip.test", "pm@kequip.test", "once@kequip.test", None]
+        for n, uid in enumerate(uids):
+            start = day + timedelta(weeks=n)
+            session.add(MaintenanceWindow(instrument_id=instrument.id, start_at=start, end_at=start + timedelta(hours=1),
+                                          external_uid=uid and f"{uid}/{start:%Y%m%dT%H%M%SZ}"))
+        session.commit()
+        flask_migrate.downgrade(revision="c5d8e2f4a6b1")
+        flask_migrate.upgrade()
+        rows = session.execute(sa.text("SELECT series_uid FROM maintenance_windows ORDER BY start_at")).scalars().all()
+        assert rows == ["pm@kequip.test", "pm@kequip.test", None, None]
+        session.remove()
+        db.engine.dispose()
