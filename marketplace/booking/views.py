@@ -26,7 +26,7 @@ from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.forms import BookingForm, CancelBookingForm
 from marketplace.booking.models import BOOKING_STATE_LABELS, BookingState
-from marketplace.booking.week import DAY_KIND_LABELS, FIRST_DAY, LAST_DAY, SLOT_REASONS, calendar_days, monday_of
+from marketplace.booking.week import DAY_KIND_LABELS, FIRST_DAY, LAST_DAY, calendar_days, monday_of, slot_reason_texts
 from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
 from marketplace.registry import services
@@ -176,7 +176,7 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
         selection=selection, breakdown=breakdown, alert=alert, conflict=conflict,
         needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
-        waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
+        waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=slot_reason_texts(), DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
 
 
