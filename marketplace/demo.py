@@ -1,12 +1,14 @@
 """The demo district's instruments: about 60 real kinds across the categories and the six platforms,
 most published, some in review, and two catalogue releases; then three months of bookings around
-today in every state, with their rules, maintenance, qualifications, service terms and waitlist.
-Loading twice adds nothing twice."""
+today in every state, with their rules, maintenance, qualifications, service terms and waitlist. Each
+instrument gets its category's drawn photo. Loading twice adds nothing twice."""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import delete, func, select
@@ -42,6 +44,7 @@ from vouchers.claims import services as voucher_claims
 from vouchers.models import ClaimKind
 
 ACTOR = Actor.system("demo:load")
+PHOTOS = Path(__file__).resolve().parent / "demo_photos"  # one drawn photo per category the demo uses
 
 # (category, 中文名, English name, model, manufacturer, country, value in yuan, platform index, capabilities)
 INSTRUMENTS = [
@@ -152,8 +155,11 @@ def _load_instruments(session: Session) -> int:
                   "setup_fee_own_staff_fen": 0, "hourly_rate_own_staff_fen": hourly // 2,
                   "setup_fee_district_enterprise_fen": 5_000, "hourly_rate_district_enterprise_fen": hourly,
                   "setup_fee_other_fen": 10_000, "hourly_rate_other_fen": hourly * 3 // 2}
-        instruments.append((services.create_instrument(session, platform, acting, actor=ACTOR, values=values,
-                                                       submit=True, now=now), acting))
+        instrument = services.create_instrument(session, platform, acting, actor=ACTOR, values=values, submit=True,
+                                                now=now)
+        services.add_photo(session, instrument, acting, actor=ACTOR, photo=_photo(code),
+                           upload_dir=Path(current_app.config["UPLOAD_DIR"]))
+        instruments.append((instrument, acting))
     line = current_app.config["LARGE_INSTRUMENT_LINE_FEN"]
     for index, (instrument, _acting) in enumerate(instruments[:FIRST_RELEASE]):
         if index not in IN_REVIEW:
@@ -170,6 +176,12 @@ def _load_instruments(session: Session) -> int:
     services.retire_instrument(session, retired, retired_by, actor=ACTOR)
     releases.publish_release(session, actor=ACTOR, user=bureau, now=now, large_line_fen=line)
     return len(instruments) + 2
+
+
+@cache
+def _photo(category_code: str) -> services.PreparedPhoto:
+    """The category's drawn photo (marketplace/demo_photos/render.py), prepared as an upload is."""
+    return services.prepare_photo((PHOTOS / f"{category_code}.jpg").read_bytes())
 
 
 def _acting_admin(session: Session, platform: Platform) -> User:

@@ -42,6 +42,7 @@ from marketplace.booking.services import (
     can_operate,
     check_in_timing,
     current_terms,
+    is_platform_staff,
     mail_context,
     no_show_opens_at,
 )
@@ -83,6 +84,12 @@ def can_edit_rules(user: User | None, instrument: Instrument | None) -> bool:
 def ensure_may_manage_calendar(user: User | None, platform_id: int) -> None:
     if not administers(user, platform_id):
         raise Forbidden("forbidden", _("Only the admins of the instrument's platform manage its calendar."))
+
+
+def ensure_may_manage_maintenance(user: User | None, platform_id: int) -> None:
+    """Maintenance windows are the platform's staff's: its admins and its operators, who run the instruments."""
+    if not is_platform_staff(user, platform_id):
+        raise Forbidden("forbidden", _("Only the staff of the instrument's platform enter its maintenance."))
 
 
 def platform_actions(user: User | None, booking: Booking, *, rules: BookingRules, now: datetime) -> frozenset[str]:
@@ -254,15 +261,18 @@ class MaintenanceResult:
     hit: list[Booking]  # active bookings a new window meets (buffers included): the platform handles them
     skipped: int = 0  # occurrences of the file imported before
     notified: list[str] = field(default_factory=list)  # bookers' e-mail addresses
+    until: date | None = None  # an import: the last day (Asia/Shanghai) it reached
+    cut: bool = False  # an import: a recurring event goes on after `until`, not imported
 
 
 def _window_view(window: MaintenanceWindow) -> dict[str, Any]:
     return {"instrument_id": window.instrument_id, "start_at": window.start_at.isoformat(),
-            "end_at": window.end_at.isoformat(), "reason": window.reason, "external_uid": window.external_uid}
+            "end_at": window.end_at.isoformat(), "reason": window.reason, "external_uid": window.external_uid,
+            "series_uid": window.series_uid}
 
 
 def _add_windows(session: Session, actor: Actor, instrument: Instrument, windows: list[MaintenanceWindow],
-                 *, skipped: int = 0) -> MaintenanceResult:
+                 *, skipped: int = 0, until: date | None = None, cut: bool = False) -> MaintenanceResult:
     session.add_all(windows)
     session.flush()
     hit: dict[int, tuple[Booking, MaintenanceWindow]] = {}
@@ -278,14 +288,14 @@ def _add_windows(session: Session, actor: Actor, instrument: Instrument, windows
                          "window_end": f"{to_local(window.end_at):%Y-%m-%d %H:%M}", "reason": window.reason})
         notified.append(booking.booker.email)
     return MaintenanceResult(windows=windows, hit=sorted((b for b, _w in hit.values()), key=lambda b: b.start_at),
-                             skipped=skipped, notified=notified)
+                             skipped=skipped, notified=notified, until=until, cut=cut)
 
 
 def add_maintenance_window(session: Session, *, actor: Actor, user: User, instrument: Instrument,
                            start_at: datetime, end_at: datetime, reason: str, now: datetime) -> MaintenanceResult:
     """A window entered by hand. Bookings it meets stay as they are (listed, their bookers notified):
     the platform decides whether to move or cancel them."""
-    ensure_may_manage_calendar(user, instrument.platform_id)
+    ensure_may_manage_maintenance(user, instrument.platform_id)
     if end_at <= start_at:
         raise RuleBroken("invalid_range", _("The end must be after the start."), field="end_at")
     if end_at <= now:
@@ -305,6 +315,16 @@ class IcsOccurrence:
     start_at: datetime
     end_at: datetime
     summary: str
+    series_uid: str | None = None  # a recurring event's UID (RRULE or RDATE): its occurrences are one series
+
+
+@dataclass(frozen=True, slots=True)
+class IcsReading:
+    """What an ICS file gives over a span: its occurrences, and whether a recurring event goes on past it."""
+
+    occurrences: list[IcsOccurrence]
+    cut: bool  # a recurring event has occurrences after the span's end: they are not imported
+    until: date | None = None  # the span's last day, Asia/Shanghai (read_maintenance_ics)
 
 
 def _instant(value: date | datetime) -> datetime:
@@ -316,23 +336,35 @@ def _instant(value: date | datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _uid(event: icalendar.Event, start_at: datetime) -> str:
+def _event_uid(event: icalendar.Event) -> str:
+    """The event's UID, hashed when it would not fit external_uid beside an occurrence's start."""
     uid = str(event.get("UID") or "").strip()
+    if len(uid) + len("/YYYYMMDDTHHMMSSZ") > EXTERNAL_UID_LENGTH:
+        uid = "sha256:" + hashlib.sha256(uid.encode()).hexdigest()
+    return uid
+
+
+def _uid(event: icalendar.Event, start_at: datetime) -> str:
+    uid = _event_uid(event)
     if not uid:  # a file without UIDs: the event's own content names it
         uid = "sha256:" + hashlib.sha256(f"{event.get('SUMMARY', '')}|{start_at.isoformat()}".encode()).hexdigest()
-    stamp = start_at.strftime("%Y%m%dT%H%M%SZ")
-    if len(uid) + len(stamp) + 1 > EXTERNAL_UID_LENGTH:
-        uid = "sha256:" + hashlib.sha256(uid.encode()).hexdigest()
-    return f"{uid}/{stamp}"
+    return f"{uid}/{start_at:%Y%m%dT%H%M%SZ}"
+
+
+def _recurring_uids(calendar: icalendar.Calendar) -> set[str]:
+    """The UIDs of the file's recurring events (an RRULE or RDATE); an event without a UID is no series."""
+    return {_event_uid(event) for event in calendar.walk("VEVENT")
+            if _event_uid(event) and (event.get("RRULE") is not None or event.get("RDATE") is not None)}
 
 
 def _not_icalendar() -> RuleBroken:
     return RuleBroken("ics_invalid", _("This file is not an iCalendar (.ics) calendar."), field="file")
 
 
-def parse_maintenance_ics(data: bytes, *, start: datetime, end: datetime) -> list[IcsOccurrence]:
+def parse_maintenance_ics(data: bytes, *, start: datetime, end: datetime) -> IcsReading:
     """Every occurrence of the file's events that meets [start, end), recurring events expanded
-    (RRULE, RDATE, EXDATE), cancelled ones left out. Raises RuleBroken for what is no calendar."""
+    (RRULE, RDATE, EXDATE), cancelled ones left out; and whether a recurring event goes on after `end`
+    (never cut silently). Raises RuleBroken for what is no calendar."""
     if len(data) > MAX_ICS_BYTES:
         raise RuleBroken("ics_too_big", _("The file is larger than %(n)s MB.", n=MAX_ICS_BYTES // (1024 * 1024)),
                          field="file")
@@ -345,23 +377,29 @@ def parse_maintenance_ics(data: bytes, *, start: datetime, end: datetime) -> lis
     if not calendar.walk("VEVENT"):
         raise RuleBroken("ics_no_events", _("The calendar holds no events."), field="file")
     occurrences: dict[str, IcsOccurrence] = {}
+    recurring, cut = _recurring_uids(calendar), False
     try:
         for event in recurring_ical_events.of(calendar).after(start):
             start_at = _instant(event["DTSTART"].dt)
-            if start_at >= end:
-                break
+            series_uid = _event_uid(event) if _event_uid(event) in recurring else None
+            if start_at >= end:  # occurrences come in order of start: the rest lie beyond too
+                if series_uid is not None:
+                    cut = True
+                    break
+                continue
             end_at = _instant(event["DTEND"].dt) if event.get("DTEND") is not None else start_at
             if end_at <= start_at or end_at <= start or str(event.get("STATUS", "")).upper() == "CANCELLED":
                 continue
             uid = _uid(event, start_at)
-            occurrences[uid] = IcsOccurrence(uid, start_at, end_at, str(event.get("SUMMARY", "")).strip()[:MAX_REASON])
+            occurrences[uid] = IcsOccurrence(uid, start_at, end_at, str(event.get("SUMMARY", "")).strip()[:MAX_REASON],
+                                             series_uid)
             if len(occurrences) > MAX_ICS_OCCURRENCES:
                 raise RuleBroken("ics_too_many", _("The file gives more than %(n)s maintenance windows in the "
                                                    "booking horizon.", n=MAX_ICS_OCCURRENCES), field="file")
     except (ValueError, KeyError, recurring_ical_events.InvalidCalendar):
         raise RuleBroken("ics_invalid", _("An event of this calendar cannot be read (its start, end or "
                                           "recurrence)."), field="file") from None
-    return list(occurrences.values())
+    return IcsReading(list(occurrences.values()), cut)
 
 
 def maintenance_horizon_days(session: Session, instrument: Instrument) -> int:
@@ -369,37 +407,61 @@ def maintenance_horizon_days(session: Session, instrument: Instrument) -> int:
     return effective_rules(session, instrument).horizon_days
 
 
-def read_maintenance_ics(data: bytes, *, now: datetime, horizon_days: int) -> list[IcsOccurrence]:
-    """The occurrences of an ICS file over the next horizon_days (maintenance_horizon_days). Needs no
-    database: the caller parses the upload before its transaction begins."""
-    occurrences = parse_maintenance_ics(data, start=now, end=now + timedelta(days=horizon_days))
-    if not occurrences:
+def read_maintenance_ics(data: bytes, *, now: datetime, horizon_days: int) -> IcsReading:
+    """The occurrences of an ICS file over the next horizon_days (maintenance_horizon_days), and how far
+    that reaches. Needs no database: the caller parses the upload before its transaction begins."""
+    end = now + timedelta(days=horizon_days)
+    reading = parse_maintenance_ics(data, start=now, end=end)
+    if not reading.occurrences:
         raise RuleBroken("ics_nothing_ahead", _("No event of this calendar falls within the next %(n)s days.",
                                                 n=horizon_days), field="file")
-    return occurrences
+    return IcsReading(reading.occurrences, reading.cut, to_local(end).date())
 
 
 def import_maintenance_ics(session: Session, *, actor: Actor, user: User, instrument: Instrument,
-                           occurrences: list[IcsOccurrence], now: datetime) -> MaintenanceResult:
-    """Maintenance windows from the occurrences read_maintenance_ics gave. Importing the same file again
-    adds nothing: an occurrence imported before (UID and start) is skipped."""
-    ensure_may_manage_calendar(user, instrument.platform_id)
+                           reading: IcsReading, now: datetime) -> MaintenanceResult:
+    """Maintenance windows from the occurrences read_maintenance_ics gave, a recurring event's with its
+    series. Importing the same file again adds nothing: an occurrence imported before (UID and start) is
+    skipped; imported later, it adds the occurrences the horizon has come to reach."""
+    ensure_may_manage_maintenance(user, instrument.platform_id)
+    occurrences = reading.occurrences
     _lock(session, instrument)
     known = set(session.scalars(select(MaintenanceWindow.external_uid).where(
         MaintenanceWindow.instrument_id == instrument.id,
         MaintenanceWindow.external_uid.in_([o.external_uid for o in occurrences]))))
     windows = [MaintenanceWindow(instrument_id=instrument.id, start_at=o.start_at, end_at=o.end_at,
-                                 reason=o.summary, external_uid=o.external_uid, created_by_id=actor.user_id)
+                                 reason=o.summary, external_uid=o.external_uid, series_uid=o.series_uid,
+                                 created_by_id=actor.user_id)
                for o in occurrences if o.external_uid not in known]
-    return _add_windows(session, actor, instrument, windows, skipped=len(occurrences) - len(windows))
+    return _add_windows(session, actor, instrument, windows, skipped=len(occurrences) - len(windows),
+                        until=reading.until, cut=reading.cut)
 
 
 def remove_maintenance_window(session: Session, window: MaintenanceWindow, *, actor: Actor, user: User) -> None:
     instrument = session.get(Instrument, window.instrument_id)
-    ensure_may_manage_calendar(user, instrument.platform_id)
+    ensure_may_manage_maintenance(user, instrument.platform_id)
     record_audit(session, actor, "maintenance_window.removed", window, before=_window_view(window))
     session.delete(window)
     session.flush()
+
+
+def remove_maintenance_series(session: Session, window: MaintenanceWindow, *, actor: Actor, user: User,
+                              now: datetime) -> list[MaintenanceWindow]:
+    """Remove the recurring series this window belongs to: every window of it not over at `now` (the past
+    ones stay on record), each with its audit row. RuleBroken not_a_series for a window of no series."""
+    instrument = session.get(Instrument, window.instrument_id)
+    ensure_may_manage_maintenance(user, instrument.platform_id)
+    if window.series_uid is None:
+        raise RuleBroken("not_a_series", _("This maintenance window belongs to no recurring series."))
+    _lock(session, instrument)
+    removed = list(session.scalars(select(MaintenanceWindow).where(
+        MaintenanceWindow.instrument_id == instrument.id, MaintenanceWindow.series_uid == window.series_uid,
+        MaintenanceWindow.end_at > now).order_by(MaintenanceWindow.start_at)))
+    for row in removed:
+        record_audit(session, actor, "maintenance_window.removed", row, before=_window_view(row))
+        session.delete(row)
+    session.flush()
+    return removed
 
 
 def list_maintenance_windows(session: Session, instrument_id: int, *, now: datetime,

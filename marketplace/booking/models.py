@@ -124,7 +124,8 @@ class MaintenanceWindow(db.Model):
     __tablename__ = "maintenance_windows"
     __table_args__ = (sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
                       sa.UniqueConstraint("instrument_id", "external_uid"),
-                      sa.Index("ix_maintenance_windows_instrument_time", "instrument_id", "start_at"))
+                      sa.Index("ix_maintenance_windows_instrument_time", "instrument_id", "start_at"),
+                      sa.Index("ix_maintenance_windows_instrument_series", "instrument_id", "series_uid"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id", ondelete="CASCADE"))
@@ -132,6 +133,7 @@ class MaintenanceWindow(db.Model):
     end_at: Mapped[UTCTime]
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
     external_uid: Mapped[str | None] = mapped_column(sa.String(300))  # ICS UID + occurrence, for re-imports
+    series_uid: Mapped[str | None] = mapped_column(sa.String(300))  # a recurring ICS event's UID: its windows
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[UTCTime] = mapped_column(default=utcnow)
 

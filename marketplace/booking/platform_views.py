@@ -5,6 +5,7 @@ defaults), maintenance windows, qualifications and service terms. The rules are 
 marketplace/booking/services.py and marketplace/booking/calendar_admin.py; these views load, call and render."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 from flask import flash, redirect, render_template, request, url_for
@@ -96,6 +97,13 @@ def _show(form: FlaskForm, error: KequipError) -> None:
 def _managed_instrument(instrument_id: int) -> Instrument:
     instrument = db.get_or_404(Instrument, instrument_id)
     calendar_admin.ensure_may_manage_calendar(current_principal(), instrument.platform_id)
+    return instrument
+
+
+def _maintained_instrument(instrument_id: int) -> Instrument:
+    """An instrument whose maintenance the user enters: an admin's or operator's of its platform."""
+    instrument = db.get_or_404(Instrument, instrument_id)
+    calendar_admin.ensure_may_manage_maintenance(current_principal(), instrument.platform_id)
     return instrument
 
 
@@ -287,8 +295,12 @@ def district_booking_rules():
 def _maintenance_page(instrument: Instrument, *, add_form: MaintenanceWindowForm | None = None,
                       import_form: MaintenanceImportForm | None = None, status: int = 200):
     now = utcnow()
-    return render_template("marketplace/platform_maintenance.html", instrument=instrument,
-                           windows=calendar_admin.list_maintenance_windows(db.session, instrument.id, now=now),
+    windows = calendar_admin.list_maintenance_windows(db.session, instrument.id, now=now)
+    return render_template("marketplace/platform_maintenance.html", instrument=instrument, windows=windows,
+                           series_sizes=Counter(w.series_uid for w in windows if w.series_uid),
+                           may_manage=administers(current_principal(), instrument.platform_id),
+                           until=to_local(now).date() + timedelta(
+                               days=calendar_admin.maintenance_horizon_days(db.session, instrument)),
                            conflicts=calendar_admin.list_maintenance_conflicts(db.session, instrument.id, now=now),
                            add_form=add_form or MaintenanceWindowForm(formdata=None),
                            import_form=import_form or MaintenanceImportForm(formdata=None),
@@ -313,6 +325,11 @@ def _add_windows(instrument: Instrument, form: FlaskForm, form_name: str, add, r
     if result.skipped:
         flash(ngettext("%(num)d occurrence was imported before and is left as it is.",
                        "%(num)d occurrences were imported before and are left as they are.", result.skipped), "info")
+    if result.until is not None:
+        flash(_("Imported up to %(day)s (the booking horizon).", day=result.until.isoformat()), "info")
+    if result.cut:
+        flash(_("A recurring event goes on after %(day)s: its later occurrences were not imported. Import the "
+                "same file again later to add them.", day=result.until.isoformat()), "warning")
     if result.hit:
         flash(ngettext("%(num)d booking meets the new maintenance; its booker has been told. Handle it below.",
                        "%(num)d bookings meet the new maintenance; their bookers have been told. Handle them below.",
@@ -329,40 +346,58 @@ def _remove(row: MaintenanceWindow | Qualification, remove, done: str, endpoint:
 
 
 @bp.route(f"{INSTRUMENT}/maintenance-windows")
-@requires(*ADMIN)
+@requires(*STAFF)
 def maintenance_windows(instrument_id: int):
-    return _maintenance_page(_managed_instrument(instrument_id))
+    return _maintenance_page(_maintained_instrument(instrument_id))
 
 
 @bp.post(f"{INSTRUMENT}/maintenance-windows")
-@requires(*ADMIN)
+@requires(*STAFF)
 def add_maintenance_window(instrument_id: int):
     form = MaintenanceWindowForm()
-    return _add_windows(_managed_instrument(instrument_id), form, "add_form", lambda session, **kw: (
+    return _add_windows(_maintained_instrument(instrument_id), form, "add_form", lambda session, **kw: (
         calendar_admin.add_maintenance_window(session, start_at=from_local(form.start_at.data),
                                               end_at=from_local(form.end_at.data), reason=form.reason.data or "",
                                               **kw)))
 
 
 @bp.post(f"{INSTRUMENT}/maintenance-windows/import")
-@requires(*ADMIN)
+@requires(*STAFF)
 def import_maintenance_windows(instrument_id: int):
-    instrument, form = _managed_instrument(instrument_id), MaintenanceImportForm()
+    instrument, form = _maintained_instrument(instrument_id), MaintenanceImportForm()
 
     def read_file() -> dict:
         horizon_days = calendar_admin.maintenance_horizon_days(db.session, instrument)
         data = form.file.data.read(calendar_admin.MAX_ICS_BYTES + 1)
         end_reads()  # the file is parsed with no transaction open
-        return {"occurrences": calendar_admin.read_maintenance_ics(data, now=utcnow(), horizon_days=horizon_days)}
+        return {"reading": calendar_admin.read_maintenance_ics(data, now=utcnow(), horizon_days=horizon_days)}
 
     return _add_windows(instrument, form, "import_form", calendar_admin.import_maintenance_ics, read=read_file)
 
 
 @bp.post("/maintenance-windows/<id:window_id>/delete")
-@requires(*ADMIN)
+@requires(*STAFF)
 def remove_maintenance_window(window_id: int):
     return _remove(db.get_or_404(MaintenanceWindow, window_id), calendar_admin.remove_maintenance_window,
                    _("The maintenance window is removed."), "marketplace.maintenance_windows")
+
+
+@bp.post("/maintenance-windows/<id:window_id>/delete-series")
+@requires(*STAFF)
+def remove_maintenance_series(window_id: int):
+    """The recurring series the window came with, from now on."""
+    window = db.get_or_404(MaintenanceWindow, window_id)
+    instrument_id = window.instrument_id
+    try:
+        with unit_of_work() as session:
+            removed = calendar_admin.remove_maintenance_series(session, window, actor=current_actor(),
+                                                               user=current_principal(), now=utcnow())
+    except RuleBroken as error:
+        flash(error.message, "danger")
+    else:
+        flash(ngettext("%(num)d maintenance window of the series is removed.",
+                       "%(num)d maintenance windows of the series are removed.", len(removed)), "success")
+    return redirect(url_for("marketplace.maintenance_windows", instrument_id=instrument_id))
 
 
 def _qualifications_page(instrument: Instrument, form: QualificationForm, status: int = 200):

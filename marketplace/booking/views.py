@@ -4,7 +4,7 @@ marketplace/booking/services.py and marketplace/booking/availability.py; these v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -13,12 +13,12 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from core.auth import AccessRule, current_actor, current_principal, requires
-from core.clock import from_local, local_midnight, to_local
+from core.clock import from_local, to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Conflict, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
-from core.holidays import DAY_KIND_LABELS, DayKind, day_kind
+from core.holidays import DAY_KIND_LABELS
 from core.models import User
 from core.money import format_yuan
 from core.templating import NavItem
@@ -26,14 +26,8 @@ from marketplace.blueprints import bp
 from marketplace.booking import availability
 from marketplace.booking import services as bookings
 from marketplace.booking.forms import BookingForm, CancelBookingForm
-from marketplace.booking.models import (
-    ACTIVE_BOOKING_STATES,
-    BOOKING_STATE_LABELS,
-    Booking,
-    BookingRules,
-    BookingState,
-    CancellationTerms,
-)
+from marketplace.booking.models import BOOKING_STATE_LABELS, Booking, BookingRules, BookingState, CancellationTerms
+from marketplace.booking.week import FIRST_DAY, LAST_DAY, calendar_days, monday_of, slot_reason_texts
 from marketplace.payments import services as payments
 from marketplace.payments.models import PAYMENT_METHOD_LABELS, PAYMENT_STATE_LABELS
 from marketplace.registry import services
@@ -42,93 +36,8 @@ from vouchers import services as vouchers
 
 NAV = [NavItem("marketplace.my_bookings", _l("My bookings"), AccessRule(frozenset()))]
 
-FIRST_DAY, LAST_DAY = date(2000, 1, 3), date(2099, 12, 28)  # weeks a calendar may show (Mondays)
-SLOT_REASONS = {"holiday": _l("Public holiday"), "maintenance": _l("Under maintenance"), "hours": _l("Closed"),
-                "past": _l("Past"), "lead_time": _l("Too soon to book"), "beyond_horizon": _l("Not bookable yet"),
-                "busy": _l("Booked"), "free": _l("Free"), "mine": _l("Your booking")}
 SKIP_KIND_LABELS = {"conflict": _l("Taken by another booking"), "holiday": _l("Public holiday"),
                     "maintenance": _l("Under maintenance"), "rule": _l("Outside the booking rules")}
-
-
-# --- the calendar grid --------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    start: datetime  # aware, Asia/Shanghai
-    end: datetime
-    state: str  # free | busy | closed | unavailable (open and free, but past, too soon or too far ahead)
-    reason: str  # the SLOT_REASONS key
-    bookable: bool  # within lead time and horizon: a free slot can be booked, a busy one waited for
-    booking: Booking | None = None  # the viewer's own booking that holds this slot (reason "mine")
-
-
-@dataclass(frozen=True, slots=True)
-class Day:
-    day: date
-    kind: DayKind
-    slots: list[Slot]
-
-
-def _overlaps(start: datetime, end: datetime, pairs: list[tuple[datetime, datetime]]) -> bool:
-    return any(a < end and start < b for a, b in pairs)
-
-
-def _row_minutes(rules: BookingRules) -> list[int]:
-    """The rows of the grid: from the earliest opening to the latest closing of the instrument's week,
-    on the slot grid (counted from midnight, as the rules count it)."""
-    ranges = [(int(a[:2]) * 60 + int(a[3:]), int(b[:2]) * 60 + int(b[3:]))
-              for hours in rules.open_hours.values() for a, b in hours]
-    if not ranges:
-        return []
-    step = rules.slot_minutes
-    first = min(a for a, _b in ranges) // step * step
-    return list(range(first, max(b for _a, b in ranges), step))
-
-
-def _slot(start: datetime, end: datetime, kind: DayKind, free_busy: availability.Availability,
-          maintenance: list[tuple[datetime, datetime]], *, now: datetime, bookable_from: datetime,
-          bookable_until: datetime, mine: list[Booking]) -> Slot:
-    own = next((b for b in mine if b.start_at < end and start < b.end_at), None)
-    if own is not None:
-        return Slot(start, end, "busy", "mine", False, own)
-    bookable = bookable_from <= start <= bookable_until
-    if any(a <= start and end <= b for a, b in free_busy.free):
-        if bookable:
-            return Slot(start, end, "free", "free", True)
-        reason = "beyond_horizon" if start > bookable_until else "past" if end <= now else "lead_time"
-        return Slot(start, end, "unavailable", reason, False)
-    if kind == DayKind.HOLIDAY:
-        return Slot(start, end, "closed", "holiday", False)
-    if _overlaps(start, end, maintenance):
-        return Slot(start, end, "closed", "maintenance", False)
-    if _overlaps(start, end, free_busy.busy):
-        return Slot(start, end, "busy", "busy", bookable)
-    return Slot(start, end, "closed", "hours", False)
-
-
-def calendar_days(instrument: Instrument, rules: BookingRules, days: list[date], *, now: datetime,
-                  viewer: User | None = None) -> tuple[list[int], list[Day]]:
-    """(row minutes, days with one slot per row) from compute_availability, in Asia/Shanghai; the
-    viewer's own active bookings are marked as theirs (to them alone: others see a booked slot)."""
-    start, end = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
-    start_utc, end_utc = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-    free_busy = availability.compute_availability(db.session, instrument, start_utc, end_utc, rules=rules)
-    maintenance = [(m.start_at, m.end_at)
-                   for m in availability.maintenance_windows(db.session, instrument.id, start_utc, end_utc)]
-    mine = bookings.list_instrument_bookings(db.session, instrument.id, start_utc, end_utc,
-                                             states=ACTIVE_BOOKING_STATES, booker_id=viewer.id) if viewer else []
-    bookable_from, bookable_until = rules.bookable_starts(now)
-    rows, step = _row_minutes(rules), timedelta(minutes=rules.slot_minutes)
-    grid = []
-    for day in days:
-        kind = day_kind(day) if rules.closed_on_holidays else DayKind.ORDINARY
-        slots = []
-        for minute in rows:
-            slot_start = local_midnight(day) + timedelta(minutes=minute)
-            slots.append(_slot(slot_start, slot_start + step, kind, free_busy, maintenance, now=now,
-                               bookable_from=bookable_from, bookable_until=bookable_until, mine=mine))
-        grid.append(Day(day, kind, slots))
-    return rows, grid
 
 
 def _day_arg(name: str) -> date | None:
@@ -260,9 +169,9 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
     today = to_local(now).date()
     view = "day" if request.args.get("view") == "day" else "week"
     first = _day_arg(view) or (to_local(chosen[0]).date() if chosen[0] else today)
-    monday = max(min(first - timedelta(days=first.weekday()), LAST_DAY), FIRST_DAY)
+    monday = monday_of(first)
     week_days = [monday + timedelta(days=n) for n in range(7)]
-    rows, grid = calendar_days(instrument, rules, [first] if view == "day" else week_days, now=now,
+    rows, grid = calendar_days(db.session, instrument, rules, [first] if view == "day" else week_days, now=now,
                                viewer=current_principal())
     selection = _selection(instrument, booker.user_type, *chosen)
     breakdown = None
@@ -278,7 +187,7 @@ def _render_booking_page(instrument: Instrument, form: BookingForm, booker: Book
         step=timedelta(days=1 if view == "day" else 7), terms=bookings.current_terms(db.session, instrument.platform_id),
         selection=selection, breakdown=breakdown, alert=alert, conflict=conflict, STATE_LABELS=BOOKING_STATE_LABELS,
         needs_approval=bookings.needs_approval(instrument, rules, booker.user_type),
-        waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=SLOT_REASONS, DAY_KIND_LABELS=DAY_KIND_LABELS,
+        waitlist_url=_waitlist_url(instrument.id), SLOT_REASONS=slot_reason_texts(), DAY_KIND_LABELS=DAY_KIND_LABELS,
         first_day=FIRST_DAY, last_day=LAST_DAY), status
 
 

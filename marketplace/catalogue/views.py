@@ -2,7 +2,7 @@
 platform's public page."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, render_template, request, send_from_directory
@@ -15,14 +15,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from core.auth import AccessRule, current_principal, public
-from core.clock import from_local
+from core.clock import from_local, to_local
+from core.db import utcnow
 from core.extensions import current_language, db
+from core.holidays import DAY_KIND_LABELS
 from core.inputs import MAX_ID, page_number
 from core.models import INDUSTRY_LABELS, Industry
 from core.services import administers
 from core.templating import NavItem
 from marketplace.blueprints import bp
 from marketplace.booking import services as bookings
+from marketplace.booking import week
 from marketplace.booking.availability import MAX_RANGE, effective_rules
 from marketplace.catalogue import services as catalogue_service
 from marketplace.catalogue.services import CatalogueSort, FilterLists
@@ -156,14 +159,36 @@ def catalogue():
 @bp.route("/instruments/<id:instrument_id>")
 @public
 def instrument(instrument_id: int):
-    user = current_principal()
+    user, now = current_principal(), utcnow()
     item = services.get_instrument(db.session, instrument_id, user)
     rules = effective_rules(db.session, item)
+    needs_approval = bookings.needs_approval(item, rules)
+    monday = week.monday_of(_week_arg() or to_local(now).date())
+    rows, grid = week.calendar_days(db.session, item, rules, [monday + timedelta(days=n) for n in range(7)], now=now)
     return render_template("marketplace/instrument.html", instrument=item, language=current_language(),
                            is_large=catalogue_service.is_large(
                                item, line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"]),
                            may_manage=administers(user, item.platform_id),
-                           needs_approval=bookings.needs_approval(item, rules), cancel_rules=rules, cancel_terms=None)
+                           is_staff=bookings.is_platform_staff(user, item.platform_id), cancel_rules=rules,
+                           cancel_terms=None, needs_approval=needs_approval, rules=rules, rows=rows, grid=grid,
+                           monday=monday,
+                           today=to_local(now).date(), rule_lines=week.rules_in_words(rules, needs_approval=needs_approval),
+                           previous_week=_other_week(monday, -7), next_week=_other_week(monday, 7),
+                           reasons=week.slot_reason_texts(), DAY_KIND_LABELS=DAY_KIND_LABELS)
+
+
+def _other_week(monday: date, days: int) -> date | None:
+    other = monday + timedelta(days=days)
+    return other if week.FIRST_DAY <= other <= week.LAST_DAY else None
+
+
+def _week_arg() -> date | None:
+    """?week=YYYY-MM-DD: a day of the week to show."""
+    try:
+        day = date.fromisoformat(request.args.get("week", ""))
+    except ValueError:
+        return None
+    return day if week.FIRST_DAY <= day <= week.LAST_DAY else None
 
 
 @bp.route("/instruments/photos/<stored_name>")

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import flask_migrate
 import pytest
+import sqlalchemy as sa
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from config import TestingConfig
+from core.app import create_app
 from core.audit import Actor
 from core.clock import to_local
 from core.db import utcnow
+from core.demo import load
 from core.errors import Forbidden, RuleBroken
+from core.extensions import db
 from core.models import AuditEntry, OutboxMessage, Platform, User
 from core.outbox import render_mail
 from marketplace.booking import calendar_admin
 from marketplace.booking import services as bookings
 from marketplace.booking.availability import district_rules, effective_rules
 from marketplace.booking.models import BookingRules, BookingState, MaintenanceWindow, Qualification, ServiceTerms
+from marketplace.registry import services
 from tests.marketplace.calendar_fixtures import other_admin, workday_at  # noqa: F401  (fixtures)
+from tests.marketplace.conftest import instrument_values
 
 
 @pytest.fixture(autouse=True)
@@ -182,10 +190,10 @@ def weekly_service(first: datetime, count: int = 4) -> str:
 def import_ics(session, actor, admin, instrument, data: bytes, *, now=None):
     """As the page does it: the file read first (with no transaction open there), then imported."""
     now = now or utcnow()
-    occurrences = calendar_admin.read_maintenance_ics(
+    reading = calendar_admin.read_maintenance_ics(
         data, now=now, horizon_days=calendar_admin.maintenance_horizon_days(session, instrument))
     return calendar_admin.import_maintenance_ics(session, actor=actor, user=admin, instrument=instrument,
-                                                 occurrences=occurrences, now=now)
+                                                 reading=reading, now=now)
 
 
 def test_ics_import_expands_recurring_events_and_reimporting_adds_nothing(session, admin, actor, create_instrument,
@@ -220,6 +228,68 @@ def test_ics_import_stops_at_the_booking_horizon(session, admin, actor, create_i
     result = import_ics(session, actor, admin, instrument, ics(weekly_service(monday_at(7), count=52)))
     assert 2 <= len(result.windows) <= 3
     assert all(w.start_at < utcnow() + timedelta(days=20) for w in result.windows)
+
+
+def test_an_ics_import_says_how_far_it_reaches_and_that_a_series_goes_on(session, admin, actor, create_instrument,
+                                                                         monday_at):
+    instrument, now = create_instrument(), utcnow()
+    calendar_admin.save_booking_rules(session, actor=actor, user=admin, instrument=instrument,
+                                      values={"horizon_days": 20})
+    result = import_ics(session, actor, admin, instrument, ics(weekly_service(monday_at(7), count=52)), now=now)
+    assert (result.until, result.cut) == (to_local(now + timedelta(days=20)).date(), True)
+    assert {w.series_uid for w in result.windows} == {"pm-weekly@kequip.test"}
+
+    finite = create_instrument()
+    result = import_ics(session, actor, admin, finite, ics(weekly_service(monday_at(7), count=2)), now=now)
+    assert (result.until, result.cut, len(result.windows)) == (to_local(now + timedelta(days=90)).date(), False, 2)
+    far = to_local(now + timedelta(days=200)).strftime("%Y%m%dT%H%M%S")
+    single = import_ics(session, actor, admin, create_instrument(), ics(
+        f"UID:soon@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(9))}\r\n"
+        f"DTEND;TZID=Asia/Shanghai:{stamp(monday_at(10))}",
+        f"UID:far@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{far}"), now=now)
+    assert (len(single.windows), single.cut, single.windows[0].series_uid) == (1, False, None), \
+        "a single event past the horizon is no series cut short"
+
+
+def test_an_imported_series_is_removed_as_one_from_now_on(session, admin, actor, create_instrument, monday_at,
+                                                         demo_user, other_admin):
+    instrument, now = create_instrument(), utcnow()
+    other_series = weekly_service(monday_at(15), count=2).replace("pm-weekly@", "calibration@")
+    import_ics(session, actor, admin, instrument, ics(
+        weekly_service(monday_at(7), count=4), other_series,
+        f"UID:once@kequip.test\r\nDTSTART;TZID=Asia/Shanghai:{stamp(monday_at(11))}\r\n"
+        f"DTEND;TZID=Asia/Shanghai:{stamp(monday_at(12))}"), now=now)
+    past = MaintenanceWindow(instrument_id=instrument.id, start_at=monday_at(7, weeks=-2),
+                             end_at=monday_at(8, weeks=-2), series_uid="pm-weekly@kequip.test",
+                             external_uid=f"pm-weekly@kequip.test/{monday_at(7, weeks=-2):%Y%m%dT%H%M%SZ}")
+    by_hand = calendar_admin.add_maintenance_window(session, actor=actor, user=admin, instrument=instrument,
+                                                    start_at=monday_at(13), end_at=monday_at(14), reason="",
+                                                    now=now).windows[0]
+    session.add(past)
+    session.flush()
+    series = [w for w in calendar_admin.list_maintenance_windows(session, instrument.id, now=now)
+              if w.series_uid == "pm-weekly@kequip.test"]
+    assert len(series) == 4
+
+    with pytest.raises(Forbidden):
+        calendar_admin.remove_maintenance_series(session, series[2], actor=Actor.of(other_admin, None),
+                                                 user=other_admin, now=now)
+    operator = demo_user("operator")
+    removed = calendar_admin.remove_maintenance_series(session, series[2], actor=Actor.of(operator, None),
+                                                       user=operator, now=now)
+    assert sorted(w.start_at for w in removed) == [monday_at(7, weeks=n) for n in (1, 2, 3, 4)]
+    left = session.scalars(select(MaintenanceWindow).where(MaintenanceWindow.instrument_id == instrument.id)
+                           .order_by(MaintenanceWindow.start_at)).all()
+    assert [(w.series_uid, w.start_at) for w in left] == [
+        ("pm-weekly@kequip.test", monday_at(7, weeks=-2)), (None, monday_at(11)), (None, monday_at(13)),
+        ("calibration@kequip.test", monday_at(15)), ("calibration@kequip.test", monday_at(15, weeks=2))]
+    removals = session.execute(select(AuditEntry.subject_id, AuditEntry.actor_id, AuditEntry.before).where(
+        AuditEntry.action == "maintenance_window.removed")).all()
+    assert sorted(entry.subject_id for entry in removals) == sorted(w.id for w in removed)
+    assert all(entry.actor_id == operator.id and entry.before["series_uid"] == "pm-weekly@kequip.test"
+               for entry in removals)
+    assert refusal(lambda: calendar_admin.remove_maintenance_series(
+        session, by_hand, actor=actor, user=admin, now=now)).code == "not_a_series"
 
 
 @pytest.mark.parametrize(("data", "code"), [
@@ -407,3 +477,32 @@ def test_terms_need_every_part_and_a_change(session, admin, actor, other_admin):
     with pytest.raises(Forbidden):
         calendar_admin.publish_service_terms(session, actor=Actor.of(other_admin, None), user=other_admin,
                                              platform=platform, texts=TERMS | {"scope": "别的"}, now=utcnow())
+
+
+def test_the_migration_gives_windows_imported_before_their_series(db_kind, new_database, tmp_path):
+    """Windows imported before series were kept: those of an event with several occurrences on the
+    instrument get its UID as their series; a single event's and a hand-made window get none."""
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=new_database(db_kind, "kequip_series_backfill"),
+                     UPLOAD_DIR=str(tmp_path))
+    with app.app_context():
+        flask_migrate.upgrade()
+        load()
+        session = db.session
+        admin = session.scalar(select(User).where(User.email == "platform@kequip.test"))
+        platform = session.get(Platform, admin.grants[0].organisation_id)
+        instrument = services.create_instrument(session, platform, admin, actor=Actor.system("test"),
+                                                values=instrument_values(session), now=utcnow())
+        day = utcnow().replace(microsecond=0) + timedelta(days=3)
+        uids = ["pm@kequip.test", "pm@kequip.test", "once@kequip.test", None]
+        for n, uid in enumerate(uids):
+            start = day + timedelta(weeks=n)
+            session.add(MaintenanceWindow(instrument_id=instrument.id, start_at=start, end_at=start + timedelta(hours=1),
+                                          external_uid=uid and f"{uid}/{start:%Y%m%dT%H%M%SZ}"))
+        session.commit()
+        flask_migrate.downgrade(revision="c5d8e2f4a6b1")
+        flask_migrate.upgrade()
+        rows = session.execute(sa.text("SELECT series_uid FROM maintenance_windows ORDER BY start_at")).scalars().all()
+        assert rows == ["pm@kequip.test", "pm@kequip.test", None, None]
+        session.remove()
+        db.engine.dispose()

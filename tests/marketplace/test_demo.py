@@ -1,7 +1,10 @@
 """The whole demo district loads on both databases, and loading it again adds nothing."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import flask_migrate
+from PIL import Image
 from sqlalchemy import func, select
 
 from config import TestingConfig
@@ -24,9 +27,10 @@ from marketplace.booking.models import (
 )
 from marketplace.booking.services import find_overlapping_use
 from marketplace.catalogue.models import CatalogueRelease
-from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, SERIES_WEEKS, VOUCHER_STORY
+from marketplace.demo import FIRST_RELEASE, IN_REVIEW, INSTRUMENTS, PHOTOS, SERIES_WEEKS, VOUCHER_STORY
 from marketplace.payments.models import Payment, PaymentMethod, PaymentState, PaymentStatus
-from marketplace.registry.models import Instrument, InstrumentState
+from marketplace.registry.models import Instrument, InstrumentPhoto, InstrumentState
+from marketplace.registry.services import photo_path
 from vouchers import ledger
 from vouchers import services as voucher_services
 from vouchers.demo import APPLICATIONS, programme_name
@@ -56,6 +60,7 @@ def test_demo_district_with_instruments_and_bookings_loads_once(db_kind, new_dat
         assert load(everything=True) == 0
         assert counts == {model: db.session.scalar(select(func.count()).select_from(model)) for model in counts}
         _check_instruments()
+        _check_photos(tmp_path)
         _check_bookings()
         _check_vouchers()
         db.session.remove()
@@ -74,6 +79,18 @@ def _check_instruments() -> None:
     assert min(values) >= 80_000_00 and max(values) <= 12_000_000_00
     categories = db.session.scalar(select(func.count(func.distinct(Instrument.category_id))))
     assert categories >= 25
+
+
+def _check_photos(upload_dir: Path) -> None:
+    """Every demo instrument has its category's drawn photo, stored as an upload is, a few KB each."""
+    photos = db.session.scalars(select(InstrumentPhoto)).all()
+    assert len(photos) == len(INSTRUMENTS) == len({p.instrument_id for p in photos})
+    for photo in photos:
+        stored = photo_path(upload_dir, photo.stored_name)
+        assert 1_000 < stored.stat().st_size < 20_000
+        with Image.open(stored) as image:
+            assert (image.format, image.size) == ("JPEG", (photo.width, photo.height)) == ("JPEG", (480, 360))
+    assert len(list(PHOTOS.glob("*.jpg"))) == len({row[0] for row in INSTRUMENTS})
 
 
 def _check_bookings() -> None:

@@ -264,6 +264,32 @@ def test_maintenance_page_adds_imports_lists_hits_and_removes(session, login_as,
     assert 'data-testid="maintenance-conflicts"' not in text(client.get(url))
 
 
+def test_an_operator_imports_a_series_sees_how_far_it_reaches_and_removes_it(session, login_as, free_instrument,
+                                                                           workday_at):
+    start = to_local(workday_at(8))
+    ics = (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:weekly-pm@kequip.test\r\n"
+           f"SUMMARY:周保养\r\nDTSTART;TZID=Asia/Shanghai:{start:%Y%m%dT%H%M%S}\r\nDTEND;TZID=Asia/Shanghai:"
+           f"{start + timedelta(hours=1):%Y%m%dT%H%M%S}\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+    client = login_as("operator")
+    url = f"/instruments/{free_instrument.id}/maintenance-windows"
+    until = to_local(utcnow() + timedelta(days=90)).date().isoformat()
+    assert f"重复事件展开至 {until}" in text(client.get(url))
+    response = client.post(f"{url}/import", data={"file": (io.BytesIO(ics), "pm.ics")},
+                           content_type="multipart/form-data", follow_redirects=True)
+    page = text(response)
+    assert response.status_code == 200 and f"导入至 {until}（可预约期限）" in page
+    assert f"重复事件在 {until} 之后仍有后续：之后的重复未导入" in page
+    windows = calendar_admin.list_maintenance_windows(session, free_instrument.id, now=utcnow())
+    assert 12 <= len(windows) <= 13 and {w.series_uid for w in windows} == {"weekly-pm@kequip.test"}
+    assert f"删除整个系列（{len(windows)}）" in page
+
+    removed = client.post(f"/maintenance-windows/{windows[3].id}/delete-series", follow_redirects=True)
+    assert f"已删除该系列的 {len(windows)} 个维护时段" in text(removed)
+    assert calendar_admin.list_maintenance_windows(session, free_instrument.id, now=utcnow()) == []
+    assert client.post(f"/maintenance-windows/{windows[3].id}/delete-series").status_code == 404
+    assert login_as("enterprise").post(f"/maintenance-windows/{windows[0].id}/delete-series").status_code == 403
+
+
 def test_an_ics_file_is_parsed_with_no_transaction_open(session, login_as, free_instrument, workday_at,
                                                        transaction_spy):
     start = to_local(workday_at(14, weeks=1))
