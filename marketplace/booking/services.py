@@ -28,6 +28,7 @@ from core.models import Enterprise, Role, RoleGrant, User
 from core.outbox import enqueue_mail
 from core.services import administers
 from core.states import can_move, move
+from marketplace.booking import signals
 from marketplace.booking.availability import (
     busy_bookings,
     effective_rules,
@@ -582,6 +583,7 @@ def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, no
     session.flush()
     record_audit(session, actor, "booking.in_progress", booking, before={"state": before},
                  after={"checked_in_at": now.isoformat()})
+    signals.checked_in.send(booking, session=session, at=booking.checked_in_at)
     return booking
 
 
@@ -611,6 +613,7 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
             final_payable -= booking.final_voucher_fen
     session.flush()
     record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
+    signals.checked_out.send(booking, session=session, at=booking.checked_out_at)
     if booking.payable_fen or final_payable:
         payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
     return booking

@@ -1,0 +1,72 @@
+"""Monitoring API under /api/v1: a device reports the use of its instrument."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import marshmallow as ma
+from flask import Flask, request
+from flask_smorest import Blueprint
+
+from core.auth import public
+from core.db import unit_of_work, utcnow
+from core.extensions import ErrorBody
+from marketplace.booking.api import LocalTime, instant
+from monitoring import telemetry
+from monitoring.models import DeviceEventKind
+
+bp = Blueprint("monitoring_api", __name__, url_prefix="/api/v1", description="Usage monitoring")
+
+
+class UsageEventIn(ma.Schema):
+    event = ma.fields.Enum(DeviceEventKind, by_value=True, required=True, metadata={
+        "description": "start: use begins; heartbeat: still in use; stop: use ends"})
+    at = instant("When it happened on the device, at most 5 minutes ahead of the server", required=True)
+
+
+class UsageSessionOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    start = LocalTime(required=True, attribute="start_at")
+    end = LocalTime(required=True, allow_none=True, attribute="end_at",
+                    metadata={"description": "Empty while the session is open"})
+    last_seen = LocalTime(required=True, attribute="last_seen_at")
+    booking_id = ma.fields.Integer(required=True, allow_none=True,
+                                   metadata={"description": "The booking this use fulfils"})
+
+
+class UsageEventOut(ma.Schema):
+    event = ma.fields.String(required=True)
+    at = LocalTime(required=True)
+    duplicate = ma.fields.Boolean(required=True, metadata={"description": "The same event was received before"})
+    session = ma.fields.Nested(UsageSessionOut, required=True, allow_none=True,
+                               metadata={"description": "The session the event belongs to (none for a stray stop)"})
+
+
+def _device_secret() -> str | None:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() or None if scheme.lower() == "bearer" else None
+
+
+@bp.route("/instruments/<id:instrument_id>/usage", methods=["POST"])
+@public  # not a person: the device's own token, checked below
+@bp.arguments(UsageEventIn, as_kwargs=True)
+@bp.response(200, UsageEventOut)
+@bp.alt_response(401, schema=ErrorBody, description="The device token is wrong or revoked")
+@bp.alt_response(403, schema=ErrorBody, description="The device token belongs to another instrument")
+@bp.alt_response(422, schema=ErrorBody, description="A naive time, one in the future or before the instrument")
+@bp.doc(security=[{"device": []}])
+def report_usage(instrument_id: int, *, event: DeviceEventKind, at: datetime):
+    """A device's event (`Authorization: Bearer <device token>`). Events may arrive late or out of order:
+    they are applied in the order of `at`. Sending the same event again answers 200 with the same session."""
+    now = utcnow()
+    with unit_of_work() as session:
+        token = telemetry.authenticate(session, instrument_id, _device_secret())
+        reported = telemetry.record_event(session, token, kind=event, at=at, now=now)
+        return {"event": reported.event.kind.value, "at": reported.event.at, "duplicate": reported.duplicate,
+                "session": reported.usage}
+
+
+def register(app: Flask) -> None:
+    from core.extensions import api, csrf
+
+    csrf.exempt(bp)  # a device token, no cookies: nothing for CSRF to protect
+    api.register_blueprint(bp)
