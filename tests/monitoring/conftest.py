@@ -8,7 +8,6 @@ import pytest
 
 from core.audit import Actor
 from core.db import utcnow
-from tests.marketplace.booking_fixtures import workday_at  # noqa: F401
 from tests.marketplace.conftest import book, create_instrument, free_instrument, monday_at  # noqa: F401  (fixtures)
 
 
