@@ -9,7 +9,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from core.scheduler import register_jobs
     from marketplace.booking import signals
-    from monitoring import api, models, sessions, views  # noqa: F401  models: known to Alembic
+    from monitoring import api, cli, models, sessions, views  # noqa: F401  models: known to Alembic
     from monitoring.jobs import JOBS
 
     signals.checked_in.connect(sessions.on_checked_in)
@@ -17,3 +17,4 @@ def init_app(app: Flask) -> None:
     api.register(app)
     views.register(app)
     register_jobs(app, JOBS)
+    app.cli.add_command(cli.cli)

@@ -2,7 +2,7 @@
 and their events, and each instrument's monitoring settings."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -138,3 +138,39 @@ class DeviceEvent(db.Model):
     token_id: Mapped[int] = mapped_column(sa.ForeignKey("device_tokens.id"))
     session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("usage_sessions.id", ondelete="SET NULL"))
     received_at: Mapped[UTCTime] = mapped_column(default=utcnow)
+
+
+class InstrumentDay(db.Model):
+    """One instrument's figures for one local (Asia/Shanghai) day, kept by the metrics job and rolled up
+    to weeks, months, quarters and years by the period columns. Times in seconds, money in fen."""
+
+    __tablename__ = "instrument_days"
+    __table_args__ = (sa.Index("ix_instrument_days_day", "day"),)
+
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    week: Mapped[date] = mapped_column()  # the Monday of the day's week
+    month: Mapped[date] = mapped_column()  # the first of its month
+    quarter: Mapped[date] = mapped_column()  # the first day of its quarter
+    year: Mapped[int] = mapped_column()
+    available_seconds: Mapped[int] = mapped_column(default=0)  # open hours less holidays and maintenance
+    booked_seconds: Mapped[int] = mapped_column(default=0)
+    effective_seconds: Mapped[int] = mapped_column(default=0)  # 有效工作机时, from usage sessions
+    external_seconds: Mapped[int] = mapped_column(default=0)  # of those, by users outside the platform
+    revenue_enterprise_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    revenue_voucher_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    bookings: Mapped[int] = mapped_column(default=0)
+    no_shows: Mapped[int] = mapped_column(default=0)
+    cancellations: Mapped[int] = mapped_column(default=0)
+
+    FIGURES = ("available_seconds", "booked_seconds", "effective_seconds", "external_seconds",
+               "revenue_enterprise_fen", "revenue_voucher_fen", "bookings", "no_shows", "cancellations")
+
+
+class MetricsWatermark(db.Model):
+    """Until when the incremental metrics job has taken changes in: one row."""
+
+    __tablename__ = "metrics_watermark"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    taken_until: Mapped[UTCTime]
