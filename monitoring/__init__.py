@@ -9,7 +9,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from core.scheduler import register_jobs
     from marketplace.booking import signals
-    from monitoring import api, cli, models, sessions, views  # noqa: F401  models: known to Alembic
+    from monitoring import api, cli, dashboard_views, models, sessions, views  # noqa: F401  models: known to Alembic; dashboard_views: its routes
     from monitoring.jobs import JOBS
 
     signals.checked_in.connect(sessions.on_checked_in)

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from core.auth import current_actor, current_principal, requires
+from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import from_local, to_local
 from core.db import unit_of_work, utcnow
 from core.errors import Forbidden, RuleBroken
@@ -18,7 +18,7 @@ from core.extensions import db
 from core.forms import show_rule_error
 from core.models import Role, User
 from core.services import administers
-from core.templating import register_instrument_tab
+from core.templating import NavItem, register_instrument_tab, register_nav
 from marketplace.registry.models import Instrument
 from monitoring import sessions, telemetry
 from monitoring.forms import DeviceTokenForm, MonitoringSettingsForm, UsageCorrectionForm, UsageEntryForm, WalkInForm
@@ -197,6 +197,11 @@ def save_monitoring_settings(instrument_id: int):
     return redirect(url_for(".instrument_usage", instrument_id=instrument.id))
 
 
+NAV = [NavItem("monitoring.dashboard_page", _l("Utilization"),
+               AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN})))]
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     register_instrument_tab(app, "monitoring.instrument_usage", _l("Usage"))
+    register_nav(app, NAV)
