@@ -3,8 +3,6 @@ instruments): figures over time, by platform, industry and category, the best an
 instruments, large instruments against the reference lines, and the charts and CSV of each."""
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +17,7 @@ from core.charts import chart_options
 from core.clock import to_local
 from core.db import utcnow
 from core.errors import RuleBroken
+from core.exports import csv_bytes
 from core.models import INDUSTRY_LABELS, Industry, Platform
 from marketplace.registry.models import Instrument, InstrumentCategory
 from monitoring import metrics
@@ -237,15 +236,11 @@ def figure_columns() -> list[tuple[str, Callable[[PeriodFigures], str]]]:
     ]
 
 
-def csv_text(first_heading: str, labelled: list[tuple[str, PeriodFigures]]) -> str:
-    """A table of figures as CSV (UTF-8 with a byte-order mark, so that spreadsheet programs read Chinese)."""
+def figures_csv(first_heading: str, labelled: list[tuple[str, PeriodFigures]]) -> bytes:
+    """A table of figures as CSV, its columns as on the screen."""
     columns = figure_columns()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([first_heading, *(heading for heading, _value in columns)])
-    for label, figures in labelled:
-        writer.writerow([label, *(value(figures) for _heading, value in columns)])
-    return "\ufeff" + out.getvalue()
+    return csv_bytes([first_heading, *(heading for heading, _value in columns)],
+                     ([label, *(value(figures) for _heading, value in columns)] for label, figures in labelled))
 
 
 def whole(series: list[PeriodFigures], first: date) -> PeriodFigures:

@@ -6,11 +6,13 @@ from flask import Response, current_app, render_template, request
 from flask_babel import gettext as _
 
 from core.auth import current_principal, requires
-from core.db import end_reads
+from core.clock import to_local
+from core.db import end_reads, utcnow
 from core.errors import Forbidden, RuleBroken
+from core.exports import XLSX_MIMETYPE
 from core.extensions import db
 from core.models import Platform, Role
-from monitoring import dashboard, metrics
+from monitoring import dashboard, metrics, sharing_report
 from monitoring.dashboard import Window
 from monitoring.views import bp
 
@@ -85,6 +87,30 @@ def dashboard_chart(kind: str):
     return response
 
 
+@bp.route("/monitoring/sharing-report", defaults={"file_format": "html"})
+@bp.route("/monitoring/sharing-report.<any(xlsx, csv):file_format>")
+@requires(*DISTRICT_READERS, Role.PLATFORM_ADMIN)
+def sharing_report_page(file_format: str):
+    try:
+        quarter = sharing_report.quarter_from(request.args, today=to_local(utcnow()).date())
+    except RuleBroken as error:
+        return render_template("monitoring/dashboard_error.html", error=error), 422
+    _scope_name, platform_id, conditions = _scope()
+    platform = db.session.get(Platform, platform_id) if platform_id else None
+    found = sharing_report.rows(db.session, quarter, conditions)
+    if file_format == "html":
+        return render_template("monitoring/sharing_report.html", quarter=quarter, rows=found, platform=platform,
+                               columns=sharing_report.columns())
+    end_reads()  # the file is written with no transaction open
+    name = f"kequip-sharing-{quarter.year}Q{quarter.number}" + (f"-platform-{platform_id}" if platform_id else "")
+    title = _("Sharing report %(year)s Q%(quarter)s", year=quarter.year, quarter=quarter.number)
+    if file_format == "xlsx":
+        return Response(sharing_report.as_xlsx(found, title=title), mimetype=XLSX_MIMETYPE,
+                        headers={"Content-Disposition": f"attachment; filename={name}.xlsx"})
+    return Response(sharing_report.as_csv(found), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}.csv"})
+
+
 @bp.route("/monitoring/figures.csv")
 @requires(*DISTRICT_READERS, Role.PLATFORM_ADMIN)
 def dashboard_csv():
@@ -102,6 +128,6 @@ def dashboard_csv():
     else:
         raise RuleBroken("bad_breakdown", _("No such breakdown."), field="by")
     end_reads()
-    body = dashboard.csv_text(heading, labelled)
+    body = dashboard.figures_csv(heading, labelled)
     name = f"kequip-figures-{by}-{window.first}-{window.last}.csv"
     return Response(body, mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"})

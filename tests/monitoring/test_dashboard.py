@@ -103,3 +103,33 @@ def test_the_metrics_api_checks_who_asks_and_what(api_as, computed):
         assert response.json["error"]["code"]
     assert api_as("bureau").get("/api/v1/metrics?scope=instrument&id=999999&start=2026-09-01&end=2026-10-31"
                                 ).status_code == 404
+
+
+def test_the_quarterly_sharing_report_reads_back_from_xlsx_with_the_numbers_of_the_screen(login_as, computed):
+    from openpyxl import load_workbook
+
+    client = login_as("bureau")
+    page = client.get("/monitoring/sharing-report?year=2026&quarter=3")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-testid="sharing-report"' in html
+    download = client.get("/monitoring/sharing-report.xlsx?year=2026&quarter=3")
+    assert download.status_code == 200
+    sheet = load_workbook(io.BytesIO(download.data)).active
+    header, *rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert header[:4] == ["仪器名称", "型号", "生产厂商", "资产编号"] and "年有效工作机时" in header
+    mine = next(row for row in rows if row[3] == computed.asset_number)
+    figures = dict(zip(header, mine, strict=True))
+    assert figures["年有效工作机时"] == "5.50" and figures["年对外服务机时"] == "4.00"  # Q3 ends 30 Sep
+    assert figures["原值（元）"] == f"{computed.original_value_fen / 100:.2f}"
+    for value in mine:
+        assert f">{value}<" in html
+    csv_rows = list(csv.reader(io.StringIO(client.get("/monitoring/sharing-report.csv?year=2026&quarter=3")
+                                           .get_data(as_text=True).lstrip("\ufeff"))))
+    assert csv_rows[0] == header and [str(v) for v in mine] in csv_rows
+
+
+def test_a_platform_admin_reports_their_own_instruments(login_as, computed, session):
+    response = login_as("platform").get("/monitoring/sharing-report?year=2026&quarter=4")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and computed.asset_number in html
+    assert login_as("platform").get("/monitoring/sharing-report?year=2026&quarter=5").status_code == 422
