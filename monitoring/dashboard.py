@@ -219,6 +219,19 @@ def hours_chart(rows: list[Row], *, title: str) -> str:
     return chart.render(is_unicode=True)
 
 
+def timeline_chart(series: list[PeriodFigures], *, title: str) -> str:
+    """An instrument's booked against effective hours, day by day."""
+    chart = pygal.Bar(**chart_options(title, height=300, value_formatter=lambda v: f"{v:.1f} h"),
+                      x_label_rotation=45, show_minor_x_labels=False)
+    chart.x_labels = [f"{row.start:%m-%d}" for row in series]
+    chart.x_labels_major = chart.x_labels[::7]
+    chart.add(_("Booked hours"), [row.booked_seconds / 3600 for row in series])
+    chart.add(_("Effective hours"), [row.effective_seconds / 3600 for row in series])
+    if not series:
+        chart.no_data_text = _("No figures for this time yet.")
+    return chart.render(is_unicode=True)
+
+
 def figure_columns() -> list[tuple[str, Callable[[PeriodFigures], str]]]:
     """The columns of every table of figures, on screen and in CSV: hours with two decimals, money in yuan."""
     return [

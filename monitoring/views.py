@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, Response, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.auth import AccessRule, current_actor, current_principal, requires
 from core.clock import from_local, to_local
-from core.db import unit_of_work, utcnow
+from core.db import end_reads, unit_of_work, utcnow
 from core.errors import Forbidden, RuleBroken
 from core.extensions import db
 from core.forms import show_rule_error
@@ -20,7 +20,7 @@ from core.models import Role, User
 from core.services import administers
 from core.templating import NavItem, register_instrument_tab, register_nav
 from marketplace.registry.models import Instrument
-from monitoring import sessions, telemetry
+from monitoring import dashboard, metrics, sessions, telemetry
 from monitoring.forms import DeviceTokenForm, MonitoringSettingsForm, UsageCorrectionForm, UsageEntryForm, WalkInForm
 from monitoring.models import USAGE_SOURCE_LABELS
 
@@ -28,6 +28,7 @@ bp = Blueprint("monitoring", __name__)
 STAFF = (Role.PLATFORM_ADMIN, Role.PLATFORM_OPERATOR)
 USAGE = "/instruments/<id:instrument_id>/usage"
 SHOWN = timedelta(days=30)
+TIMELINE_DAYS = 30
 
 
 def _staff_instrument(instrument_id: int) -> Instrument:
@@ -55,6 +56,13 @@ def _person(form) -> User | None:
     return user
 
 
+def _timeline(instrument_id: int) -> list:
+    """The instrument's figures day by day over the last TIMELINE_DAYS."""
+    today = to_local(utcnow()).date()
+    return metrics.figures(db.session, metrics.scope_filter("instrument", instrument_id), "day",
+                           today - timedelta(days=TIMELINE_DAYS - 1), today)
+
+
 def _page(instrument: Instrument, status: int = 200, new_secret: str | None = None, **forms):
     now = utcnow()
     may_manage = administers(current_principal(), instrument.platform_id)
@@ -66,6 +74,8 @@ def _page(instrument: Instrument, status: int = 200, new_secret: str | None = No
         "monitoring/instrument_usage.html", instrument=instrument, may_manage=may_manage, now=now,
         usages=sessions.sessions_of(db.session, instrument.id, start=now - SHOWN, end=now + timedelta(days=1)),
         tokens=telemetry.tokens_of(db.session, instrument.id) if may_manage else [], new_secret=new_secret,
+        timeline=[(f"{row.start:%m-%d}", row) for row in _timeline(instrument.id)],
+        columns=dashboard.figure_columns(),
         SOURCE_LABELS=USAGE_SOURCE_LABELS, **forms), status
 
 
@@ -88,6 +98,20 @@ def _refused(instrument: Instrument, form, name: str, error: RuleBroken):
 @requires(*STAFF)
 def instrument_usage(instrument_id: int):
     return _page(_staff_instrument(instrument_id))
+
+
+@bp.route(f"{USAGE}/timeline.<any(svg, csv):file_format>")
+@requires(*STAFF)
+def usage_timeline(instrument_id: int, file_format: str):
+    instrument = _staff_instrument(instrument_id)
+    series = _timeline(instrument.id)
+    end_reads()  # drawn with no transaction open
+    if file_format == "svg":
+        return Response(dashboard.timeline_chart(series, title=_("Booked and effective hours, day by day")),
+                        mimetype="image/svg+xml")
+    body = dashboard.figures_csv(_("Day"), [(row.start.isoformat(), row) for row in series])
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=kequip-usage-{instrument.id}.csv"})
 
 
 @bp.route(f"{USAGE}/walk-ins", methods=["POST"])

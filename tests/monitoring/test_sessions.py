@@ -113,3 +113,24 @@ def test_the_admin_enters_use_on_the_page_with_errors_by_field(login_as, session
     assert entered.status_code == 302
     rows = session.scalars(select(UsageSession).where(UsageSession.instrument_id == instrument.id)).all()
     assert [(r.source, r.is_external) for r in rows] == [(UsageSource.MANUAL, True)]
+
+
+def test_the_usage_page_sets_the_days_use_against_its_bookings(login_as, session, instrument, book, demo_user):
+    from monitoring import metrics
+
+    start = workday_at(9, days=-3)
+    book(instrument, start, start + 2 * HOUR, now=start - timedelta(days=3))
+    admin = demo_user("platform")
+    sessions.enter(session, instrument, start_at=start, end_at=start + 90 * timedelta(minutes=1), user=None,
+                   reason="补录", actor=Actor.of(admin, None), now=utcnow())
+    day = to_local(start).date()
+    metrics.recompute(session, day, day, now=utcnow(), instrument_ids=[instrument.id])
+    session.commit()
+    client = login_as("operator")
+    page = client.get(f"/instruments/{instrument.id}/usage").get_data(as_text=True)
+    assert 'data-testid="usage-timeline-table"' in page and f"{day:%m-%d}" in page
+    rows = client.get(f"/instruments/{instrument.id}/usage/timeline.csv").get_data(as_text=True).splitlines()
+    line = next(row for row in rows if row.startswith(day.isoformat()))
+    assert ",2.00,1.50," in line  # booked 2 hours, used 1.5
+    svg = client.get(f"/instruments/{instrument.id}/usage/timeline.svg")
+    assert svg.mimetype == "image/svg+xml" and "<svg" in svg.get_data(as_text=True)
