@@ -22,6 +22,10 @@ from core.models import INDUSTRY_LABELS, Industry, Platform
 from marketplace.registry.models import Instrument, InstrumentCategory
 from monitoring import metrics
 from monitoring.metrics import PeriodFigures
+from vouchers import listing as voucher_listing
+from vouchers import reports as voucher_reports
+from vouchers.models import Programme
+from vouchers.reports import ProgrammeFigures
 
 CHART_PERIODS = ("week", "month", "quarter", "year")
 MAX_DAYS = 3 * 366 + 1
@@ -174,6 +178,24 @@ def large_instruments(session: Session, window: Window, rows: list[Row], line_fe
                              row.figures.external_seconds / 3600 * scale)
              for row in rows if int(row.key) in values]
     return sorted(found, key=lambda large: (large.effective_hours_a_year, large.row.label))
+
+
+@dataclass(frozen=True)
+class ProgrammeSpending:
+    programme: Programme
+    figures: ProgrammeFigures
+
+    @property
+    def spent_share(self) -> float:
+        """What the vouchers of the pool have consumed or hold, of the pool."""
+        spent = self.figures.consumed_fen + self.figures.held_fen
+        return spent / self.figures.pool_fen if self.figures.pool_fen else 0.0
+
+
+def voucher_spending(session: Session, *, year: int, language: str) -> list[ProgrammeSpending]:
+    """The voucher programmes of a year with what their pools gave and what the vouchers spent."""
+    return [ProgrammeSpending(programme, voucher_reports.programme_figures(session, programme, language=language))
+            for programme in voucher_listing.list_programmes(session) if programme.year == year]
 
 
 # --- charts and CSV -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from core.clock import to_local
 from core.db import end_reads, utcnow
 from core.errors import Forbidden, RuleBroken
 from core.exports import XLSX_MIMETYPE
-from core.extensions import db
+from core.extensions import current_language, db
 from core.models import Platform, Role
 from monitoring import dashboard, metrics, sharing_report
 from monitoring.dashboard import Window
@@ -56,6 +56,8 @@ def _page(template: str):
         "national_external_hours": dashboard.NATIONAL_EXTERNAL_HOURS,
         "breakdowns": {by: dashboard.breakdown(db.session, window, by) for by in ("platform", "industry", "category")}
         if scope == "district" else {},
+        "programmes": dashboard.voucher_spending(db.session, year=window.last.year, language=current_language())
+        if scope == "district" else [],
     }
     return render_template(template, **context)
 

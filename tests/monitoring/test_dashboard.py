@@ -16,7 +16,14 @@ WINDOW = "period=week&start=2026-09-28&end=2026-10-11"
 
 
 @pytest.fixture
-def computed(session, week):
+def computed(session, week, demo_user):
+    from core.audit import Actor
+    from tests.vouchers.conftest import programme_values
+    from vouchers import services as vouchers
+
+    bureau = demo_user("bureau")
+    vouchers.create_programme(session, actor=Actor.of(bureau, None), user=bureau,
+                              values=programme_values(year=2026, name="2026 监测测试计划"))
     metrics.recompute(session, date(2026, 9, 28), date(2026, 10, 11), now=utcnow())
     session.commit()
     return week
@@ -27,10 +34,11 @@ def test_the_bureau_sees_the_district_by_period_platform_industry_and_category(l
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     for testid in ("figures-by-period", "figures-by-platform", "figures-by-industry", "figures-by-category",
-                   "top-instruments", "bottom-instruments", "large-instruments", "chart-rates"):
+                   "top-instruments", "bottom-instruments", "large-instruments", "chart-rates", "voucher-spending"):
         assert f'data-testid="{testid}"' in html, testid
     assert "利用率" in html and "共享率" in html
     assert "09-28" in html and "10-05" in html
+    assert "2026 监测测试计划" in html and "¥1,000,000.00" in html  # the pool
 
 
 def test_the_csv_carries_the_numbers_of_the_screen(login_as, computed):
