@@ -16,7 +16,7 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")  # None: generated once and kept in instance/
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'kequip.sqlite'}")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}  # connections idle for a while are pinged before use: core.db._ping_if_idle
-    DOMAINS: tuple[str, ...] = ("marketplace", "vouchers")  # domain packages, each with init_app(app)
+    DOMAINS: tuple[str, ...] = ("marketplace", "vouchers", "monitoring")  # domain packages, each with init_app(app)
     DEBUG = _flag("FLASK_DEBUG")
 
     # Sessions and forms

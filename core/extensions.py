@@ -47,7 +47,8 @@ class KequipApi(Api):
 
 
 api = KequipApi(spec_kwargs={"components": {"securitySchemes": {
-    "bearer": {"type": "http", "scheme": "bearer"}}}})
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "device": {"type": "http", "scheme": "bearer", "description": "A device token of one instrument"}}}})
 
 
 def select_locale() -> Locale:

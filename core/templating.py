@@ -33,6 +33,7 @@ from core.services import count_pending_changes
 
 NAV_EXTENSION = "kequip.nav"
 TODO_EXTENSION = "kequip.todo"
+INSTRUMENT_TABS_EXTENSION = "kequip.instrument_tabs"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,17 @@ class TodoCounter:
     count: Callable[[Session], int]  # one COUNT query
     endpoint: str
     url_args: Mapping[str, str] = field(default_factory=dict)
+
+
+def register_instrument_tab(app: Flask, endpoint: str, label: object) -> None:
+    """Add a tab to the platform staff's pages of an instrument, from a package above the marketplace
+    (its endpoint takes instrument_id)."""
+    app.extensions.setdefault(INSTRUMENT_TABS_EXTENSION, []).append((endpoint, label))
+
+
+def instrument_tabs_added() -> list[tuple[str, object, bool]]:
+    """The added tabs as the tabs macro lists them: (endpoint, label, shown)."""
+    return [(endpoint, label, True) for endpoint, label in current_app.extensions.get(INSTRUMENT_TABS_EXTENSION, [])]
 
 
 def register_todo(app: Flask, counters: list[TodoCounter]) -> None:
@@ -161,6 +173,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(yuan)
     app.add_template_filter(translated)
     app.add_template_global(language_switch)
+    app.add_template_global(instrument_tabs_added)
 
     @app.context_processor
     def inject() -> dict:

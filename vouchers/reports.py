@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import pygal
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from pygal.style import Style
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.charts import chart_options
 from core.models import INDUSTRY_LABELS, Industry, Platform, PlatformIndustry
 from core.money import format_yuan
 from vouchers import listing
@@ -144,17 +144,8 @@ def _break_down(session: Session, programme: Programme, figures: ProgrammeFigure
 
 # --- charts -----------------------------------------------------------------------------------------
 
-CHART_STYLE = Style(
-    background="white", plot_background="white", foreground="#212529", foreground_strong="#212529",
-    foreground_subtle="#6c757d", font_family='"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif',
-    colors=("#198754", "#20c997", "#fd7e14", "#0d6efd", "#adb5bd", "#dee2e6"),
-    label_font_size=12, major_label_font_size=12, legend_font_size=12, title_font_size=14, value_font_size=11)
-
-
 def _chart_options(title: str, *, height: int) -> dict:
-    return {"title": title, "style": CHART_STYLE, "js": [], "disable_xml_declaration": True, "width": 900,
-            "height": height, "legend_at_bottom": True, "legend_at_bottom_columns": 3, "print_values": False,
-            "value_formatter": lambda fen: format_yuan(int(fen or 0))}
+    return chart_options(title, height=height, value_formatter=lambda fen: format_yuan(int(fen or 0)))
 
 
 def pool_chart(figures: ProgrammeFigures, *, title: str) -> str:

@@ -44,7 +44,7 @@ def _calendar_year(form: FlaskForm, field: DateTimeLocalField) -> None:
         raise ValidationError(_("Choose a date between the years 2000 and 2099."))
 
 
-def _datetime_field(label) -> DateTimeLocalField:
+def datetime_field(label) -> DateTimeLocalField:
     """A wall-clock Asia/Shanghai time as typed (naive); the view turns it into UTC with clock.from_local."""
     return DateTimeLocalField(label, format=DATETIME_FORMATS, validators=[InputRequired(), _calendar_year],
                               invalid_value_message=_l("Enter a date and time, e.g. 2026-12-07 09:00."))
@@ -53,8 +53,8 @@ def _datetime_field(label) -> DateTimeLocalField:
 class BookingForm(FlaskForm):
     """Shape only: the instrument's rules (grid, duration, lead time, holidays…) are the service's."""
 
-    start = _datetime_field(_l("Start"))
-    end = _datetime_field(_l("End"))
+    start = datetime_field(_l("Start"))
+    end = datetime_field(_l("End"))
     purpose = TextAreaField(_l("Purpose (optional)"), validators=[Optional(), Length(max=500)])
     weeks = IntegerField(_l("Repeat weekly, this many times in all (optional)"),
                          validators=[Optional(), NumberRange(min=1, max=1000)])
@@ -168,8 +168,8 @@ class BookingRulesForm(FlaskForm):
 
 
 class MaintenanceWindowForm(FlaskForm):
-    start_at = _datetime_field(_l("From"))
-    end_at = _datetime_field(_l("Until"))
+    start_at = datetime_field(_l("From"))
+    end_at = datetime_field(_l("Until"))
     reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=200)])
     submit = SubmitField(_l("Add the window"))
 

@@ -32,7 +32,7 @@ from core.money import format_yuan
 from core.outbox import Attachment, enqueue_mail
 from core.services import administers
 from core.states import can_move, move
-from marketplace.booking import ics
+from marketplace.booking import ics, signals
 from marketplace.booking.availability import (
     busy_bookings,
     effective_rules,
@@ -797,6 +797,7 @@ def check_in(session: Session, booking: Booking, *, actor: Actor, user: User, no
     session.flush()
     record_audit(session, actor, "booking.in_progress", booking, before={"state": before},
                  after={"checked_in_at": now.isoformat(), "timing": timing.value, "confirmed": confirm})
+    signals.checked_in.send(booking, session=session, at=booking.checked_in_at)
     return booking
 
 
@@ -826,6 +827,7 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
             final_payable -= booking.final_voucher_fen
     session.flush()
     record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
+    signals.checked_out.send(booking, session=session, at=booking.checked_out_at)
     if booking.payable_fen or final_payable:
         payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
     return booking

@@ -1,0 +1,44 @@
+"""Monitoring's jobs: the metrics roll-up (the days that changed since the last run) and ending the
+sessions of devices that went silent."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from core.clock import to_local
+from core.db import unit_of_work, utcnow
+from core.scheduler import Job
+from monitoring import metrics, telemetry
+from monitoring.models import MetricsWatermark
+
+# A change made while the last run read may have been committed just after it: look back this far again
+# (recomputing a day twice changes nothing)
+OVERLAP = timedelta(minutes=5)
+
+
+def close_silent_sessions(now: datetime | None = None) -> int:
+    with unit_of_work() as session:
+        return telemetry.close_silent_sessions(session, now=now or utcnow())
+
+
+def roll_up_metrics(now: datetime | None = None) -> int:
+    """Recompute the days whose bookings or sessions changed since the last run (all of this year's on
+    the first run); the rows changed."""
+    now = now or utcnow()
+    with unit_of_work() as session:
+        mark = session.scalar(select(MetricsWatermark).with_for_update())
+        if mark is None:
+            today = to_local(now).date()
+            result = metrics.recompute(session, today.replace(month=1, day=1), today, now=now)
+            session.add(MetricsWatermark(taken_until=now))
+        else:
+            result = metrics.recompute_touched(session, mark.taken_until - OVERLAP, now=now)
+            mark.taken_until = now
+        return result.changed
+
+
+JOBS: list[Job] = [
+    Job("close_silent_device_sessions", close_silent_sessions, "interval", {"minutes": 5}),
+    Job("roll_up_metrics", roll_up_metrics, "interval", {"minutes": 10}),
+]
