@@ -10,11 +10,12 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from core.auth import current_principal, public, requires
-from core.db import unit_of_work, utcnow
+from core.db import utcnow
 from core.errors import Forbidden, NotFound
 from core.extensions import ErrorBody, db
 from core.inputs import MAX_ID
 from core.models import Platform, Role
+from marketplace.booking import services as bookings
 from marketplace.booking.api import LocalTime, instant
 from marketplace.registry.models import Instrument
 from monitoring import metrics, telemetry
@@ -66,7 +67,7 @@ def report_usage(instrument_id: int, *, event: DeviceEventKind, at: datetime):
     """A device's event (`Authorization: Bearer <device token>`). Events may arrive late or out of order:
     they are applied in the order of `at`. Sending the same event again answers 200 with the same session."""
     now = utcnow()
-    with unit_of_work() as session:
+    with bookings.booking_change(actor=telemetry.DEVICE, now=now) as session:  # a completed booking is settled after
         token = telemetry.authenticate(session, instrument_id, _device_secret())
         reported = telemetry.record_event(session, token, kind=event, at=at, now=now)
         return {"event": reported.event.kind.value, "at": reported.event.at, "duplicate": reported.duplicate,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from core.clock import to_local
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
+from marketplace.booking import services as bookings
 from monitoring import metrics, telemetry
 from monitoring.models import MetricsWatermark
 
@@ -18,8 +19,9 @@ OVERLAP = timedelta(minutes=5)
 
 
 def close_silent_sessions(now: datetime | None = None) -> int:
-    with unit_of_work() as session:
-        return telemetry.close_silent_sessions(session, now=now or utcnow())
+    now = now or utcnow()
+    with bookings.booking_change(actor=telemetry.DEVICE, now=now) as session:
+        return telemetry.close_silent_sessions(session, now=now)
 
 
 def roll_up_metrics(now: datetime | None = None) -> int:

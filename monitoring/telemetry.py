@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from core.audit import Actor, record_audit
 from core.auth import hash_secret, new_secret
 from core.errors import Forbidden, NotFound, RuleBroken, Unauthorized
+from marketplace.booking import services as bookings
+from marketplace.booking.models import Booking
 from marketplace.registry.models import Instrument
 from monitoring.models import (
     DEFAULT_OFFLINE_AFTER_MINUTES,
@@ -150,7 +152,7 @@ def record_event(session: Session, token: DeviceToken, *, kind: DeviceEventKind,
         return Reported(existing, session.get(UsageSession, existing.session_id) if existing.session_id else None,
                         duplicate=True)
     latest = session.scalar(select(func.max(DeviceEvent.at)).where(DeviceEvent.instrument_id == instrument.id))
-    event = DeviceEvent(instrument_id=instrument.id, kind=kind, at=at, token_id=token.id)
+    event = DeviceEvent(instrument_id=instrument.id, kind=kind, at=at, token_id=token.id, received_at=now)
     session.add(event)
     if latest is None or at >= latest:
         usage = _apply_in_order(session, settings, event)
@@ -171,7 +173,7 @@ def _apply_in_order(session: Session, settings: InstrumentMonitoring, event: Dev
                               .where(UsageSession.end_at.is_(None)).order_by(UsageSession.start_at.desc()).limit(1))
     stretches = [Stretch(open_row.start_at, open_row.last_seen_at, row=open_row)] if open_row else []
     stretch = fold(stretches, event.kind, event.at, settings.offline_after)
-    _write(session, settings.instrument_id, stretches, until=event.at)
+    _write(session, settings.instrument_id, stretches, until=event.at, now=event.received_at)
     event.session_id = stretch.row.id if stretch else None
     return stretch.row if stretch else None
 
@@ -203,7 +205,7 @@ def _replay(session: Session, settings: InstrumentMonitoring, event: DeviceEvent
             if replayed.session_id == leftover.id:
                 replayed.session_id = None
         session.delete(leftover)
-    _write(session, instrument_id, stretches, until=events[-1].at)
+    _write(session, instrument_id, stretches, until=events[-1].at, now=event.received_at)
     for stretch in stretches:
         for replayed in stretch.events:
             replayed.session_id = stretch.row.id
@@ -211,8 +213,9 @@ def _replay(session: Session, settings: InstrumentMonitoring, event: DeviceEvent
     return owner.row if owner else None
 
 
-def _write(session: Session, instrument_id: int, stretches: list[Stretch], *, until: datetime) -> None:
-    """Store the stretches as device sessions, each tied to the booking it fulfils."""
+def _write(session: Session, instrument_id: int, stretches: list[Stretch], *, until: datetime, now: datetime) -> None:
+    """Store the stretches as device sessions, each tied to the booking it fulfils, which the use checks in
+    and, once it ends, completes on its actual time."""
     for stretch in stretches:
         if stretch.row is None:
             stretch.row = UsageSession(instrument_id=instrument_id, source=UsageSource.DEVICE, start_at=stretch.start,
@@ -222,6 +225,21 @@ def _write(session: Session, instrument_id: int, stretches: list[Stretch], *, un
         row.start_at, row.last_seen_at, row.end_at = stretch.start, stretch.last_seen, stretch.end
         attribute(session, row, until=max(until, stretch.last_seen))
     session.flush()
+    for stretch in stretches:
+        fulfil(session, stretch.row, now=now)
+
+
+DEVICE = Actor.system("device")
+
+
+def fulfil(session: Session, usage: UsageSession, *, now: datetime) -> None:
+    """The booking a device session covers follows the use: checked in at its start, completed at its end."""
+    if usage.booking_id is None:
+        return
+    booking = session.get(Booking, usage.booking_id)
+    bookings.start_use(session, booking, at=usage.start_at, actor=DEVICE)
+    if usage.end_at is not None:
+        bookings.end_use(session, booking, at=usage.end_at, actor=DEVICE, now=now)
 
 
 def close_silent_sessions(session: Session, *, now: datetime) -> int:
@@ -237,5 +255,6 @@ def close_silent_sessions(session: Session, *, now: datetime) -> int:
         offline_after = timedelta(minutes=minutes or DEFAULT_OFFLINE_AFTER_MINUTES)
         if now - usage.last_seen_at > offline_after:
             usage.end_at = usage.last_seen_at
+            fulfil(session, usage, now=now)
             ended += 1
     return ended

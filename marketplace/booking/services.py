@@ -813,9 +813,43 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
     """Completed: the final price on the actual time is captured (or the difference charged)."""
     lock_booking(session, booking, to=BookingState.COMPLETED)
     _ensure(can_operate(user, booking), _("Only the platform's operators check users out."))
+    _complete(session, booking, actor=actor, at=now, now=now)
+    signals.checked_out.send(booking, session=session, at=booking.checked_out_at)
+    return booking
+
+
+def start_use(session: Session, booking: Booking, *, at: datetime, actor: Actor) -> bool:
+    """A device reports use in a confirmed booking's time: the booking is checked in at the use's start,
+    never before the check-in window opens (as an operator's check-in). False when it is not confirmed."""
+    lock_booking(session, booking)
+    if booking.state != BookingState.CONFIRMED:
+        return False
+    window = effective_rules(session, booking.instrument_id).check_in_window
+    move(booking, BookingState.IN_PROGRESS, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
+    booking.checked_in_at = max(at, booking.start_at - window)
+    booking.sequence += 1
+    session.flush()
+    record_audit(session, actor, "booking.in_progress", booking, before={"state": BookingState.CONFIRMED.value},
+                 after={"checked_in_at": booking.checked_in_at.isoformat(), "source": "device"})
+    return True
+
+
+def end_use(session: Session, booking: Booking, *, at: datetime, actor: Actor, now: datetime) -> bool:
+    """The device's use ended: the booking in progress is completed on the actual time, as a check-out.
+    False when it is not in progress."""
+    lock_booking(session, booking)
+    if booking.state != BookingState.IN_PROGRESS:
+        return False
+    _complete(session, booking, actor=actor, at=max(at, booking.checked_in_at), now=now)
+    return True
+
+
+def _complete(session: Session, booking: Booking, *, actor: Actor, at: datetime, now: datetime) -> None:
+    """The booking in progress ends at `at`: priced on its actual time, the voucher part consumed, the
+    enterprise's part settled. The caller holds the booking's lock."""
     before = booking.state.value
     move(booking, BookingState.COMPLETED, BOOKING_TRANSITIONS, BOOKING_STATE_LABELS)
-    booking.checked_out_at = now
+    booking.checked_out_at = at
     booking.final_price_fen = final_price(booking, effective_rules(session, booking.instrument_id))
     booking.sequence += 1
     final_payable = booking.final_price_fen
@@ -827,10 +861,8 @@ def check_out(session: Session, booking: Booking, *, actor: Actor, user: User, n
             final_payable -= booking.final_voucher_fen
     session.flush()
     record_audit(session, actor, "booking.completed", booking, before={"state": before}, after=booking.audit_view())
-    signals.checked_out.send(booking, session=session, at=booking.checked_out_at)
     if booking.payable_fen or final_payable:
         payments.settle_completion(session, booking, final_payable_fen=final_payable, actor=actor, now=now)
-    return booking
 
 
 def cancel_booking(session: Session, booking: Booking, *, actor: Actor, user: User, now: datetime,

@@ -179,3 +179,27 @@ def test_device_use_without_a_booking_is_flagged(report, session, instrument):
 def test_naive_times_never_reach_the_service(report):
     assert report("start", datetime(2026, 12, 7, 9, 0).isoformat()).status_code == 422
     assert report("start", datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc).isoformat()).status_code in (200, 422)
+
+
+def test_a_device_session_over_a_booking_checks_it_in_and_completes_it_on_the_actual_time(
+        report, session, instrument, book):
+    from marketplace.booking.models import Booking, BookingState
+
+    start = workday_at(9, days=-7)
+    booking = book(instrument, start, start + timedelta(hours=2), now=start - timedelta(days=3))
+    session.commit()
+    report("start", start + 10 * MINUTE)
+    session.expire_all()
+    booking = session.get(Booking, booking.id)
+    assert booking.state == BookingState.IN_PROGRESS and booking.checked_in_at == start + 10 * MINUTE
+    for minutes in (20, 30, 40, 50, 60):
+        report("heartbeat", start + minutes * MINUTE)
+    report("stop", start + 70 * MINUTE)
+    session.expire_all()
+    booking = session.get(Booking, booking.id)
+    assert booking.state == BookingState.COMPLETED
+    assert (booking.checked_in_at, booking.checked_out_at) == (start + 10 * MINUTE, start + 70 * MINUTE)
+    assert booking.final_price_fen == 0  # the free instrument: priced on the hour used
+    report("stop", start + 70 * MINUTE)  # sent again: nothing changes
+    session.expire_all()
+    assert session.get(Booking, booking.id).state == BookingState.COMPLETED
