@@ -34,8 +34,8 @@ def published_instrument(session, **changes) -> int:
     platform = session.get(Platform, admin.grants[0].organisation_id)
     instrument = services.create_instrument(
         session, platform, admin, actor=Actor.system("test"), submit=True, now=utcnow(),
-        values=instrument_values(session, asset_number=f"KQ-BK-{uuid.uuid4().hex[:10]}",
-                                 model=f"Booking-{uuid.uuid4().hex[:8]}", **changes))
+        values=instrument_values(session, **{"asset_number": f"KQ-BK-{uuid.uuid4().hex[:10]}",
+                                             "model": f"Booking-{uuid.uuid4().hex[:8]}", **changes}))
     services.publish_instrument(session, instrument, bureau, actor=Actor.system("test"), now=utcnow())
     instrument_id = instrument.id
     session.commit()  # and no read after it: on SQLite a live transaction would hold the write lock
