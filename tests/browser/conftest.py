@@ -98,14 +98,29 @@ AXE_FAILING_IMPACTS = {"serious", "critical"}
 
 class AccessibilityCheck:
     """Runs axe-core once on each distinct address (path and query) a test's page loads, whether reached
-    by goto, a link or a form post, and keeps what it found at serious or critical impact."""
+    by goto, a link or a form post, and keeps what it found at serious or critical impact. Playwright
+    calls the load handler while the test goes on: a load during a check is checked after it."""
 
     def __init__(self, page: Page):
         self.page = page
         self.checked: set[str] = set()
         self.violations: list[str] = []
+        self._running = self._again = False
 
     def check(self, *_event) -> None:
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                self._check_page_in_view()
+        finally:
+            self._running = False
+
+    def _check_page_in_view(self) -> None:
         parts = urlsplit(self.page.url)
         if parts.scheme not in ("http", "https"):
             return
@@ -114,7 +129,7 @@ class AccessibilityCheck:
             return
         try:
             found = AXE.run(self.page, options=AXE_OPTIONS).response["violations"]
-        except PlaywrightError:  # the page went on before axe finished: check where it is now
+        except PlaywrightError:  # the page went on before axe finished: its load checks where it is now
             return
         self.checked.add(address)
         self.violations += [f"{address}: {rule['id']} ({rule['impact']}) at {node['target']}: {rule['help']}"

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from flask_babel import lazy_gettext as _l
@@ -19,25 +20,31 @@ from playwright.sync_api import Page, Response, expect
 from sqlalchemy import select
 
 from core.audit import Actor
+from core.clock import to_local
 from core.db import utcnow
 from core.demo import DEMO_PASSWORD
+from core.extensions import db
 from core.models import User
 from marketplace.booking import services as bookings
+from marketplace.booking.models import BookingState
 from marketplace.demo import INSTRUMENTS
-from tests.browser.test_booking_flow import next_monday_at, published_instrument
+from marketplace.registry.models import Instrument
+from tests.browser.test_booking_flow import published_instrument
+from tests.browser.test_voucher_journey import working_day_at
 from tests.conftest import DEMO_EMAILS
-from tests.vouchers.conftest import programme_values
+from tests.vouchers.conftest import enterprise_of, programme_values
 from vouchers import services as voucher_services
+from vouchers.claims import services as voucher_claims
 
 pytestmark = pytest.mark.live
 
 
 @dataclass(frozen=True)
 class Step:
-    """Open `go` (an address that may name the walk's rows: {instrument}, {booking}, {programme}) or follow
-    `click` (an ARIA role and accessible name in the page's main part) after filling `fill` (label → value);
-    then the address contains `at`, the page's first heading holds `heading` and each (role, name) of
-    `shows` is visible."""
+    """Open `go` (an address that may name the walk's rows: {instrument}, {booking}, {programme}, {claim})
+    or follow `click` (an ARIA role and accessible name in the page's main part; give `at` too, which the
+    new address contains) after filling `fill` (label → value); then the page's first heading holds
+    `heading` and each (role, name) of `shows` is visible."""
     go: str | None = None
     click: tuple[str, object] | None = None
     fill: dict[object, str] = field(default_factory=dict)
@@ -87,6 +94,7 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/my/voucher-applications", heading=_l("My applications")),
         Step(go="/my/vouchers", heading=_l("My vouchers")),
         Step(go="/my/voucher-claims", heading=_l("My claims")),
+        Step(go="/my/voucher-claims/new", heading=_l("New claim")),
     ],
     "platform": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
@@ -102,6 +110,8 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/platform/day-sheet", heading=_l("Day sheet")),
         Step(go="/instruments/import", heading=_l("Import instruments")),
         Step(go="/platform/voucher-claims", heading=_l("Voucher claims")),
+        Step(go="/voucher-claims/{claim}"),
+        Step(go="/platform/voucher-claims/new", heading=_l("New claim")),
     ],
     "operator": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
@@ -119,6 +129,8 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/voucher-programmes", heading=_l("Voucher programmes")),
         Step(go="/vouchers", heading=_l("Vouchers")),
         Step(go="/voucher-claims/to-review", heading=_l("Claims to review")),
+        Step(go="/voucher-claims/{claim}",
+             shows=(("button", _l("Approve the claim")), ("button", _l("Return to the claimant")))),
         Step(go="/organisations", heading=_l("Organisations")),
         Step(go="/users", heading=_l("People and roles")),
         Step(go="/booking-rules", heading=_l("District default booking rules")),
@@ -129,11 +141,13 @@ WALKS: dict[str, list[Step]] = {
              shows=(("link", _l("Claims waiting to be paid")),)),
         *AUDIT_LOG,
         Step(go="/voucher-claims/to-pay", heading=_l("Claims to pay")),
+        Step(go="/voucher-claims/{claim}"),
     ],
     "auditor": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
         *AUDIT_LOG,
         Step(go="/voucher-claims", heading=_l("Voucher claims")),
+        Step(go="/voucher-claims/{claim}"),
         Step(go="/voucher-flags", heading=_l("Voucher flags")),
         Step(go="/voucher-related-parties", heading=_l("Related parties")),
     ],
@@ -141,8 +155,8 @@ WALKS: dict[str, list[Step]] = {
 
 # English a Chinese page may show: codes, formats, brands and the language switch, and the models and
 # makers of the demo's instruments (data, not interface).
-ALLOWED_WORDS = {"sem", "tem", "pdf", "xlsx", "csv", "json", "ics", "api", "atom", "icalendar", "jpeg", "jpg", "png", "kequip", "english", "uscc",
-                 "webcal", "http", "https"}
+ALLOWED_WORDS = {"sem", "tem", "pdf", "xlsx", "csv", "json", "ics", "icalendar", "api", "atom", "jpeg", "jpg", "png",
+                 "kequip", "english", "uscc", "webcal", "http", "https"}
 ALLOWED_WORDS |= {word.lower() for row in INSTRUMENTS for text in (row[3], row[4])
                   for word in re.findall(r"[A-Za-z]+", text)}
 INTERFACE_TEXT = """() => {
@@ -162,20 +176,53 @@ def untranslated_words(page: Page) -> set[str]:
     return {word for word in re.findall(r"\b[A-Za-z]{3,}\b", text) if word.lower() not in ALLOWED_WORDS}
 
 
-def walk_rows(session) -> dict[str, int]:
-    """The rows the walks open: a published instrument of the demo platform (named as a real model is, so
-    its name is data the check allows), an approved booking of it by the demo enterprise's member, and a
-    voucher programme open for applications."""
-    bureau = session.scalar(select(User).where(User.email == DEMO_EMAILS["bureau"]))
-    programme = voucher_services.create_programme(session, actor=Actor.system("test"), user=bureau, values=programme_values(
-        name=f"创新券巡检 {uuid.uuid4().int % 10**8}"))
-    instrument_id = published_instrument(session, model="TSQ Altis Plus")
-    booker = session.scalar(select(User).where(User.email == DEMO_EMAILS["enterprise"]))
-    booking = bookings.book_instrument(session, actor=Actor.system("test"), user=booker, instrument_id=instrument_id,
-                                       start_at=next_monday_at(14), end_at=next_monday_at(16), now=utcnow())
-    rows = {"instrument": instrument_id, "booking": booking.id, "programme": programme.id}
-    session.commit()
+@pytest.fixture(scope="module")
+def walk_rows(live_app) -> dict[str, int]:
+    """The rows the walks open, made once per database: a published instrument of the demo platform (named
+    as a real model is, so its name is data the check allows); an approved booking of it by the demo
+    enterprise's member; a voucher programme open for applications; and a claim of the platform for a
+    use of a voucher of that programme, served and paid."""
+    with live_app.app_context():
+        session = db.session
+        users = {role: session.scalar(select(User).where(User.email == DEMO_EMAILS[role]))
+                 for role in ("bureau", "enterprise", "platform", "operator")}
+        member, admin = users["enterprise"], users["platform"]
+        actor = Actor.system("test")
+        programme = voucher_services.create_programme(session, actor=actor, user=users["bureau"],
+                                                      values=programme_values(name=f"创新券巡检 {uuid.uuid4().int % 10**8}"))
+        application = voucher_services.apply_for_voucher(
+            session, actor=actor, user=member, programme_id=programme.id, enterprise_id=enterprise_of(member).id,
+            requested_fen=2_000_00, purpose="材料成分检测", planned_instruments="液相色谱-质谱联用仪", now=utcnow())
+        voucher = voucher_services.approve_application(session, application, actor=actor, user=users["bureau"],
+                                                       amount_fen=2_000_00, now=utcnow())
+        instrument_id = published_instrument(session, model="TSQ Altis Plus")
+        start, _weeks = working_day_at(9)
+        served = bookings.book_instrument(session, actor=actor, user=member, instrument_id=instrument_id,
+                                          start_at=start, end_at=start + timedelta(hours=2), now=utcnow(),
+                                          voucher_id=voucher.id)
+        if served.state == BookingState.REQUESTED:
+            bookings.approve_booking(session, served, actor=actor, user=admin, now=utcnow())
+        bookings.choose_transfer(session, served, actor=actor, user=member, now=utcnow())
+        bookings.record_transfer(session, served, actor=actor, user=admin, now=utcnow(), amount_fen=served.payable_fen,
+                                 received_on=to_local(utcnow()).date(), reference=f"TRANSFER-{served.id}")
+        bookings.check_in(session, served, actor=actor, user=users["operator"], now=start)
+        bookings.check_out(session, served, actor=actor, user=users["operator"], now=start + timedelta(hours=2))
+        claim = voucher_claims.create_provider_claim(
+            session, actor=actor, user=admin, platform_id=instrument_platform(session, instrument_id),
+            period_start=start.date(), period_end=start.date(), declaration_accepted=True,
+            now=start + timedelta(days=1), bank_account_name="柯桥测试平台", bank_name="中国银行柯桥支行",
+            bank_account_number="6216610000001")
+        booking = bookings.book_instrument(session, actor=actor, user=member, instrument_id=instrument_id,
+                                           start_at=start + timedelta(hours=5), end_at=start + timedelta(hours=7),
+                                           now=utcnow())
+        rows = {"instrument": instrument_id, "booking": booking.id, "programme": programme.id, "claim": claim.id}
+        session.commit()
+        db.session.remove()
     return rows
+
+
+def instrument_platform(session, instrument_id: int) -> int:
+    return session.get(Instrument, instrument_id).platform_id
 
 
 def walk(page: Page, base_url: str, steps: list[Step], rows: dict[str, int], zh: Callable[[object], str]) -> None:
@@ -204,13 +251,12 @@ def walk(page: Page, base_url: str, steps: list[Step], rows: dict[str, int], zh:
 
 
 @pytest.mark.parametrize("role", list(WALKS))
-def test_each_role_walks_its_pages_in_chinese(page: Page, live_server, live_session, log_in, in_locale, role):
+def test_each_role_walks_its_pages_in_chinese(page: Page, live_server, walk_rows, log_in, in_locale, role):
     page.set_viewport_size({"width": 1366, "height": 900})
-    rows = walk_rows(live_session)
     if role != "anonymous":
         log_in(page, DEMO_EMAILS[role], DEMO_PASSWORD)
         expect(page).to_have_url(f"{live_server.url}/dashboard")
-    walk(page, live_server.url, WALKS[role], rows, lambda text: in_locale("zh_CN", text))
+    walk(page, live_server.url, WALKS[role], walk_rows, lambda text: in_locale("zh_CN", text))
 
 
 def test_on_a_phone_the_booking_grid_scrolls_from_the_keyboard(page: Page, live_server, live_session, log_in,
@@ -235,9 +281,29 @@ def test_the_english_interface_fails_the_untranslated_check(page: Page, live_ser
     assert {"Instrument", "catalogue", "Search"} <= untranslated_words(page)
 
 
+def wait_until_checked(page: Page, accessibility, addresses: set[str]) -> None:
+    """The load event's check runs as Playwright hands events over, while the test goes on."""
+    for _ in range(100):
+        if addresses <= accessibility.checked:
+            return
+        page.wait_for_timeout(100)
+    assert addresses <= accessibility.checked, accessibility.checked
+
+
+def test_axe_checks_pages_reached_by_a_form_post_a_redirect_and_a_click(page: Page, live_server, log_in, accessibility):
+    log_in(page, DEMO_EMAILS["auditor"], DEMO_PASSWORD)  # posts the form, redirected to the dashboard
+    expect(page).to_have_url(f"{live_server.url}/dashboard")
+    page.get_by_test_id("role-nav").get_by_role("link").last.click()
+    page.wait_for_load_state()
+    clicked = page.url.removeprefix(live_server.url)
+    assert clicked != "/dashboard"
+    wait_until_checked(page, accessibility, {"/login", "/dashboard", clicked})
+
+
 def test_axe_names_the_rule_element_and_address_of_a_violation(page: Page, live_server, accessibility):
     """An input without a label, as a template might leave one: axe's `label` rule, critical."""
     page.goto(f"{live_server.url}/login")
+    wait_until_checked(page, accessibility, {"/login"})
     page.evaluate("""() => document.querySelector("main").insertAdjacentHTML("beforeend", '<input id="unnamed">')""")
     accessibility.checked.discard("/login")
     accessibility.check()
