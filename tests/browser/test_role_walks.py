@@ -41,10 +41,10 @@ pytestmark = pytest.mark.live
 
 @dataclass(frozen=True)
 class Step:
-    """Open `go` (an address that may name the walk's rows: {instrument}, {booking}, {programme}, {claim})
-    or follow `click` (an ARIA role and accessible name in the page's main part; give `at` too, which the
-    new address contains) after filling `fill` (label → value); then the page's first heading holds
-    `heading` and each (role, name) of `shows` is visible."""
+    """Open `go` (an address that may name the walk's rows: {instrument}, {booking}, {programme}, {claim},
+    {voucher}) or follow `click` (an ARIA role and accessible name in the page's main part; give `at` too,
+    which the new address contains) after filling `fill` (label → value); then the page's first heading
+    holds `heading` and each (role, name) of `shows` is visible."""
     go: str | None = None
     click: tuple[str, object] | None = None
     fill: dict[object, str] = field(default_factory=dict)
@@ -93,12 +93,15 @@ WALKS: dict[str, list[Step]] = {
              shows=(("button", _l("Apply")),)),
         Step(go="/my/voucher-applications", heading=_l("My applications")),
         Step(go="/my/vouchers", heading=_l("My vouchers")),
+        Step(go="/vouchers/{voucher}"),
         Step(go="/my/voucher-claims", heading=_l("My claims")),
         Step(go="/my/voucher-claims/new", heading=_l("New claim")),
+        Step(go="/profile", heading=_l("Your profile")),
     ],
     "platform": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
         Step(go="/instruments/mine", heading=_l("Our instruments")),
+        Step(go="/instruments/new", heading=_l("Register an instrument")),
         Step(go="/instruments/{instrument}/edit"),
         Step(go="/platform/calendar", heading=_l("Instruments and their calendars")),
         Step(go="/instruments/{instrument}/schedule"),
@@ -127,7 +130,9 @@ WALKS: dict[str, list[Step]] = {
         Step(click=("link", _l("Instruments waiting for review")), at="/review", heading=_l("Instrument review")),
         Step(go="/voucher-applications", heading=_l("Voucher applications")),
         Step(go="/voucher-programmes", heading=_l("Voucher programmes")),
+        Step(go="/voucher-programmes/{programme}"),
         Step(go="/vouchers", heading=_l("Vouchers")),
+        Step(go="/vouchers/{voucher}"),
         Step(go="/voucher-claims/to-review", heading=_l("Claims to review")),
         Step(go="/voucher-claims/{claim}",
              shows=(("button", _l("Approve the claim")), ("button", _l("Return to the claimant")))),
@@ -215,7 +220,8 @@ def walk_rows(live_app) -> dict[str, int]:
         booking = bookings.book_instrument(session, actor=actor, user=member, instrument_id=instrument_id,
                                            start_at=start + timedelta(hours=5), end_at=start + timedelta(hours=7),
                                            now=utcnow())
-        rows = {"instrument": instrument_id, "booking": booking.id, "programme": programme.id, "claim": claim.id}
+        rows = {"instrument": instrument_id, "booking": booking.id, "programme": programme.id, "claim": claim.id,
+                "voucher": voucher.id}
         session.commit()
         db.session.remove()
     return rows
