@@ -1,13 +1,16 @@
 """Browser fixtures: a clean slate of login-failure counters per test, logging in through the form,
-the live database, and texts as the live app renders them in a language."""
+the live database, texts as the live app renders them in a language, and axe-core on every page."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
 from flask_babel import force_locale
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy.orm import Session
 
 from core.extensions import db, limiter
@@ -82,3 +85,69 @@ def log_in(live_server) -> Callable[..., None]:
         page.locator("main form").get_by_role("button").click()
 
     return submit
+
+
+# --- accessibility: axe-core on every page a browser test visits ---------------------------------
+
+AXE = Axe()
+# WCAG 2.1 levels A and AA, the national standard GB/T 37668 follows.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+               "resultTypes": ["violations"]}
+AXE_FAILING_IMPACTS = {"serious", "critical"}
+
+
+class AccessibilityCheck:
+    """Runs axe-core once on each distinct address (path and query) a test's page loads, whether reached
+    by goto, a link or a form post, and keeps what it found at serious or critical impact. Playwright
+    calls the load handler while the test goes on: a load during a check is checked after it."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.checked: set[str] = set()
+        self.violations: list[str] = []
+        self._running = self._again = False
+
+    def check(self, *_event) -> None:
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                self._check_page_in_view()
+        finally:
+            self._running = False
+
+    def _check_page_in_view(self) -> None:
+        parts = urlsplit(self.page.url)
+        if parts.scheme not in ("http", "https"):
+            return
+        address = parts.path + (f"?{parts.query}" if parts.query else "")
+        if address in self.checked:
+            return
+        try:
+            found = AXE.run(self.page, options=AXE_OPTIONS).response["violations"]
+        except PlaywrightError:  # the page went on before axe finished: its load checks where it is now
+            return
+        self.checked.add(address)
+        self.violations += [f"{address}: {rule['id']} ({rule['impact']}) at {node['target']}: {rule['help']}"
+                            for rule in found if rule["impact"] in AXE_FAILING_IMPACTS for node in rule["nodes"]]
+
+
+@pytest.fixture
+def accessibility(page: Page) -> Iterator[AccessibilityCheck]:
+    """Every browser test fails on any serious or critical WCAG 2.1 A/AA violation axe-core finds on a page
+    it visited, named by address, rule and element."""
+    check = AccessibilityCheck(page)
+    page.on("load", check.check)
+    yield check
+    check.check()
+    assert not check.violations, "\n".join(check.violations)
+
+
+@pytest.fixture(autouse=True)
+def _accessible_pages(request: pytest.FixtureRequest) -> None:
+    if "page" in request.fixturenames:
+        request.getfixturevalue("accessibility")
