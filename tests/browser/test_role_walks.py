@@ -56,7 +56,7 @@ class Step:
 CATALOGUE = [
     Step(go="/catalogue", heading=_l("Instrument catalogue"),
          shows=(("button", _l("Search")), ("navigation", _l("Main navigation")))),
-    Step(go="/instruments/{instrument}", shows=(("link", _l("Book")),)),
+    Step(go="/instruments/{instrument}", shows=(("heading", _l("Free and busy time")),)),
 ]
 BOOKING = [
     Step(click=("link", _l("Book")), at="/instruments/{instrument}/book", heading=_l("Book %(name)s", name=""),
@@ -80,6 +80,7 @@ WALKS: dict[str, list[Step]] = {
     "anonymous": [
         Step(go="/", heading=_l("Keqiao Research Instrument Sharing Platform")),
         *CATALOGUE,
+        Step(go="/instruments/{instrument}", shows=(("link", _l("Log in to book")),)),
         Step(go="/catalogue/releases", heading=_l("Catalogue releases")),
         Step(go="/login", heading=_l("Log in"), shows=(("textbox", _l("E-mail")),)),
         Step(go="/register", heading=_l("Register your enterprise")),
@@ -87,6 +88,7 @@ WALKS: dict[str, list[Step]] = {
     "enterprise": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
         *CATALOGUE,
+        Step(go="/instruments/{instrument}", shows=(("link", _l("Book")),)),
         *BOOKING,
         Step(go="/voucher-programmes/open", heading=_l("Innovation vouchers")),
         Step(go="/voucher-programmes/{programme}/apply", heading=_l("Apply: %(name)s", name=""),
@@ -115,12 +117,20 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/platform/voucher-claims", heading=_l("Voucher claims")),
         Step(go="/voucher-claims/{claim}"),
         Step(go="/platform/voucher-claims/new", heading=_l("New claim")),
+        Step(go="/instruments/{instrument}", shows=(("heading", _l("Calendar settings")),)),
+        Step(go="/instruments/{instrument}/usage", shows=(("heading", _l("Use in the last 30 days")),
+                                                          ("heading", _l("Device tokens")),
+                                                          ("button", _l("Make a device token")))),
+        Step(go="/monitoring", heading=_l("Utilization"), shows=(("heading", _l("Over time")),)),
+        Step(go="/monitoring/sharing-report", shows=(("link", _l("Download XLSX")),)),
     ],
     "operator": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name="")),
         Step(go="/platform/day-sheet", heading=_l("Day sheet")),
         Step(go="/platform/calendar", heading=_l("Instruments and their calendars")),
         Step(go="/instruments/{instrument}/schedule"),
+        Step(go="/instruments/{instrument}/maintenance-windows"),
+        Step(go="/instruments/{instrument}/usage", shows=(("button", _l("Start use without a booking")),)),
     ],
     "bureau": [
         Step(go="/dashboard", heading=_l("Welcome, %(name)s", name=""),
@@ -139,6 +149,13 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/organisations", heading=_l("Organisations")),
         Step(go="/users", heading=_l("People and roles")),
         Step(go="/booking-rules", heading=_l("District default booking rules")),
+        Step(go="/holidays/", heading=_l("Holiday calendar")),
+        Step(go="/organisation-changes", heading=_l("Organisation changes")),
+        Step(go="/monitoring", heading=_l("Utilization"),
+             shows=(("heading", _l("By platform")), ("heading", _l("Large instruments against the reference lines")),
+                    ("link", _l("Quarterly sharing report")))),
+        Step(click=("link", _l("Quarterly sharing report")), at="/monitoring/sharing-report",
+             shows=(("link", _l("Download XLSX")), ("link", _l("Download CSV")))),
         *AUDIT_LOG,
     ],
     "finance": [
@@ -155,6 +172,7 @@ WALKS: dict[str, list[Step]] = {
         Step(go="/voucher-claims/{claim}"),
         Step(go="/voucher-flags", heading=_l("Voucher flags")),
         Step(go="/voucher-related-parties", heading=_l("Related parties")),
+        Step(go="/monitoring", heading=_l("Utilization"), shows=(("heading", _l("By industry")),)),
     ],
 }
 
