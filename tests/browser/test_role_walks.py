@@ -179,7 +179,8 @@ WALKS: dict[str, list[Step]] = {
 # English a Chinese page may show: codes, formats, brands and the language switch, and the models and
 # makers of the demo's instruments (data, not interface).
 ALLOWED_WORDS = {"sem", "tem", "pdf", "xlsx", "csv", "json", "ics", "icalendar", "api", "atom", "jpeg", "jpg", "png",
-                 "kequip", "english", "uscc", "webcal", "http", "https"}
+                 "kequip", "english", "uscc", "webcal", "http", "https",
+                 "date", "kind", "name", "holiday", "makeup", "workday"}  # the holiday import's columns and kinds
 ALLOWED_WORDS |= {word.lower() for row in INSTRUMENTS for text in (row[3], row[4])
                   for word in re.findall(r"[A-Za-z]+", text)}
 INTERFACE_TEXT = """() => {
