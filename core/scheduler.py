@@ -8,20 +8,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from filelock import FileLock, Timeout
 from flask import Flask
 
+from core.audit import Actor
+from core.db import unit_of_work, utcnow
 from core.extensions import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from core.job_runs import JobFailure
+
+    FailureHook = Callable[[Session, JobFailure], None]
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x6B657175  # "kequ"
 JOBS_EXTENSION = "kequip.jobs"
+FAILURE_HOOKS_EXTENSION = "kequip.job_failed"
 SCHEDULER_EXTENSION = "kequip.scheduler"
 
 
@@ -45,20 +56,58 @@ def registered_jobs(app: Flask) -> dict[str, Job]:
     return dict(app.extensions.get(JOBS_EXTENSION, {}))
 
 
-def run_job(app: Flask, job: Job, *, reraise: bool = True) -> Any:
-    """Run one job in an app context. A failure is logged; the scheduler (reraise=False) goes on."""
+def on_job_failed(app: Flask, hook: FailureHook) -> None:
+    """Call hook(session, failure) whenever a job fails (core.job_runs.JobFailure), in the transaction
+    that records the failure: what it writes (a mail in the outbox, an alert) commits with the record.
+    core mails the bureau's admins this way; a package that raises alerts adds its own hook."""
+    app.extensions.setdefault(FAILURE_HOOKS_EXTENSION, []).append(hook)
+
+
+def run_job(app: Flask, job: Job, *, reraise: bool = True, actor: Actor | None = None) -> Any:
+    """Run one job in an app context and record the run (core.job_runs): its start committed before the
+    job runs, its outcome after, each in a short transaction of its own, so a failed job's rolled-back
+    work leaves a run that says "failed". A failure is logged and told to the on_job_failed hooks; the
+    scheduler (reraise=False) goes on with the other jobs. actor: someone who started it by hand."""
+    from core import job_runs
+
     with app.app_context():
         try:
-            result = job.func()
-        except Exception:
-            log.exception("job %s failed", job.id)
-            if reraise:
-                raise
-            return None
+            with unit_of_work() as session:
+                run_id = job_runs.start(session, job.id, now=utcnow(), actor=actor).id
+            started = time.monotonic()
+            try:
+                result = job.func()
+            except Exception as error:
+                log.exception("job %s failed", job.id)
+                db.session.rollback()
+                _record(app, run_id, started, error=_describe(error))
+                if reraise:
+                    raise
+                return None
+            _record(app, run_id, started, result=result)
         finally:
             db.session.remove()
         log.log(logging.INFO if result else logging.DEBUG, "job %s done: %s", job.id, result)
         return result
+
+
+def _describe(error: Exception) -> str:
+    """The exception and a short traceback: its last frames, where the error arose."""
+    return "".join(traceback.format_exception(error, limit=-5)).strip()
+
+
+def _record(app: Flask, run_id: int, started: float, *, result: Any = None, error: str | None = None) -> None:
+    from core import job_runs
+
+    with unit_of_work() as session:
+        failure = job_runs.finish(session, run_id, now=utcnow(), result=result, error=error,
+                                  duration_ms=round((time.monotonic() - started) * 1000))
+        for hook in app.extensions.get(FAILURE_HOOKS_EXTENSION, []) if failure else ():
+            try:
+                with session.begin_nested():
+                    hook(session, failure)
+            except Exception:  # a broken hook loses its own writes only, never the record of the run
+                log.exception("on_job_failed hook %r failed for job run %s", hook, run_id)
 
 
 class SchedulerLock:

@@ -101,6 +101,7 @@ CORE_NAV = [
             AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR, Role.FINANCE_OFFICER}))),
     NavItem("core.users", _l("People and roles"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
     NavItem("core.audit_log", _l("Audit log"), AccessRule(AUDIT_READERS)),
+    NavItem("core.jobs", _l("Scheduled jobs"), AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR}))),
 ]
 
 
