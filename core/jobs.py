@@ -5,6 +5,7 @@ import time
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from core import outbox
 from core.db import unit_of_work, utcnow
@@ -42,7 +43,9 @@ def optimize_database() -> int:
 
 
 JOBS = [
-    Job("send_outbox", send_outbox, "interval", {"seconds": 15}),
-    Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1}),
-    Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30}),
+    Job("send_outbox", send_outbox, "interval", {"seconds": 15}, _l("Send the waiting mail")),
+    Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1},
+        _l("Purge expired rate-limit counters")),
+    Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30},
+        _l("Refresh the database's query statistics")),
 ]

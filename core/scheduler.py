@@ -42,6 +42,7 @@ class Job:
     func: Callable[[], Any]
     trigger: str = "interval"
     trigger_args: dict[str, Any] = field(default_factory=dict)
+    label: object = None  # what it does, in words (a lazy string), for the bureau's jobs page
 
 
 def register_jobs(app: Flask, jobs: list[Job]) -> None:

@@ -135,6 +135,7 @@ def test_the_jobs_page_shows_every_job_with_its_schedule_and_a_failed_run_with_i
         assert f'data-job="{job_id}"' in page
     for schedule in ("每 15 秒", "每 5 分钟", "每 1 小时", "每天 11:30", "每天 02:40", "每天 01:00", "每天 00:10"):
         assert schedule in page, schedule  # optimize_database runs at 03:30 UTC: 11:30 Beijing time
+    assert "发送待发邮件" in page and "核对每张创新券与其流水" in page  # each job named in words, then by id
     failed_row = page.split('data-job="gauge_check"')[1].split("</tr>")[0]
     assert 'data-outcome="failed"' in failed_row and "失败" in failed_row
     assert "GaugeBroken: the gauge is broken" in failed_row
@@ -192,3 +193,34 @@ def test_only_the_bureau_runs_a_job_and_an_unknown_job_is_404(app, session, logi
     assert session.scalar(select(func.count()).select_from(JobRun)) == before
     if who == "bureau":
         assert client.get("/jobs/no_such_job").status_code == 404
+
+
+@pytest.mark.live
+def test_runs_failing_at_once_mail_the_bureau_once(live_app):
+    """Six runs of one job fail at the same moment, each recorded by its own connection: one claims the
+    day's alert (the unique job_id, alert_day), the others record their failure and mail nothing."""
+    import threading
+
+    from core.extensions import db
+
+    barrier = threading.Barrier(6)
+
+    def fail_together() -> int:
+        barrier.wait(30)
+        raise GaugeBroken("six at once")
+
+    job = Job("gauge_race", fail_together, "interval", {"minutes": 5})
+    threads = [threading.Thread(target=run_job, args=(live_app, job), kwargs={"reraise": False}) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with live_app.app_context():
+        runs = db.session.scalars(select(JobRun).where(JobRun.job_id == "gauge_race")).all()
+        assert [run.outcome for run in runs] == [JobOutcome.FAILED] * 6
+        assert len([run for run in runs if run.alert_day is not None]) == 1
+        alerts = [message for message in db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "job_failed"))
+            if message.context["job_id"] == "gauge_race"]
+        assert sorted(message.to for message in alerts) == sorted(_bureau_admins(db.session))
+        db.session.remove()
