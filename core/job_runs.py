@@ -88,15 +88,17 @@ def mail_bureau_admins(session: Session, failure: JobFailure) -> None:
 
 # --- what the jobs page reads ------------------------------------------------------------------
 
-def latest_runs(session: Session) -> dict[str, JobRun]:
-    """Each job's latest run (one query: the rows with the greatest id of their job)."""
-    latest = sa.select(sa.func.max(JobRun.id)).group_by(JobRun.job_id).scalar_subquery()
+def latest_runs(session: Session, job_ids: list[str]) -> dict[str, JobRun]:
+    """Each job's latest run: one lookup per job down the (job_id, started_at) index, never a scan of all runs."""
+    latest = sa.union_all(*(sa.select(JobRun.id).where(JobRun.job_id == job_id)
+                            .order_by(JobRun.started_at.desc()).limit(1).subquery().select() for job_id in job_ids))
     return {run.job_id: run for run in session.scalars(sa.select(JobRun).where(JobRun.id.in_(latest)))}
 
 
 def recent_runs(session: Session, job_id: str, limit: int = RECENT) -> list[JobRun]:
+    """The latest runs, read down the (job_id, started_at) index."""
     return list(session.scalars(sa.select(JobRun).where(JobRun.job_id == job_id)
-                                .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(limit)))
+                                .order_by(JobRun.started_at.desc()).limit(limit)))
 
 
 _INTERVAL_UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))

@@ -425,9 +425,9 @@ def _job_or_404(job_id: str) -> Job:
 @bp.route("/jobs")
 @requires(*JOB_READERS)
 def jobs():
-    latest = job_runs.latest_runs(db.session)
-    rows = [(job, job_runs.describe_schedule(job.trigger, job.trigger_args), latest.get(job.id))
-            for job in sorted(registered_jobs(current_app).values(), key=lambda job: job.id)]
+    listed = sorted(registered_jobs(current_app).values(), key=lambda job: job.id)
+    latest = job_runs.latest_runs(db.session, [job.id for job in listed])
+    rows = [(job, job_runs.describe_schedule(job.trigger, job.trigger_args), latest.get(job.id)) for job in listed]
     return render_template("core/jobs.html", rows=rows, JOB_OUTCOME_LABELS=JOB_OUTCOME_LABELS)
 
 
