@@ -224,3 +224,21 @@ def test_runs_failing_at_once_mail_the_bureau_once(live_app):
             if message.context["job_id"] == "gauge_race"]
         assert sorted(message.to for message in alerts) == sorted(_bureau_admins(db.session))
         db.session.remove()
+
+
+def test_the_alert_mail_is_in_each_admins_language(app, session, test_jobs, demo_user):
+    from core import outbox
+
+    bureau = demo_user("bureau")
+    bureau.locale = "en"
+    session.flush()
+    run_job(app, FAILING, reraise=False)
+    message = session.scalar(select(OutboxMessage).where(OutboxMessage.template == "job_failed",
+                                                          OutboxMessage.to == bureau.email))
+    assert message.locale == "en"
+    mail = outbox.render_mail(message)
+    assert mail["Subject"] == "Scheduled job gauge_check failed"
+    text = mail.get_body(("plain",)).get_content()
+    assert "Error: tests.core.test_job_runs.GaugeBroken: the gauge is broken" in text and "(Beijing time)" in text
+    message.locale = "zh_CN"
+    assert outbox.render_mail(message)["Subject"] == "定时任务 gauge_check 运行失败"
