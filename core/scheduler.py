@@ -64,11 +64,18 @@ def on_job_failed(app: Flask, hook: FailureHook) -> None:
     app.extensions.setdefault(FAILURE_HOOKS_EXTENSION, []).append(hook)
 
 
-def run_job(app: Flask, job: Job, *, reraise: bool = True, actor: Actor | None = None) -> Any:
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    run_id: int
+    result: Any = None
+    error: Exception | None = None
+
+
+def run_recorded(app: Flask, job: Job, *, actor: Actor | None = None) -> RecordedRun:
     """Run one job in an app context and record the run (core.job_runs): its start committed before the
     job runs, its outcome after, each in a short transaction of its own, so a failed job's rolled-back
-    work leaves a run that says "failed". A failure is logged and told to the on_job_failed hooks; the
-    scheduler (reraise=False) goes on with the other jobs. actor: someone who started it by hand."""
+    work leaves a run that says "failed". A failure is logged, told to the on_job_failed hooks and
+    returned, never raised. actor: someone who started the job by hand."""
     from core import job_runs
 
     with app.app_context():
@@ -82,14 +89,21 @@ def run_job(app: Flask, job: Job, *, reraise: bool = True, actor: Actor | None =
                 log.exception("job %s failed", job.id)
                 db.session.rollback()
                 _record(app, run_id, started, error=_describe(error))
-                if reraise:
-                    raise
-                return None
+                return RecordedRun(run_id, error=error)
             _record(app, run_id, started, result=result)
         finally:
             db.session.remove()
         log.log(logging.INFO if result else logging.DEBUG, "job %s done: %s", job.id, result)
-        return result
+        return RecordedRun(run_id, result)
+
+
+def run_job(app: Flask, job: Job, *, reraise: bool = True, actor: Actor | None = None) -> Any:
+    """run_recorded, with the job's result; a failure is raised again unless reraise is False (the
+    scheduler's way: it goes on with the other jobs), then None."""
+    run = run_recorded(app, job, actor=actor)
+    if run.error is not None and reraise:
+        raise run.error
+    return run.result
 
 
 def _describe(error: Exception) -> str:

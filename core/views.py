@@ -27,7 +27,6 @@ from core.models import (
     JOB_OUTCOME_LABELS,
     ApiToken,
     Enterprise,
-    JobOutcome,
     Organisation,
     OrganisationKind,
     Platform,
@@ -36,7 +35,7 @@ from core.models import (
     User,
     VerificationState,
 )
-from core.scheduler import Job, registered_jobs, run_job
+from core.scheduler import Job, registered_jobs, run_recorded
 from core.templating import local_datetime, todos_for
 
 log = logging.getLogger(__name__)
@@ -442,14 +441,14 @@ def job_detail(job_id: str):
 @bp.route("/jobs/<job_id>/run", methods=["POST"])
 @requires(Role.BUREAU_ADMIN)
 def run_job_now(job_id: str):
-    """The job runs in this request, as the scheduler runs it; the run is recorded and audited."""
+    """The job runs in this request, as the scheduler runs it; the run is recorded and audited, and its own
+    outcome (not a scheduled run's of the same moment) is shown."""
     job = _job_or_404(job_id)
     actor = current_actor()
     end_reads()  # the job's own transactions follow; the request keeps none open meanwhile
-    result = run_job(current_app._get_current_object(), job, reraise=False, actor=actor)
-    run = job_runs.recent_runs(db.session, job.id, limit=1)[0]
-    if run.outcome == JobOutcome.SUCCEEDED:
-        flash(_("The job ran: %(result)s.", result=result), "success")
+    run = run_recorded(current_app._get_current_object(), job, actor=actor)
+    if run.error is None:
+        flash(_("The job ran: %(result)s.", result=run.result), "success")
     else:
         flash(_("The job failed; its error is below."), "danger")
     return redirect(url_for("core.job_detail", job_id=job.id))
