@@ -2,7 +2,7 @@
 
 The lock is a PostgreSQL advisory lock held on a dedicated connection, or a file lock beside the
 SQLite database. Processes without the lock stand by and try again, so one takes over when the
-holder stops."""
+holder stops. Every run of a job, scheduled or by hand, is recorded (core.job_runs)."""
 from __future__ import annotations
 
 import logging
@@ -11,23 +11,21 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from filelock import FileLock, Timeout
 from flask import Flask
+from sqlalchemy.orm import Session
 
+from core import job_runs
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.extensions import db
+from core.job_runs import JobFailure
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from core.job_runs import JobFailure
-
-    FailureHook = Callable[[Session, JobFailure], None]
+FailureHook = Callable[[Session, JobFailure], None]
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x6B657175  # "kequ"
@@ -76,8 +74,6 @@ def run_recorded(app: Flask, job: Job, *, actor: Actor | None = None) -> Recorde
     job runs, its outcome after, each in a short transaction of its own, so a failed job's rolled-back
     work leaves a run that says "failed". A failure is logged, told to the on_job_failed hooks and
     returned, never raised. actor: someone who started the job by hand."""
-    from core import job_runs
-
     with app.app_context():
         try:
             with unit_of_work() as session:
@@ -112,8 +108,6 @@ def _describe(error: Exception) -> str:
 
 
 def _record(app: Flask, run_id: int, started: float, *, result: Any = None, error: str | None = None) -> None:
-    from core import job_runs
-
     with unit_of_work() as session:
         failure = job_runs.finish(session, run_id, now=utcnow(), result=result, error=error,
                                   duration_ms=round((time.monotonic() - started) * 1000))
