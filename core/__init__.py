@@ -7,12 +7,12 @@ from werkzeug.exceptions import HTTPException
 
 def init_app(app: Flask) -> None:
     """core registers itself the way every domain package does."""
-    from core import api, cli, devmail, holiday_views, holidays, security, templating, views
+    from core import api, cli, devmail, holiday_views, holidays, job_runs, security, templating, views
     from core.auth import is_api_request
     from core.errors import KequipError
     from core.inputs import IdConverter, check_request_input
     from core.jobs import JOBS
-    from core.scheduler import register_jobs
+    from core.scheduler import on_job_failed, register_jobs
 
     app.url_map.converters["id"] = IdConverter
     security.register(app)
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     holidays.register(app)
     cli.register(app)
     register_jobs(app, JOBS)
+    on_job_failed(app, job_runs.mail_bureau_admins)
     app.before_request(check_request_input)
 
     def handle_error(error: Exception):

@@ -5,6 +5,7 @@ import time
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from core import holidays, outbox
 from core.db import unit_of_work, utcnow
@@ -48,8 +49,11 @@ def warn_missing_holidays(now: datetime | None = None) -> int:
 
 
 JOBS = [
-    Job("send_outbox", send_outbox, "interval", {"seconds": 15}),
-    Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1}),
-    Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30}),
-    Job("warn_missing_holidays", warn_missing_holidays, "cron", {"hour": 8, "minute": 0}),
+    Job("send_outbox", send_outbox, "interval", {"seconds": 15}, _l("Send the waiting mail")),
+    Job("purge_rate_limit_counters", purge_rate_limit_counters, "interval", {"hours": 1},
+        _l("Purge expired rate-limit counters")),
+    Job("optimize_database", optimize_database, "cron", {"hour": 3, "minute": 30},
+        _l("Refresh the database's query statistics")),
+    Job("warn_missing_holidays", warn_missing_holidays, "cron", {"hour": 8, "minute": 0},
+        _l("Warn the bureau of a year without a holiday arrangement")),
 ]

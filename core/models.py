@@ -1,7 +1,7 @@
-"""Core tables: people, organisations, roles, tokens, audit log, outbox, rate-limit counters."""
+"""Core tables: people, organisations, roles, tokens, audit log, outbox, rate-limit counters, job runs."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -437,3 +437,36 @@ class RateLimitCounter(db.Model):
     key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[float] = mapped_column(sa.Float)  # epoch seconds, as the limits library counts
+
+
+class JobOutcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+JOB_OUTCOME_LABELS = {
+    JobOutcome.RUNNING: _l("Running"),
+    JobOutcome.SUCCEEDED: _l("Succeeded"),
+    JobOutcome.FAILED: _l("Failed"),
+}
+
+
+class JobRun(db.Model):
+    """One run of a periodic job (core.scheduler.run_job): its start is committed before the job runs,
+    its outcome after, so a run whose process died stays "running". A failed run that alerted the
+    bureau carries the day (Asia/Shanghai) of its alert: the unique index lets one run a day do so."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.Index("ix_job_runs_job_id_started_at", "job_id", "started_at"),
+                      sa.UniqueConstraint("job_id", "alert_day"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(80))
+    started_at: Mapped[UTCTime]
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column()
+    outcome: Mapped[JobOutcome] = mapped_column(str_enum(JobOutcome), default=JobOutcome.RUNNING)
+    result: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[str | None] = mapped_column(sa.String(4000))
+    alert_day: Mapped[date | None] = mapped_column()

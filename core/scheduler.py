@@ -2,12 +2,13 @@
 
 The lock is a PostgreSQL advisory lock held on a dedicated connection, or a file lock beside the
 SQLite database. Processes without the lock stand by and try again, so one takes over when the
-holder stops."""
+holder stops. Every run of a job, scheduled or by hand, is recorded (core.job_runs)."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +17,20 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from filelock import FileLock, Timeout
 from flask import Flask
+from sqlalchemy.orm import Session
 
+from core import job_runs
+from core.audit import Actor
+from core.db import unit_of_work, utcnow
 from core.extensions import db
+from core.job_runs import JobFailure
+
+FailureHook = Callable[[Session, JobFailure], None]
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x6B657175  # "kequ"
 JOBS_EXTENSION = "kequip.jobs"
+FAILURE_HOOKS_EXTENSION = "kequip.job_failed"
 SCHEDULER_EXTENSION = "kequip.scheduler"
 
 
@@ -31,6 +40,7 @@ class Job:
     func: Callable[[], Any]
     trigger: str = "interval"
     trigger_args: dict[str, Any] = field(default_factory=dict)
+    label: object = None  # what it does, in words (a lazy string), for the bureau's jobs page
 
 
 def register_jobs(app: Flask, jobs: list[Job]) -> None:
@@ -45,20 +55,68 @@ def registered_jobs(app: Flask) -> dict[str, Job]:
     return dict(app.extensions.get(JOBS_EXTENSION, {}))
 
 
-def run_job(app: Flask, job: Job, *, reraise: bool = True) -> Any:
-    """Run one job in an app context. A failure is logged; the scheduler (reraise=False) goes on."""
+def on_job_failed(app: Flask, hook: FailureHook) -> None:
+    """Call hook(session, failure) whenever a job fails (core.job_runs.JobFailure), in the transaction
+    that records the failure: what it writes (a mail in the outbox, an alert) commits with the record.
+    core mails the bureau's admins this way; a package that raises alerts adds its own hook."""
+    app.extensions.setdefault(FAILURE_HOOKS_EXTENSION, []).append(hook)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    run_id: int
+    result: Any = None
+    error: Exception | None = None
+
+
+def run_recorded(app: Flask, job: Job, *, actor: Actor | None = None) -> RecordedRun:
+    """Run one job in an app context and record the run (core.job_runs): its start committed before the
+    job runs, its outcome after, each in a short transaction of its own, so a failed job's rolled-back
+    work leaves a run that says "failed". A failure is logged, told to the on_job_failed hooks and
+    returned, never raised. actor: someone who started the job by hand."""
     with app.app_context():
         try:
-            result = job.func()
-        except Exception:
-            log.exception("job %s failed", job.id)
-            if reraise:
-                raise
-            return None
+            with unit_of_work() as session:
+                run_id = job_runs.start(session, job.id, now=utcnow(), actor=actor).id
+            started = time.monotonic()
+            try:
+                result = job.func()
+            except Exception as error:
+                log.exception("job %s failed", job.id)
+                db.session.rollback()
+                _record(app, run_id, started, error=_describe(error))
+                return RecordedRun(run_id, error=error)
+            _record(app, run_id, started, result=result)
         finally:
             db.session.remove()
         log.log(logging.INFO if result else logging.DEBUG, "job %s done: %s", job.id, result)
-        return result
+        return RecordedRun(run_id, result)
+
+
+def run_job(app: Flask, job: Job, *, reraise: bool = True, actor: Actor | None = None) -> Any:
+    """run_recorded, with the job's result; a failure is raised again unless reraise is False (the
+    scheduler's way: it goes on with the other jobs), then None."""
+    run = run_recorded(app, job, actor=actor)
+    if run.error is not None and reraise:
+        raise run.error
+    return run.result
+
+
+def _describe(error: Exception) -> str:
+    """The exception and a short traceback: its last frames, where the error arose."""
+    return "".join(traceback.format_exception(error, limit=-5)).strip()
+
+
+def _record(app: Flask, run_id: int, started: float, *, result: Any = None, error: str | None = None) -> None:
+    with unit_of_work() as session:
+        failure = job_runs.finish(session, run_id, now=utcnow(), result=result, error=error,
+                                  duration_ms=round((time.monotonic() - started) * 1000))
+        for hook in app.extensions.get(FAILURE_HOOKS_EXTENSION, []) if failure else ():
+            try:
+                with session.begin_nested():
+                    hook(session, failure)
+            except Exception:  # a broken hook loses its own writes only, never the record of the run
+                log.exception("on_job_failed hook %r failed for job run %s", hook, run_id)
 
 
 class SchedulerLock:

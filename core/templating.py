@@ -118,6 +118,7 @@ CORE_NAV = [
     NavItem("core.organisation_changes", _l("Organisation changes"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
     NavItem("core.users", _l("People and roles"), AccessRule(frozenset({Role.BUREAU_ADMIN}))),
     NavItem("core.audit_log", _l("Audit log"), AccessRule(AUDIT_READERS)),
+    NavItem("core.jobs", _l("Scheduled jobs"), AccessRule(frozenset({Role.BUREAU_ADMIN, Role.AUDITOR}))),
 ]
 
 CORE_TODO = [TodoCounter(_l("Organisation changes waiting for review"), AccessRule(frozenset({Role.BUREAU_ADMIN})),

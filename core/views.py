@@ -1,11 +1,11 @@
-"""Pages of core: home, accounts, profile, and the bureau's organisations, roles and audit log."""
+"""Pages of core: home, accounts, profile, and the bureau's organisations, roles, audit log and jobs."""
 from __future__ import annotations
 
 import io
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask import session as http_session
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -15,7 +15,7 @@ from flask_login.config import COOKIE_NAME
 from werkzeug.exceptions import HTTPException
 
 from core import audit_log as audit_log_labels
-from core import forms, ratelimit, services
+from core import forms, job_runs, ratelimit, services
 from core.audit import AUDIT_READERS
 from core.auth import current_actor, current_principal, public, requires
 from core.clock import local_midnight
@@ -25,6 +25,7 @@ from core.exports import XLSX_MIMETYPE, xlsx_bytes
 from core.extensions import current_language, db
 from core.inputs import chosen_ids, page_number
 from core.models import (
+    JOB_OUTCOME_LABELS,
     KEY_FIELDS,
     ApiToken,
     Enterprise,
@@ -37,6 +38,7 @@ from core.models import (
     User,
     VerificationState,
 )
+from core.scheduler import Job, registered_jobs, run_recorded
 from core.templating import local_datetime, todos_for
 
 log = logging.getLogger(__name__)
@@ -483,3 +485,48 @@ def audit_log_xlsx():
              e.ip or ""] for e in entries)
     return send_file(io.BytesIO(xlsx_bytes([(_("Audit log"), header, rows)])), mimetype=XLSX_MIMETYPE,
                      as_attachment=True, download_name="audit-log.xlsx", max_age=0)
+
+
+# --- periodic jobs ----------------------------------------------------------------------------
+
+JOB_READERS = (Role.BUREAU_ADMIN, Role.AUDITOR)
+
+
+def _job_or_404(job_id: str) -> Job:
+    job = registered_jobs(current_app).get(job_id)
+    if job is None:
+        abort(404)
+    return job
+
+
+@bp.route("/jobs")
+@requires(*JOB_READERS)
+def jobs():
+    listed = sorted(registered_jobs(current_app).values(), key=lambda job: job.id)
+    latest = job_runs.latest_runs(db.session, [job.id for job in listed])
+    rows = [(job, job_runs.describe_schedule(job.trigger, job.trigger_args), latest.get(job.id)) for job in listed]
+    return render_template("core/jobs.html", rows=rows, JOB_OUTCOME_LABELS=JOB_OUTCOME_LABELS)
+
+
+@bp.route("/jobs/<job_id>")
+@requires(*JOB_READERS)
+def job_detail(job_id: str):
+    job = _job_or_404(job_id)
+    return render_template("core/job.html", job=job, schedule=job_runs.describe_schedule(job.trigger, job.trigger_args),
+                           runs=job_runs.recent_runs(db.session, job.id), JOB_OUTCOME_LABELS=JOB_OUTCOME_LABELS)
+
+
+@bp.route("/jobs/<job_id>/run", methods=["POST"])
+@requires(Role.BUREAU_ADMIN)
+def run_job_now(job_id: str):
+    """The job runs in this request, as the scheduler runs it; the run is recorded and audited, and its own
+    outcome (not a scheduled run's of the same moment) is shown."""
+    job = _job_or_404(job_id)
+    actor = current_actor()
+    end_reads()  # the job's own transactions follow; the request keeps none open meanwhile
+    run = run_recorded(current_app._get_current_object(), job, actor=actor)
+    if run.error is None:
+        flash(_("The job ran: %(result)s.", result=run.result), "success")
+    else:
+        flash(_("The job failed; its error is below."), "danger")
+    return redirect(url_for("core.job_detail", job_id=job.id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.clock import to_local
@@ -41,6 +42,7 @@ def roll_up_metrics(now: datetime | None = None) -> int:
 
 
 JOBS: list[Job] = [
-    Job("close_silent_device_sessions", close_silent_sessions, "interval", {"minutes": 5}),
-    Job("roll_up_metrics", roll_up_metrics, "interval", {"minutes": 10}),
+    Job("close_silent_device_sessions", close_silent_sessions, "interval", {"minutes": 5},
+        _l("End the sessions of silent devices")),
+    Job("roll_up_metrics", roll_up_metrics, "interval", {"minutes": 10}, _l("Roll up the usage figures")),
 ]

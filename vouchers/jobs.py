@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
+
 from core.db import unit_of_work, utcnow
 from core.extensions import db
 from core.scheduler import Job
@@ -34,6 +36,8 @@ def check_voucher_ledger() -> int:
 
 
 JOBS: list[Job] = [
-    Job("expire_vouchers", expire_vouchers, "cron", {"hour": 0, "minute": 10, "timezone": "Asia/Shanghai"}),
-    Job("check_voucher_ledger", check_voucher_ledger, "cron", {"hour": 2, "minute": 40, "timezone": "Asia/Shanghai"}),
+    Job("expire_vouchers", expire_vouchers, "cron", {"hour": 0, "minute": 10, "timezone": "Asia/Shanghai"},
+        _l("Expire vouchers past their validity")),
+    Job("check_voucher_ledger", check_voucher_ledger, "cron", {"hour": 2, "minute": 40, "timezone": "Asia/Shanghai"},
+        _l("Check every voucher against its ledger")),
 ]

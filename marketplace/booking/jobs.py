@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
+
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
 from core.scheduler import Job
@@ -41,9 +43,12 @@ def reconcile_payments(now: datetime | None = None) -> int:
 
 
 JOBS: list[Job] = [
-    Job("expire_bookings", expire_bookings, "interval", {"minutes": 5}),
-    Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}),
-    Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15}),
-    Job("offer_waitlist_slots", offer_waitlist_slots, "interval", {"minutes": 5}),
-    Job("reconcile_payments", reconcile_payments, "interval", {"minutes": 5}),
+    Job("expire_bookings", expire_bookings, "interval", {"minutes": 5}, _l("Expire unconfirmed bookings")),
+    Job("mark_no_shows", mark_no_shows, "interval", {"minutes": 5}, _l("Mark no-shows")),
+    Job("send_booking_reminders", send_booking_reminders, "interval", {"minutes": 15},
+        _l("Send booking reminders")),
+    Job("offer_waitlist_slots", offer_waitlist_slots, "interval", {"minutes": 5},
+        _l("Offer freed slots to the waiting list")),
+    Job("reconcile_payments", reconcile_payments, "interval", {"minutes": 5},
+        _l("Reconcile payments with the gateway")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from core.audit import Actor
 from core.db import unit_of_work, utcnow
@@ -24,5 +25,5 @@ JOBS: list[Job] = [
     # Daily at 01:00 Beijing time: the first run of a quarter (01:00 on its first day) makes the quarter's
     # release; the other runs find it made, and make it should the first day's run have been missed.
     Job("publish_scheduled_release", publish_scheduled_release, "cron",
-        {"hour": 1, "minute": 0, "timezone": "Asia/Shanghai"}),
+        {"hour": 1, "minute": 0, "timezone": "Asia/Shanghai"}, _l("Publish the quarterly catalogue release")),
 ]

@@ -54,7 +54,7 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
                                    .where(RoleGrant.user_id != (user.id if user else 0)).order_by(RoleGrant.id)),
         "token_id": 999999,
         "booking_id": 999999, "window_id": 999999, "qualification_id": 999999, "claim_id": 999999,
-        "line_id": 999999, "relation_id": 999999, "change_id": 999999,
+        "line_id": 999999, "relation_id": 999999, "change_id": 999999, "job_id": "no_such_job",
         "entry_id": 999999, "day_id": 999999, "year": 2027, "series_id": 999999,
         "programme_id": 999999, "application_id": 999999, "attachment_id": 999999, "voucher_id": 999999,
         "kind": "pool",
