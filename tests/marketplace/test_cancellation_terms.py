@@ -21,7 +21,7 @@ from marketplace.booking.models import Booking, BookingRules, BookingState
 from marketplace.payments import services as payments
 from marketplace.payments.models import PaymentState
 from marketplace.registry.models import InstrumentState
-from tests.marketplace.test_booking_pages import local_input, own_rules, page
+from tests.marketplace.test_booking_pages import confirm_series, local_input, own_rules, page
 from tests.marketplace.test_payments import card_share, intents_of, operator_checks
 
 HOUR = timedelta(hours=1)
@@ -260,7 +260,7 @@ def test_cancelling_the_rest_of_a_series_asks_first_with_every_occurrence_and_th
         login_as, session, instrument, monday_at):
     client = login_as("enterprise")
     terms_id = bookings.current_terms(session, instrument.platform_id).id
-    client.post(f"/instruments/{instrument.id}/book", data={
+    confirm_series(client, instrument, {
         "start": local_input(monday_at(9)), "end": local_input(monday_at(10)), "weeks": "3",
         "terms_id": str(terms_id), "accept_terms": "y", "purpose": "", "submit": "Book"})
     first, second, third = session.scalars(select(Booking).where(Booking.instrument_id == instrument.id)

@@ -92,7 +92,7 @@ def test_an_early_check_in_during_the_previous_booking_is_refused_and_that_booki
         session, fine_grained, paid_booking, operator):
     """Booking 263 (06:10–06:25) and 262 (06:25–06:40): at 06:12 262 cannot be checked in, since it is
     263's time; 263 is checked in and out, and the no-show job charges it nothing."""
-    at = lambda hour, minute: workday_at(hour, minute, days=-14)  # noqa: E731
+    at = lambda hour, minute: workday_at(hour, minute, days=-14)  # noqa: E731  (a one-line helper of this test)
     earlier = paid_booking(fine_grained, at(6, 10), at(6, 25))  # "263"
     later = paid_booking(fine_grained, at(6, 25), at(6, 40))  # "262"
     assert earlier.payable_fen == later.payable_fen == 10_000 + 10_000  # ¥100 setup and a quarter hour at ¥400
@@ -178,7 +178,7 @@ def test_operator_marks_a_no_show_after_the_window_with_a_reason(session, create
     start = workday_at(9, days=-14)
     booking = paid_booking(create_instrument(state=InstrumentState.PUBLISHED), start, start + timedelta(hours=1))
     actor = Actor.of(operator, None)
-    mark = lambda at, reason="预约人未到，电话未接": bookings.report_no_show(  # noqa: E731
+    mark = lambda at, reason="预约人未到，电话未接": bookings.report_no_show(  # noqa: E731  (a one-line helper of this test)
         session, booking, actor=actor, user=operator, now=at, reason=reason)
     early = refusal(lambda: mark(start + timedelta(minutes=15)))
     assert (early.code, early.field) == ("no_show_too_early", "reason") and "09:15" in early.message
@@ -203,7 +203,7 @@ def test_undoing_a_job_no_show_cancels_without_fee_and_records_the_refund_due(se
     assert (booking.state, booking.cancellation_fee_fen, booking.payments[0].refunded_fen) == (
         BookingState.NO_SHOW, 50_000, 0)
     actor = Actor.of(operator, None)
-    undo = lambda reason="预约人当天已来电改期": bookings.undo_no_show(  # noqa: E731
+    undo = lambda reason="预约人当天已来电改期": bookings.undo_no_show(  # noqa: E731  (a one-line helper of this test)
         session, booking, actor=actor, user=operator, now=start + timedelta(hours=3), reason=reason)
     assert refusal(lambda: undo("")).code == "reason_required"
     with settled(actor):
@@ -236,8 +236,9 @@ def test_the_booker_cannot_cancel_a_no_show_to_get_the_fee_back(session, create_
 def test_undo_refunds_the_card_capture_to_the_fen_at_localstripe(session, approved, pay, card, stripe, own_rules,
                                                                  operator, monday_at):
     own_rules(approved.instrument, no_show_fee_pct=37)
-    payment = pay(approved, card())
     fee = PAYABLE * 37 // 100
+    approved.no_show_fee_fen = fee  # the terms are fixed when a booking is made: as if made under this rule
+    payment = pay(approved, card())
     actor = Actor.of(operator, "127.0.0.1")
     with settled(actor, monday_at(9, 16)):
         bookings.report_no_show(session, approved, actor=actor, user=operator, now=monday_at(9, 16), reason="未到场")
@@ -270,7 +271,7 @@ def test_day_sheet_marks_and_undoes_a_no_show_with_reasons_by_field(session, log
     start = workday_at(9, days=-14)
     booking = paid_booking(create_instrument(state=InstrumentState.PUBLISHED), start, start + timedelta(hours=1))
     client = login_as("operator")
-    sheet = lambda: client.get(f"/platform/day-sheet?day={start.astimezone(LOCAL_ZONE).date()}").get_data(  # noqa: E731
+    sheet = lambda: client.get(f"/platform/day-sheet?day={start.astimezone(LOCAL_ZONE).date()}").get_data(  # noqa: E731  (a one-line helper of this test)
         as_text=True)
     assert f"/platform/bookings/{booking.id}/no-show" in sheet()
 
