@@ -68,12 +68,12 @@ def dashboard_page():
     return _page("monitoring/dashboard.html")
 
 
-@bp.route("/monitoring/chart-<any(rates, hours):kind>.svg")
+@bp.route("/monitoring/chart-<any(rates, hours):chart>.svg")
 @requires(*DISTRICT_READERS, Role.PLATFORM_ADMIN)
-def dashboard_chart(kind: str):
+def dashboard_chart(chart: str):
     window = _window()
     _scope_name, _platform_id, conditions = _scope()
-    if kind == "rates":
+    if chart == "rates":
         series = metrics.figures(db.session, conditions, window.period, window.first, window.last)
         end_reads()  # drawn with no transaction open
         svg = dashboard.rates_chart(series, window.period, title=_("Utilization and sharing rate"))

@@ -66,7 +66,7 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
         "token": "no-such-token",
         "filename": "kequip.css",
         "path": "x",
-        "message_key": "none", "index": 0, "usage_id": 999999, "file_format": "csv",
+        "message_key": "none", "index": 0, "usage_id": 999999, "file_format": "csv", "chart": "rates",
     }
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: str(values[m.group(1)]), rule)
 
