@@ -9,12 +9,13 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from core.scheduler import register_jobs
     from marketplace.booking import signals
-    from monitoring import api, cli, models, sessions, views  # noqa: F401  models: known to Alembic
+    from monitoring import alert_views, api, cli, models, sessions, views  # noqa: F401  models: known to Alembic
     from monitoring.jobs import JOBS
 
     signals.checked_in.connect(sessions.on_checked_in)
     signals.checked_out.connect(sessions.on_checked_out)
     api.register(app)
     views.register(app)
+    alert_views.register(app)
     register_jobs(app, JOBS)
     app.cli.add_command(cli.cli)

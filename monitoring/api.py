@@ -1,4 +1,4 @@
-"""Monitoring API under /api/v1: a device reports the use of its instrument."""
+"""Monitoring API under /api/v1: a device reports the use of its instrument; people read their alerts."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,12 +7,13 @@ import marshmallow as ma
 from flask import Flask, request
 from flask_smorest import Blueprint
 
-from core.auth import public
+from core.auth import current_principal, public, requires
 from core.db import unit_of_work, utcnow
-from core.extensions import ErrorBody
+from core.extensions import ErrorBody, db
+from core.models import Role
 from marketplace.booking.api import LocalTime, instant
-from monitoring import telemetry
-from monitoring.models import DeviceEventKind
+from monitoring import alerts, telemetry
+from monitoring.models import AlertKind, AlertState, DeviceEventKind
 
 bp = Blueprint("monitoring_api", __name__, url_prefix="/api/v1", description="Usage monitoring")
 
@@ -63,6 +64,43 @@ def report_usage(instrument_id: int, *, event: DeviceEventKind, at: datetime):
         reported = telemetry.record_event(session, token, kind=event, at=at, now=now)
         return {"event": reported.event.kind.value, "at": reported.event.at, "duplicate": reported.duplicate,
                 "session": reported.usage}
+
+
+class AlertQuery(ma.Schema):
+    state = ma.fields.Enum(AlertState, by_value=True, load_default=None,
+                           metadata={"description": "open, acknowledged or resolved; all when absent"})
+
+
+class AlertOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    rule = ma.fields.Enum(AlertKind, by_value=True, required=True, attribute="kind",
+                          metadata={"description": "The rule that found it"})
+    subject_type = ma.fields.String(required=True, metadata={"description": "instruments, bookings, usage_sessions, "
+                                                                           "users, programmes, enterprises, claim_lines"})
+    subject_id = ma.fields.Integer(required=True)
+    subject_key = ma.fields.String(required=True, metadata={"description": "Tells apart findings of one subject"})
+    platform_id = ma.fields.Integer(required=True, allow_none=True,
+                                    metadata={"description": "The platform it concerns; none: the district"})
+    state = ma.fields.Enum(AlertState, by_value=True, required=True)
+    reason = ma.fields.Function(lambda alert: alerts.describe(alert.kind, alert.figures), required=True,
+                                metadata={"description": "Why, with the figures, in the caller's language"})
+    figures = ma.fields.Dict(required=True)
+    opened = LocalTime(required=True, attribute="opened_at")
+    acknowledged = LocalTime(required=True, allow_none=True, attribute="acknowledged_at")
+    resolved = LocalTime(required=True, allow_none=True, attribute="resolved_at")
+    resolution_note = ma.fields.String(required=True)
+
+
+@bp.route("/alerts", methods=["GET"])
+@requires(Role.BUREAU_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN)
+@bp.arguments(AlertQuery, location="query", as_kwargs=True)
+@bp.response(200, AlertOut(many=True))
+@bp.alt_response(403, schema=ErrorBody, description="Neither the bureau, the auditor nor a platform admin")
+@bp.doc(security=[{"bearer": []}])
+def list_alerts(*, state: AlertState | None):
+    """The caller's alerts, unresolved first, newest first: the bureau and the auditor see all, a platform
+    admin their platforms'."""
+    return alerts.list_alerts(db.session, current_principal(), state=state)
 
 
 def register(app: Flask) -> None:
