@@ -83,8 +83,9 @@ class AlertOut(ma.Schema):
                                     metadata={"description": "The platform it concerns; none: the district"})
     state = ma.fields.Enum(AlertState, by_value=True, required=True)
     reason = ma.fields.Function(lambda alert: alerts.describe(alert.kind, alert.figures), required=True,
-                                metadata={"description": "Why, with the figures, in the caller's language"})
-    figures = ma.fields.Dict(required=True)
+                                metadata={"type": "string",
+                                          "description": "Why, with the figures, in the caller's language"})
+    figures = ma.fields.Dict(required=True, metadata={"description": "What the rule found, by name"})
     opened = LocalTime(required=True, attribute="opened_at")
     acknowledged = LocalTime(required=True, allow_none=True, attribute="acknowledged_at")
     resolved = LocalTime(required=True, allow_none=True, attribute="resolved_at")
