@@ -126,7 +126,8 @@ def _rules_page(status: int = 200, failed: tuple[str, int | None, str, str] | No
         category = db.session.get(InstrumentCategory, request.args.get("category_id", 0, type=int))
         new_override = (AlertKind(request.args["kind"]), category) if category is not None else None
     return render_template(
-        "monitoring/alert_rules.html", book=book, new_override=new_override, THRESHOLDS=THRESHOLDS, KIND_LABELS=ALERT_KIND_LABELS,
+        "monitoring/alert_rules.html", book=book, new_override=new_override,
+        may_edit=current_principal().has_role(Role.BUREAU_ADMIN), THRESHOLDS=THRESHOLDS, KIND_LABELS=ALERT_KIND_LABELS,
         kinds=list(AlertKind), categories=categories, by_id={c.id: c for c in categories}, overrides=overrides,
         failed=failed, form=request.form if failed else {}), status
 

@@ -27,6 +27,9 @@ def test_the_header_counts_open_alerts_and_the_page_lists_them(login_as, stale):
     assert 'data-testid="header-count"' in html
     assert 'data-testid="header-alerts.alert_list"' not in login_as("enterprise").get("/").get_data(as_text=True)
     assert login_as("enterprise").get("/alerts").status_code == 403
+    assert login_as("bureau").get("/alerts?state=closed").status_code == 422
+    acknowledged = login_as("bureau").get("/alerts?state=acknowledged").get_data(as_text=True)
+    assert f'data-alert-id="{stale.id}"' not in acknowledged
 
 
 def test_acknowledge_then_resolve_with_a_note_on_the_page(session, login_as, stale):
