@@ -17,6 +17,7 @@ from core.jobs import send_outbox
 from core.models import AuditEntry, OutboxMessage
 from marketplace.booking import services as bookings
 from marketplace.booking.models import BookingState
+from marketplace.registry.models import Instrument
 from monitoring import alerts, metrics, sessions, telemetry
 from monitoring.alert_rules import Context
 from monitoring.models import Alert, AlertKind, AlertMailMode, AlertState, DeviceEventKind
@@ -329,3 +330,31 @@ def test_a_digest_reader_gets_one_daily_mail_of_the_new_alerts_never_twice(sessi
     send_outbox()
     message = mailbox.wait_for(bureau.email)
     assert "错过" in message.get_body(("plain",)).get_content()
+
+
+def test_a_parent_categorys_override_applies_to_its_subcategories(session, veteran, demo_user):
+    from marketplace.registry.models import InstrumentCategory
+
+    parent_id = session.get(InstrumentCategory, veteran.category_id).parent_id
+    assert parent_id is not None
+    set_rule(session, demo_user, AlertKind.IDLE, utilization_pct=5, benchmark_hours=1200)
+    set_rule(session, demo_user, AlertKind.IDLE, category_id=parent_id, is_enabled=False, utilization_pct=5,
+             benchmark_hours=1200)
+    recompute(session, veteran)
+    evaluate(session, AlertKind.IDLE)
+    assert alerts_of(session, AlertKind.IDLE, "instruments", veteran.id) == []
+    set_rule(session, demo_user, AlertKind.IDLE, category_id=veteran.category_id, utilization_pct=5,
+             benchmark_hours=1200)  # the subcategory's own override wins over its parent's
+    evaluate(session, AlertKind.IDLE)
+    assert len(alerts_of(session, AlertKind.IDLE, "instruments", veteran.id)) == 1
+
+
+def test_the_evaluate_alerts_job_runs_every_rule_and_opens_nothing_twice(app, session, instrument):
+    from monitoring import jobs
+
+    session.execute(Instrument.__table__.update().where(Instrument.id == instrument.id).values(
+        updated_at=utcnow() - relativedelta(months=13)))  # as if untouched for 13 months
+    assert jobs.evaluate_alerts() >= 1
+    assert len(alerts_of(session, AlertKind.STALE_ENTRY, "instruments", instrument.id)) == 1
+    assert jobs.evaluate_alerts() == 0
+    assert jobs.send_alert_digests() == 0  # nobody reads digests
