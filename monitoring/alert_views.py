@@ -12,6 +12,7 @@ from core.auth import current_actor, current_principal, requires
 from core.db import unit_of_work, utcnow
 from core.errors import RuleBroken
 from core.extensions import db
+from core.inputs import page_number
 from core.models import Role
 from core.templating import HeaderLink, register_header_link
 from marketplace.registry.models import InstrumentCategory
@@ -30,6 +31,7 @@ from monitoring.models import (
 bp = Blueprint("alerts", __name__)
 READERS = (Role.BUREAU_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN)
 HANDLERS = (Role.BUREAU_ADMIN, Role.PLATFORM_ADMIN)
+PER_PAGE = 50
 
 
 def subject_url(alert: Alert) -> str | None:
@@ -63,9 +65,10 @@ def _state_arg() -> AlertState | None:
 def _list_page(status: int = 200, errors: dict[int, str] | None = None):
     user = current_principal()
     state = _state_arg()
-    found = alerts.list_alerts(db.session, user, state=state)
+    page = db.paginate(alerts.alerts_for(user, state=state), page=page_number(), per_page=PER_PAGE, error_out=False)
+    found = page.items
     return render_template(
-        "monitoring/alerts.html", alerts=found, state=state, errors=errors or {},
+        "monitoring/alerts.html", alerts=found, page=page, state=state, errors=errors or {},
         may_handle={alert.id: alerts.can_handle(user, alert) for alert in found}, subject_url=subject_url,
         mode=alerts.preference_of(db.session, user), may_set_rules=user.has_role(Role.BUREAU_ADMIN),
         KIND_LABELS=ALERT_KIND_LABELS, STATE_LABELS=ALERT_STATE_LABELS, MODE_LABELS=ALERT_MAIL_MODE_LABELS,

@@ -138,11 +138,11 @@ def _mailed_to(user: User) -> sa.ColumnElement[bool]:
     return sa.or_(*conditions)
 
 
-def list_alerts(session: Session, user: User, *, state: AlertState | None = None, limit: int = 500) -> list[Alert]:
-    """The person's alerts, unresolved first, newest first."""
+def alerts_for(user: User, *, state: AlertState | None = None) -> sa.Select:
+    """The person's alerts, unresolved first, newest first (a statement, for a page of them)."""
     conditions = visible_to(user) + ([Alert.state == state] if state is not None else [])
-    return list(session.scalars(select(Alert).where(*conditions).order_by(
-        (Alert.state == AlertState.RESOLVED), Alert.opened_at.desc(), Alert.id.desc()).limit(limit)))
+    return select(Alert).where(*conditions).order_by((Alert.state == AlertState.RESOLVED), Alert.opened_at.desc(),
+                                                     Alert.id.desc())
 
 
 def count_open(session: Session, user: User | None) -> int:

@@ -10,8 +10,9 @@ from flask_smorest import Blueprint
 from core.auth import current_principal, public, requires
 from core.db import unit_of_work, utcnow
 from core.extensions import ErrorBody, db
+from core.inputs import MAX_PAGE
 from core.models import Role
-from marketplace.booking.api import LocalTime, instant
+from marketplace.booking.api import MAX_PER_PAGE, LocalTime, instant
 from monitoring import alerts, telemetry
 from monitoring.models import AlertKind, AlertState, DeviceEventKind
 
@@ -69,6 +70,8 @@ def report_usage(instrument_id: int, *, event: DeviceEventKind, at: datetime):
 class AlertQuery(ma.Schema):
     state = ma.fields.Enum(AlertState, by_value=True, load_default=None,
                            metadata={"description": "open, acknowledged or resolved; all when absent"})
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
+    per_page = ma.fields.Integer(load_default=MAX_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 class AlertOut(ma.Schema):
@@ -92,16 +95,25 @@ class AlertOut(ma.Schema):
     resolution_note = ma.fields.String(required=True)
 
 
+class AlertPageOut(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AlertOut), required=True)
+    page = ma.fields.Integer(required=True)
+    per_page = ma.fields.Integer(required=True)
+    has_more = ma.fields.Boolean(required=True, metadata={"description": "Another page follows"})
+
+
 @bp.route("/alerts", methods=["GET"])
 @requires(Role.BUREAU_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN)
 @bp.arguments(AlertQuery, location="query", as_kwargs=True)
-@bp.response(200, AlertOut(many=True))
+@bp.response(200, AlertPageOut)
 @bp.alt_response(403, schema=ErrorBody, description="Neither the bureau, the auditor nor a platform admin")
 @bp.doc(security=[{"bearer": []}])
-def list_alerts(*, state: AlertState | None):
+def list_alerts(*, state: AlertState | None, page: int, per_page: int):
     """The caller's alerts, unresolved first, newest first: the bureau and the auditor see all, a platform
     admin their platforms'."""
-    return alerts.list_alerts(db.session, current_principal(), state=state)
+    statement = alerts.alerts_for(current_principal(), state=state).offset((page - 1) * per_page).limit(per_page + 1)
+    found = list(db.session.scalars(statement))
+    return {"items": found[:per_page], "page": page, "per_page": per_page, "has_more": len(found) > per_page}
 
 
 def register(app: Flask) -> None:

@@ -78,14 +78,17 @@ def test_the_bureau_sets_a_rule_and_an_override_with_errors_by_field(session, lo
 
 def test_the_api_lists_the_callers_alerts_by_state(api_as, stale):
     answer = api_as("bureau").get("/api/v1/alerts?state=open")
-    assert answer.status_code == 200
-    [mine] = [item for item in answer.json if item["id"] == stale.id]
+    assert answer.status_code == 200 and answer.json["page"] == 1
+    [mine] = [item for item in answer.json["items"] if item["id"] == stale.id]
     assert (mine["rule"], mine["subject_type"], mine["state"]) == ("stale_entry", "instruments", "open")
     assert mine["figures"]["months"] == 12 and mine["reason"]
-    assert any(item["id"] == stale.id for item in api_as("platform").get("/api/v1/alerts").json)
-    assert any(item["id"] == stale.id for item in api_as("auditor").get("/api/v1/alerts").json)
-    assert api_as("bureau").get("/api/v1/alerts?state=resolved").json == [] or all(
-        item["state"] == "resolved" for item in api_as("bureau").get("/api/v1/alerts?state=resolved").json)
+    assert any(item["id"] == stale.id for item in api_as("platform").get("/api/v1/alerts").json["items"])
+    assert any(item["id"] == stale.id for item in api_as("auditor").get("/api/v1/alerts").json["items"])
+    assert all(item["id"] != stale.id for item in api_as("bureau").get("/api/v1/alerts?state=resolved").json["items"])
+    every = api_as("bureau").get("/api/v1/alerts").json["items"]
+    first = api_as("bureau").get("/api/v1/alerts?per_page=1")
+    assert first.json["items"] == every[:1] and first.json["has_more"] is (len(every) > 1)
+    assert api_as("bureau").get("/api/v1/alerts?per_page=0").status_code == 422
     forbidden = api_as("enterprise").get("/api/v1/alerts")
     assert (forbidden.status_code, forbidden.json["error"]["code"]) == (403, "forbidden")
     bad = api_as("bureau").get("/api/v1/alerts?state=closed")
@@ -95,5 +98,5 @@ def test_the_api_lists_the_callers_alerts_by_state(api_as, stale):
 def test_a_platform_admin_sees_only_their_platforms_alerts(session, api_as, login_as, stale):
     stale.platform_id = None  # as if it were the district's
     session.flush()
-    assert all(item["id"] != stale.id for item in api_as("platform").get("/api/v1/alerts").json)
+    assert all(item["id"] != stale.id for item in api_as("platform").get("/api/v1/alerts").json["items"])
     assert login_as("platform").post(f"/alerts/{stale.id}/acknowledge").status_code == 404
