@@ -76,27 +76,40 @@ def evaluate(session: Session, *, context: Context, kinds: list[AlertKind] | Non
             elif alert.figures != finding.figures:
                 alert.figures = finding.figures
                 updated += 1
-        for key, finding in findings.items():
-            if key not in current:
-                alert = _open(session, kind, finding, now=context.now)
-                if alert is not None:
-                    opened.append(alert)
+        opened += _open(session, kind, [finding for key, finding in findings.items() if key not in current],
+                        now=context.now)
     session.flush()
     _mail_at_once(session, opened, now=context.now)
     return Evaluated(opened=len(opened), updated=updated, resolved=resolved)
 
 
-def _open(session: Session, kind: AlertKind, finding: Finding, *, now: datetime) -> Alert | None:
-    """A new alert, or None when a concurrent run opened the same one first."""
+def _open(session: Session, kind: AlertKind, findings: list[Finding], *, now: datetime) -> list[Alert]:
+    """New alerts for the findings, in one flush; should a concurrent run have opened some of them first
+    (uq_alerts_unresolved), one by one, leaving out those it holds."""
+    if not findings:
+        return []
+    try:
+        with session.begin_nested():
+            opened = [_new_alert(session, kind, finding, now=now) for finding in findings]
+    except IntegrityError:
+        opened = []
+        for finding in findings:
+            try:
+                with session.begin_nested():
+                    alert = _new_alert(session, kind, finding, now=now)
+            except IntegrityError:
+                continue  # another run holds it
+            opened.append(alert)
+    for alert in opened:
+        record_audit(session, SYSTEM, "alert.opened", alert, after=alert.audit_view())
+    return opened
+
+
+def _new_alert(session: Session, kind: AlertKind, finding: Finding, *, now: datetime) -> Alert:
     alert = Alert(kind=kind, subject_type=finding.subject_type, subject_id=finding.subject_id,
                   subject_key=finding.subject_key, platform_id=finding.platform_id, figures=finding.figures,
                   state=AlertState.OPEN, opened_at=now)
-    try:
-        with session.begin_nested():
-            session.add(alert)
-    except IntegrityError:  # uq_alerts_unresolved: another run holds it
-        return None
-    record_audit(session, SYSTEM, "alert.opened", alert, after=alert.audit_view())
+    session.add(alert)
     return alert
 
 
