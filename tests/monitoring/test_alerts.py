@@ -22,7 +22,7 @@ from monitoring import alerts, metrics, sessions, telemetry
 from monitoring.alert_rules import Context
 from monitoring.models import Alert, AlertKind, AlertMailMode, AlertState, DeviceEventKind
 from tests.marketplace.conftest import own_rules  # noqa: F401  (a fixture)
-from tests.vouchers.conftest import apply_for, create_programme, issue_voucher, serve_booking  # noqa: F401
+from tests.vouchers.conftest import apply_for, create_programme, issue_voucher, serve_booking  # noqa: F401  (fixtures)
 
 LINE = 300_000_00
 
