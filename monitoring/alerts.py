@@ -8,8 +8,8 @@ people's handling of them, and the mail that tells them.
 - open → acknowledged → resolved, by the bureau (any alert) or a platform admin (their platform's); a
   resolution by hand carries a note. Every change is audited.
 - Mail goes to the platform's admins for an instrument's alert and to the bureau for the district's:
-  at once (queued in the transaction that opens the alert) or in a daily digest of the alerts opened
-  since the person's last one, as each person chose."""
+  at once (one mail per person per evaluation, queued in the transaction that opens the alerts) or in a
+  daily digest of the alerts opened since the person's last one, as each person chose."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -229,16 +229,20 @@ def mail_view(alert: Alert) -> dict:
 
 
 def _mail_at_once(session: Session, alerts: list[Alert], *, now: datetime) -> None:
+    """One mail to each person who wants alerts at once, listing the alerts of this run that reach them."""
     if not alerts:
         return
     people = _recipients(session, {alert.platform_id for alert in alerts})
     modes = _modes(session, {user.id for users in people.values() for user in users})
+    reaching: dict[int, tuple[User, list[Alert]]] = {}
     for alert in alerts:
         for user in people.get(alert.platform_id, []):
             if modes.get(user.id, AlertMailMode.IMMEDIATE) == AlertMailMode.IMMEDIATE:
-                enqueue_mail(session, to=user.email, locale=user.locale, template="alert_opened",
-                             context={"name": user.name, "alert": mail_view(alert), "path": ALERTS_PATH})
+                reaching.setdefault(user.id, (user, []))[1].append(alert)
         alert.notified_at = now
+    for user, theirs in reaching.values():
+        enqueue_mail(session, to=user.email, locale=user.locale, template="alert_opened",
+                     context={"name": user.name, "alerts": [mail_view(alert) for alert in theirs], "path": ALERTS_PATH})
 
 
 def send_digests(session: Session, *, now: datetime) -> int:

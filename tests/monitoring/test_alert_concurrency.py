@@ -45,8 +45,9 @@ def test_racing_evaluations_open_each_alert_once_and_mail_it_once(live_app):
         new = list(session.scalars(select(Alert).where(Alert.id > before, Alert.kind == AlertKind.STALE_ENTRY)))
         unresolved = Counter((a.subject_type, a.subject_id) for a in session.scalars(
             select(Alert).where(Alert.kind == AlertKind.STALE_ENTRY, Alert.state != AlertState.RESOLVED)))
-        mails = Counter((message.to, message.context["alert"]["id"]) for message in session.scalars(select(OutboxMessage).where(OutboxMessage.id > mails_before,
-                                                                    OutboxMessage.template == "alert_opened")))
+        mails = Counter((message.to, alert["id"]) for message in session.scalars(select(OutboxMessage).where(OutboxMessage.id > mails_before,
+                                                                    OutboxMessage.template == "alert_opened"))
+                        for alert in message.context["alerts"])
         assert len(outcomes) == 4 and all(isinstance(opened, int) for opened in outcomes)
         assert sum(outcomes) == len(new) >= 3
         assert set(unresolved.values()) == {1}
