@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import AUDIT_READERS
 from core.auth import AccessRule, current_principal
-from core.extensions import current_language
+from core.extensions import current_language, db
 from core.models import (
     BUREAU_KIND_LABELS,
     CHANGE_STATE_LABELS,
@@ -34,6 +34,7 @@ from core.services import count_pending_changes
 NAV_EXTENSION = "kequip.nav"
 TODO_EXTENSION = "kequip.todo"
 INSTRUMENT_TABS_EXTENSION = "kequip.instrument_tabs"
+HEADER_EXTENSION = "kequip.header_links"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,28 @@ class TodoCounter:
     count: Callable[[Session], int]  # one COUNT query
     endpoint: str
     url_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HeaderLink:
+    """A link in the page header with a count beside it (a package's queue that needs attention)."""
+
+    endpoint: str
+    label: object
+    count: Callable[[Session, User], int | None]  # None: not shown to this person; one COUNT query
+
+
+def register_header_link(app: Flask, link: HeaderLink) -> None:
+    """Add a counted link to the page header, from a package above core."""
+    app.extensions.setdefault(HEADER_EXTENSION, []).append(link)
+
+
+def header_links_for(user: User | None) -> list[tuple[HeaderLink, int]]:
+    """The header links the person sees, each with its count now."""
+    if user is None:
+        return []
+    counted = [(link, link.count(db.session, user)) for link in current_app.extensions.get(HEADER_EXTENSION, [])]
+    return [(link, count) for link, count in counted if count is not None]
 
 
 def register_instrument_tab(app: Flask, endpoint: str, label: object) -> None:
@@ -179,7 +202,8 @@ def register(app: Flask) -> None:
     @app.context_processor
     def inject() -> dict:
         user = current_principal() if has_request_context() else None
-        return {"principal": user, "nav_items": nav_menu(user), "current_locale": current_language(),
+        return {"principal": user, "nav_items": nav_menu(user), "header_links": header_links_for(user),
+                "current_locale": current_language(),
                 "ROLE_LABELS": ROLE_LABELS, "ORGANISATION_KIND_LABELS": ORGANISATION_KIND_LABELS,
                 "PLATFORM_TYPE_LABELS": PLATFORM_TYPE_LABELS, "LEGAL_FORM_LABELS": LEGAL_FORM_LABELS,
                 "INDUSTRY_LABELS": INDUSTRY_LABELS, "BUREAU_KIND_LABELS": BUREAU_KIND_LABELS,

@@ -10,13 +10,23 @@ def init_app(app: Flask) -> None:
     from core.demo import register_demo
     from core.scheduler import register_jobs
     from marketplace.booking import signals
-    from monitoring import api, cli, dashboard_views, demo, models, sessions, views  # noqa: F401  models: known to Alembic; dashboard_views: its routes
+    from monitoring import (  # noqa: F401  models: known to Alembic; alert_views, dashboard_views: their routes
+        alert_views,
+        api,
+        cli,
+        dashboard_views,
+        demo,
+        models,
+        sessions,
+        views,
+    )
     from monitoring.jobs import JOBS
 
     signals.checked_in.connect(sessions.on_checked_in)
     signals.checked_out.connect(sessions.on_checked_out)
     api.register(app)
     views.register(app)
+    alert_views.register(app)
     register_jobs(app, JOBS)
     app.cli.add_command(cli.cli)
     register_demo(app, demo.load_into)  # after the marketplace's: it reads the bookings

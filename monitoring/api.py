@@ -1,4 +1,5 @@
-"""Monitoring API under /api/v1: a device reports the use of its instrument; the usage figures."""
+"""Monitoring API under /api/v1: a device reports the use of its instrument; the usage figures; people read
+their alerts."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -13,15 +14,15 @@ from core.auth import current_principal, public, requires
 from core.db import utcnow
 from core.errors import Forbidden, NotFound
 from core.extensions import ErrorBody, db
-from core.inputs import MAX_ID
+from core.inputs import MAX_ID, MAX_PAGE
 from core.models import Platform, Role
 from marketplace.booking import services as bookings
-from marketplace.booking.api import LocalTime, instant
+from marketplace.booking.api import MAX_PER_PAGE, LocalTime, instant
 from marketplace.registry.models import Instrument
-from monitoring import metrics, telemetry
+from monitoring import alerts, metrics, telemetry
 from monitoring.dashboard import MAX_DAYS
 from monitoring.metrics import PeriodFigures
-from monitoring.models import DeviceEventKind
+from monitoring.models import AlertKind, AlertState, DeviceEventKind
 
 bp = Blueprint("monitoring_api", __name__, url_prefix="/api/v1", description="Usage monitoring")
 
@@ -165,6 +166,57 @@ def _check_reader(scope: str, scope_id: int | None) -> None:
         return
     if platform_id is None or platform_id not in user.organisation_ids(Role.PLATFORM_ADMIN):
         raise Forbidden("forbidden", _("You may see the figures of your own platform only."))
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+class AlertQuery(ma.Schema):
+    state = ma.fields.Enum(AlertState, by_value=True, load_default=None,
+                           metadata={"description": "open, acknowledged or resolved; all when absent"})
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
+    per_page = ma.fields.Integer(load_default=MAX_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class AlertOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    rule = ma.fields.Enum(AlertKind, by_value=True, required=True, attribute="kind",
+                          metadata={"description": "The rule that found it"})
+    subject_type = ma.fields.String(required=True, metadata={"description": "instruments, bookings, usage_sessions, "
+                                                                           "users, programmes, enterprises, claim_lines"})
+    subject_id = ma.fields.Integer(required=True)
+    subject_key = ma.fields.String(required=True, metadata={"description": "Tells apart findings of one subject"})
+    platform_id = ma.fields.Integer(required=True, allow_none=True,
+                                    metadata={"description": "The platform it concerns; none: the district"})
+    state = ma.fields.Enum(AlertState, by_value=True, required=True)
+    reason = ma.fields.Function(lambda alert: alerts.describe(alert.kind, alert.figures), required=True,
+                                metadata={"type": "string",
+                                          "description": "Why, with the figures, in the caller's language"})
+    figures = ma.fields.Dict(required=True, metadata={"description": "What the rule found, by name"})
+    opened = LocalTime(required=True, attribute="opened_at")
+    acknowledged = LocalTime(required=True, allow_none=True, attribute="acknowledged_at")
+    resolved = LocalTime(required=True, allow_none=True, attribute="resolved_at")
+    resolution_note = ma.fields.String(required=True)
+
+
+class AlertPageOut(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AlertOut), required=True)
+    page = ma.fields.Integer(required=True)
+    per_page = ma.fields.Integer(required=True)
+    has_more = ma.fields.Boolean(required=True, metadata={"description": "Another page follows"})
+
+
+@bp.route("/alerts", methods=["GET"])
+@requires(Role.BUREAU_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN)
+@bp.arguments(AlertQuery, location="query", as_kwargs=True)
+@bp.response(200, AlertPageOut)
+@bp.alt_response(403, schema=ErrorBody, description="Neither the bureau, the auditor nor a platform admin")
+@bp.doc(security=[{"bearer": []}])
+def list_alerts(*, state: AlertState | None, page: int, per_page: int):
+    """The caller's alerts, unresolved first, newest first: the bureau and the auditor see all, a platform
+    admin their platforms'."""
+    statement = alerts.alerts_for(current_principal(), state=state).offset((page - 1) * per_page).limit(per_page + 1)
+    found = list(db.session.scalars(statement))
+    return {"items": found[:per_page], "page": page, "per_page": per_page, "has_more": len(found) > per_page}
 
 
 def register(app: Flask) -> None:

@@ -12,12 +12,14 @@ from core.errors import Forbidden, RuleBroken
 from core.exports import XLSX_MIMETYPE
 from core.extensions import current_language, db
 from core.models import Platform, Role
-from monitoring import dashboard, metrics, sharing_report
+from monitoring import alerts, dashboard, metrics, sharing_report
 from monitoring.dashboard import Window
+from monitoring.models import ALERT_KIND_LABELS, AlertState
 from monitoring.views import bp
 
 DISTRICT_READERS = (Role.BUREAU_ADMIN, Role.AUDITOR)
 BREAKDOWNS = ("platform", "industry", "category", "instrument")
+OPEN_ALERTS_SHOWN = 10
 
 
 def _window() -> Window:
@@ -56,6 +58,9 @@ def _page(template: str):
         "national_external_hours": dashboard.NATIONAL_EXTERNAL_HOURS,
         "breakdowns": {by: dashboard.breakdown(db.session, window, by) for by in ("platform", "industry", "category")}
         if scope == "district" else {},
+        "open_alerts": list(db.session.scalars(alerts.alerts_for(current_principal(), state=AlertState.OPEN)
+                                               .limit(OPEN_ALERTS_SHOWN))),
+        "describe": alerts.describe, "KIND_LABELS": ALERT_KIND_LABELS,
         "programmes": dashboard.voucher_spending(db.session, year=window.last.year, language=current_language())
         if scope == "district" else [],
     }

@@ -174,3 +174,141 @@ class MetricsWatermark(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     taken_until: Mapped[UTCTime]
+
+
+# --- alert rules and alerts -------------------------------------------------------------------------
+
+class AlertKind(StrEnum):
+    IDLE = "idle"  # utilization under the threshold; large instruments under the yearly benchmark
+    HOARDED = "hoarded"  # sharing rate under the threshold with enough effective hours
+    UNBOOKED_USE = "unbooked_use"  # a usage session without a booking
+    OVERRUN = "overrun"  # use past a booking's end
+    DEVICE_OFFLINE = "device_offline"  # a device silent during a booking
+    NO_SHOWS = "no_shows"  # repeated no-shows by one user
+    UNAPPROVED_REQUEST = "unapproved_request"  # a booking request waiting for approval too long
+    STALE_ENTRY = "stale_entry"  # a catalogue entry not updated for months
+    VOUCHER_POOL_WARNING = "voucher_pool_warning"  # a programme's pool spent past the first line
+    VOUCHER_POOL_CRITICAL = "voucher_pool_critical"  # … past the second
+    VOUCHER_FLAG = "voucher_flag"  # one of the voucher anti-abuse flags
+
+
+ALERT_KIND_LABELS = {
+    AlertKind.IDLE: _l("Idle instrument"),
+    AlertKind.HOARDED: _l("Hoarded instrument"),
+    AlertKind.UNBOOKED_USE: _l("Use without a booking"),
+    AlertKind.OVERRUN: _l("Overrun past the booking"),
+    AlertKind.DEVICE_OFFLINE: _l("Device offline during a booking"),
+    AlertKind.NO_SHOWS: _l("Repeated no-shows"),
+    AlertKind.UNAPPROVED_REQUEST: _l("Booking request left unapproved"),
+    AlertKind.STALE_ENTRY: _l("Catalogue entry not updated"),
+    AlertKind.VOUCHER_POOL_WARNING: _l("Voucher pool nearly spent"),
+    AlertKind.VOUCHER_POOL_CRITICAL: _l("Voucher pool almost exhausted"),
+    AlertKind.VOUCHER_FLAG: _l("Voucher flag"),
+}
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+ALERT_STATE_LABELS = {
+    AlertState.OPEN: _l("Open"),
+    AlertState.ACKNOWLEDGED: _l("Acknowledged"),
+    AlertState.RESOLVED: _l("Resolved"),
+}
+
+# The one table of allowed moves; resolved is final (the condition's return opens a new alert)
+ALERT_TRANSITIONS: dict[StrEnum, set[StrEnum]] = {
+    AlertState.OPEN: {AlertState.ACKNOWLEDGED, AlertState.RESOLVED},
+    AlertState.ACKNOWLEDGED: {AlertState.RESOLVED},
+}
+
+
+class AlertRule(db.Model):
+    """A rule's switch and thresholds set by the bureau: the district's (no category) or a category's
+    override. A kind without a district row runs on the defaults in monitoring/alerts.py."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "category_id"),
+        sa.Index("uq_alert_rules_district", "kind", unique=True,
+                 sqlite_where=sa.text("category_id IS NULL"), postgresql_where=sa.text("category_id IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[AlertKind] = mapped_column(str_enum(AlertKind))
+    category_id: Mapped[int | None] = mapped_column(sa.ForeignKey("instrument_categories.id", ondelete="CASCADE"))
+    is_enabled: Mapped[bool] = mapped_column(default=True)
+    thresholds: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    updated_at: Mapped[UTCTime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    def audit_view(self) -> dict:
+        return {"kind": self.kind.value, "category_id": self.category_id, "is_enabled": self.is_enabled,
+                "thresholds": dict(self.thresholds)}
+
+
+class Alert(db.Model):
+    """One finding of a rule about one subject (an instrument, a booking, a user, a programme …): open
+    until it is resolved, by hand or by itself when its condition clears. At most one unresolved alert
+    per rule and subject; the condition's return opens a new one."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.Index("uq_alerts_unresolved", "kind", "subject_type", "subject_id", "subject_key", unique=True,
+                 sqlite_where=sa.text("state <> 'resolved'"), postgresql_where=sa.text("state <> 'resolved'")),
+        sa.Index("ix_alerts_state_platform", "state", "platform_id"),
+        sa.Index("ix_alerts_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[AlertKind] = mapped_column(str_enum(AlertKind))
+    subject_type: Mapped[str] = mapped_column(sa.String(40))  # the subject's table
+    subject_id: Mapped[int]
+    subject_key: Mapped[str] = mapped_column(sa.String(60), default="")  # tells apart findings of one subject
+    state: Mapped[AlertState] = mapped_column(str_enum(AlertState), default=AlertState.OPEN)
+    platform_id: Mapped[int | None] = mapped_column(sa.ForeignKey("platforms.id"))  # None: the bureau's
+    figures: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # what the rule found, for the reason
+    opened_at: Mapped[UTCTime]
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: resolved by itself
+    resolution_note: Mapped[str] = mapped_column(sa.String(500), default="")
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when its immediate mail was queued
+
+    acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])
+    resolved_by: Mapped[User | None] = relationship(foreign_keys=[resolved_by_id])
+
+    def audit_view(self) -> dict:
+        return {"kind": self.kind.value, "subject_type": self.subject_type, "subject_id": self.subject_id,
+                "subject_key": self.subject_key, "state": self.state.value, "figures": dict(self.figures),
+                "resolution_note": self.resolution_note}
+
+
+class AlertMailMode(StrEnum):
+    IMMEDIATE = "immediate"
+    DIGEST = "digest"
+
+
+ALERT_MAIL_MODE_LABELS = {
+    AlertMailMode.IMMEDIATE: _l("At once, one mail per alert"),
+    AlertMailMode.DIGEST: _l("Once a day, as a digest"),
+}
+
+
+class AlertPreference(db.Model):
+    """How a person wants alert mail; without a row, at once. digest_until: the digest has covered the
+    alerts opened until then."""
+
+    __tablename__ = "alert_preferences"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    mode: Mapped[AlertMailMode] = mapped_column(str_enum(AlertMailMode), default=AlertMailMode.IMMEDIATE)
+    digest_until: Mapped[UTCTime] = mapped_column(default=utcnow)
+
+    @property
+    def id(self) -> int:  # the audit log names a subject by its table and id
+        return self.user_id

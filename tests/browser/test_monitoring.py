@@ -17,6 +17,8 @@ from core.demo import DEMO_PASSWORD
 from core.models import User
 from marketplace.registry.models import Instrument
 from monitoring import metrics, sessions
+from monitoring.models import Alert, AlertState
+from tests.browser.test_alerts_page import idle_alert  # noqa: F401  (a fixture)
 from tests.browser.test_booking_flow import published_instrument
 from tests.conftest import DEMO_EMAILS
 
@@ -70,3 +72,25 @@ def test_the_bureau_reads_utilization_and_downloads_the_quarterly_sharing_report
     mine = next(line for line in rows if line[3] == instrument.asset_number)
     for value in mine:
         expect(report_row).to_contain_text(str(value))
+
+
+def test_the_bureau_sees_an_idle_alert_on_the_dashboard_acknowledges_it_and_downloads_the_report(
+        page: Page, live_server, log_in, idle_alert, live_session):
+    log_in(page, DEMO_EMAILS["bureau"], DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/monitoring")
+    expect(page.get_by_test_id("open-alerts")).to_contain_text(idle_alert.figures["name"])
+    page.get_by_role("link", name="全部预警").click()
+    row = page.locator(f"[data-testid=alert-row][data-alert-id='{idle_alert.id}']")
+    expect(row).to_contain_text("仪器闲置")
+    row.get_by_role("button", name="确认").click()
+    expect(row.get_by_test_id("alert-state")).to_contain_text("已确认")
+    page.goto(f"{live_server.url}/monitoring")
+    page.get_by_test_id("sharing-report-link").click()
+    with page.expect_download() as download:
+        page.get_by_test_id("download-xlsx").click()
+    assert download.value.suggested_filename.endswith(".xlsx")
+    with open(download.value.path(), "rb") as file:
+        header = [cell.value for cell in next(load_workbook(io.BytesIO(file.read())).active.iter_rows())]
+    assert header[:2] == ["仪器名称", "型号"]
+    live_session.rollback()  # end the read begun by the fixture: the page committed since
+    assert live_session.get(Alert, idle_alert.id).state == AlertState.ACKNOWLEDGED

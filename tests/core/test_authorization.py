@@ -67,6 +67,7 @@ def _url(rule: str, user, session, instrument_id: int) -> str:
         "filename": "kequip.css",
         "path": "x",
         "message_key": "none", "index": 0, "usage_id": 999999, "file_format": "csv", "chart": "rates",
+        "alert_id": 999999, "rule_id": 999999,
     }
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: str(values[m.group(1)]), rule)
 
