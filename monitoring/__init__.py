@@ -10,7 +10,7 @@ def init_app(app: Flask) -> None:
     from core.demo import register_demo
     from core.scheduler import register_jobs
     from marketplace.booking import signals
-    from monitoring import (  # noqa: F401  models: known to Alembic; alert_views, dashboard_views: their routes
+    from monitoring import (  # noqa: F401  models: known to Alembic; dashboard_views: its routes
         alert_views,
         api,
         cli,

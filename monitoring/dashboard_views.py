@@ -13,6 +13,7 @@ from core.exports import XLSX_MIMETYPE
 from core.extensions import current_language, db
 from core.models import Platform, Role
 from monitoring import alerts, dashboard, metrics, sharing_report
+from monitoring.alert_views import subject_url
 from monitoring.dashboard import Window
 from monitoring.models import ALERT_KIND_LABELS, AlertState
 from monitoring.views import bp
@@ -60,7 +61,7 @@ def _page(template: str):
         if scope == "district" else {},
         "open_alerts": list(db.session.scalars(alerts.alerts_for(current_principal(), state=AlertState.OPEN)
                                                .limit(OPEN_ALERTS_SHOWN))),
-        "describe": alerts.describe, "KIND_LABELS": ALERT_KIND_LABELS,
+        "describe": alerts.describe, "KIND_LABELS": ALERT_KIND_LABELS, "subject_url": subject_url,
         "programmes": dashboard.voucher_spending(db.session, year=window.last.year, language=current_language())
         if scope == "district" else [],
     }
