@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import to_local
-from core.models import User
+from core.models import JobOutcome, JobRun, User
 from marketplace.booking.models import Booking, BookingState
 from marketplace.registry.models import CATALOGUE_STATES, Instrument, InstrumentCategory, InstrumentState
 from monitoring import metrics
@@ -67,6 +68,7 @@ THRESHOLDS: dict[AlertKind, tuple[Threshold, ...]] = {
     AlertKind.VOUCHER_POOL_WARNING: (Threshold("spent_pct", _l("Pool spent at least (%)"), 80, 1, 100),),
     AlertKind.VOUCHER_POOL_CRITICAL: (Threshold("spent_pct", _l("Pool spent at least (%)"), 95, 1, 100),),
     AlertKind.VOUCHER_FLAG: (),
+    AlertKind.JOB_FAILED: (),
 }
 
 # Rules whose subject belongs to an instrument: a category may override their thresholds
@@ -381,6 +383,22 @@ def voucher_flag(session: Session, book: Rulebook, context: Context) -> list[Fin
     return found
 
 
+# --- jobs -----------------------------------------------------------------------------------------
+
+def job_failed(session: Session, book: Rulebook, context: Context) -> list[Finding]:
+    """A periodic job whose last finished run failed, for the bureau: resolved by its next good run."""
+    if book.settings(AlertKind.JOB_FAILED) is None:
+        return []
+    last = (select(JobRun.job_id, func.max(JobRun.started_at).label("started_at"))
+            .where(JobRun.finished_at.is_not(None)).group_by(JobRun.job_id).subquery())
+    return [Finding("job_runs", 0, None, {"name": run.job_id, "run_id": run.id, "failed_at": _iso(run.finished_at),
+                                                "error": (run.error or "").splitlines()[-1:][0][:200]
+                                                if run.error else ""}, subject_key=run.job_id)
+            for run in session.scalars(select(JobRun).join(last, sa.and_(
+                JobRun.job_id == last.c.job_id, JobRun.started_at == last.c.started_at))
+                .where(JobRun.outcome == JobOutcome.FAILED))]
+
+
 RULES: dict[AlertKind, Callable[[Session, Rulebook, Context], list[Finding]]] = {
     AlertKind.IDLE: idle,
     AlertKind.HOARDED: hoarded,
@@ -392,5 +410,6 @@ RULES: dict[AlertKind, Callable[[Session, Rulebook, Context], list[Finding]]] = 
     AlertKind.STALE_ENTRY: stale_entry,
     AlertKind.VOUCHER_POOL_WARNING: _voucher_pool(AlertKind.VOUCHER_POOL_WARNING),
     AlertKind.VOUCHER_POOL_CRITICAL: _voucher_pool(AlertKind.VOUCHER_POOL_CRITICAL),
+    AlertKind.JOB_FAILED: job_failed,
     AlertKind.VOUCHER_FLAG: voucher_flag,
 }

@@ -49,6 +49,8 @@ def subject_url(alert: Alert) -> str | None:
             return url_for("vouchers.programme", programme_id=alert.subject_id)
         case "enterprises" | "claim_lines":
             return url_for("voucher_claims.flags")
+        case "job_runs":
+            return url_for("core.job_detail", job_id=alert.subject_key)
     return None
 
 

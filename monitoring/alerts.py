@@ -371,6 +371,9 @@ def describe(kind: AlertKind | str, figures: dict) -> str:
         case AlertKind.STALE_ENTRY:
             return _("Last updated at %(at)s, more than %(months)s months ago.", at=mail_time(f["updated_at"]),
                      months=f["months"])
+        case AlertKind.JOB_FAILED:
+            return _("The job's last run failed at %(at)s: %(error)s", at=mail_time(f["failed_at"]),
+                     error=f["error"] or "—")
         case AlertKind.VOUCHER_POOL_WARNING | AlertKind.VOUCHER_POOL_CRITICAL:
             return _("%(spent)s of the pool of %(pool)s spent (%(pct)s %%; the alert is at %(t)s %%).",
                      spent=format_yuan(f["spent_fen"]), pool=format_yuan(f["pool_fen"]), pct=f["spent_pct"],

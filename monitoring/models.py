@@ -190,9 +190,11 @@ class AlertKind(StrEnum):
     VOUCHER_POOL_WARNING = "voucher_pool_warning"  # a programme's pool spent past the first line
     VOUCHER_POOL_CRITICAL = "voucher_pool_critical"  # … past the second
     VOUCHER_FLAG = "voucher_flag"  # one of the voucher anti-abuse flags
+    JOB_FAILED = "job_failed"  # a periodic job whose last run failed
 
 
 ALERT_KIND_LABELS = {
+    AlertKind.JOB_FAILED: _l("Job failed"),
     AlertKind.IDLE: _l("Idle instrument"),
     AlertKind.HOARDED: _l("Hoarded instrument"),
     AlertKind.UNBOOKED_USE: _l("Use without a booking"),

@@ -26,7 +26,7 @@ def upgrade():
     )
     op.create_table('alert_rules',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('idle', 'hoarded', 'unbooked_use', 'overrun', 'device_offline', 'no_shows', 'unapproved_request', 'stale_entry', 'voucher_pool_warning', 'voucher_pool_critical', 'voucher_flag', name='alertkind', native_enum=False, create_constraint=True, length=32), nullable=False),
+    sa.Column('kind', sa.Enum('idle', 'hoarded', 'unbooked_use', 'overrun', 'device_offline', 'no_shows', 'unapproved_request', 'stale_entry', 'voucher_pool_warning', 'voucher_pool_critical', 'voucher_flag', 'job_failed', name='alertkind', native_enum=False, create_constraint=True, length=32), nullable=False),
     sa.Column('category_id', sa.Integer(), nullable=True),
     sa.Column('is_enabled', sa.Boolean(), nullable=False),
     sa.Column('thresholds', sa.JSON(), nullable=False),
@@ -42,7 +42,7 @@ def upgrade():
 
     op.create_table('alerts',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('idle', 'hoarded', 'unbooked_use', 'overrun', 'device_offline', 'no_shows', 'unapproved_request', 'stale_entry', 'voucher_pool_warning', 'voucher_pool_critical', 'voucher_flag', name='alertkind', native_enum=False, create_constraint=True, length=32), nullable=False),
+    sa.Column('kind', sa.Enum('idle', 'hoarded', 'unbooked_use', 'overrun', 'device_offline', 'no_shows', 'unapproved_request', 'stale_entry', 'voucher_pool_warning', 'voucher_pool_critical', 'voucher_flag', 'job_failed', name='alertkind', native_enum=False, create_constraint=True, length=32), nullable=False),
     sa.Column('subject_type', sa.String(length=40), nullable=False),
     sa.Column('subject_id', sa.Integer(), nullable=False),
     sa.Column('subject_key', sa.String(length=60), nullable=False),

@@ -358,3 +358,28 @@ def test_the_evaluate_alerts_job_runs_every_rule_and_opens_nothing_twice(app, se
     assert len(alerts_of(session, AlertKind.STALE_ENTRY, "instruments", instrument.id)) == 1
     assert jobs.evaluate_alerts() == 0
     assert jobs.send_alert_digests() == 0  # nobody reads digests
+
+
+def test_a_failed_job_raises_an_alert_to_the_bureau_that_its_next_good_run_resolves(app, session):
+    from core.scheduler import Job, run_job
+
+    def failing():
+        raise ConnectionError("the catalogue store does not answer")
+
+    job = Job("alert_test_job", failing, "interval", {"minutes": 5})
+    session.commit()
+    run_job(app, job, reraise=False)
+    context = Context(now=utcnow(), large_line_fen=app.config["LARGE_INSTRUMENT_LINE_FEN"])
+    alerts.evaluate(session, context=context, kinds=[AlertKind.JOB_FAILED])
+    [alert] = session.scalars(select(Alert).where(Alert.kind == AlertKind.JOB_FAILED,
+                                                  Alert.subject_key == job.id)).all()
+    assert alert.state == AlertState.OPEN and alert.platform_id is None
+    assert "ConnectionError: the catalogue store does not answer" in alerts.describe(alert.kind, alert.figures)
+    alerts.evaluate(session, context=context, kinds=[AlertKind.JOB_FAILED])
+    assert session.scalar(select(func.count()).select_from(Alert).where(Alert.kind == AlertKind.JOB_FAILED,
+                                                                          Alert.subject_key == job.id)) == 1
+    session.commit()
+    run_job(app, Job(job.id, lambda: 0, "interval", {"minutes": 5}), reraise=False)
+    alerts.evaluate(session, context=context, kinds=[AlertKind.JOB_FAILED])
+    session.refresh(alert)
+    assert alert.state == AlertState.RESOLVED
