@@ -1,11 +1,12 @@
 """Monitoring's part of the demo district: months of use beside the bookings the marketplace's demo
 checked in and out (their sessions come from the check-in signals): an instrument its own platform keeps
 to itself, a booking overrun, a device that reports heartbeats now, walk-ins without a booking; then the
-daily figures of the last half year, so that every dashboard is filled."""
+daily figures of the last half year and the alerts they raise, so that every dashboard is filled."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,12 +15,15 @@ from core.clock import LOCAL_ZONE, to_local
 from core.db import utcnow
 from core.models import Role, RoleGrant, User
 from marketplace.booking.models import Booking, BookingState
-from marketplace.registry.models import CATALOGUE_STATES, Instrument
-from monitoring import metrics, sessions, telemetry
+from marketplace.registry.models import CATALOGUE_STATES, Instrument, InstrumentState
+from monitoring import alerts, metrics, sessions, telemetry
+from monitoring.alert_rules import Context
 from monitoring.models import DeviceToken, MetricsWatermark, UsageSession, UsageSource
+from vouchers import flags as voucher_flags
 
 HISTORY_DAYS = 180
 HOARDED_WEEKS = 12
+SILENCE = timedelta(minutes=40)
 
 
 def load_into(session: Session) -> int:
@@ -35,14 +39,35 @@ def load_into(session: Session) -> int:
     quiet = list(session.scalars(select(Instrument).where(  # the platform's least booked instruments
         Instrument.platform_id == platform_id, Instrument.state.in_(CATALOGUE_STATES)).order_by(booked, Instrument.id)
         .limit(3)))
+    idle = _idle(session, platform_id)
+    _published_long_ago(session, [quiet[0], *idle], now=now)
     created = _hoarded(session, quiet[0], operator, actor, now=now)
     created += _overrun(session, platform_id, actor, now=now)
     created += _device(session, quiet[1], actor, now=now)
     created += _walk_in(session, quiet[2], operator, now=now)
+    created += _silent_device(session, actor, now=now)
+    idle[-1].updated_at = now - timedelta(days=400)  # a catalogue entry nobody has looked after for a year
     today = to_local(now).date()
     metrics.recompute(session, today - timedelta(days=HISTORY_DAYS), today, now=now)
     session.add(MetricsWatermark(taken_until=now))
+    alerts.evaluate(session, context=Context(now=now, large_line_fen=current_app.config["LARGE_INSTRUMENT_LINE_FEN"],
+                                             voucher_usage=voucher_flags.usage_source(current_app)))
     return created
+
+
+def _idle(session: Session, platform_id: int) -> list[Instrument]:
+    """Two instruments of other platforms that nobody books or uses."""
+    booked = select(Booking.id).where(Booking.instrument_id == Instrument.id).exists()
+    return list(session.scalars(select(Instrument).where(
+        Instrument.platform_id != platform_id, Instrument.state == InstrumentState.PUBLISHED, ~booked)
+        .order_by(Instrument.id).limit(2)))
+
+
+def _published_long_ago(session: Session, instruments: list[Instrument], *, now: datetime) -> None:
+    """The demo publishes its instruments as it loads; these are judged over half a year of history (the
+    idle and hoarded rules look back 180 days), so they were published before it."""
+    for instrument in instruments:
+        instrument.published_at = instrument.created_at = now - timedelta(days=HISTORY_DAYS + 20)
 
 
 def _at(day: date, clock: str) -> datetime:
@@ -79,8 +104,7 @@ def _overrun(session: Session, platform_id: int, actor: Actor, *, now: datetime)
 
 def _device(session: Session, instrument: Instrument, actor: Actor, *, now: datetime) -> int:
     """A device that reported a run last week and reports heartbeats now: an open session."""
-    # the demo registers its instruments as it loads; this one's device has reported since before
-    instrument.created_at = now - timedelta(days=HISTORY_DAYS)
+    _published_long_ago(session, [instrument], now=now)
     token, _secret = telemetry.issue_token(session, instrument, label="在线监测终端 A1", actor=actor)
     last_week = now - timedelta(days=7)
     events = [("start", last_week)] + [("heartbeat", last_week + timedelta(minutes=m)) for m in range(5, 95, 5)]
@@ -91,6 +115,20 @@ def _device(session: Session, instrument: Instrument, actor: Actor, *, now: date
         telemetry.record_event(session, token, kind=telemetry.DeviceEventKind(kind), at=at.replace(microsecond=0),
                                now=now)
     return len(events)
+
+
+def _silent_device(session: Session, actor: Actor, *, now: datetime) -> int:
+    """A device that went silent during the booking in progress now: it last reported 40 minutes ago."""
+    booking = session.scalar(select(Booking).where(Booking.state == BookingState.IN_PROGRESS,
+                                                   Booking.start_at <= now - SILENCE, Booking.end_at > now)
+                             .order_by(Booking.id).limit(1))
+    if booking is None:
+        return 0
+    _published_long_ago(session, [booking.instrument], now=now)
+    token, _secret = telemetry.issue_token(session, booking.instrument, label="在线监测终端 B2", actor=actor)
+    telemetry.record_event(session, token, kind=telemetry.DeviceEventKind.HEARTBEAT,
+                           at=(now - SILENCE).replace(microsecond=0), now=now)
+    return 1
 
 
 def _walk_in(session: Session, instrument: Instrument, operator: User, *, now: datetime) -> int:
