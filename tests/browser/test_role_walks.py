@@ -318,6 +318,7 @@ def wait_until_checked(page: Page, accessibility, addresses: set[str]) -> None:
 def test_axe_checks_pages_reached_by_a_form_post_a_redirect_and_a_click(page: Page, live_server, log_in, accessibility):
     log_in(page, DEMO_EMAILS["auditor"], DEMO_PASSWORD)  # posts the form, redirected to the dashboard
     expect(page).to_have_url(f"{live_server.url}/dashboard")
+    wait_until_checked(page, accessibility, {"/login", "/dashboard"})  # before leaving it, as a person reads it
     page.get_by_test_id("role-nav").get_by_role("link").last.click()
     page.wait_for_load_state()
     clicked = page.url.removeprefix(live_server.url)
