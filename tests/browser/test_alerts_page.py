@@ -31,7 +31,7 @@ def idle_alert(live_app, live_session) -> Alert:
     session = live_session
     admin = session.scalar(select(User).where(User.email == DEMO_EMAILS["platform"]))
     bureau = session.scalar(select(User).where(User.email == DEMO_EMAILS["bureau"]))
-    name = f"闲置测试仪器 {uuid.uuid4().hex[:6]}"
+    name = f"闲置测试仪器 {uuid.uuid4().int % 10**6:06d}"  # digits: the role walks read the page for English
     instrument = services.create_instrument(
         session, session.get(Platform, admin.grants[0].organisation_id), admin, actor=Actor.of(admin, None),
         values=instrument_values(session, name_zh=name, asset_number=f"KQ-A-{uuid.uuid4().hex[:8]}"), now=utcnow())

@@ -94,7 +94,7 @@ def test_registration_with_a_wrong_check_digit_marks_the_credit_code_and_creates
     page.goto(f"{live_server.url}/register")
 
     fill_registration(page, email=email, credit_code=bad_code,
-                      enterprise_name=f"错码测试{uuid.uuid4().hex[:6]}有限公司")
+                      enterprise_name=f"错码测试{uuid.uuid4().int % 10**6:06d}有限公司")
 
     credit_code = page.locator("#credit_code")
     expect(credit_code).to_have_class(re.compile(r"\bis-invalid\b"))
@@ -114,7 +114,7 @@ def test_registration_lands_on_the_dashboard_with_the_enterprise_awaiting_verifi
     page.goto(f"{live_server.url}/register")
 
     fill_registration(page, email=email, credit_code=code,
-                      enterprise_name=f"新注册{uuid.uuid4().hex[:6]}科技有限公司")
+                      enterprise_name=f"新注册{uuid.uuid4().int % 10**6:06d}科技有限公司")
 
     expect(page).to_have_url(f"{live_server.url}/dashboard")
     expect(page.get_by_test_id("verification")).to_have_text(

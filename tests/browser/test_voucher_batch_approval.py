@@ -30,7 +30,7 @@ def programme_with_applications(session, count: int) -> tuple[int, list[int]]:
     each by an enterprise of its own, committed."""
     bureau = session.scalar(select(User).where(User.email == BUREAU_ADMIN))
     programme = services.create_programme(session, actor=Actor.system("test"), user=bureau, values=programme_values(
-        name=f"批量审批 {uuid.uuid4().hex[:8]}", pool_fen=POOL_FEN))
+        name=f"批量审批 {uuid.uuid4().int % 10**8:08d}", pool_fen=POOL_FEN))
     tag = uuid.uuid4().int % 10_000
     ids = []
     for n in range(count):

@@ -42,7 +42,7 @@ COVERAGE_BP, SME_COVERAGE_BP = 3_000, 3_333  # the demo enterprise is a technolo
 def open_programme(session) -> tuple[int, str]:
     """A programme of the bureau open for applications today, under a name no other test uses."""
     bureau = session.scalar(select(User).where(User.email == BUREAU_ADMIN))
-    name = f"创新券全程 {uuid.uuid4().hex[:8]}"
+    name = f"创新券全程 {uuid.uuid4().int % 10**8:08d}"
     programme = services.create_programme(session, actor=Actor.system("test"), user=bureau, values=programme_values(
         name=name, coverage_bp=COVERAGE_BP, sme_coverage_bp=SME_COVERAGE_BP))
     programme_id = programme.id
