@@ -195,7 +195,7 @@ def recompute(session: Session, first: date, last: date, *, now: datetime,
                 changed += 1
         session.flush()
         if new:
-            session.execute(sa.insert(InstrumentDay), new)
+            session.execute(sa.insert(InstrumentDay.__table__), new)
             changed += len(new)
     return Recomputed(days=looked, changed=changed)
 
@@ -283,13 +283,21 @@ def industry_filter(industry: str) -> sa.ColumnElement[bool]:
     return Instrument.platform_id.in_(select(PlatformIndustry.platform_id).where(PlatformIndustry.industry == industry))
 
 
+def _of_instruments(statement: sa.Select, conditions: list[sa.ColumnElement[bool]]) -> sa.Select:
+    """The instrument-day rows of the instruments the conditions select: joined to the instruments only
+    when there are conditions (the district's are every row)."""
+    if not conditions:
+        return statement
+    return statement.join(Instrument, Instrument.id == InstrumentDay.instrument_id).where(*conditions)
+
+
 def figures(session: Session, conditions: list[sa.ColumnElement[bool]], period: str, first: date,
             last: date) -> list[PeriodFigures]:
     """The summed figures per period (its first day) of the instruments the conditions select."""
     bucket = InstrumentDay.day if period == "day" else getattr(InstrumentDay, period)
     sums = [sa.func.sum(getattr(InstrumentDay, name)) for name in InstrumentDay.FIGURES]
-    statement = (select(bucket, *sums).join(Instrument, Instrument.id == InstrumentDay.instrument_id)
-                 .where(InstrumentDay.day.between(first, last), *conditions).group_by(bucket).order_by(bucket))
+    statement = (_of_instruments(select(bucket, *sums), conditions)
+                 .where(InstrumentDay.day.between(first, last)).group_by(bucket).order_by(bucket))
     served = _served(session, conditions, period, first, last)
     rows = []
     for start, *values in session.execute(statement):
@@ -321,7 +329,7 @@ def instrument_totals(session: Session, conditions: list[sa.ColumnElement[bool]]
                       last: date) -> list[tuple[int, dict[str, int]]]:
     """Each selected instrument's figures summed over [first, last]: for rankings and the sharing report."""
     sums = [sa.func.sum(getattr(InstrumentDay, name)).label(name) for name in InstrumentDay.FIGURES]
-    statement = (select(InstrumentDay.instrument_id, *sums).join(Instrument, Instrument.id == InstrumentDay.instrument_id)
-                 .where(InstrumentDay.day.between(first, last), *conditions).group_by(InstrumentDay.instrument_id))
+    statement = (_of_instruments(select(InstrumentDay.instrument_id, *sums), conditions)
+                 .where(InstrumentDay.day.between(first, last)).group_by(InstrumentDay.instrument_id))
     return [(row.instrument_id, {name: int(getattr(row, name) or 0) for name in InstrumentDay.FIGURES})
             for row in session.execute(statement)]
