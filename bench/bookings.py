@@ -323,7 +323,7 @@ class _Writer:
         # booked 1 to 14 days ahead (within the horizon), before now
         created = max(min(start - 1440 - int(random_() * 14 * 1440), now - 5 - int(random_() * 600)),
                       start - 89 * 1440)
-        decided = None if state == "requested" else created + 1 + int(random_() * 240)
+        decided = None if state == "requested" else min(created + 1 + int(random_() * 240), now)  # never ahead
         done = state in _DONE
         paid = done and price > 0
         confirmed = min(created + 60 + int(random_() * 1380), start, now) if done else None

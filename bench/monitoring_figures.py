@@ -62,9 +62,9 @@ def _last_open_day(dataset: Dataset) -> date:
 
 
 def metrics_roll_up(dataset: Dataset) -> list[Timing]:
-    """Untimed: the watermark set to now, then every booking and usage session of the last open day before
-    today touched (updated_at set), committed; timed: monitoring.jobs.roll_up_metrics, which recomputes
-    the days those changes touched."""
+    """Untimed: the watermark set to now (the generated rows taken in), then every booking and usage session
+    of the last open day before today touched (updated_at set), committed; timed:
+    monitoring.jobs.roll_up_metrics, which recomputes the days those changes touched."""
     from core.db import unit_of_work, utcnow
     from core.extensions import db
     from marketplace.booking.models import Booking
@@ -79,7 +79,9 @@ def metrics_roll_up(dataset: Dataset) -> list[Timing]:
             start, end = day_bounds(day, day)
             with unit_of_work() as session:
                 mark = session.scalar(sa.select(MetricsWatermark)) or MetricsWatermark()
-                mark.taken_until = utcnow()  # what changed before the touch is taken in already
+                # what changed before the touch is taken in already; the generated rows too, by an earlier run:
+                # the job's look-back (OVERLAP) must not reach the bookings confirmed just before generation's now
+                mark.taken_until = max(utcnow(), dataset.bookings.now + jobs.OVERLAP)
                 session.add(mark)
                 touched = {}
                 for label, model in (("bookings", Booking), ("usage sessions", UsageSession)):
