@@ -219,7 +219,7 @@ def device_clients(base_url: str, dataset: Dataset, clients: int) -> list[Reques
 
 def device_events_kept(dataset: Dataset, clients: list[Request]) -> str:
     """Every event sent (warm-ups included) is a row of device_events; none lost."""
-    from monitoring.models import DeviceEvent, UsageSession
+    from monitoring.models import DeviceEvent, UsageSession, UsageSource
 
     sent = sum(client.sent for client in clients)
     engine = sa.create_engine(dataset.url)
@@ -228,12 +228,13 @@ def device_events_kept(dataset: Dataset, clients: list[Request]) -> str:
             rows = connection.scalar(sa.select(sa.func.count()).select_from(DeviceEvent.__table__)
                                      .where(DeviceEvent.instrument_id.in_(dataset.devices)))
             sessions = connection.scalar(sa.select(sa.func.count()).select_from(UsageSession.__table__)
-                                         .where(UsageSession.instrument_id.in_(dataset.devices)))
+                                         .where(UsageSession.instrument_id.in_(dataset.devices),
+                                                UsageSession.source == UsageSource.DEVICE))
     finally:
         engine.dispose()
     if rows != sent:
         raise BenchmarkFailed(f"{sent:,} events sent, {rows:,} stored: {sent - rows:,} lost")
-    return f"{sent:,} events sent (warm-ups included), {rows:,} stored: 0 lost; {sessions:,} usage sessions"
+    return f"{sent:,} events sent (warm-ups included), {rows:,} stored: 0 lost; {sessions:,} device sessions"
 
 
 # --- the figures ------------------------------------------------------------------------------------
