@@ -107,7 +107,7 @@ def compute_days(session: Session, first: date, last: date, instrument_ids: list
         if rules is None and not windows:
             available = district_days
         else:
-            opened = open_periods(rules or district, start, end)
+            opened = open_periods(rules if rules is not None else district, start, end)
             available = seconds_by_day(subtracted(opened, merged(windows)) if windows else opened)
         for day in days:
             figures[(instrument_id, day)] = {**nothing, "available_seconds": available.get(day, 0)}
