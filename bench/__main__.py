@@ -25,7 +25,7 @@ DATABASES = ("sqlite", "postgresql")
 if TYPE_CHECKING:
     from bench.dataset import Dataset
     from bench.report import DatabaseRun
-    from bench.runner import Throughput, ThroughputResult
+    from bench.runner import OneOff, OneOffResult, Throughput, ThroughputResult
     from bench.server import AppServer
 
 log = logging.getLogger("bench")
@@ -121,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.busy_week import BENCHMARKS as BUSY_WEEK_BENCHMARKS
     from bench.figures import BENCHMARKS, ONE_OFFS
     from bench.gateway_figures import BENCHMARKS as GATEWAY_BENCHMARKS
-    from bench.report import DatabaseRun, cpu_gauge, duration, load_average, render
-    from bench.runner import Settings, Target, measure_once, run
+    from bench.monitoring_figures import BENCHMARKS as MONITORING_BENCHMARKS
+    from bench.monitoring_figures import ONE_OFFS as MONITORING_ONE_OFFS
+    from bench.monitoring_figures import THROUGHPUTS as MONITORING_THROUGHPUTS
+    from bench.report import DatabaseRun, cpu_gauge, load_average, render
+    from bench.runner import Settings, Target, run
     from bench.server import AppServer
     from bench.vouchers import ONE_OFFS as VOUCHER_ONE_OFFS
 
@@ -140,28 +143,29 @@ def main(argv: list[str] | None = None) -> int:
                      built.schema_seconds, built.bulk_seconds, built.instrument_seconds, built.bookings.seconds,
                      built.bookings.insert_seconds, built.counts)
             results, load_before, gauge_before = [], load_average(), cpu_gauge()
+            # before the server: the metrics one-offs build the days the monitoring dashboard reads
+            one_offs = [_one_off(one_off, built, label) for one_off in selected(MONITORING_ONE_OFFS, arguments.only)]
             with AppServer(url, WORK_DIR / f"gunicorn-{name}.log") as server:
                 target = Target(server.base_url, built)
                 for benchmark in selected([*BENCHMARKS, *BOOKING_BENCHMARKS, *BUSY_WEEK_BENCHMARKS,
-                                           *GATEWAY_BENCHMARKS], arguments.only):
+                                           *GATEWAY_BENCHMARKS, *MONITORING_BENCHMARKS], arguments.only):
                     result = run(benchmark, target, settings)
                     if result.error and (ended := server.exit_status()):
                         result = replace(result, error=f"{result.error} ({ended})")
+                    if benchmark.memory:
+                        result = replace(result, note="the workers' resident memory after it: " + ", ".join(
+                            f"{mib:.0f} MiB" for mib in server.worker_memory()))
+                        log.info("%s: %s: %s", label, benchmark.name, result.note)
                     results.append(result)
                     log.info("%s: %s: n=%d p50=%s p95=%s%s", label, benchmark.name, result.count,
                              _ms(result.p50), _ms(result.p95), f" ERROR {result.error}" if result.error else "")
             # after that server: each throughput figure with a server of its own (its worker count)
             throughputs = [_throughput(figure, url, built, name, label, AppServer, database_cpu)
-                           for figure in selected(THROUGHPUTS, arguments.only) if name in figure.databases]
+                           for figure in selected([*THROUGHPUTS, *MONITORING_THROUGHPUTS], arguments.only)
+                           if name in figure.databases]
             # after the servers: the one-off jobs write (releases, an import) and have the CPUs to themselves
-            one_offs = []
-            for one_off in selected([*ONE_OFFS, *VOUCHER_ONE_OFFS], arguments.only):
-                outcome = measure_once(one_off, built)
-                one_offs.append(outcome)
-                for timing in outcome.timings:
-                    log.info("%s: %s: %s (%s)", label, one_off.name, duration(timing.seconds), timing.label)
-                if outcome.error:
-                    log.info("%s: %s: ERROR %s", label, one_off.name, outcome.error)
+            one_offs += [_one_off(one_off, built, label) for one_off in selected([*ONE_OFFS, *VOUCHER_ONE_OFFS],
+                                                                                  arguments.only)]
             runs.append(DatabaseRun(label, built, results, one_offs, throughputs=throughputs,
                                     load=f"{load_before} before the figures, {load_average()} after them",
                                     gauge=f"{gauge_before} before the figures, {cpu_gauge()} after them"))
@@ -184,6 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(runs, arguments.output))
     return 0 if all(r.error is None for each in runs for r in [*each.results, *each.one_offs, *each.throughputs]) \
         and all(figure.met for figure in upload_figures) else 1
+
+
+def _one_off(one_off: OneOff, built: Dataset, label: str) -> OneOffResult:
+    from bench.report import duration
+    from bench.runner import measure_once
+
+    outcome = measure_once(one_off, built)
+    for timing in outcome.timings:
+        log.info("%s: %s: %s (%s)", label, one_off.name, duration(timing.seconds), timing.label)
+    if outcome.error:
+        log.info("%s: %s: ERROR %s", label, one_off.name, outcome.error)
+    return outcome
 
 
 def _throughput(figure: Throughput, url: str, built: Dataset, name: str, label: str,
@@ -229,12 +245,13 @@ def summary(runs: list[DatabaseRun], output: Path) -> str:
         for result in each.results:
             verdict = "met" if result.met else "MISSED"
             lines.append(f"  {result.benchmark.name:<30} p50 {_ms(result.p50):>9}  p95 {_ms(result.p95):>9}  "
-                         f"target {result.benchmark.target_ms:g}ms  {verdict}")
+                         f"target {result.benchmark.target_ms:g}ms  {verdict}" + (f"  ({result.note})" if result.note else ""))
         for result in each.throughputs:
             verdict = "met" if result.met else "MISSED"
             rate = f"{result.per_second:.1f}/s" if result.per_second else "–"
             lines.append(f"  {result.figure.name:<30} {rate:>9}  {result.errors} errors  "
-                         f"target {result.figure.target_per_second:g}/s  {verdict}")
+                         f"target {result.figure.target_per_second:g}/s  {verdict}"
+                         + (f"  ({result.note})" if result.note else ""))
         for outcome in each.one_offs:
             target = outcome.one_off.target_seconds
             for timing in outcome.timings:

@@ -7,7 +7,9 @@ the app uses), inside the open hours 08:30-12:00 and 13:30-17:30 Asia/Shanghai, 
 consecutive pieces, and on PostgreSQL the exclusion constraint, added back after the COPY, checks every
 row again. Fields agree as the services write them: price = setup fee + rate × hours for district
 enterprises, payable = price, the payment state follows the booking state (past and confirmed bookings
-were paid by bank transfer, with their Payment rows), check-in and check-out for completed ones.
+were paid by bank transfer, with their Payment rows), check-in and check-out for completed ones, and
+each completed booking's use as the day sheet records it: a check-in usage session over its actual
+times, tied to it, external as its user type is (a district enterprise is outside the platform).
 
 Instruments are used unevenly, as in a district: HOT instruments are booked nearly every open hour
 (about 2,000 bookings each), WARM ones one or two times a week, the rest now and then. FREE instruments
@@ -51,7 +53,9 @@ FREE_CANCEL_HOURS, LATE_CANCEL_FEE_PCT, NO_SHOW_FEE_PCT = 24, 50, 100
 PAST_STATES = (("completed", 90), ("cancelled", 5), ("no_show", 3), ("expired", 2))
 FUTURE_STATES = (("confirmed", 80), ("waiting", 10), ("cancelled", 10))
 
-BOOKINGS_TABLE, PAYMENTS_TABLE = "bookings", "payments"
+BOOKINGS_TABLE, PAYMENTS_TABLE, USAGE_TABLE = "bookings", "payments", "usage_sessions"
+TABLES = (BOOKINGS_TABLE, PAYMENTS_TABLE, USAGE_TABLE)
+USER_TYPE = "district_enterprise"  # every generated booker's
 COLUMNS = ("id", "instrument_id", "booker_id", "enterprise_id", "state", "start_at", "end_at", "block_end_at",
            "purpose", "user_type", "needs_operator", "terms_id", "setup_fee_fen", "hourly_rate_fen", "price_fen",
            "voucher_fen", "payable_fen", "payment_method", "payment_state", "decided_at", "confirmed_at",
@@ -61,6 +65,8 @@ COLUMNS = ("id", "instrument_id", "booker_id", "enterprise_id", "state", "start_
 PAYMENT_COLUMNS = ("booking_id", "purpose", "method", "status", "amount_fen", "captured_fen", "refunded_fen", "released_fen",
                    "idempotency_key", "refund_ids", "attempt", "transfer_reference", "transfer_received_on",
                    "recorded_by_id", "created_at", "updated_at")
+USAGE_COLUMNS = ("instrument_id", "source", "start_at", "end_at", "last_seen_at", "booking_id", "user_id",
+                 "organisation_id", "is_external", "is_flagged", "reason", "created_at", "updated_at")
 
 
 @dataclass
@@ -69,6 +75,7 @@ class BookingSet:
 
     count: int = 0
     payments: int = 0
+    usage_sessions: int = 0  # of the completed bookings, one each
     seconds: float = 0.0  # generation, insert and ANALYZE
     insert_seconds: float = 0.0
     hot: list[int] = field(default_factory=list)  # instrument ids, booked nearly every open hour
@@ -102,7 +109,7 @@ def generate(engine: sa.Engine, *, members: list[str], now: datetime, count: int
     started_insert = time.perf_counter()
     (_write_sqlite if engine.dialect.name == "sqlite" else _write_postgresql)(engine, writer)
     result.insert_seconds = time.perf_counter() - started_insert
-    result.count, result.payments = len(writer.rows), len(writer.payment_rows)
+    result.count, result.payments, result.usage_sessions = len(writer.rows), len(writer.payment_rows), len(writer.usage_rows)
     _analyze(engine)
     result.seconds = time.perf_counter() - started
     return result
@@ -160,7 +167,7 @@ def _plan(connection: sa.Connection, *, members: list[str], now: datetime, count
     first_id = (connection.scalar(sa.select(sa.func.max(Booking.id))) or 0) + 1
     terms_id = connection.scalar(sa.text("SELECT min(id) FROM service_terms WHERE platform_id IS NULL"))
     writer = _Writer(connection.dialect.name, first_id=first_id, now=now_minute, terms_id=terms_id,
-                     operators=_platform_admins(connection))
+                     operators=platform_admins(connection))
     random_, add, booker_count = rng.random, writer.add, len(bookers)
     for n, (instrument, start, minutes) in enumerate(pieces):
         if n not in drop:
@@ -230,7 +237,7 @@ def _member_emails(connection: sa.Connection) -> dict[int, str]:
         sa.text("SELECT id, email FROM users WHERE email LIKE '%@enterprise.bench.test'"))}
 
 
-def _platform_admins(connection: sa.Connection) -> dict[int, int]:
+def platform_admins(connection: sa.Connection) -> dict[int, int]:
     return {platform_id: user_id for platform_id, user_id in connection.execute(sa.text(
         "SELECT organisation_id, min(user_id) FROM role_grants WHERE role = 'platform_admin' "
         "GROUP BY organisation_id"))}
@@ -288,7 +295,7 @@ _PAST, _FUTURE = _weighted(PAST_STATES), _weighted(FUTURE_STATES)
 
 
 class _Writer:
-    """The rows of both tables in the forms the database takes: tuples for SQLite's executemany, lines of
+    """The rows of the three tables in the forms the database takes: tuples for SQLite's executemany, lines of
     COPY text for PostgreSQL (NULL as \\N, false as f). Instants are whole minutes since the epoch until
     written out."""
 
@@ -297,8 +304,9 @@ class _Writer:
         self.next_id = first_id
         self.rows: list[tuple | str] = []
         self.payment_rows: list[tuple | str] = []
+        self.usage_rows: list[tuple | str] = []
         self.copy_text = dialect == "postgresql"
-        self.null, self.false = ("\\N", "f") if self.copy_text else (None, False)
+        self.null, self.false, self.true = ("\\N", "f", "t") if self.copy_text else (None, False, True)
         self.instant = _Instants("%Y-%m-%d ", "{:02d}:{:02d}:00+00" if self.copy_text else "{:02d}:{:02d}:00.000000",
                                  null=self.null)
 
@@ -315,7 +323,7 @@ class _Writer:
         # booked 1 to 14 days ahead (within the horizon), before now
         created = max(min(start - 1440 - int(random_() * 14 * 1440), now - 5 - int(random_() * 600)),
                       start - 89 * 1440)
-        decided = None if state == "requested" else created + 1 + int(random_() * 240)
+        decided = None if state == "requested" else min(created + 1 + int(random_() * 240), now)  # never ahead
         done = state in _DONE
         paid = done and price > 0
         confirmed = min(created + 60 + int(random_() * 1380), start, now) if done else None
@@ -324,13 +332,13 @@ class _Writer:
         updated = end if completed else start if state == "expired" else cancelled or confirmed or decided or created
         operator = self.operators.get(instrument.platform_id, null)
         end_text = at(end)
+        checked_in = at(start + int(random_() * 10)) if completed else null
         row = (booking_id, instrument.id, booker[0], booker[1], state, at(start), end_text, end_text,
-               PURPOSES[booking_id % len(PURPOSES)], "district_enterprise", self.false, self.terms_id,
+               PURPOSES[booking_id % len(PURPOSES)], USER_TYPE, self.false, self.terms_id,
                instrument.setup_fen, instrument.hourly_fen, price, 0, price,
                "transfer" if paid else "none", "paid" if paid else "due" if price else "not_due",
                at(decided), at(confirmed), at(cancelled), booker[0] if cancelled else null,
-               price if state == "no_show" else 0, at(start + int(random_() * 10)) if completed else null,
-               end_text if completed else null, operator if completed else null, price if completed else null,
+               price if state == "no_show" else 0, checked_in, end_text if completed else null, operator if completed else null, price if completed else null,
                _SEQUENCE[state], at(created), at(updated),
                at(start - FREE_CANCEL_HOURS * 60), price * LATE_CANCEL_FEE_PCT // 100, price * NO_SHOW_FEE_PCT // 100)
         self.rows.append("\t".join(map(str, row)) if self.copy_text else row)
@@ -340,10 +348,14 @@ class _Writer:
                        f"bench-transfer-{booking_id}", "[]", 0, f"BL{booking_id:08d}", received[:10], operator,
                        received, received)
             self.payment_rows.append("\t".join(map(str, payment)) if self.copy_text else payment)
+        if completed:  # the day sheet's check-in and check-out, as sessions.open_for_booking records them
+            usage = (instrument.id, "check_in", checked_in, end_text, end_text, booking_id, booker[0], booker[1],
+                     self.true if USER_TYPE != "own_staff" else self.false, self.false, "", end_text, end_text)
+            self.usage_rows.append("\t".join(map(str, usage)) if self.copy_text else usage)
 
 
 def _write_sqlite(engine: sa.Engine, writer: _Writer) -> None:
-    """One transaction: the secondary indexes of both tables dropped, the rows inserted by executemany,
+    """One transaction: the secondary indexes of the three tables dropped, the rows inserted by executemany,
     the indexes made again (a sort each, rather than a million random B-tree inserts), the foreign keys
     checked once for all rows (PRAGMA foreign_key_check) rather than row by row, then COMMIT."""
     raw = engine.raw_connection()
@@ -356,18 +368,19 @@ def _write_sqlite(engine: sa.Engine, writer: _Writer) -> None:
         try:
             indexes = database.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                f"AND tbl_name IN ('{BOOKINGS_TABLE}', '{PAYMENTS_TABLE}')").fetchall()
+                f"AND tbl_name IN ({', '.join(repr(table) for table in TABLES)})").fetchall()
             for name, _sql in indexes:
                 database.execute(f'DROP INDEX "{name}"')
             with _step("executemany"):
                 for table, columns, rows in ((BOOKINGS_TABLE, COLUMNS, writer.rows),
-                                             (PAYMENTS_TABLE, PAYMENT_COLUMNS, writer.payment_rows)):
+                                             (PAYMENTS_TABLE, PAYMENT_COLUMNS, writer.payment_rows),
+                                             (USAGE_TABLE, USAGE_COLUMNS, writer.usage_rows)):
                     marks = ", ".join("?" for _ in columns)
                     database.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
             with _step("indexes"):
                 for _name, sql in indexes:
                     database.execute(sql)
-            broken = [row for table in (BOOKINGS_TABLE, PAYMENTS_TABLE)
+            broken = [row for table in TABLES
                       for row in database.execute(f"PRAGMA foreign_key_check({table})").fetchmany(5)]
             if broken:
                 raise RuntimeError(f"generated rows break foreign keys: {broken}")
@@ -383,14 +396,14 @@ def _write_sqlite(engine: sa.Engine, writer: _Writer) -> None:
 
 def _write_postgresql(engine: sa.Engine, writer: _Writer) -> None:
     """One transaction, as PostgreSQL's "Populating a Database" advises: the secondary indexes, the foreign
-    keys and the exclusion constraint of both tables dropped, COPY … FROM STDIN, then all of them made
+    keys and the exclusion constraint of the three tables dropped, COPY … FROM STDIN, then all of them made
     again from their own definitions; re-adding checks every row at once (each foreign key in one join,
     the exclusion constraint over the whole GiST index: no two active bookings of an instrument overlap).
     The ids were given, so the sequence moves on after them."""
     with engine.begin() as connection:
         cursor = connection.connection.driver_connection.cursor()
         try:
-            tables = (BOOKINGS_TABLE, PAYMENTS_TABLE)
+            tables = TABLES
             constraints = cursor.execute(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
                 "WHERE conrelid = ANY(%s::regclass[]) AND contype IN ('f', 'x') ORDER BY contype, conname",
@@ -407,6 +420,7 @@ def _write_postgresql(engine: sa.Engine, writer: _Writer) -> None:
             with _step("COPY"):
                 _copy(cursor, BOOKINGS_TABLE, COLUMNS, writer.rows)
                 _copy(cursor, PAYMENTS_TABLE, PAYMENT_COLUMNS, writer.payment_rows)
+                _copy(cursor, USAGE_TABLE, USAGE_COLUMNS, writer.usage_rows)
             with _step("indexes"):
                 for _name, definition in indexes:
                     cursor.execute(definition)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import requests
 import sqlalchemy as sa
 
+from bench.bookings import FREE_CANCEL_HOURS
 from bench.figures import TIMEOUT, _expect
 from bench.runner import Benchmark, Sample, Target
 from core.clock import local_midnight, to_local
@@ -65,7 +66,9 @@ def add_busy_instrument(engine: sa.Engine, *, now: datetime) -> BusyWeek:
                 "purpose": "测序", "user_type": "district_enterprise", "needs_operator": False, "terms_id": terms_id,
                 "setup_fee_fen": 0, "hourly_rate_fen": 0, "price_fen": 0, "voucher_fen": 0, "payable_fen": 0,
                 "payment_method": "none", "payment_state": "not_due", "decided_at": now, "confirmed_at": now,
-                "sequence": 2, "created_at": now, "updated_at": now})
+                "sequence": 2, "created_at": now, "updated_at": now,
+                "free_cancel_until": begins - timedelta(hours=FREE_CANCEL_HOURS), "late_cancel_fee_fen": 0,
+                "no_show_fee_fen": 0})  # the district's policy fixed on each booking: nothing to pay here
         connection.execute(sa.insert(Booking.__table__), bookings)
     return BusyWeek(instrument_id, start, start + timedelta(weeks=1))
 

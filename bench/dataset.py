@@ -2,8 +2,9 @@
 200 platforms, 5,000 enterprises and their people, and 20,000 instruments (bench.instruments) written
 with bulk Core inserts (executemany). The instruments' search_text is made as the registry makes it
 (marketplace.registry.search.instrument_index_text), and the insert fires the database's own search index:
-the FTS5 triggers on SQLite, the GIN index on PostgreSQL. Then 1,000,000 bookings (bench.bookings),
-timed on their own."""
+the FTS5 triggers on SQLite, the GIN index on PostgreSQL. Then 1,000,000 bookings (bench.bookings) with the
+usage sessions of the completed ones, timed on their own, and a device token for each of DEVICES free
+instruments (the usage API's throughput figure reports their use)."""
 from __future__ import annotations
 
 import time
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from bench.busy_week import BusyWeek
 
 BENCH_PASSWORD = "kequip-bench"
+DEVICES = 64  # free instruments with a device token each: nothing booked ahead, so no booking follows their use
 
 _PLATFORM_TYPES = ("research_institute", "laboratory", "innovation_centre", "technology_centre")
 _LEGAL_FORMS = ("public_institution", "private_non_enterprise", "enterprise")
@@ -68,6 +70,7 @@ class Dataset:
     published: list[CatalogueEntry] = field(default_factory=list)  # the generated published instruments
     bookings: BookingSet = field(default_factory=BookingSet)
     busy_week: BusyWeek | None = None  # an instrument with the busiest week (bench.busy_week)
+    devices: list[int] = field(default_factory=list)  # instrument ids with a device token (device_secret)
 
     @property
     def total_seconds(self) -> float:
@@ -79,6 +82,11 @@ def credit_code(index: int) -> str:
     from core.demo import demo_credit_code
 
     return demo_credit_code(_CREDIT_CODE_OFFSET + index)
+
+
+def device_secret(instrument_id: int) -> str:
+    """The secret of the generated device token of an instrument: known, so clients can send it."""
+    return f"kequip-bench-device-{instrument_id}"
 
 
 def bench_app(url: str) -> Flask:
@@ -124,6 +132,7 @@ def build(url: str, size: DatasetSize = DatasetSize(), *, booking_count: int = B
             dataset.bookings = bookings.generate(db.engine, members=[account.email for account in dataset.members],
                                                  now=utcnow(), count=booking_count)
             dataset.busy_week = busy_week.add_busy_instrument(db.engine, now=dataset.bookings.now)
+            dataset.devices = _device_tokens(db.engine, dataset.bookings.free[:DEVICES], now=dataset.bookings.now)
             dataset.counts = _counts(db.engine)
         finally:
             db.session.remove()
@@ -212,11 +221,34 @@ def _insert_instruments(connection: sa.Connection, size: DatasetSize, dataset: D
                          for instrument_id, row in zip(ids, rows, strict=True) if row["state"] == "published"]
 
 
+def _device_tokens(engine: sa.Engine, instrument_ids: list[int], *, now: datetime) -> list[int]:
+    """A device token (the hash of device_secret) and the monitoring settings for each instrument, made by
+    its platform's admin, as monitoring.telemetry.issue_token leaves them; the instruments."""
+    from bench.bookings import platform_admins
+    from core.auth import hash_secret
+    from marketplace.registry.models import Instrument
+    from monitoring.models import DeviceToken, InstrumentMonitoring
+
+    instruments = Instrument.__table__
+    with engine.begin() as connection:
+        platforms = dict(connection.execute(sa.select(instruments.c.id, instruments.c.platform_id)
+                                            .where(instruments.c.id.in_(instrument_ids))).all())
+        admins = platform_admins(connection)
+        connection.execute(sa.insert(InstrumentMonitoring.__table__), [
+            {"instrument_id": instrument_id, "offline_after_minutes": 15} for instrument_id in instrument_ids])
+        connection.execute(sa.insert(DeviceToken.__table__), [
+            {"instrument_id": instrument_id, "label": "基准设备", "token_hash": hash_secret(device_secret(instrument_id)),
+             "created_by_id": admins[platforms[instrument_id]], "created_at": now}
+            for instrument_id in instrument_ids])
+    return instrument_ids
+
+
 def _counts(engine: sa.Engine) -> dict[str, int]:
     from core.models import Enterprise, Platform, PlatformIndustry, RoleGrant, User
     from marketplace.booking.models import Booking
     from marketplace.payments.models import Payment
     from marketplace.registry.models import CATALOGUE_STATES, Instrument
+    from monitoring.models import UsageSession
 
     tables = {"platforms": Platform.__table__, "enterprises": Enterprise.__table__,
               "platform industries": PlatformIndustry.__table__, "users": User.__table__,
@@ -226,6 +258,7 @@ def _counts(engine: sa.Engine) -> dict[str, int]:
                   for label, table in tables.items()}
         counts["of them in the catalogue"] = connection.scalar(
             sa.select(sa.func.count()).select_from(Instrument.__table__).where(Instrument.state.in_(CATALOGUE_STATES)))
-        for label, table in (("bookings", Booking.__table__), ("payments", Payment.__table__)):
+        for label, table in (("bookings", Booking.__table__), ("payments", Payment.__table__),
+                             ("usage sessions", UsageSession.__table__)):
             counts[label] = connection.scalar(sa.select(sa.func.count()).select_from(table))
     return counts

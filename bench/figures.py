@@ -44,12 +44,13 @@ def _rotating(accounts: list[Account], start: int = 0):
     return lambda: accounts[next(numbers) % len(accounts)]
 
 
-def log_in(session: requests.Session, base_url: str, account: Account) -> requests.Response:
+def log_in(session: requests.Session, base_url: str, account: Account,
+           password: str = BENCH_PASSWORD) -> requests.Response:
     """GET /login for the CSRF token, then POST the form and follow the redirect."""
     page = session.get(f"{base_url}/login", timeout=TIMEOUT)
     _expect(page.status_code == 200, f"GET /login answered {page.status_code}")
     return session.post(f"{base_url}/login", timeout=TIMEOUT, data={
-        "email": account.email, "password": BENCH_PASSWORD, "csrf_token": csrf_token(page.text)})
+        "email": account.email, "password": password, "csrf_token": csrf_token(page.text)})
 
 
 def _check_dashboard(response: requests.Response, base_url: str, account: Account) -> None:

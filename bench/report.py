@@ -172,6 +172,10 @@ def render(runs: list[DatabaseRun], settings: Settings, *, started: datetime, lo
                              f"| {_ms(result.latency(95))} | ≥ {figure.target_per_second:g}/s, 0 errors "
                              f"| {_yes_no(result.met)} |")
             lines += ["", *(_cpu_line(result) for result in run.throughputs if result.cpu_ms)]
+        found = [(r.benchmark.name, r.note) for r in run.results if r.note]
+        found += [(t.figure.name, t.note) for t in run.throughputs if t.note]
+        if found:
+            lines += ["", *(f"- {name}: {note}" for name, note in found)]
         errors = [(r.benchmark.name, r.error) for r in run.results if r.error]
         errors += [(t.figure.name, t.error) for t in run.throughputs if t.error]
         errors += [(o.one_off.name, o.error) for o in run.one_offs if o.error]

@@ -38,6 +38,7 @@ class Benchmark:
     # then shows the figures of each, so a slow case can be found
     case: Callable[[int], str] | None = None
     samples: int | None = None  # fewer samples than Settings.samples, for a slow figure
+    memory: bool = False  # report the server's workers' resident memory after the figure
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Result:
     samples_ms: tuple[float, ...]
     error: str | None = None
     cases: tuple[str, ...] = ()  # the case of each sample, when the benchmark has cases
+    note: str = ""  # what else was measured with it (e.g. the workers' memory after it)
 
     def by_case(self) -> dict[str, list[float]]:
         """Milliseconds per case, cases in the order they were first sampled."""
@@ -178,6 +180,9 @@ class Throughput:
     requests_per_client: int = 100
     warmups: int = 5
     description: str = ""
+    # after the last answer: checks what the requests left in the database (e.g. nothing lost) and says
+    # what it found; a BenchmarkFailed is the figure's error
+    verify: Callable[[Dataset, list[Request]], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,7 @@ class ThroughputResult:
     error: str | None = None
     # CPU milliseconds per timed request, by who spent them ("app": gunicorn, "database", "clients")
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # what the figure's verify found
 
     def capacity(self, cpus: int) -> float | None:
         """Requests per second these CPUs could serve at most, were they spent on nothing else."""
@@ -254,7 +260,13 @@ def measure_throughput(figure: Throughput, base_url: str, dataset: Dataset, *,
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    note = ""
+    if figure.verify is not None:
+        try:
+            note = figure.verify(dataset, clients)
+        except Exception as error:
+            failures.append(f"{type(error).__name__}: {error}")
     every = tuple(ms for each in latencies for ms in each)
     cpu_ms = {name: (probe() - cpu_before[name]) * 1000 / len(every) for name, probe in probes.items()} if every else {}
     return ThroughputResult(figure, requests=len(every), errors=sum(errors), seconds=seconds, latencies_ms=every,
-                            error=failures[0] if failures else None, cpu_ms=cpu_ms)
+                            error=failures[0] if failures else None, cpu_ms=cpu_ms, note=note)

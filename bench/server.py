@@ -100,6 +100,20 @@ class AppServer:
         """CPU seconds gunicorn (master and workers) has used so far."""
         return process_group_cpu(self._process.pid) if self._process is not None else 0.0
 
+    def worker_memory(self) -> list[float]:
+        """The resident memory (VmRSS, MiB) of each gunicorn worker, from /proc."""
+        if self._process is None:
+            return []
+        found = []
+        for pid, parent, _pgrp, _cpu in _processes():
+            if parent == self._process.pid:
+                try:
+                    status = (Path("/proc") / str(pid) / "status").read_text()
+                except OSError:  # ended meanwhile
+                    continue
+                found += [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")]
+        return found
+
     def exit_status(self) -> str | None:
         """None while gunicorn runs; else how it ended (a negative code is the signal that stopped it)."""
         if self._process is None or self._process.poll() is None:

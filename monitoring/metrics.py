@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -48,6 +49,11 @@ def period_start(day: date, period: str) -> date:
     return date(day.year, 1, 1)
 
 
+@lru_cache(maxsize=4096)
+def _midnight_after(day: date) -> datetime:
+    return from_local(local_midnight(day + timedelta(days=1)))
+
+
 def seconds_by_day(periods: Iterable[Period]) -> dict[date, int]:
     """Seconds of each local day that the periods cover (a period over midnight counts on both days)."""
     found: dict[date, int] = defaultdict(int)
@@ -55,7 +61,7 @@ def seconds_by_day(periods: Iterable[Period]) -> dict[date, int]:
         at = lower
         while at < upper:
             day = to_local(at).date()
-            cut = min(upper, from_local(local_midnight(day + timedelta(days=1))))
+            cut = min(upper, _midnight_after(day))
             found[day] += int((cut - at).total_seconds())
             at = cut
     return found
@@ -93,15 +99,18 @@ def compute_days(session: Session, first: date, last: date, instrument_ids: list
             MaintenanceWindow.instrument_id.in_(instrument_ids), MaintenanceWindow.start_at < end,
             MaintenanceWindow.end_at > start)):
         maintenance[window.instrument_id].append((window.start_at, window.end_at))
-    district_open = open_periods(district, start, end)  # shared by every instrument on the district's rules
+    # the open hours of each day on the district's rules, shared by every instrument that keeps them
+    district_days = seconds_by_day(open_periods(district, start, end))
+    days, nothing = list(_days(first, last)), dict.fromkeys(InstrumentDay.FIGURES, 0)
     for instrument_id in instrument_ids:
-        rules = own_rules.get(instrument_id)
-        opened = open_periods(rules, start, end) if rules is not None else district_open
-        available = subtracted(opened, merged(maintenance[instrument_id])) if maintenance[instrument_id] else opened
-        for day, seconds in seconds_by_day(available).items():
-            add(instrument_id, day, "available_seconds", seconds)
-        for day in _days(first, last):
-            figures.setdefault((instrument_id, day), dict.fromkeys(InstrumentDay.FIGURES, 0))
+        rules, windows = own_rules.get(instrument_id), maintenance.get(instrument_id)
+        if rules is None and not windows:
+            available = district_days
+        else:
+            opened = open_periods(rules if rules is not None else district, start, end)
+            available = seconds_by_day(subtracted(opened, merged(windows)) if windows else opened)
+        for day in days:
+            figures[(instrument_id, day)] = {**nothing, "available_seconds": available.get(day, 0)}
 
     for booking in session.execute(select(
             Booking.instrument_id, Booking.state, Booking.start_at, Booking.end_at, Booking.price_fen,
@@ -164,7 +173,7 @@ class Recomputed:
 def recompute(session: Session, first: date, last: date, *, now: datetime,
               instrument_ids: list[int] | None = None, batch: int = 500) -> Recomputed:
     """Compute and store the figures of [first, last] (every instrument, or those given), in batches of
-    instruments; rows whose figures did not change are left as they are."""
+    instruments; rows whose figures did not change are left as they are, new ones are inserted in bulk."""
     if instrument_ids is None:
         instrument_ids = list(session.scalars(select(Instrument.id).order_by(Instrument.id)))
     looked = changed = 0
@@ -173,21 +182,29 @@ def recompute(session: Session, first: date, last: date, *, now: datetime,
         computed = compute_days(session, first, last, ids, now=now)
         stored = {(row.instrument_id, row.day): row for row in session.scalars(select(InstrumentDay).where(
             InstrumentDay.instrument_id.in_(ids), InstrumentDay.day.between(first, last)))}
+        new = []
         for key, values in computed.items():
             looked += 1
             row = stored.get(key)
             if row is None:
                 instrument_id, day = key
-                session.add(InstrumentDay(instrument_id=instrument_id, day=day, week=period_start(day, "week"),
-                                          month=period_start(day, "month"), quarter=period_start(day, "quarter"),
-                                          year=day.year, **values))
-                changed += 1
+                new.append({"instrument_id": instrument_id, "day": day, **_periods_of(day), **values})
             elif any(getattr(row, name) != value for name, value in values.items()):
                 for name, value in values.items():
                     setattr(row, name, value)
                 changed += 1
         session.flush()
+        if new:
+            session.execute(sa.insert(InstrumentDay.__table__), new)
+            changed += len(new)
     return Recomputed(days=looked, changed=changed)
+
+
+@lru_cache(maxsize=4096)
+def _periods_of(day: date) -> dict[str, date | int]:
+    """The period columns of a day's row."""
+    return {"week": period_start(day, "week"), "month": period_start(day, "month"),
+            "quarter": period_start(day, "quarter"), "year": day.year}
 
 
 def touched_since(session: Session, since: datetime, *, now: datetime) -> dict[int, set[date]]:
@@ -266,13 +283,21 @@ def industry_filter(industry: str) -> sa.ColumnElement[bool]:
     return Instrument.platform_id.in_(select(PlatformIndustry.platform_id).where(PlatformIndustry.industry == industry))
 
 
+def _of_instruments(statement: sa.Select, conditions: list[sa.ColumnElement[bool]]) -> sa.Select:
+    """The instrument-day rows of the instruments the conditions select: joined to the instruments only
+    when there are conditions (the district's are every row)."""
+    if not conditions:
+        return statement
+    return statement.join(Instrument, Instrument.id == InstrumentDay.instrument_id).where(*conditions)
+
+
 def figures(session: Session, conditions: list[sa.ColumnElement[bool]], period: str, first: date,
             last: date) -> list[PeriodFigures]:
     """The summed figures per period (its first day) of the instruments the conditions select."""
     bucket = InstrumentDay.day if period == "day" else getattr(InstrumentDay, period)
     sums = [sa.func.sum(getattr(InstrumentDay, name)) for name in InstrumentDay.FIGURES]
-    statement = (select(bucket, *sums).join(Instrument, Instrument.id == InstrumentDay.instrument_id)
-                 .where(InstrumentDay.day.between(first, last), *conditions).group_by(bucket).order_by(bucket))
+    statement = (_of_instruments(select(bucket, *sums), conditions)
+                 .where(InstrumentDay.day.between(first, last)).group_by(bucket).order_by(bucket))
     served = _served(session, conditions, period, first, last)
     rows = []
     for start, *values in session.execute(statement):
@@ -304,7 +329,7 @@ def instrument_totals(session: Session, conditions: list[sa.ColumnElement[bool]]
                       last: date) -> list[tuple[int, dict[str, int]]]:
     """Each selected instrument's figures summed over [first, last]: for rankings and the sharing report."""
     sums = [sa.func.sum(getattr(InstrumentDay, name)).label(name) for name in InstrumentDay.FIGURES]
-    statement = (select(InstrumentDay.instrument_id, *sums).join(Instrument, Instrument.id == InstrumentDay.instrument_id)
-                 .where(InstrumentDay.day.between(first, last), *conditions).group_by(InstrumentDay.instrument_id))
+    statement = (_of_instruments(select(InstrumentDay.instrument_id, *sums), conditions)
+                 .where(InstrumentDay.day.between(first, last)).group_by(InstrumentDay.instrument_id))
     return [(row.instrument_id, {name: int(getattr(row, name) or 0) for name in InstrumentDay.FIGURES})
             for row in session.execute(statement)]

@@ -47,6 +47,7 @@ class UsageSession(db.Model):
         sa.CheckConstraint("source <> 'manual' OR reason <> ''", name="manual_has_reason"),
         sa.Index("ix_usage_sessions_instrument_time", "instrument_id", "start_at"),
         sa.Index("ix_usage_sessions_open", "source", "end_at"),
+        sa.Index("ix_usage_sessions_updated_at", "updated_at"),  # what changed since the metrics roll-up's last run
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -253,6 +253,8 @@ class Booking(db.Model):
         # by state and time (the jobs), and covering "which instruments are booked in [start, end)" for the
         # catalogue's free-time filter, read from the index alone
         sa.Index("ix_bookings_state_time", "state", "start_at", "block_end_at", "instrument_id"),
+        # what changed since the metrics roll-up's last run, without reading every booking
+        sa.Index("ix_bookings_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
