@@ -50,7 +50,7 @@ payments: $(VENV)/.app
 
 # A mail catcher on 127.0.0.1 only: nothing leaves the machine; messages land in instance/mail, read on /dev/mail
 mail: $(VENV)/.app
-	@mkdir -p instance/mail
+	@mkdir -p instance/mail/tmp instance/mail/new instance/mail/cur  # a Maildir: aiosmtpd only makes one that does not exist yet
 	@if ! (echo > /dev/tcp/127.0.0.1/$(MAIL_PORT)) 2>/dev/null; then \
 	  nohup $(BIN)/python -m aiosmtpd -n -l 127.0.0.1:$(MAIL_PORT) -c aiosmtpd.handlers.Mailbox instance/mail \
 	    > instance/mail.log 2>&1 & \
