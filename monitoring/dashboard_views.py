@@ -21,6 +21,7 @@ from monitoring.views import bp
 DISTRICT_READERS = (Role.BUREAU_ADMIN, Role.AUDITOR)
 BREAKDOWNS = ("platform", "industry", "category", "instrument")
 OPEN_ALERTS_SHOWN = 10
+INSTRUMENTS_SHOWN = 100  # the page's table; the CSV holds every instrument (a district has 20,000)
 
 
 def _window() -> Window:
@@ -59,6 +60,7 @@ def _page(template: str):
         "national_external_hours": dashboard.NATIONAL_EXTERNAL_HOURS,
         "breakdowns": {by: dashboard.breakdown(db.session, window, by) for by in ("platform", "industry", "category")}
         if scope == "district" else {},
+        "instruments_shown": INSTRUMENTS_SHOWN,
         "open_alerts": list(db.session.scalars(alerts.alerts_for(current_principal(), state=AlertState.OPEN)
                                                .limit(OPEN_ALERTS_SHOWN))),
         "describe": alerts.describe, "KIND_LABELS": ALERT_KIND_LABELS, "subject_url": subject_url,

@@ -141,3 +141,20 @@ def test_a_platform_admin_reports_their_own_instruments(login_as, computed, sess
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and computed.asset_number in html
     assert login_as("platform").get("/monitoring/sharing-report?year=2026&quarter=5").status_code == 422
+
+
+def test_the_page_lists_the_most_used_instruments_and_the_csv_all(login_as, computed, monkeypatch, session,
+                                                                  create_instrument):
+    from monitoring import dashboard_views
+
+    create_instrument(state="published")  # an instrument nobody used
+    metrics.recompute(session, date(2026, 9, 28), date(2026, 10, 11), now=utcnow())
+    session.commit()
+    monkeypatch.setattr(dashboard_views, "INSTRUMENTS_SHOWN", 1)
+    client = login_as("bureau")
+    page = client.get(f"/monitoring?{WINDOW}").get_data(as_text=True)
+    table = page.split('data-testid="figures-by-instrument"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 2 and computed.name_zh in table  # the header and the most used
+    assert "有效工作机时最多的 1 台仪器" in page and "台仪器见 CSV" in page
+    rows = client.get(f"/monitoring/figures.csv?by=instrument&{WINDOW}").get_data(as_text=True).splitlines()
+    assert len(rows) == 3  # the header and both instruments
